@@ -1,0 +1,190 @@
+// Package drivers defines the contract between returnpath and the devices on a return path:
+// read the static routes returnpath manages, apply a batch of route ops, render a native
+// preview, close. Transport packages (drivers/ssh, drivers/gnmi) implement it; their
+// libraries' types never leak out of them.
+package drivers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Driver is an open session to one device.
+//
+// Implementations only ever read, add or delete routes inside Config.Managed; a route outside
+// those prefixes is invisible to them and never touched.
+type Driver interface {
+	// Routes returns the device's static routes whose prefixes lie inside the managed
+	// prefixes, in all VRFs the device has, as the device's configuration (intent) holds them.
+	Routes(ctx context.Context) ([]fabric.Route, error)
+	// Apply pushes ops to the device as one batch, in the given order. A nil error means
+	// every op was accepted. Otherwise the error is an *Error whose Kind says what the
+	// caller may do next; for KindRejected, Rejections lists the refused ops with the
+	// device's own text, and every op not listed was accepted.
+	Apply(ctx context.Context, ops []fabric.RouteOp) error
+	// Close ends the session. It is safe to call more than once.
+	Close() error
+}
+
+// InstalledReader is implemented by drivers that can tell configured routes from routes the
+// device has installed in its forwarding table (FRR installs asynchronously).
+type InstalledReader interface {
+	InstalledRoutes(ctx context.Context) ([]fabric.Route, error)
+}
+
+// Factory opens sessions to and renders previews for one platform.
+type Factory struct {
+	// Open connects to the device described by cfg.
+	Open func(ctx context.Context, cfg Config) (Driver, error)
+	// Preview renders ops in the device's native syntax, one entry per line or element, in
+	// the order they would be sent. It is pure: no device is contacted.
+	Preview func(cfg Config, ops []fabric.RouteOp) ([]string, error)
+}
+
+// HostKeyPolicy says how SSH drivers treat the device's host key.
+type HostKeyPolicy string
+
+// Host key policies.
+const (
+	HostKeyStrict    HostKeyPolicy = "strict"     // must be in KnownHosts (the default)
+	HostKeyAcceptNew HostKeyPolicy = "accept-new" // unknown keys are added to KnownHosts; changed keys still fail
+)
+
+// Secret holds a credential. It prints as "REDACTED" so that it cannot leak into logs or errors.
+type Secret string
+
+func (Secret) String() string               { return "REDACTED" }
+func (Secret) GoString() string             { return "REDACTED" }
+func (Secret) MarshalText() ([]byte, error) { return []byte("REDACTED"), nil }
+
+// Reveal returns the secret's value, for handing to a transport library only.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config describes one device and how to reach it. cmd/returnpath builds it from the
+// configuration file; drivers receive plain, validated values.
+type Config struct {
+	Name       string
+	Platform   fabric.Platform
+	Address    netip.AddrPort // management address; port 0 means the transport's default
+	VRF        string         // default VRF for ops that name none
+	Managed    []netip.Prefix // the pools: the only prefixes the driver may read or change
+	Username   string
+	Password   Secret
+	PrivateKey Secret // PEM; SSH only
+
+	ConnectTimeout time.Duration // default 10s
+	OpTimeout      time.Duration // default 30s
+
+	SSH   SSHConfig
+	Linux LinuxConfig
+	GNMI  GNMIConfig
+}
+
+// SSHConfig holds SSH-only settings.
+type SSHConfig struct {
+	KnownHosts string // path of the known_hosts file
+	HostKey    HostKeyPolicy
+}
+
+// LinuxConfig holds settings of the linux platform.
+type LinuxConfig struct {
+	Proto int  // route protocol number that marks returnpath's routes (default 202)
+	Sudo  bool // run ip through sudo -n
+}
+
+// GNMIConfig holds gNMI-only settings.
+type GNMIConfig struct {
+	Insecure        bool   // plain gRPC, no TLS
+	SkipVerify      bool   // TLS without verifying the server certificate
+	CAFile          string // PEM CA bundle to verify the server
+	CertFile        string // client certificate (mTLS)
+	KeyFile         string // client key (mTLS)
+	ServerName      string // overrides the TLS server name
+	Preset          string // openconfig vendor preset: arista, cisco_iosxr, juniper, nokia, or "" for spec defaults
+	NetworkInstance string // overrides the preset's network-instance name
+	Protocol        string // overrides the preset's static protocol name
+}
+
+// Kind classifies a driver failure by what the caller may safely do next.
+type Kind int
+
+// Failure kinds.
+const (
+	KindInternal      Kind = iota // a bug or an unexpected reply; do not retry blindly
+	KindUnreachable               // nothing was sent to the device: safe to retry
+	KindRejected                  // the device refused: do not retry; Rejections hold its text
+	KindIndeterminate             // the session broke after bytes were sent: re-read before deciding
+	KindAuth                      // the device refused the credentials: do not retry
+	KindHostKey                   // the host key is unknown or changed: do not retry
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindUnreachable:
+		return "unreachable"
+	case KindRejected:
+		return "rejected"
+	case KindIndeterminate:
+		return "indeterminate"
+	case KindAuth:
+		return "auth"
+	case KindHostKey:
+		return "host_key"
+	default:
+		return "internal"
+	}
+}
+
+// Retryable reports whether an operation that failed with k may be sent again as it is.
+func (k Kind) Retryable() bool { return k == KindUnreachable }
+
+// Rejection is one op the device refused, with the device's own text.
+type Rejection struct {
+	Index  int // position in the batch passed to Apply
+	Op     fabric.RouteOp
+	Output string
+}
+
+// Error is a driver failure. Its text never contains credentials.
+type Error struct {
+	Kind       Kind
+	Device     string
+	Op         string // what was being done: "connect", "read", "apply"
+	Err        error
+	Rejections []Rejection
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %s", e.Device, e.Op, e.Kind)
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	for _, r := range e.Rejections {
+		fmt.Fprintf(&b, "; %s: %s", r.Op, r.Output)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// KindOf returns the Kind of the first *Error in err's chain, or KindInternal.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return KindInternal
+}
+
+// Errorf builds an *Error of the given kind.
+func Errorf(kind Kind, device, op, format string, args ...any) *Error {
+	return &Error{Kind: kind, Device: device, Op: op, Err: fmt.Errorf(format, args...)}
+}

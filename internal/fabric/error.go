@@ -1,0 +1,70 @@
+// Package fabric is returnpath's domain: pools, segments, devices, hosts, routes, changes and
+// the pure planning rules that connect them. It performs no I/O; Postgres, HTTP, device drivers
+// and the apply engine live in packages around it.
+package fabric
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Their messages are safe to show to API users; the HTTP layer maps each code to a
+// status in one table.
+const (
+	ECONFLICT     = "conflict"
+	EINTERNAL     = "internal"
+	EINVALID      = "invalid"
+	ENOTFOUND     = "not_found"
+	EUNAVAILABLE  = "unavailable"
+	EFORBIDDEN    = "forbidden"
+	EUNAUTHORIZED = "unauthorized"
+)
+
+// Error is the domain error. Message is written for the API user; Field, when set, names the
+// request field or configuration key at fault.
+type Error struct {
+	Code    string
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s", e.Field, e.Message)
+	}
+	return e.Message
+}
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an *Error with the given code that names the field at fault.
+func FieldErrorf(code, field, format string, args ...any) *Error {
+	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any other
+// non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the user-safe message of the first *Error in err's chain, and a generic
+// text for any other error so that internal details never reach an API user.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}

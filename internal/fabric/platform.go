@@ -1,0 +1,46 @@
+package fabric
+
+// Platform names a device operating system returnpath can render routes for.
+type Platform string
+
+// Supported platforms.
+const (
+	PlatformFRR        Platform = "frr"        // FRRouting vtysh over SSH
+	PlatformLinux      Platform = "linux"      // Linux iproute2 over SSH
+	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
+	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
+)
+
+// Transport is how returnpath reaches a device.
+type Transport string
+
+// Supported transports.
+const (
+	TransportSSH  Transport = "ssh"
+	TransportGNMI Transport = "gnmi"
+)
+
+// Platforms lists every platform with the transport it runs over.
+var Platforms = map[Platform]Transport{
+	PlatformFRR:        TransportSSH,
+	PlatformLinux:      TransportSSH,
+	PlatformOpenConfig: TransportGNMI,
+	PlatformNokiaSRL:   TransportGNMI,
+}
+
+// Validate reports whether p is a supported platform.
+func (p Platform) Validate() error {
+	if _, ok := Platforms[p]; !ok {
+		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig or nokia_srl)", string(p))
+	}
+	return nil
+}
+
+// Validate reports whether t is a supported transport.
+func (t Transport) Validate() error {
+	switch t {
+	case TransportSSH, TransportGNMI:
+		return nil
+	}
+	return FieldErrorf(EINVALID, "transport", "unknown transport %q (want ssh or gnmi)", string(t))
+}
