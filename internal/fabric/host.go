@@ -1,0 +1,139 @@
+package fabric
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// HostState is where a host is in its life.
+type HostState string
+
+// Host states. A host is pending until its return routes are applied, removing while they
+// are being taken away, and removed (its subnet free again) after.
+const (
+	HostPending  HostState = "pending"
+	HostActive   HostState = "active"
+	HostRemoving HostState = "removing"
+	HostRemoved  HostState = "removed"
+)
+
+// Validate reports whether s is a known state.
+func (s HostState) Validate() error {
+	switch s {
+	case HostPending, HostActive, HostRemoving, HostRemoved:
+		return nil
+	}
+	return FieldErrorf(EINVALID, "state", "unknown host state %q (want pending, active, removing or removed)", string(s))
+}
+
+// Host is a Docker host and the docker0 subnet allocated to it.
+type Host struct {
+	Name      string
+	Address   netip.Addr
+	Segment   string
+	Pool      string
+	Subnet    netip.Prefix
+	State     HostState
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Gateway is the docker0 bridge's own address: the subnet's first usable address.
+func (h Host) Gateway() netip.Addr { return h.Subnet.Addr().Next() }
+
+// Bip is the value of dockerd's --bip for this host, e.g. 172.10.10.1/24.
+func (h Host) Bip() netip.Prefix { return netip.PrefixFrom(h.Gateway(), h.Subnet.Bits()) }
+
+// Registration is a request to register a host.
+type Registration struct {
+	Name    string
+	Address netip.Addr
+	Subnet  netip.Prefix // optional: a specific subnet of the pool
+}
+
+// maxHostName is the longest DNS name (RFC 1035).
+const maxHostName = 253
+
+// NormalizeHostName validates a host name as a DNS hostname (RFC 1123 labels separated by
+// dots) and returns it in lower case.
+func NormalizeHostName(name string) (string, error) {
+	if name == "" {
+		return "", FieldErrorf(EINVALID, "name", "is required")
+	}
+	if len(name) > maxHostName {
+		return "", FieldErrorf(EINVALID, "name", "is %d characters long; a host name has at most %d", len(name), maxHostName)
+	}
+	name = strings.ToLower(name)
+	for _, label := range strings.Split(name, ".") {
+		if !hostLabelOK(label) {
+			return "", FieldErrorf(EINVALID, "name", "must be a DNS host name: labels of 1-63 letters, digits and '-', separated by '.', not starting or ending with '-'")
+		}
+	}
+	return name, nil
+}
+
+func hostLabelOK(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Place validates r against the inventory and returns the host's segment and pool. It checks
+// everything that does not need the registry: the name, the address (IPv4, inside a segment,
+// not its network or broadcast address) and a requested subnet (inside the pool, of its length).
+func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error) {
+	name, err := NormalizeHostName(r.Name)
+	if err != nil {
+		return r, Segment{}, Pool{}, err
+	}
+	r.Name = name
+	if !r.Address.IsValid() {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "is required")
+	}
+	if !r.Address.Is4() || r.Address.Zone() != "" {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s: only IPv4 host addresses are supported", r.Address)
+	}
+	seg, ok := inv.SegmentFor(r.Address)
+	if !ok {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is in no configured segment", r.Address)
+	}
+	if r.Address == seg.Hosts.Addr() && seg.Hosts.Bits() < 31 {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is the network address of segment %s (%s)", r.Address, seg.Name, seg.Hosts)
+	}
+	if r.Address == lastAddr(seg.Hosts) && seg.Hosts.Bits() < 31 {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is the broadcast address of segment %s (%s)", r.Address, seg.Name, seg.Hosts)
+	}
+	pool, ok := inv.Pool(seg.Pool)
+	if !ok {
+		return r, Segment{}, Pool{}, Errorf(EINTERNAL, "segment %s names unknown pool %s", seg.Name, seg.Pool)
+	}
+	if r.Subnet.IsValid() {
+		switch {
+		case r.Subnet != r.Subnet.Masked():
+			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s has host bits set (did you mean %s?)", r.Subnet, r.Subnet.Masked())
+		case !pool.Prefix.Contains(r.Subnet.Addr()) || r.Subnet.Bits() < pool.Prefix.Bits():
+			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s is outside pool %s (%s) of segment %s", r.Subnet, pool.Name, pool.Prefix, seg.Name)
+		case r.Subnet.Bits() != pool.SubnetLength:
+			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s: pool %s hands out /%d subnets", r.Subnet, pool.Name, pool.SubnetLength)
+		}
+	}
+	return r, seg, pool, nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - uint(i%8))
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

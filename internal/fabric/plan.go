@@ -1,0 +1,97 @@
+package fabric
+
+import (
+	"cmp"
+	"slices"
+)
+
+// DeviceOp is a route op on a named device.
+type DeviceOp struct {
+	Device string
+	Op     RouteOp
+}
+
+// DeviceRoute is a route on a named device.
+type DeviceRoute struct {
+	Device string
+	Route  Route
+}
+
+// ReturnPath returns the routes a host's subnet needs, one per device on its segment's
+// route_via, inside-out (nearest the host first).
+func (inv *Inventory) ReturnPath(h Host) ([]DeviceRoute, error) {
+	seg, ok := inv.Segment(h.Segment)
+	if !ok {
+		return nil, Errorf(ENOTFOUND, "host %s is in segment %s, which is no longer configured", h.Name, h.Segment)
+	}
+	out := make([]DeviceRoute, 0, len(seg.RouteVia))
+	for _, hop := range seg.RouteVia {
+		d, ok := inv.Device(hop.Device)
+		if !ok {
+			return nil, Errorf(ENOTFOUND, "segment %s routes via device %s, which is not configured", seg.Name, hop.Device)
+		}
+		out = append(out, DeviceRoute{Device: d.Name, Route: Route{
+			VRF:     d.VRF,
+			Prefix:  h.Subnet,
+			NextHop: hop.NextHop.Resolve(h.Address),
+		}})
+	}
+	return out, nil
+}
+
+// Plan returns the ops that turn one device's routes from have into want: each route in want
+// that have lacks is added; each route in have that want lacks is deleted, including a route
+// for a wanted prefix via another next hop. Deletes come first, so a prefix whose next hop
+// changes is never present twice.
+func Plan(want, have []Route) []RouteOp {
+	wantSet := make(map[Route]bool, len(want))
+	for _, r := range want {
+		wantSet[r] = true
+	}
+	haveSet := make(map[Route]bool, len(have))
+	for _, r := range have {
+		haveSet[r] = true
+	}
+	var ops []RouteOp
+	for _, r := range have {
+		if !wantSet[r] {
+			ops = append(ops, RouteOp{Action: ActionDelete, Route: r})
+		}
+	}
+	for _, r := range want {
+		if !haveSet[r] {
+			ops = append(ops, RouteOp{Action: ActionAdd, Route: r})
+			haveSet[r] = true // a duplicate in want is added once
+		}
+	}
+	return ops
+}
+
+// Order sorts a change's ops into the order they are applied so that no intermediate state
+// sends traffic into a loop or a black hole: deletes outside-in (the device farthest from the
+// hosts first), then adds inside-out (the device nearest the hosts first). path lists the
+// devices inside-out; devices not on it go last for adds and first for deletes. Within a
+// device the original order is kept.
+func Order(path []string, ops []DeviceOp) []DeviceOp {
+	pos := func(dev string) int {
+		if i := slices.Index(path, dev); i >= 0 {
+			return i
+		}
+		return len(path)
+	}
+	out := slices.Clone(ops)
+	slices.SortStableFunc(out, func(a, b DeviceOp) int {
+		ad, bd := a.Op.Action == ActionDelete, b.Op.Action == ActionDelete
+		switch {
+		case ad && !bd:
+			return -1
+		case !ad && bd:
+			return 1
+		case ad:
+			return cmp.Compare(pos(b.Device), pos(a.Device))
+		default:
+			return cmp.Compare(pos(a.Device), pos(b.Device))
+		}
+	})
+	return out
+}
