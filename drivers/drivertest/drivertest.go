@@ -1,0 +1,556 @@
+// Package drivertest is the conformance suite every returnpath driver runs against the most
+// real target available, and an in-memory Fake device for other packages' tests.
+//
+// A transport plugs in with a Harness: how to open a driver, the device's base Config, and
+// out-of-band helpers that plant, remove and list routes on the device without going through
+// the driver. Optional capabilities (wrong password, unknown host key, ...) may be left nil;
+// the cases that need them are then skipped with a reason.
+package drivertest
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Harness connects the suite to one device reached by one transport.
+type Harness struct {
+	// Config is the device's base configuration with working credentials. Managed[0] must be
+	// an IPv4 pool of /20 or larger: the suite carves its test prefixes from it.
+	Config drivers.Config
+	// Open opens a session; usually the transport's Factory().Open.
+	Open func(ctx context.Context, cfg drivers.Config) (drivers.Driver, error)
+	// Preview is the transport's pure preview; nil skips the preview case.
+	Preview func(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error)
+
+	// NextHops are at least two next hops the device accepts in every VRF the suite uses.
+	NextHops []netip.Addr
+	// VRF names a non-default VRF that exists on the device; "" skips the VRF case.
+	VRF string
+	// Unmanaged is a prefix outside every managed pool where the suite may plant a foreign
+	// route out of band.
+	Unmanaged netip.Prefix
+	// MarksOwnership is true when the platform marks the routes the driver created (Linux
+	// route protocol), so that a foreign route inside a pool is invisible to Routes. When it
+	// is false (FRR), every static route inside the pools counts as returnpath's.
+	MarksOwnership bool
+
+	// List returns every static route on the device, in every VRF, managed or not, read out
+	// of band.
+	List func(ctx context.Context) ([]fabric.Route, error)
+	// Plant adds a foreign route out of band (on Linux: not with the driver's protocol).
+	Plant func(ctx context.Context, r fabric.Route) error
+	// Remove deletes a route out of band.
+	Remove func(ctx context.Context, r fabric.Route) error
+
+	// Reject returns a route on prefix p that the device refuses, and a substring of the
+	// text the device answers with. nil skips the rejection case.
+	Reject func(p netip.Prefix) (fabric.Route, string)
+
+	// The following return a copy of cfg that must fail to open with the named problem;
+	// nil skips the case.
+	WrongPassword  func(cfg drivers.Config) drivers.Config // KindAuth
+	UnknownHostKey func(cfg drivers.Config) drivers.Config // KindHostKey
+	KeyMismatch    func(cfg drivers.Config) drivers.Config // KindHostKey
+	Unreachable    func(cfg drivers.Config) drivers.Config // KindUnreachable
+
+	// BatchSize is the size of the large-batch case; 0 means 1,000.
+	BatchSize int
+	// Timeout bounds each case; 0 means two minutes.
+	Timeout time.Duration
+}
+
+// suite carries the harness and hands out fresh prefixes so that cases never collide.
+type suite struct {
+	h     Harness
+	pool  netip.Prefix
+	bits  int
+	next  uint32
+	limit uint32
+}
+
+// Run runs the conformance suite against the device behind h. Cases run one after another
+// because they share the device; each removes what it added.
+func Run(t *testing.T, h Harness) {
+	s := newSuite(t, h)
+	s.reset(t)
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, ctx context.Context)
+	}{
+		{"OpenClose", s.testOpenClose},
+		{"AddAndRead", s.testAddAndRead},
+		{"ReapplyIsNoop", s.testReapply},
+		{"Delete", s.testDelete},
+		{"DeleteMissing", s.testDeleteMissing},
+		{"ChangeNextHop", s.testChangeNextHop},
+		{"Rejected", s.testRejected},
+		{"OutsideManaged", s.testOutsideManaged},
+		{"ForeignUntouched", s.testForeign},
+		{"VRF", s.testVRF},
+		{"Batch", s.testBatch},
+		{"Preview", s.testPreview},
+		{"Unreachable", s.testOpenFails("Unreachable", h.Unreachable, drivers.KindUnreachable)},
+		{"WrongPassword", s.testOpenFails("WrongPassword", h.WrongPassword, drivers.KindAuth)},
+		{"UnknownHostKey", s.testOpenFails("UnknownHostKey", h.UnknownHostKey, drivers.KindHostKey)},
+		{"KeyMismatch", s.testOpenFails("KeyMismatch", h.KeyMismatch, drivers.KindHostKey)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+			defer cancel()
+			c.fn(t, ctx)
+		})
+	}
+}
+
+func newSuite(t *testing.T, h Harness) *suite {
+	t.Helper()
+	switch {
+	case h.Open == nil || h.List == nil || h.Plant == nil || h.Remove == nil:
+		t.Fatal("drivertest: Harness needs Open, List, Plant and Remove")
+	case len(h.Config.Managed) == 0:
+		t.Fatal("drivertest: Harness.Config.Managed is empty")
+	case len(h.NextHops) < 2:
+		t.Fatal("drivertest: Harness needs two NextHops")
+	case !h.Unmanaged.IsValid() || fabric.Managed(h.Unmanaged, h.Config.Managed):
+		t.Fatalf("drivertest: Harness.Unmanaged %s must be a prefix outside the pools", h.Unmanaged)
+	}
+	pool := h.Config.Managed[0]
+	if !pool.Addr().Is4() || pool.Bits() > 20 {
+		t.Fatalf("drivertest: Managed[0] %s must be an IPv4 pool of /20 or larger", pool)
+	}
+	if h.BatchSize == 0 {
+		h.BatchSize = 1000
+	}
+	if h.Timeout == 0 {
+		h.Timeout = 2 * time.Minute
+	}
+	bits := min(pool.Bits()+12, 32)
+	return &suite{h: h, pool: pool, bits: bits, limit: 1 << (bits - pool.Bits())}
+}
+
+// prefixes returns n prefixes inside the first pool that no earlier case used.
+func (s *suite) prefixes(t *testing.T, n int) []netip.Prefix {
+	t.Helper()
+	if s.next+uint32(n) > s.limit {
+		t.Fatalf("drivertest: pool %s exhausted", s.pool)
+	}
+	base := s.pool.Addr().As4()
+	b := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	ps := make([]netip.Prefix, n)
+	for i := range ps {
+		a := b + (s.next << (32 - s.bits))
+		s.next++
+		ps[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), s.bits)
+	}
+	return ps
+}
+
+func (s *suite) route(p netip.Prefix, hop int) fabric.Route {
+	return fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: s.h.NextHops[hop]}
+}
+
+func ops(action fabric.Action, rs ...fabric.Route) []fabric.RouteOp {
+	out := make([]fabric.RouteOp, len(rs))
+	for i, r := range rs {
+		out[i] = fabric.RouteOp{Action: action, Route: r}
+	}
+	return out
+}
+
+// open opens a session that is closed when the test ends.
+func (s *suite) open(t *testing.T, ctx context.Context) drivers.Driver {
+	t.Helper()
+	d, err := s.h.Open(ctx, s.h.Config)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// reset deletes every route the driver can see, so the suite starts from a known state.
+func (s *suite) reset(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+	defer cancel()
+	d, err := s.h.Open(ctx, s.h.Config)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer d.Close()
+	rs, err := d.Routes(ctx)
+	if err != nil {
+		t.Fatalf("Routes: %v", err)
+	}
+	if len(rs) > 0 {
+		if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+			t.Fatalf("Apply (reset): %v", err)
+		}
+	}
+}
+
+// apply applies ops and deletes their routes when the test ends.
+func (s *suite) apply(t *testing.T, ctx context.Context, d drivers.Driver, batch []fabric.RouteOp) {
+	t.Helper()
+	s.cleanup(t, batch)
+	if err := d.Apply(ctx, batch); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+// cleanup removes the routes of batch's adds through a fresh session when t ends.
+func (s *suite) cleanup(t *testing.T, batch []fabric.RouteOp) {
+	var rs []fabric.Route
+	for _, op := range batch {
+		if op.Action == fabric.ActionAdd {
+			rs = append(rs, op.Route)
+		}
+	}
+	if len(rs) == 0 {
+		return
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)
+		defer cancel()
+		d, err := s.h.Open(ctx, s.h.Config)
+		if err != nil {
+			t.Errorf("cleanup Open: %v", err)
+			return
+		}
+		defer d.Close()
+		if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+			t.Errorf("cleanup Apply: %v", err)
+		}
+	})
+}
+
+var routeOpts = cmp.Options{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateEmpty()}
+
+// wantRoutes checks that the driver reads exactly want; when the driver can read installed
+// routes, it also waits for want to be installed.
+func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, want []fabric.Route) {
+	t.Helper()
+	want = slices.Clone(want)
+	SortRoutes(want)
+	got, err := d.Routes(ctx)
+	if err != nil {
+		t.Fatalf("Routes: %v", err)
+	}
+	SortRoutes(got)
+	if diff := cmp.Diff(got, want, routeOpts); diff != "" {
+		t.Fatalf("Routes mismatch (-got +want):\n%s", diff)
+	}
+	ir, ok := d.(drivers.InstalledReader)
+	if !ok {
+		return
+	}
+	var inst []fabric.Route
+	for {
+		inst, err = ir.InstalledRoutes(ctx)
+		if err != nil {
+			t.Fatalf("InstalledRoutes: %v", err)
+		}
+		SortRoutes(inst)
+		if cmp.Equal(inst, want, routeOpts) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("InstalledRoutes never matched (-got +want):\n%s", cmp.Diff(inst, want, routeOpts))
+		case <-time.After(20 * time.Millisecond): // installation is asynchronous on FRR: poll
+		}
+	}
+}
+
+// listed reports whether the out-of-band listing holds r.
+func (s *suite) listed(t *testing.T, ctx context.Context, r fabric.Route) bool {
+	t.Helper()
+	all, err := s.h.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return slices.Contains(all, r)
+}
+
+func (s *suite) testOpenClose(t *testing.T, ctx context.Context) {
+	d, err := s.h.Open(ctx, s.h.Config)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := d.Routes(ctx); err != nil {
+		t.Errorf("Routes: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func (s *suite) testAddAndRead(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 3)
+	want := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, want...))
+	s.wantRoutes(t, ctx, d, want)
+	// A new session sees the same routes: they live on the device, not in the session.
+	s.wantRoutes(t, ctx, s.open(t, ctx), want)
+}
+
+func (s *suite) testReapply(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 2)
+	want := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1)}
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, want...))
+	if err := d.Apply(ctx, ops(fabric.ActionAdd, want...)); err != nil {
+		t.Fatalf("re-Apply of the same adds: %v", err)
+	}
+	s.wantRoutes(t, ctx, d, want)
+}
+
+func (s *suite) testDelete(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 3)
+	rs := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, rs...))
+	if err := d.Apply(ctx, ops(fabric.ActionDelete, rs[0], rs[2])); err != nil {
+		t.Fatalf("Apply deletes: %v", err)
+	}
+	s.wantRoutes(t, ctx, d, rs[1:2])
+}
+
+func (s *suite) testDeleteMissing(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 2)
+	kept := s.route(ps[1], 0)
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, kept))
+	// A missing prefix, and a present prefix with another next hop: neither is an error, and
+	// the route that is there stays.
+	if err := d.Apply(ctx, ops(fabric.ActionDelete, s.route(ps[0], 0), s.route(ps[1], 1))); err != nil {
+		t.Fatalf("Apply deletes of missing routes: %v", err)
+	}
+	s.wantRoutes(t, ctx, d, []fabric.Route{kept})
+}
+
+func (s *suite) testChangeNextHop(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	p := s.prefixes(t, 1)[0]
+	old, new := s.route(p, 0), s.route(p, 1)
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, old))
+	batch := []fabric.RouteOp{{Action: fabric.ActionDelete, Route: old}, {Action: fabric.ActionAdd, Route: new}}
+	s.apply(t, ctx, d, batch)
+	s.wantRoutes(t, ctx, d, []fabric.Route{new})
+}
+
+func (s *suite) testRejected(t *testing.T, ctx context.Context) {
+	if s.h.Reject == nil {
+		t.Skip("harness has no Reject: the device cannot be made to refuse a route")
+	}
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 4)
+	bad, text := s.h.Reject(ps[1])
+	good := []fabric.Route{s.route(ps[0], 0), s.route(ps[2], 1), s.route(ps[3], 0)}
+	batch := []fabric.RouteOp{
+		{Action: fabric.ActionAdd, Route: good[0]},
+		{Action: fabric.ActionAdd, Route: bad},
+		{Action: fabric.ActionAdd, Route: good[1]},
+		{Action: fabric.ActionAdd, Route: good[2]},
+	}
+	s.cleanup(t, ops(fabric.ActionAdd, good...)) // the refused route never landed: do not delete it
+	err := d.Apply(ctx, batch)
+	var de *drivers.Error
+	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
+		t.Fatalf("Apply = %v, want a *drivers.Error of kind rejected", err)
+	}
+	if len(de.Rejections) != 1 {
+		t.Fatalf("Rejections = %+v, want exactly the op at index 1", de.Rejections)
+	}
+	r := de.Rejections[0]
+	if r.Index != 1 || r.Op != batch[1] {
+		t.Errorf("rejection is op %d (%s), want op 1 (%s)", r.Index, r.Op, batch[1])
+	}
+	if !strings.Contains(r.Output, text) {
+		t.Errorf("rejection text %q does not contain the device's %q", r.Output, text)
+	}
+	// Every op not listed was accepted.
+	s.wantRoutes(t, ctx, d, good)
+}
+
+func (s *suite) testOutsideManaged(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	in := s.route(s.prefixes(t, 1)[0], 0)
+	out := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	batch := ops(fabric.ActionAdd, in, out)
+	s.cleanup(t, batch[:1])
+	t.Cleanup(func() { _ = s.h.Remove(context.Background(), out) })
+	err := d.Apply(ctx, batch)
+	if err == nil {
+		t.Fatal("Apply with a prefix outside the pools = nil, want an error")
+	}
+	if k := drivers.KindOf(err); k == drivers.KindRejected || k == drivers.KindUnreachable {
+		t.Errorf("Apply error kind = %s, want a refusal before anything is sent (internal)", k)
+	}
+	if s.listed(t, ctx, out) {
+		t.Errorf("route %s outside the pools was added", out)
+	}
+	// The whole batch was refused before sending: the managed op was not applied either.
+	s.wantRoutes(t, ctx, d, nil)
+}
+
+func (s *suite) testForeign(t *testing.T, ctx context.Context) {
+	outside := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	ps := s.prefixes(t, 3)
+	inside := s.route(ps[0], 1)
+	for _, r := range []fabric.Route{outside, inside} {
+		if err := s.h.Plant(ctx, r); err != nil {
+			t.Fatalf("Plant %s: %v", r, err)
+		}
+		t.Cleanup(func() {
+			if err := s.h.Remove(context.Background(), r); err != nil {
+				t.Errorf("Remove %s: %v", r, err)
+			}
+		})
+	}
+	d := s.open(t, ctx)
+	ours := []fabric.Route{s.route(ps[1], 0), s.route(ps[2], 1)}
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, ours...))
+	if err := d.Apply(ctx, ops(fabric.ActionDelete, ours[1])); err != nil {
+		t.Fatalf("Apply delete: %v", err)
+	}
+	want := ours[:1]
+	if !s.h.MarksOwnership {
+		want = append([]fabric.Route{inside}, want...)
+	}
+	s.wantRoutes(t, ctx, d, want)
+	if s.h.MarksOwnership {
+		// Deleting the foreign route by its exact prefix and next hop must leave it alone:
+		// the driver only deletes routes it marked as its own.
+		if err := d.Apply(ctx, ops(fabric.ActionDelete, inside)); err != nil {
+			t.Fatalf("Apply delete of a foreign route: %v", err)
+		}
+	}
+	for _, r := range []fabric.Route{outside, inside} {
+		if !s.listed(t, ctx, r) {
+			t.Errorf("foreign route %s is gone", r)
+		}
+	}
+}
+
+func (s *suite) testVRF(t *testing.T, ctx context.Context) {
+	if s.h.VRF == "" {
+		t.Skip("harness names no VRF")
+	}
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 2)
+	inDefault := s.route(ps[0], 0)
+	inVRF := fabric.Route{VRF: s.h.VRF, Prefix: ps[0], NextHop: s.h.NextHops[1]}
+	onlyVRF := fabric.Route{VRF: s.h.VRF, Prefix: ps[1], NextHop: s.h.NextHops[0]}
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, inDefault, inVRF, onlyVRF))
+	s.wantRoutes(t, ctx, d, []fabric.Route{inDefault, inVRF, onlyVRF})
+	if err := d.Apply(ctx, ops(fabric.ActionDelete, inVRF)); err != nil {
+		t.Fatalf("Apply delete in VRF: %v", err)
+	}
+	s.wantRoutes(t, ctx, d, []fabric.Route{inDefault, onlyVRF})
+}
+
+func (s *suite) testBatch(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, s.h.BatchSize)
+	rs := make([]fabric.Route, len(ps))
+	for i, p := range ps {
+		rs[i] = s.route(p, i%2)
+	}
+	start := time.Now()
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, rs...))
+	t.Logf("added %d routes in %v", len(rs), time.Since(start))
+	s.wantRoutes(t, ctx, d, rs)
+	start = time.Now()
+	if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+		t.Fatalf("Apply deletes: %v", err)
+	}
+	t.Logf("deleted %d routes in %v", len(rs), time.Since(start))
+	s.wantRoutes(t, ctx, d, nil)
+}
+
+func (s *suite) testPreview(t *testing.T, ctx context.Context) {
+	if s.h.Preview == nil {
+		t.Skip("harness has no Preview")
+	}
+	ps := s.prefixes(t, 2)
+	batch := []fabric.RouteOp{
+		{Action: fabric.ActionAdd, Route: s.route(ps[0], 0)},
+		{Action: fabric.ActionDelete, Route: s.route(ps[1], 1)},
+	}
+	lines, err := s.h.Preview(s.h.Config, batch)
+	if err != nil {
+		t.Fatalf("Preview: %v", err)
+	}
+	if len(lines) < len(batch) {
+		t.Errorf("Preview returned %d lines for %d ops", len(lines), len(batch))
+	}
+	for _, l := range lines {
+		if strings.ContainsFunc(l, unicode.IsControl) {
+			t.Errorf("Preview line %q holds a control character", l)
+		}
+	}
+	out := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	if _, err := s.h.Preview(s.h.Config, ops(fabric.ActionAdd, out)); err == nil {
+		t.Errorf("Preview of a prefix outside the pools = nil error, want an error")
+	}
+	// Preview is pure: nothing reached the device.
+	s.wantRoutes(t, ctx, s.open(t, ctx), nil)
+}
+
+// testOpenFails returns a case checking that a session with a broken config fails with kind,
+// either at Open or, for transports that connect lazily, at the first read.
+func (s *suite) testOpenFails(name string, broken func(drivers.Config) drivers.Config, kind drivers.Kind) func(*testing.T, context.Context) {
+	return func(t *testing.T, ctx context.Context) {
+		if broken == nil {
+			t.Skipf("harness has no %s", name)
+		}
+		cfg := broken(s.h.Config)
+		err := openAndRead(ctx, s.h.Open, cfg)
+		if err == nil {
+			t.Fatalf("Open and Routes succeeded, want a %s error", kind)
+		}
+		if got := drivers.KindOf(err); got != kind {
+			t.Errorf("error kind = %s, want %s (error: %v)", got, kind, err)
+		}
+		if got := drivers.KindOf(err); got.Retryable() != (kind == drivers.KindUnreachable) {
+			t.Errorf("error kind %s: Retryable() = %v", got, got.Retryable())
+		}
+		for _, secret := range []drivers.Secret{cfg.Password, s.h.Config.Password, cfg.PrivateKey} {
+			if secret != "" && strings.Contains(err.Error(), secret.Reveal()) {
+				t.Errorf("error %q reveals a secret", err)
+			}
+		}
+	}
+}
+
+func openAndRead(ctx context.Context, open func(context.Context, drivers.Config) (drivers.Driver, error), cfg drivers.Config) error {
+	d, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = d.Routes(ctx)
+	return err
+}
