@@ -1,0 +1,132 @@
+// Package labtest runs a test binary inside a network-namespace lab (internal/lab): TestMain
+// calls Main, tests call Require.
+//
+// A Go process cannot move all its threads into another network namespace, so Main builds the
+// lab and re-executes the test binary inside the lab's mgmt namespace, where the tests can dial
+// the devices; the outer process only streams the output and tears the lab down.
+package labtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"github.com/returnpath/returnpath/internal/lab"
+)
+
+// EnvLabDir names the lab directory in the re-executed child.
+const EnvLabDir = "RETURNPATH_LAB_DIR"
+
+// EnvRequireLab, set to 1, makes Require fail instead of skip when there is no lab (CI).
+const EnvRequireLab = "RETURNPATH_REQUIRE_LAB"
+
+var (
+	current  *lab.Lab
+	errNoLab = errors.New("no lab: TestMain does not call labtest.Main")
+)
+
+// Main is for TestMain: os.Exit(labtest.Main(m, lab.Options{})).
+//
+// If lab.Check fails, it runs the tests without a lab (Require then skips or fails). Otherwise
+// it builds the lab (in opts.Dir, or a fresh temporary directory), re-executes the test
+// binary inside the mgmt namespace with the same arguments and EnvLabDir set, streams its
+// output, tears the lab down and returns the child's exit code. In the child it loads the lab
+// and runs the tests.
+func Main(m *testing.M, opts lab.Options) int {
+	if dir := os.Getenv(EnvLabDir); dir != "" {
+		l, err := lab.Load(dir)
+		if err != nil {
+			errNoLab = fmt.Errorf("no lab: %w", err)
+		} else {
+			current = l
+		}
+		return m.Run()
+	}
+	if err := lab.Check(); err != nil {
+		errNoLab = err
+		return m.Run()
+	}
+	code, err := runInLab(opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func runInLab(opts lab.Options) (code int, err error) {
+	if opts.Dir == "" {
+		dir, err := os.MkdirTemp("", "rplab-")
+		if err != nil {
+			return 1, err
+		}
+		defer os.RemoveAll(dir)
+		opts.Dir = dir
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := lab.Up(ctx, opts)
+	if err != nil {
+		return 1, err
+	}
+	defer func() {
+		if derr := l.Down(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("lab down: %w", derr))
+		}
+	}()
+	exe, err := os.Executable() // resolved here: /proc/self/exe inside `ip netns exec` is ip
+	if err != nil {
+		return 1, err
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.Mgmt, exe}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), EnvLabDir+"="+l.Dir)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Keep the lab until the child is gone: forward interrupts instead of dying on them.
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	if err := cmd.Start(); err != nil {
+		return 1, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigc:
+			cmd.Process.Signal(sig) //nolint:errcheck // the child may already be gone
+		case err := <-done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				if exit.ExitCode() < 0 { // killed by a signal
+					return 1, err
+				}
+				return exit.ExitCode(), nil
+			}
+			if err != nil {
+				return 1, err
+			}
+			return 0, nil
+		}
+	}
+}
+
+// Require returns the lab of this test binary. Without one it skips the test, or fails it
+// when RETURNPATH_REQUIRE_LAB=1.
+func Require(t testing.TB) *lab.Lab {
+	t.Helper()
+	if current != nil {
+		return current
+	}
+	if os.Getenv(EnvRequireLab) == "1" {
+		t.Fatalf("%s=1 but %v", EnvRequireLab, errNoLab)
+	}
+	t.Skipf("%v (set %s=1 to fail instead)", errNoLab, EnvRequireLab)
+	return nil
+}

@@ -1,0 +1,149 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// state is what the lab made, recorded in Dir/lab.json as it goes so that Down(dir) can undo
+// it after a crash.
+type state struct {
+	Namespaces  []string      `json:"namespaces"`   // created (or being created), in order
+	Processes   []process     `json:"processes"`    // daemons started
+	RuntimeDirs []string      `json:"runtime_dirs"` // directories outside Dir to remove
+	UpDuration  time.Duration `json:"up_duration_ns,omitempty"`
+}
+
+// process identifies a daemon the lab started. StartTime (field 22 of /proc/PID/stat) and
+// Exe tell it apart from a later process that reuses the PID.
+type process struct {
+	Name      string   `json:"name"` // e.g. "sw1 zebra"
+	Namespace string   `json:"namespace"`
+	PID       int      `json:"pid"`
+	StartTime uint64   `json:"start_time"`
+	Exe       string   `json:"exe"`
+	Cmdline   []string `json:"cmdline"`
+}
+
+type stateFile struct {
+	Lab   *Lab  `json:"lab"`
+	State state `json:"state"`
+}
+
+// save writes the state file atomically.
+func (l *Lab) save() error {
+	l.mu.Lock()
+	b, err := json.MarshalIndent(stateFile{Lab: l, State: l.st}, "", "  ")
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("lab state: %w", err)
+	}
+	path := filepath.Join(l.Dir, stateFileName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("lab state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("lab state: %w", err)
+	}
+	return nil
+}
+
+// record adds to the state and saves it before the caller makes the thing recorded.
+func (l *Lab) record(f func(*state)) error {
+	l.mu.Lock()
+	f(&l.st)
+	l.mu.Unlock()
+	return l.save()
+}
+
+// Load reads the lab recorded in dir. Passwords are read back from their files.
+func Load(dir string) (*Lab, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab dir: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stateFileName))
+	if err != nil {
+		return nil, fmt.Errorf("load lab: %w", err)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("load lab %s: %w", dir, err)
+	}
+	l := sf.Lab
+	if l == nil || l.Name == "" {
+		return nil, fmt.Errorf("load lab %s: state file records no lab", dir)
+	}
+	l.st = sf.State
+	for name, d := range l.Devices {
+		p, err := os.ReadFile(d.PasswordFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("load lab %s: %w", dir, err)
+		}
+		d.Password = strings.TrimSpace(string(p))
+		l.Devices[name] = d
+	}
+	return l, nil
+}
+
+// UpDuration is how long Up took to build the lab (zero for a lab that is not up yet).
+func (l *Lab) UpDuration() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.UpDuration
+}
+
+// Down tears down what the state file in dir records: it stops the lab's daemons, deletes its
+// namespaces and FRR runtime directories, and removes the state file. A missing state file
+// means there is nothing to do. It is idempotent and works after a crash.
+func Down(dir string) error {
+	l, err := Load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return l.Down()
+}
+
+// Down stops the lab's daemons (only processes that still are the ones it started, plus any
+// process left inside its namespaces), deletes its namespaces and runtime directories, and
+// removes the state file. It keeps going past errors and returns them all.
+func (l *Lab) Down() error {
+	l.mu.Lock()
+	st := l.st
+	l.mu.Unlock()
+	var errs []error
+	for i := len(st.Processes) - 1; i >= 0; i-- {
+		if err := stopProcess(st.Processes[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(st.Namespaces) - 1; i >= 0; i-- {
+		if err := deleteNamespace(st.Namespaces[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range st.RuntimeDirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, fmt.Errorf("lab down: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	l.mu.Lock()
+	l.st = state{}
+	l.mu.Unlock()
+	if err := os.Remove(filepath.Join(l.Dir, stateFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("lab down: %w", err)
+	}
+	return nil
+}
