@@ -255,13 +255,19 @@ func (l *Lab) build(ctx context.Context, opts Options) error {
 	// Users and keys do not depend on the namespaces: prepare them while the network is built.
 	var wg sync.WaitGroup
 	var userErr, keyErr error
+	var passwords map[string]string
 	wg.Add(2)
-	go func() { defer wg.Done(); userErr = l.setupUsers(ctx) }()
+	go func() { defer wg.Done(); passwords, userErr = l.setupUsers(ctx) }()
 	go func() { defer wg.Done(); keyErr = l.setupKeys(ctx) }()
 	netErr := l.buildNetwork(ctx, opts.SecondHost)
 	wg.Wait()
 	if err := errors.Join(netErr, userErr, keyErr); err != nil {
 		return err
+	}
+	for name, pw := range passwords {
+		d := l.Devices[name]
+		d.Password = pw
+		l.Devices[name] = d
 	}
 	if err := l.startDaemons(ctx); err != nil {
 		return err

@@ -51,8 +51,14 @@ func (l *Lab) save() error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("lab state: %w", err)
 	}
+	if testHookSaved != nil {
+		testHookSaved()
+	}
 	return nil
 }
+
+// testHookSaved, when set by a test, runs after every save of the state file.
+var testHookSaved func()
 
 // record adds to the state and saves it before the caller makes the thing recorded.
 func (l *Lab) record(f func(*state)) error {

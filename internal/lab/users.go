@@ -26,32 +26,35 @@ var sudoersText = []byte("# Written by returnpath's network-namespace lab (inter
 	userLinux + " ALL=(root) NOPASSWD: /usr/bin/ip, /usr/sbin/ip, /bin/ip, /sbin/ip\n")
 
 // setupUsers makes sure the lab users exist with their machine-wide passwords, writes the
-// sudoers drop-in, and copies each device user's password into the lab directory.
-func (l *Lab) setupUsers(ctx context.Context) error {
+// sudoers drop-in, and copies each device user's password into the lab directory. It returns
+// the passwords by device name.
+func (l *Lab) setupUsers(ctx context.Context) (map[string]string, error) {
 	if err := os.MkdirAll(machineDir, 0o700); err != nil {
-		return fmt.Errorf("lab users: %w", err)
+		return nil, fmt.Errorf("lab users: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(machineDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return fmt.Errorf("lab users: %w", err)
+		return nil, fmt.Errorf("lab users: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lab users: %w", err)
+		return nil, fmt.Errorf("lab users: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
 
 	groups := map[string][]string{userFRR: {"frrvty"}, userLinux: nil}
+	passwords := map[string]string{}
 	for _, d := range devicePlans() {
 		pw, err := ensureUser(ctx, d.user, groups[d.user])
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := os.WriteFile(l.Devices[d.name].PasswordFile, pw, 0o600); err != nil {
-			return fmt.Errorf("lab users: %w", err)
+		if err := os.WriteFile(filepath.Join(l.Dir, d.name+".password"), pw, 0o600); err != nil {
+			return nil, fmt.Errorf("lab users: %w", err)
 		}
+		passwords[d.name] = string(pw)
 	}
-	return ensureSudoers(ctx)
+	return passwords, ensureSudoers(ctx)
 }
 
 // ensureUser creates name if missing, adds it to groups, and sets its password to the
