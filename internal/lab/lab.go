@@ -79,8 +79,9 @@ type Lab struct {
 	Internet   netip.Addr        // the "internet" host behind the firewall (198.51.100.1)
 	KnownHosts string            // known_hosts holding every device's host key
 
-	mu sync.Mutex
-	st state
+	mu     sync.Mutex // guards st
+	st     state
+	saveMu sync.Mutex // serialises writes of the state file
 }
 
 // The lab's fixed addressing (see docs/lab.md).

@@ -556,16 +556,25 @@ func TestWriteConfig(t *testing.T) {
 	}
 }
 
+// BenchmarkUpDown builds and tears down the full lab (both hosts); it reports Up and Down
+// separately.
 func BenchmarkUpDown(b *testing.B) {
 	requireLab(b)
+	var up, down time.Duration
 	for b.Loop() {
 		dir := labDir(b)
+		t0 := time.Now()
 		l, err := Up(context.Background(), Options{Dir: dir, SecondHost: true})
 		if err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
 		if err := l.Down(); err != nil {
 			b.Fatal(err)
 		}
+		up += t1.Sub(t0)
+		down += time.Since(t1)
 	}
+	b.ReportMetric(float64(up.Milliseconds())/float64(b.N), "up-ms/op")
+	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "down-ms/op")
 }

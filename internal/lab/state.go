@@ -37,6 +37,9 @@ type stateFile struct {
 
 // save writes the state file atomically.
 func (l *Lab) save() error {
+	// Goroutines of Up record concurrently; one writer at a time keeps the temporary file theirs.
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
 	b, err := json.MarshalIndent(stateFile{Lab: l, State: l.st}, "", "  ")
 	l.mu.Unlock()
