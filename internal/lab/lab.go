@@ -27,6 +27,10 @@ import (
 	"time"
 )
 
+// DefaultDir is a lab directory for `returnpath lab up`: like the namespaces, it does not
+// survive a reboot, and its parents are traversable by the lab users.
+const DefaultDir = "/run/returnpath-lab"
+
 // Options configure Up.
 type Options struct {
 	// Dir is the lab directory: keys, passwords, known_hosts, daemon configs and the state

@@ -327,6 +327,44 @@ func TestSecondHost(t *testing.T) {
 	}
 }
 
+// TestUpAgainAfterDown: the CLI reuses one directory for every `lab up`.
+func TestUpAgainAfterDown(t *testing.T) {
+	t.Parallel()
+	requireLab(t)
+	dir := labDir(t)
+	for i := range 2 {
+		l, err := Up(t.Context(), Options{Dir: dir})
+		if err != nil {
+			t.Fatalf("Up #%d: %v", i+1, err)
+		}
+		s, err := l.Status(t.Context())
+		if err != nil || !s.Healthy() {
+			t.Errorf("Up #%d: status %v:\n%s", i+1, err, s)
+		}
+		if err := Down(dir); err != nil {
+			t.Fatalf("Down #%d: %v", i+1, err)
+		}
+		// l still holds the records; none of them may exist any more.
+		s, err = l.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range s.Namespaces {
+			if n.Exists {
+				t.Errorf("namespace %s exists after Down", n.Name)
+			}
+		}
+		for _, p := range s.Processes {
+			if p.Running {
+				t.Errorf("%s (pid %d) runs after Down", p.Name, p.PID)
+			}
+		}
+		if _, err := Load(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Load after Down: %v, want ErrNotExist", err)
+		}
+	}
+}
+
 func TestSetDockerBridgeRejects(t *testing.T) {
 	t.Parallel()
 	for _, bip := range []string{"172.10.10.0/24", "172.10.10.254/24", "172.10.10.1/31", "172.10.10.1/7", "fd00::1/64"} {

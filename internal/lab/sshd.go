@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,6 +26,12 @@ func (l *Lab) setupKeys(ctx context.Context) error {
 			return fmt.Errorf("lab keys: %w", err)
 		}
 		hostKey := strings.TrimSuffix(d.HostKeyFile, ".pub")
+		// A lab dir used before keeps its old keys; ssh-keygen would ask before overwriting.
+		for _, f := range []string{hostKey, d.HostKeyFile, d.KeyFile, d.KeyFile + ".pub"} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("lab keys: %w", err)
+			}
+		}
 		if _, err := run(ctx, nil, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name+" host key", "-f", hostKey); err != nil {
 			return err
 		}
