@@ -365,6 +365,35 @@ func TestUpAgainAfterDown(t *testing.T) {
 	}
 }
 
+// TestUpFailureCleansUp: a failed Up removes what it made and nothing else.
+func TestUpFailureCleansUp(t *testing.T) {
+	t.Parallel()
+	requireLab(t)
+	name := randomName()
+	// Someone else's namespace where the lab wants its fourth one.
+	foreign := name + "-inet"
+	if out, err := exec.Command("ip", "netns", "add", foreign).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", foreign).Run() })
+	dir := labDir(t)
+	_, err := Up(t.Context(), Options{Dir: dir, Name: name})
+	if err == nil || !strings.Contains(err.Error(), foreign) {
+		t.Fatalf("Up with %s taken: %v, want an error naming it", foreign, err)
+	}
+	for _, r := range []string{"mgmt", "sw1", "fw1"} {
+		if _, err := os.Stat(filepath.Join("/var/run/netns", name+"-"+r)); err == nil {
+			t.Errorf("namespace %s-%s left behind by a failed Up", name, r)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/var/run/netns", foreign)); err != nil {
+		t.Errorf("failed Up removed %s, which it did not create: %v", foreign, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stateFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after a failed Up: %v, want none", err)
+	}
+}
+
 func TestSetDockerBridgeRejects(t *testing.T) {
 	t.Parallel()
 	for _, bip := range []string{"172.10.10.0/24", "172.10.10.254/24", "172.10.10.1/31", "172.10.10.1/7", "fd00::1/64"} {

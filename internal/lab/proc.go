@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,8 +46,13 @@ func (l *Lab) addNamespace(ctx context.Context, ns string) error {
 	if err := l.record(func(s *state) { s.Namespaces = append(s.Namespaces, ns) }); err != nil {
 		return err
 	}
-	_, err := run(ctx, nil, "ip", "netns", "add", ns)
-	return err
+	if _, err := run(ctx, nil, "ip", "netns", "add", ns); err != nil {
+		// Not ours (it may exist already): Down must not delete it.
+		return errors.Join(err, l.record(func(s *state) {
+			s.Namespaces = slices.DeleteFunc(s.Namespaces, func(n string) bool { return n == ns })
+		}))
+	}
+	return nil
 }
 
 // deleteNamespace stops every process still inside ns and deletes it. A missing namespace is
