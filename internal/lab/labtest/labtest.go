@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -36,14 +37,19 @@ var (
 // it builds the lab (in opts.Dir, or a fresh temporary directory), re-executes the test
 // binary inside the mgmt namespace with the same arguments and EnvLabDir set, streams its
 // output, tears the lab down and returns the child's exit code. In the child it loads the lab
-// and runs the tests.
+// and runs the tests. If EnvLabDir names a lab that is already up (returnpath lab up) and this
+// process is not in its mgmt namespace, it re-executes inside that lab and leaves it up.
 func Main(m *testing.M, opts lab.Options) int {
 	if dir := os.Getenv(EnvLabDir); dir != "" {
 		l, err := lab.Load(dir)
-		if err != nil {
-			errNoLab = fmt.Errorf("no lab: %w", err)
-		} else {
+		switch {
+		case err != nil:
+			errNoLab = fmt.Errorf("no lab: %s=%s: %w", EnvLabDir, dir, err)
+		case inNamespace(l.Mgmt):
 			current = l
+		default:
+			// A lab brought up beforehand (returnpath lab up): run inside it and leave it up.
+			return exitCode(runIn(l))
 		}
 		return m.Run()
 	}
@@ -51,7 +57,10 @@ func Main(m *testing.M, opts lab.Options) int {
 		errNoLab = err
 		return m.Run()
 	}
-	code, err := runInLab(opts)
+	return exitCode(upAndRun(opts))
+}
+
+func exitCode(code int, err error) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "labtest: %v\n", err)
 		if code == 0 {
@@ -61,7 +70,15 @@ func Main(m *testing.M, opts lab.Options) int {
 	return code
 }
 
-func runInLab(opts lab.Options) (code int, err error) {
+// inNamespace reports whether this process runs in the named network namespace.
+func inNamespace(ns string) bool {
+	var self, want syscall.Stat_t
+	return syscall.Stat("/proc/self/ns/net", &self) == nil &&
+		syscall.Stat(filepath.Join("/var/run/netns", ns), &want) == nil &&
+		self.Ino == want.Ino && self.Dev == want.Dev
+}
+
+func upAndRun(opts lab.Options) (code int, err error) {
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "rplab-")
 		if err != nil {
@@ -70,9 +87,7 @@ func runInLab(opts lab.Options) (code int, err error) {
 		defer os.RemoveAll(dir)
 		opts.Dir = dir
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	l, err := lab.Up(ctx, opts)
+	l, err := lab.Up(context.Background(), opts)
 	if err != nil {
 		return 1, err
 	}
@@ -81,6 +96,11 @@ func runInLab(opts lab.Options) (code int, err error) {
 			err = errors.Join(err, fmt.Errorf("lab down: %w", derr))
 		}
 	}()
+	return runIn(l)
+}
+
+// runIn re-executes this test binary inside l's mgmt namespace and returns its exit code.
+func runIn(l *lab.Lab) (int, error) {
 	exe, err := os.Executable() // resolved here: /proc/self/exe inside `ip netns exec` is ip
 	if err != nil {
 		return 1, err
@@ -103,13 +123,10 @@ func runInLab(opts lab.Options) (code int, err error) {
 			cmd.Process.Signal(sig) //nolint:errcheck // the child may already be gone
 		case err := <-done:
 			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				if exit.ExitCode() < 0 { // killed by a signal
-					return 1, err
-				}
+			switch {
+			case errors.As(err, &exit) && exit.ExitCode() >= 0:
 				return exit.ExitCode(), nil
-			}
-			if err != nil {
+			case err != nil: // killed by a signal, or could not wait
 				return 1, err
 			}
 			return 0, nil
