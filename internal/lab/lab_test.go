@@ -217,6 +217,14 @@ func TestDevices(t *testing.T) {
 			t.Error("Vtysh on fw1 succeeded; fw1 is not an FRR device")
 		}
 	})
+	t.Run("hosts reach the service address", func(t *testing.T) {
+		t.Parallel()
+		for _, h := range []string{"host1", "host2"} {
+			if err := l.Ping(ctx, h, l.Service); err != nil {
+				t.Errorf("%s: %v", h, err)
+			}
+		}
+	})
 	t.Run("Status", func(t *testing.T) {
 		t.Parallel()
 		s, err := l.Status(ctx)
