@@ -1,0 +1,211 @@
+package gnmi
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// SRLGroupPrefix starts the name of every next-hop-group returnpath creates on SR Linux
+// ("returnpath-10.10.10.101"). Only groups with this prefix are ever removed.
+const SRLGroupPrefix = "returnpath-"
+
+// srl is the SR Linux native encoding: a route references a next-hop-group by name, so
+// returnpath keeps one group per next hop and network-instance, created in the same
+// SetRequest as the first route that uses it and removed with the last.
+type srl struct {
+	defaultNI string
+}
+
+func newSRL(c drivers.GNMIConfig) (*srl, error) {
+	e := &srl{defaultNI: cmp.Or(c.NetworkInstance, "default")}
+	if err := fabric.ValidateVRF(e.defaultNI); err != nil {
+		return nil, fmt.Errorf("gnmi network_instance: %w", err)
+	}
+	return e, nil
+}
+
+func (e *srl) networkInstance(vrf string) string { return niFor(vrf, e.defaultNI) }
+func (e *srl) vrf(ni string) (string, bool)      { return vrfFor(ni, e.defaultNI) }
+
+func srlGroupName(nh netip.Addr) string { return SRLGroupPrefix + nh.String() }
+
+func (e *srl) readPaths(nis []string) []*gpb.Path {
+	if nis == nil {
+		nis = []string{"*"}
+	}
+	out := make([]*gpb.Path, 0, 2*len(nis))
+	for _, ni := range nis {
+		out = append(out,
+			&gpb.Path{Elem: []*gpb.PathElem{elem("network-instance", "name", ni), elem("static-routes")}},
+			&gpb.Path{Elem: []*gpb.PathElem{elem("network-instance", "name", ni), elem("next-hop-groups")}},
+		)
+	}
+	return out
+}
+
+func srlSlot(list string) (int, string, bool) {
+	switch list {
+	case "network-instance":
+		return 0, "name", true
+	case "route":
+		return 1, "prefix", true
+	case "group":
+		return 1, "name", true
+	case "nexthop":
+		return 2, "index", true
+	}
+	return 0, "", false
+}
+
+func (e *srl) decode(snap *snapshot, ns []*gpb.Notification) error {
+	return walkUpdates(ns, srlSlot, func(k keys, parent, name string, v any) {
+		switch {
+		case name == "next-hop-group" && parent == "route" && k[0] != "" && k[1] != "":
+			p, err := netip.ParsePrefix(k[1])
+			if err != nil {
+				return
+			}
+			snap.groupOf[rkey{ni: k[0], prefix: p.Masked()}] = scalar(v)
+		case name == "ip-address" && parent == "nexthop" && k[0] != "" && k[1] != "" && k[2] != "":
+			nh, err := netip.ParseAddr(scalar(v))
+			if err != nil {
+				return
+			}
+			set(snap.groups, gkey{ni: k[0], name: k[1]}, k[2], nh)
+		case name == "name" && parent == "group" && k[0] != "" && k[1] != "":
+			// A group without next hops still exists (and may be ours to remove).
+			if _, ok := snap.groups[gkey{ni: k[0], name: k[1]}]; !ok {
+				snap.groups[gkey{ni: k[0], name: k[1]}] = map[string]netip.Addr{}
+			}
+		}
+	})
+}
+
+// resolve fills snap.hops from the routes' groups. It is idempotent.
+func (e *srl) resolve(snap *snapshot) {
+	for k, g := range snap.groupOf {
+		if hm, ok := snap.groups[gkey{ni: k.ni, name: g}]; ok && len(hm) > 0 {
+			snap.hops[k] = hm
+		}
+	}
+}
+
+func (e *srl) needsSnapshot([]op) bool { return true }
+
+func (e *srl) assume(snap *snapshot, o op) {
+	g := srlGroupName(o.nextHop)
+	snap.groupOf[o.key()] = g
+	set(snap.groups, gkey{ni: o.ni, name: g}, "0", o.nextHop)
+	set(snap.hops, o.key(), "0", o.nextHop)
+}
+
+type srlRoute struct {
+	Prefix       string `json:"prefix"`
+	AdminState   string `json:"admin-state"`
+	NextHopGroup string `json:"next-hop-group"`
+}
+
+type srlNextHop struct {
+	Index     uint16 `json:"index"`
+	IPAddress string `json:"ip-address"`
+	Resolve   bool   `json:"resolve"`
+}
+
+type srlGroup struct {
+	Name       string       `json:"name"`
+	AdminState string       `json:"admin-state"`
+	Nexthop    []srlNextHop `json:"nexthop"`
+}
+
+func srlRoutePath(k rkey) *gpb.Path {
+	return &gpb.Path{Elem: []*gpb.PathElem{
+		elem("network-instance", "name", k.ni), elem("static-routes"), elem("route", "prefix", k.prefix.String()),
+	}}
+}
+
+func srlGroupPath(g gkey) *gpb.Path {
+	return &gpb.Path{Elem: []*gpb.PathElem{
+		elem("network-instance", "name", g.ni), elem("next-hop-groups"), elem("group", "name", g.name),
+	}}
+}
+
+func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
+	if snap == nil {
+		snap = newSnapshot()
+	}
+	e.resolve(snap)
+	order, final := simulate(snap, ops)
+
+	// users counts the routes that reference each group once the request is applied.
+	users := make(map[gkey]int, len(snap.groups))
+	for g := range snap.groups {
+		users[g] = 0
+	}
+	for k, g := range snap.groupOf {
+		users[gkey{ni: k.ni, name: g}]++
+	}
+
+	req := &gpb.SetRequest{}
+	var groups []gkey
+	need := map[gkey]netip.Addr{}
+	var routes []*gpb.Update
+	for _, k := range order {
+		cur, fin := single(snap, k), final[k]
+		old, hadGroup := snap.groupOf[k]
+		switch {
+		case !fin.IsValid() && cur.IsValid():
+			req.Delete = append(req.Delete, srlRoutePath(k))
+		case fin.IsValid() && fin != cur:
+			g := gkey{ni: k.ni, name: srlGroupName(fin)}
+			users[g]++
+			if _, ok := need[g]; !ok {
+				need[g] = fin
+				groups = append(groups, g)
+			}
+			routes = append(routes, &gpb.Update{Path: srlRoutePath(k), Val: jsonVal(srlRoute{
+				Prefix: k.prefix.String(), AdminState: "enable", NextHopGroup: g.name,
+			})})
+		default:
+			continue
+		}
+		if hadGroup {
+			users[gkey{ni: k.ni, name: old}]--
+		}
+	}
+	// Groups first, so that a reader of the request sees each group before its routes; the
+	// device validates the request as a whole either way.
+	for _, g := range groups {
+		if hm := snap.groups[g]; len(hm) == 1 && hm["0"] == need[g] {
+			continue // already there as we would write it
+		}
+		req.Update = append(req.Update, &gpb.Update{Path: srlGroupPath(g), Val: jsonVal(srlGroup{
+			Name: g.name, AdminState: "enable",
+			Nexthop: []srlNextHop{{Index: 0, IPAddress: need[g].String(), Resolve: true}},
+		})})
+	}
+	req.Update = append(req.Update, routes...)
+	var unused []gkey
+	for g, n := range users {
+		if _, exists := snap.groups[g]; n <= 0 && exists && strings.HasPrefix(g.name, SRLGroupPrefix) {
+			unused = append(unused, g)
+		}
+	}
+	slices.SortFunc(unused, func(a, b gkey) int { return cmp.Or(strings.Compare(a.ni, b.ni), strings.Compare(a.name, b.name)) })
+	for _, g := range unused {
+		req.Delete = append(req.Delete, srlGroupPath(g))
+	}
+	return req
+}
+
+func (e *srl) routes(snap *snapshot, managed []netip.Prefix) []fabric.Route {
+	e.resolve(snap)
+	return managedRoutes(snap, managed, e.vrf)
+}
