@@ -7,6 +7,7 @@
 package labtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -78,13 +81,24 @@ func inNamespace(ns string) bool {
 		self.Ino == want.Ino && self.Dev == want.Dev
 }
 
+// Temporary lab directories are named tempPrefix*; ownerFile in one names the test process
+// that owns it, so that a later run can tear down labs whose owner was killed.
+const (
+	tempPrefix = "rplab-"
+	ownerFile  = "labtest.owner"
+)
+
 func upAndRun(opts lab.Options) (code int, err error) {
 	if opts.Dir == "" {
-		dir, err := os.MkdirTemp("", "rplab-")
+		sweep()
+		dir, err := os.MkdirTemp("", tempPrefix)
 		if err != nil {
 			return 1, err
 		}
 		defer os.RemoveAll(dir)
+		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(self()), 0o600); err != nil {
+			return 1, err
+		}
 		opts.Dir = dir
 	}
 	l, err := lab.Up(context.Background(), opts)
@@ -97,6 +111,49 @@ func upAndRun(opts lab.Options) (code int, err error) {
 		}
 	}()
 	return runIn(l)
+}
+
+// self identifies this process: PID and start time (field 22 of /proc/self/stat).
+func self() string {
+	return identity(os.Getpid())
+}
+
+func identity(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || f[0] == "Z" {
+		return ""
+	}
+	return strconv.Itoa(pid) + " " + f[19]
+}
+
+// sweep tears down labs in temporary directories whose owning test process is gone (killed
+// before it could run Down). Best effort: problems are reported and skipped.
+func sweep() {
+	owners, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*", ownerFile))
+	for _, f := range owners {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Fields(string(b) + " x")[0])
+		if pid > 0 && identity(pid) == string(b) {
+			continue // the owner still runs
+		}
+		dir := filepath.Dir(f)
+		if err := lab.Down(dir); err != nil {
+			fmt.Fprintf(os.Stderr, "labtest: tearing down the stale lab in %s: %v\n", dir, err)
+			continue
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // runIn re-executes this test binary inside l's mgmt namespace and returns its exit code.
