@@ -93,6 +93,9 @@ func classify(device, op string, err error, sent bool) *drivers.Error {
 		kind = drivers.KindAuth
 	case isCertError(msg):
 		kind = drivers.KindHostKey
+	case strings.Contains(msg, "remote error: tls:"):
+		// The device's TLS stack refused us (client certificate missing or not trusted).
+		kind = drivers.KindAuth
 	case code == codes.InvalidArgument || code == codes.FailedPrecondition:
 		kind = drivers.KindRejected
 		if op != "apply" {

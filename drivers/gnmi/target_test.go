@@ -168,10 +168,11 @@ func startDevice(t testing.TB, platform fabric.Platform, pki *testPKI, opts ...g
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]gnmitarget.Option{gnmitarget.WithCredentials(testUser, testPassword)}, opts...)
+	base := []gnmitarget.Option{gnmitarget.WithCredentials(testUser, testPassword)}
 	if pki != nil {
-		opts = append(opts, gnmitarget.WithTLS(pki.serverTLS))
+		base = append(base, gnmitarget.WithTLS(pki.serverTLS))
 	}
+	opts = append(base, opts...) // the caller's options win
 	tg, err := gnmitarget.Start(model, opts...)
 	if err != nil {
 		t.Fatal(err)
