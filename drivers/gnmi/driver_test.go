@@ -3,8 +3,8 @@ package gnmi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"

@@ -2,6 +2,7 @@ package gnmitarget
 
 import (
 	"fmt"
+	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
@@ -27,8 +28,22 @@ func (m *Model) Name() string { return m.name }
 func (m *Model) rootSchema() *yang.Entry { return m.schema.SchemaTree[m.rootName] }
 
 // OpenConfig returns the uncompressed OpenConfig schema bundled with ygot (package
-// uexampleoc), which includes openconfig-network-instance with its static routes.
-func OpenConfig() (*Model, error) {
+// uexampleoc), which includes openconfig-network-instance with its static routes. The
+// model is read-only and shared by every caller.
+func OpenConfig() (*Model, error) { return openConfigOnce() }
+
+// SRLinux returns returnpath's subset of the Nokia SR Linux native model (network-instance,
+// next-hop-groups, static-routes; see srl/yang), in which a route's next-hop-group is a
+// leafref to a group of the same network-instance. The model is read-only and shared.
+func SRLinux() (*Model, error) { return srLinuxOnce() }
+
+// Unzipping a schema takes a good part of a second for OpenConfig: do it once.
+var (
+	openConfigOnce = sync.OnceValues(newOpenConfig)
+	srLinuxOnce    = sync.OnceValues(newSRLinux)
+)
+
+func newOpenConfig() (*Model, error) {
 	s, err := uexampleoc.Schema()
 	if err != nil {
 		return nil, fmt.Errorf("openconfig schema: %w", err)
@@ -46,10 +61,7 @@ func OpenConfig() (*Model, error) {
 	}, nil
 }
 
-// SRLinux returns returnpath's subset of the Nokia SR Linux native model (network-instance,
-// next-hop-groups, static-routes; see srl/yang), in which a route's next-hop-group is a
-// leafref to a group of the same network-instance.
-func SRLinux() (*Model, error) {
+func newSRLinux() (*Model, error) {
 	s, err := srl.Schema()
 	if err != nil {
 		return nil, fmt.Errorf("sr linux schema: %w", err)

@@ -386,6 +386,7 @@ func checkPath(rs *yang.Entry, p *gpb.Path) error {
 	default:
 		return status.Errorf(codes.InvalidArgument, "unsupported origin %q", p.Origin)
 	}
+	//lint:ignore SA1019 reading the deprecated field is how a target refuses clients that still send it
 	if len(p.Element) > 0 {
 		return status.Error(codes.InvalidArgument, "deprecated path element field is not supported")
 	}
