@@ -119,8 +119,9 @@ func Open(ctx context.Context, cfg drivers.Config) (*Driver, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
+	// gnmic dials without blocking: an error here is the configuration's, not the network's.
 	if err := tgt.CreateGNMIClient(cctx, grpc.WithStatsHandler(sentTracker{}), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20))); err != nil {
-		return nil, classify(cfg.Name, "connect", err, false)
+		return nil, &drivers.Error{Kind: drivers.KindInternal, Device: cfg.Name, Op: "connect", Err: err}
 	}
 	d := &Driver{cfg: cfg, enc: enc, tgt: tgt, timeout: cfg.OpTimeout}
 	if _, err := tgt.Capabilities(cctx); err != nil {

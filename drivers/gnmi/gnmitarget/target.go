@@ -242,7 +242,7 @@ func (t *Target) apply(req *gpb.SetRequest) error {
 		}
 	}
 	if err := next.Validate(); err != nil {
-		return status.Errorf(codes.InvalidArgument, "validation: %v", err)
+		return status.Errorf(codes.InvalidArgument, "validation: %s", firstLine(err.Error()))
 	}
 	t.root = next
 	return nil
@@ -333,6 +333,17 @@ func (t *Target) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		resp.Notification = append(resp.Notification, n)
 	}
 	return resp, nil
+}
+
+// firstLine keeps the first of ygot's newline-separated validation errors, as a device
+// reports the first problem of a commit; the others usually repeat it for another branch of
+// a union type.
+func firstLine(s string) string {
+	first, rest, more := strings.Cut(s, "\n")
+	if !more {
+		return s
+	}
+	return fmt.Sprintf("%s (and %d more)", first, strings.Count(rest, "\n")+1)
 }
 
 func isNil(v any) bool {
