@@ -1,0 +1,276 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Hosts is the host registry: it allocates docker0 subnets and records hosts.
+type Hosts struct {
+	db  *DB
+	inv *fabric.Inventory
+}
+
+// NewHosts returns the registry for inv, which must already be synced into db.
+func NewHosts(db *DB, inv *fabric.Inventory) *Hosts { return &Hosts{db: db, inv: inv} }
+
+const hostColumns = `name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
+
+func scanHost(row pgx.Row) (fabric.Host, error) {
+	var h fabric.Host
+	var state string
+	err := row.Scan(&h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt)
+	h.State = fabric.HostState(state)
+	return h, err
+}
+
+// maxAllocAttempts bounds how often one registration retries after losing a candidate
+// subnet to a concurrent registration or to a subnet someone requested explicitly.
+const maxAllocAttempts = 64
+
+// Register places and records a host. It returns the host and whether it was created now;
+// registering the same name and address again returns the existing host (bootstrap retries
+// safely). Allocation is race-free across processes: the database's exclusion constraint is
+// the final judge, and a candidate lost to a concurrent registration is simply skipped.
+func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Registration) (fabric.Host, bool, error) {
+	reg, seg, pool, err := s.inv.Place(reg)
+	if err != nil {
+		return fabric.Host{}, false, err
+	}
+	for range maxAllocAttempts {
+		h, created, retry, err := s.tryRegister(ctx, actor, reg, seg, pool)
+		if !retry {
+			return h, created, err
+		}
+	}
+	return fabric.Host{}, false, fabric.Errorf(fabric.EUNAVAILABLE, "no subnet could be allocated after %d attempts under heavy contention; try again", maxAllocAttempts)
+}
+
+func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.Registration, seg fabric.Segment, pool fabric.Pool) (h fabric.Host, created, retry bool, err error) {
+	// The candidate is taken before the transaction, in statements of its own, so that no
+	// registration holds a connection while it waits for another (a pool of N connections
+	// would otherwise deadlock under N concurrent registrations) and nobody queues behind
+	// the cursor's row lock for a whole transaction. A candidate that goes unused is handed
+	// back; one lost to a crash in between is found again by the gap scan.
+	cand, taken := reg.Subnet, netip.Prefix{}
+	if !cand.IsValid() {
+		// A bootstrap retrying its registration must not burn a subnet: look first.
+		if existing, found, err := s.existingNow(ctx, reg); found || err != nil {
+			return existing, false, false, err
+		}
+		if cand, err = s.candidate(ctx, pool); err != nil {
+			return h, false, false, err
+		}
+		taken = cand
+	}
+	defer func() {
+		if taken.IsValid() && !created {
+			s.giveBack(context.WithoutCancel(ctx), pool.Name, taken)
+		}
+	}()
+	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
+		if existing, found, err := s.existing(ctx, tx, reg); found || err != nil {
+			h = existing
+			return err
+		}
+		now := s.db.Now()
+		h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
+			State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING`,
+			h.Name, h.Address, h.Segment, h.Pool, h.Subnet, string(h.State), h.CreatedBy, now)
+		if err != nil {
+			return formatError(err)
+		}
+		if tag.RowsAffected() == 1 {
+			created = true
+			return insertAudit(ctx, tx, now, actor.Name, "host.register", "host/"+h.Name, map[string]any{
+				"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()})
+		}
+		// Someone holds the name, the address or an overlapping subnet. Find out who.
+		if existing, found, err := s.existing(ctx, tx, reg); found || err != nil {
+			h = existing
+			return err
+		}
+		var holder string
+		err = tx.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND subnet && $1 LIMIT 1`, cand).Scan(&holder)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			// The conflicting registration rolled back in the meantime: try again.
+		case err != nil:
+			return formatError(err)
+		case reg.Subnet.IsValid():
+			return fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "%s overlaps the subnet of host %s", cand, holder)
+		default:
+			taken = netip.Prefix{} // held for good by holder: nothing to hand back
+		}
+		retry = true
+		return nil
+	})
+	if err != nil {
+		retry = false
+	}
+	return h, created, retry, err
+}
+
+// existingNow is existing outside a transaction.
+func (s *Hosts) existingNow(ctx context.Context, reg fabric.Registration) (fabric.Host, bool, error) {
+	return s.existing(ctx, s.db.Pool, reg)
+}
+
+// existing returns the live host registered under reg's name or address. Same name and
+// address is the idempotent repeat; anything else is a conflict naming the holder.
+func (s *Hosts) existing(ctx context.Context, tx querier, reg fabric.Registration) (fabric.Host, bool, error) {
+	rows, err := tx.Query(ctx, `SELECT `+hostColumns+` FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2)`, reg.Name, reg.Address)
+	if err != nil {
+		return fabric.Host{}, false, formatError(err)
+	}
+	hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHost(r) })
+	if err != nil {
+		return fabric.Host{}, false, formatError(err)
+	}
+	for _, h := range hosts {
+		if h.Name != reg.Name {
+			continue
+		}
+		if h.Address != reg.Address {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "host %s is already registered with address %s", h.Name, h.Address)
+		}
+		if reg.Subnet.IsValid() && reg.Subnet != h.Subnet {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "host %s already holds subnet %s", h.Name, h.Subnet)
+		}
+		if h.State == fabric.HostRemoving {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "name", "host %s is being removed; register it again once it is removed", h.Name)
+		}
+		return h, true, nil
+	}
+	if len(hosts) > 0 {
+		return hosts[0], true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "address %s is already registered by host %s", reg.Address, hosts[0].Name)
+	}
+	return fabric.Host{}, false, nil
+}
+
+// candidate takes a subnet to try, each step in its own statement: a handed-back subnet
+// first, else the next never-used one from the pool's cursor, else (the cursor exhausted) a
+// gap left by a hand-back that never happened. The caller hands it back if it goes unused.
+func (s *Hosts) candidate(ctx context.Context, pool fabric.Pool) (netip.Prefix, error) {
+	var cand netip.Prefix
+	err := s.db.Pool.QueryRow(ctx, `
+		DELETE FROM free_subnets WHERE (pool, subnet) IN (
+			SELECT pool, subnet FROM free_subnets WHERE pool = $1 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING subnet`, pool.Name).Scan(&cand)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return cand, formatError(err)
+	}
+	var idx int64
+	err = s.db.Pool.QueryRow(ctx, `
+		UPDATE pools SET next_index = next_index + 1 WHERE name = $1 AND next_index < $2
+		RETURNING next_index - 1`, pool.Name, int64(pool.Size())).Scan(&idx)
+	if err == nil {
+		sub, _ := pool.Subnet(uint64(idx))
+		return sub, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return cand, formatError(err)
+	}
+	// This scan is linear in the pool's size, and runs only once the cursor has passed the
+	// pool's end, i.e. when the pool is nearly full.
+	err = s.db.Pool.QueryRow(ctx, `
+		SELECT s FROM (
+			SELECT set_masklen(($1::cidr)::inet + (i << ($3::int - $2::int)), $2::int)::cidr AS s
+			FROM generate_series(0::bigint, $4 - 1) AS i) c
+		WHERE NOT EXISTS (SELECT 1 FROM hosts h WHERE h.state <> 'removed' AND h.subnet && c.s)
+		LIMIT 1`, pool.Prefix, pool.SubnetLength, pool.Prefix.Addr().BitLen(), int64(pool.Size())).Scan(&cand)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cand, fabric.Errorf(fabric.ECONFLICT, "pool %s (%s) is exhausted: all %d /%d subnets are allocated", pool.Name, pool.Prefix, pool.Size(), pool.SubnetLength)
+	}
+	return cand, formatError(err)
+}
+
+// giveBack returns an unused subnet from the cursor to the free list.
+func (s *Hosts) giveBack(ctx context.Context, pool string, sub netip.Prefix) {
+	_, _ = s.db.Pool.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, sub)
+}
+
+// Host returns the live host with the given name.
+func (s *Hosts) Host(ctx context.Context, name string) (fabric.Host, error) {
+	h, err := scanHost(s.db.Pool.QueryRow(ctx, `SELECT `+hostColumns+` FROM hosts WHERE name = $1 AND state <> 'removed'`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, fabric.Errorf(fabric.ENOTFOUND, "no host named %q", name)
+	}
+	return h, formatError(err)
+}
+
+// HostFilter selects hosts for List.
+type HostFilter struct {
+	Segment string
+	State   fabric.HostState // "" means every live state
+	After   string           // keyset cursor: names after this one
+	Limit   int
+}
+
+// List returns live hosts ordered by name, and the cursor for the next page ("" at the end).
+func (s *Hosts) List(ctx context.Context, f HostFilter) ([]fabric.Host, string, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	q := `SELECT ` + hostColumns + ` FROM hosts WHERE state <> 'removed' AND name > $1`
+	args := []any{f.After}
+	if f.Segment != "" {
+		args = append(args, f.Segment)
+		q += fmt.Sprintf(" AND segment = $%d", len(args))
+	}
+	if f.State != "" {
+		args = append(args, string(f.State))
+		q += fmt.Sprintf(" AND state = $%d", len(args))
+	}
+	args = append(args, f.Limit+1)
+	q += fmt.Sprintf(" ORDER BY name LIMIT $%d", len(args))
+	rows, err := s.db.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", formatError(err)
+	}
+	hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHost(r) })
+	if err != nil {
+		return nil, "", formatError(err)
+	}
+	next := ""
+	if len(hosts) > f.Limit {
+		hosts = hosts[:f.Limit]
+		next = hosts[f.Limit-1].Name
+	}
+	return hosts, next, nil
+}
+
+// Remove marks a host for removal. Its routes are withdrawn by a change and its subnet is
+// released only after they are gone.
+func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fabric.Host, error) {
+	var h fabric.Host
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		h, err = scanHost(tx.QueryRow(ctx, `SELECT `+hostColumns+` FROM hosts WHERE name = $1 AND state <> 'removed' FOR UPDATE`, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fabric.Errorf(fabric.ENOTFOUND, "no host named %q", name)
+		}
+		if err != nil {
+			return formatError(err)
+		}
+		if h.State == fabric.HostRemoving {
+			return nil // already on its way out: repeating the request is harmless
+		}
+		now := s.db.Now()
+		if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE name = $1 AND state <> 'removed'`, name, now); err != nil {
+			return formatError(err)
+		}
+		h.State, h.UpdatedAt = fabric.HostRemoving, now
+		return insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, map[string]any{"subnet": h.Subnet.String()})
+	})
+	return h, err
+}

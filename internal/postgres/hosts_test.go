@@ -1,0 +1,280 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+var (
+	pfx  = netip.MustParsePrefix
+	addr = netip.MustParseAddr
+	bob  = fabric.Actor{Name: "bob", Role: fabric.RoleBootstrap}
+)
+
+// inventory returns a fabric whose pool holds size /24 subnets.
+func inventory(poolPrefix string) *fabric.Inventory {
+	return &fabric.Inventory{
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx(poolPrefix), SubnetLength: 24}},
+		Segments: []fabric.Segment{{Name: "rack1", Hosts: pfx("10.10.0.0/16"), Pool: "docker",
+			RouteVia: []fabric.Hop{{Device: "sw1", NextHop: fabric.NextHop{Host: true}}}}},
+		Devices: []fabric.Device{{Name: "sw1", Platform: fabric.PlatformFRR, Transport: fabric.TransportSSH,
+			Address: netip.MustParseAddrPort("198.18.0.11:22"), VRF: "default"}},
+	}
+}
+
+func newHosts(t *testing.T, poolPrefix string) (*postgres.DB, *postgres.Hosts) {
+	t.Helper()
+	db := pgtest.Open(t)
+	inv := inventory(poolPrefix)
+	if err := db.SyncInventory(context.Background(), inv); err != nil {
+		t.Fatal(err)
+	}
+	return db, postgres.NewHosts(db, inv)
+}
+
+func code(err error) string { return fabric.ErrorCode(err) }
+
+func TestRegisterAllocatesInOrderAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, hosts := newHosts(t, "172.10.0.0/16")
+	h1, created, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil || !created {
+		t.Fatalf("Register(d1) = %v, %v", created, err)
+	}
+	if h1.Subnet != pfx("172.10.0.0/24") || h1.State != fabric.HostPending || h1.Segment != "rack1" {
+		t.Errorf("d1 = %+v", h1)
+	}
+	h2, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102")})
+	if err != nil || h2.Subnet != pfx("172.10.1.0/24") {
+		t.Fatalf("Register(d2) = %v, %v", h2.Subnet, err)
+	}
+	again, created, err := hosts.Register(ctx, bob, fabric.Registration{Name: "D1", Address: addr("10.10.10.101")})
+	if err != nil || created || again.Subnet != h1.Subnet {
+		t.Errorf("repeat Register(d1) = %v created=%v err=%v, want %v, false, nil", again.Subnet, created, err, h1.Subnet)
+	}
+}
+
+func TestRegisterConflicts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, hosts := newHosts(t, "172.10.0.0/16")
+	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.10.10.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		reg       fabric.Registration
+		wantCode  string
+		wantField string
+	}{
+		{"same name other address", fabric.Registration{Name: "d1", Address: addr("10.10.10.9")}, fabric.ECONFLICT, "address"},
+		{"same address other name", fabric.Registration{Name: "d9", Address: addr("10.10.10.101")}, fabric.ECONFLICT, "address"},
+		{"requested subnet taken", fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.10.10.0/24")}, fabric.ECONFLICT, "subnet"},
+		{"requested subnet outside pool", fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.11.10.0/24")}, fabric.EINVALID, "subnet"},
+		{"address in no segment", fabric.Registration{Name: "d2", Address: addr("10.99.0.1")}, fabric.EINVALID, "address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := hosts.Register(ctx, bob, tt.reg)
+			var fe *fabric.Error
+			if !errors.As(err, &fe) || fe.Code != tt.wantCode || fe.Field != tt.wantField {
+				t.Fatalf("Register() = %v, want %s on %q", err, tt.wantCode, tt.wantField)
+			}
+		})
+	}
+	// The conflicting subnet's holder is named.
+	_, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.10.10.0/24")})
+	if got := fabric.ErrorMessage(err); got != "172.10.10.0/24 overlaps the subnet of host d1" {
+		t.Errorf("message = %q", got)
+	}
+}
+
+func TestCursorSkipsRequestedSubnets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, hosts := newHosts(t, "172.10.0.0/16")
+	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "pinned", Address: addr("10.10.10.1"), Subnet: pfx("172.10.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "next", Address: addr("10.10.10.2")})
+	if err != nil || h.Subnet != pfx("172.10.1.0/24") {
+		t.Fatalf("Register() = %v, %v; want 172.10.1.0/24", h.Subnet, err)
+	}
+}
+
+func TestPoolExhaustion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, hosts := newHosts(t, "172.10.0.0/22") // four /24s
+	for i := range 4 {
+		if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d4", Address: addr("10.10.10.5")})
+	if code(err) != fabric.ECONFLICT || fabric.ErrorMessage(err) != "pool docker (172.10.0.0/22) is exhausted: all 4 /24 subnets are allocated" {
+		t.Fatalf("Register() on a full pool = %v", err)
+	}
+}
+
+// TestGapScanReclaimsLostSubnets covers a subnet lost when a process died between moving the
+// cursor and registering: once the cursor is exhausted, the gap is found and used.
+func TestGapScanReclaimsLostSubnets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, hosts := newHosts(t, "172.10.0.0/23") // two /24s
+	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = 1`); err != nil { // index 0 "lost"
+		t.Fatal(err)
+	}
+	a, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "a", Address: addr("10.10.10.1")})
+	if err != nil || a.Subnet != pfx("172.10.1.0/24") {
+		t.Fatalf("a = %v, %v", a.Subnet, err)
+	}
+	b, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "b", Address: addr("10.10.10.2")})
+	if err != nil || b.Subnet != pfx("172.10.0.0/24") {
+		t.Fatalf("b = %v, %v; want the lost 172.10.0.0/24", b.Subnet, err)
+	}
+}
+
+// TestConcurrentRegistration registers many hosts at once from many goroutines (and two
+// registries sharing the database, as two service processes would): every host gets a
+// subnet, none overlap, and nothing fails.
+func TestConcurrentRegistration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, hosts := newHosts(t, "172.10.0.0/16")
+	other := postgres.NewHosts(db, inventory("172.10.0.0/16"))
+	const n = 200
+	subnets := make([]netip.Prefix, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			reg := hosts
+			if i%2 == 1 {
+				reg = other
+			}
+			// Every host registers twice at once, as a retrying bootstrap would.
+			name, a := fmt.Sprintf("h%03d", i), addr(fmt.Sprintf("10.10.%d.%d", 1+i/200, 1+i%200))
+			var inner sync.WaitGroup
+			var first netip.Prefix
+			var ferr error
+			inner.Go(func() {
+				h, _, err := reg.Register(ctx, bob, fabric.Registration{Name: name, Address: a})
+				first, ferr = h.Subnet, err
+			})
+			h, _, err := reg.Register(ctx, bob, fabric.Registration{Name: name, Address: a})
+			inner.Wait()
+			subnets[i], errs[i] = h.Subnet, errors.Join(err, ferr)
+			if err == nil && ferr == nil && first != h.Subnet {
+				errs[i] = fmt.Errorf("two registrations of %s got %v and %v", name, first, h.Subnet)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[netip.Prefix]int{}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("host %d: %v", i, err)
+		}
+		if prev, dup := seen[subnets[i]]; dup {
+			t.Errorf("hosts %d and %d both hold %v", prev, i, subnets[i])
+		}
+		seen[subnets[i]] = i
+	}
+	var live int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM hosts WHERE state <> 'removed'`).Scan(&live); err != nil || live != n {
+		t.Errorf("live hosts = %d, %v; want %d", live, err, n)
+	}
+}
+
+func TestListPaginationAndFilters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, hosts := newHosts(t, "172.10.0.0/16")
+	for i := range 5 {
+		if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := hosts.Remove(ctx, bob, "d3"); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	after := ""
+	for {
+		page, next, err := hosts.List(ctx, postgres.HostFilter{Limit: 2, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range page {
+			names = append(names, h.Name)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if fmt.Sprint(names) != "[d0 d1 d2 d3 d4]" {
+		t.Errorf("pages = %v", names)
+	}
+	removing, _, err := hosts.List(ctx, postgres.HostFilter{State: fabric.HostRemoving})
+	if err != nil || len(removing) != 1 || removing[0].Name != "d3" {
+		t.Errorf("List(removing) = %v, %v", removing, err)
+	}
+}
+
+func TestSyncRefusesToReshapeAPoolInUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, hosts := newHosts(t, "172.10.0.0/16")
+	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.1")}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.SyncInventory(ctx, inventory("172.20.0.0/16"))
+	if code(err) != fabric.ECONFLICT {
+		t.Fatalf("SyncInventory(reshaped pool) = %v, want conflict", err)
+	}
+	if err := db.SyncInventory(ctx, inventory("172.10.0.0/16")); err != nil {
+		t.Fatalf("SyncInventory(same) = %v", err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	secret, err := db.CreateToken(ctx, "cli", "alice", fabric.RoleReviewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := db.Authenticate(ctx, secret)
+	if err != nil || a.Name != "alice" || a.Role != fabric.RoleReviewer {
+		t.Fatalf("Authenticate() = %+v, %v", a, err)
+	}
+	if _, err := db.CreateToken(ctx, "cli", "alice", fabric.RoleAdmin); code(err) != fabric.ECONFLICT {
+		t.Errorf("duplicate CreateToken() = %v", err)
+	}
+	if err := db.RevokeToken(ctx, "cli", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, secret); code(err) != fabric.EUNAUTHORIZED {
+		t.Errorf("Authenticate(revoked) = %v", err)
+	}
+	entries, _, err := db.Audit(ctx, postgres.AuditFilter{})
+	if err != nil || len(entries) != 2 || entries[0].Action != "token.revoke" || entries[1].Action != "token.create" {
+		t.Errorf("Audit() = %+v, %v", entries, err)
+	}
+}

@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+type hopJSON struct {
+	Device  string `json:"device"`
+	NextHop string `json:"next_hop"`
+}
+
+// SyncInventory makes the database's copy of the inventory match inv, in one transaction.
+// It refuses to drop or reshape a pool that live hosts still hold subnets of.
+func (db *DB) SyncInventory(ctx context.Context, inv *fabric.Inventory) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		// Serialise concurrent syncs from several processes starting together.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('returnpath.inventory'))`); err != nil {
+			return formatError(err)
+		}
+		if err := syncPools(ctx, tx, inv.Pools); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM segments`); err != nil {
+			return formatError(err)
+		}
+		for _, s := range inv.Segments {
+			hops := make([]hopJSON, 0, len(s.RouteVia))
+			for _, h := range s.RouteVia {
+				hops = append(hops, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
+			}
+			b, _ := json.Marshal(hops)
+			if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via) VALUES ($1, $2, $3, $4)`,
+				s.Name, s.Hosts, s.Pool, b); err != nil {
+				return formatError(err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM devices`); err != nil {
+			return formatError(err)
+		}
+		for _, d := range inv.Devices {
+			if _, err := tx.Exec(ctx, `INSERT INTO devices (name, platform, transport, address, vrf) VALUES ($1, $2, $3, $4, $5)`,
+				d.Name, string(d.Platform), string(d.Transport), d.Address.String(), d.VRF); err != nil {
+				return formatError(err)
+			}
+		}
+		return nil
+	})
+}
+
+func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
+	type row struct {
+		prefix netip.Prefix
+		length int
+		live   int64
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT p.name, p.prefix, p.subnet_length,
+		       (SELECT count(*) FROM hosts h WHERE h.pool = p.name AND h.state <> 'removed')
+		FROM pools p`)
+	if err != nil {
+		return formatError(err)
+	}
+	have := map[string]row{}
+	for rows.Next() {
+		var name string
+		var r row
+		if err := rows.Scan(&name, &r.prefix, &r.length, &r.live); err != nil {
+			return formatError(err)
+		}
+		have[name] = r
+	}
+	if err := rows.Err(); err != nil {
+		return formatError(err)
+	}
+	want := map[string]bool{}
+	for _, p := range pools {
+		want[p.Name] = true
+		old, ok := have[p.Name]
+		switch {
+		case !ok:
+			if _, err := tx.Exec(ctx, `INSERT INTO pools (name, prefix, subnet_length) VALUES ($1, $2, $3)`, p.Name, p.Prefix, p.SubnetLength); err != nil {
+				return formatError(err)
+			}
+		case old.prefix != p.Prefix || old.length != p.SubnetLength:
+			if old.live > 0 {
+				return fabric.Errorf(fabric.ECONFLICT, "pool %s: changing it from %s (/%d subnets) to %s (/%d) while %d hosts hold subnets of it is not supported; remove those hosts first",
+					p.Name, old.prefix, old.length, p.Prefix, p.SubnetLength, old.live)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE pools SET prefix = $2, subnet_length = $3, next_index = 0, updated_at = now() WHERE name = $1`, p.Name, p.Prefix, p.SubnetLength); err != nil {
+				return formatError(err)
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM free_subnets WHERE pool = $1`, p.Name); err != nil {
+				return formatError(err)
+			}
+		}
+	}
+	for name, old := range have {
+		if want[name] {
+			continue
+		}
+		if old.live > 0 {
+			return fabric.Errorf(fabric.ECONFLICT, "pool %s was removed from the configuration but %d hosts still hold subnets of it; remove those hosts first", name, old.live)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM pools WHERE name = $1`, name); err != nil {
+			return formatError(err)
+		}
+	}
+	return nil
+}
+
+// PoolUsage is how much of a pool is allocated.
+type PoolUsage struct {
+	Pool      fabric.Pool
+	Allocated int64
+}
+
+// PoolUsage returns the number of live hosts per configured pool.
+func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]PoolUsage, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT pool, count(*) FROM hosts WHERE state <> 'removed' GROUP BY pool`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	counts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		Pool  string
+		Count int64
+	}])
+	if err != nil {
+		return nil, formatError(err)
+	}
+	by := map[string]int64{}
+	for _, c := range counts {
+		by[c.Pool] = c.Count
+	}
+	out := make([]PoolUsage, 0, len(inv.Pools))
+	for _, p := range inv.Pools {
+		out = append(out, PoolUsage{Pool: p, Allocated: by[p.Name]})
+	}
+	return out, nil
+}
+
+// HostsByState counts live and removed hosts by state, for metrics.
+func (db *DB) HostsByState(ctx context.Context) (map[fabric.HostState]int64, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT state, count(*) FROM hosts GROUP BY state`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	out := map[fabric.HostState]int64{}
+	var state string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+		out[fabric.HostState(state)] = n
+		return nil
+	})
+	return out, formatError(err)
+}

@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// tokenPrefix marks returnpath secrets so that secret scanners and humans recognise them.
+const tokenPrefix = "rp_"
+
+func hashToken(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// CreateToken creates a token and returns its secret, which is never stored (only its
+// SHA-256; the secret carries 256 random bits, so a fast hash is enough).
+func (db *DB) CreateToken(ctx context.Context, actor, name string, role fabric.Role) (string, error) {
+	if err := fabric.ValidateName("name", name); err != nil {
+		return "", err
+	}
+	if err := role.Validate(); err != nil {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := tokenPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		now := db.Now()
+		tag, err := tx.Exec(ctx, `INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`,
+			name, string(role), hashToken(secret), now)
+		if err != nil {
+			return formatError(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fabric.FieldErrorf(fabric.ECONFLICT, "name", "a token named %q exists already (revoked tokens keep their name)", name)
+		}
+		return insertAudit(ctx, tx, now, actor, "token.create", "token/"+name, map[string]any{"role": string(role)})
+	})
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// Authenticate returns the actor owning a live token.
+func (db *DB) Authenticate(ctx context.Context, secret string) (fabric.Actor, error) {
+	if !strings.HasPrefix(secret, tokenPrefix) {
+		return fabric.Actor{}, fabric.Errorf(fabric.EUNAUTHORIZED, "unknown or revoked token")
+	}
+	var a fabric.Actor
+	var role string
+	err := db.Pool.QueryRow(ctx, `SELECT name, role FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hashToken(secret)).Scan(&a.Name, &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fabric.Errorf(fabric.EUNAUTHORIZED, "unknown or revoked token")
+	}
+	a.Role = fabric.Role(role)
+	return a, formatError(err)
+}
+
+// RevokeToken revokes the named token at once.
+func (db *DB) RevokeToken(ctx context.Context, actor, name string) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		now := db.Now()
+		tag, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL`, name, now)
+		if err != nil {
+			return formatError(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fabric.Errorf(fabric.ENOTFOUND, "no live token named %q", name)
+		}
+		return insertAudit(ctx, tx, now, actor, "token.revoke", "token/"+name, nil)
+	})
+}
+
+// Tokens lists every token, revoked ones included; secrets are not kept and so never listed.
+func (db *DB) Tokens(ctx context.Context) ([]fabric.Token, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT name, role, created_at, revoked_at FROM tokens ORDER BY name`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Token, error) {
+		var t fabric.Token
+		var role string
+		var revoked *time.Time
+		err := r.Scan(&t.Name, &role, &t.CreatedAt, &revoked)
+		t.Role, t.RevokedAt = fabric.Role(role), revoked
+		return t, err
+	})
+	return out, formatError(err)
+}
