@@ -21,6 +21,8 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/gnmi/gnmitarget"
@@ -240,6 +242,27 @@ func (d *device) ni(vrf string) string {
 		return "default"
 	}
 	return "DEFAULT"
+}
+
+// reject returns a route on prefix p that the device refuses, and a substring of the
+// device's answer. On OpenConfig the route names a network-instance that does not exist, which
+// the schema refuses (its name leafref has no config/name). The SR Linux subset lets a route
+// create its network-instance, so there the target refuses p the way SR Linux fails a commit
+// it cannot apply.
+func (d *device) reject(p netip.Prefix) (fabric.Route, string) {
+	r := fabric.Route{VRF: "nosuch", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}
+	if d.platform == fabric.PlatformOpenConfig {
+		return r, "InvalidArgument: validation"
+	}
+	d.target.SetHook(func(_ context.Context, req *gpb.SetRequest) error {
+		for _, u := range req.Update {
+			if e := u.GetPath().GetElem(); len(e) == 3 && e[2].GetKey()["prefix"] == p.String() {
+				return status.Error(codes.FailedPrecondition, "network-instance nosuch does not exist")
+			}
+		}
+		return nil
+	})
+	return r, "FailedPrecondition: network-instance nosuch does not exist"
 }
 
 // foreignGroup names the group an operator would have made for a planted SR Linux route.
