@@ -38,6 +38,9 @@ type Harness struct {
 	NextHops []netip.Addr
 	// VRF names a non-default VRF that exists on the device; "" skips the VRF case.
 	VRF string
+	// VRFNotInstalled says that routes in VRF exist only in the configuration (the VRF has
+	// no kernel device), so InstalledRoutes is not expected to list them.
+	VRFNotInstalled bool
 	// Unmanaged is a prefix outside every managed pool where the suite may plant a foreign
 	// route out of band.
 	Unmanaged netip.Prefix
@@ -260,6 +263,9 @@ func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, 
 	ir, ok := d.(drivers.InstalledReader)
 	if !ok {
 		return
+	}
+	if s.h.VRFNotInstalled {
+		want = slices.DeleteFunc(want, func(r fabric.Route) bool { return r.VRF == s.h.VRF })
 	}
 	var inst []fabric.Route
 	for {

@@ -1,0 +1,77 @@
+// Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
+// vtysh (platform frr, on scrapligo with an embedded platform definition) and plain Linux
+// routers and firewalls managed with iproute2 (platform linux).
+//
+// Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
+// against the configured known_hosts file (accept-new only when set explicitly), password or
+// key authentication, and a connect timeout. Rendering and parsing are pure functions with
+// golden files in testdata/; no library type leaves the package.
+package ssh
+
+import (
+	"context"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Open connects to the device described by cfg with the driver of its platform (frr or
+// linux).
+func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	switch cfg.Platform {
+	case fabric.PlatformFRR:
+		return openFRR(ctx, cfg)
+	case fabric.PlatformLinux:
+		return openLinux(ctx, cfg)
+	}
+	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
+}
+
+// Preview renders ops in the native syntax of cfg's platform, without contacting the device.
+func Preview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+	switch cfg.Platform {
+	case fabric.PlatformFRR:
+		return FRRPreview(cfg, ops)
+	case fabric.PlatformLinux:
+		return LinuxPreview(cfg, ops)
+	}
+	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
+}
+
+// Factory returns a factory for both SSH platforms; it dispatches on Config.Platform.
+func Factory() drivers.Factory {
+	return drivers.Factory{Open: Open, Preview: Preview}
+}
+
+// FRRFactory returns the factory of platform frr.
+func FRRFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openFRR,
+		Preview: FRRPreview,
+	}
+}
+
+// LinuxFactory returns the factory of platform linux.
+func LinuxFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openLinux,
+		Preview: LinuxPreview,
+	}
+}
+
+// openFRR and openLinux return a nil interface, not a typed nil, on error.
+func openFRR(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenFRR(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func openLinux(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenLinux(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}

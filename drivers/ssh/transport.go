@@ -1,0 +1,112 @@
+package ssh
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/scrapli/scrapligo/transport"
+	"golang.org/x/crypto/ssh"
+)
+
+// shellTransport is a scrapligo transport over an already authenticated SSH client. Unlike
+// scrapligo's standard transport it asks for no terminal: vtysh then reads its input without
+// kernel echo, so a whole batch can be written at once and vtysh's own echo of each line,
+// followed by that line's answer, comes back strictly in order. It also lets dial own the
+// host key policy (accept-new) and classify connection errors.
+type shellTransport struct {
+	client *ssh.Client
+
+	mu      sync.Mutex
+	session *ssh.Session
+	stdin   io.WriteCloser
+	stdout  io.Reader
+}
+
+var _ transport.Implementation = (*shellTransport)(nil)
+
+// Open starts the login shell (for an FRR user, vtysh via sshd's ForceCommand).
+func (t *shellTransport) Open(*transport.Args) error {
+	s, err := t.client.NewSession()
+	if err != nil {
+		return err
+	}
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return err
+	}
+	// vtysh prints its errors on stdout; nothing the driver parses comes on stderr.
+	s.Stderr = io.Discard
+	if err := s.Shell(); err != nil {
+		s.Close()
+		return err
+	}
+	t.mu.Lock()
+	t.session, t.stdin, t.stdout = s, stdin, stdout
+	t.mu.Unlock()
+	return nil
+}
+
+// Close ends the session and the connection.
+func (t *shellTransport) Close() error {
+	t.mu.Lock()
+	s := t.session
+	t.session = nil
+	t.mu.Unlock()
+	var errs []error
+	if s != nil {
+		if err := s.Close(); err != nil && !errors.Is(err, io.EOF) {
+			errs = append(errs, err)
+		}
+	}
+	if err := t.client.Close(); err != nil && !isClosedErr(err) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// IsAlive reports whether the session is open.
+func (t *shellTransport) IsAlive() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.session != nil
+}
+
+// Read reads up to n bytes of the shell's output; it blocks until some arrive.
+func (t *shellTransport) Read(n int) ([]byte, error) {
+	t.mu.Lock()
+	r := t.stdout
+	t.mu.Unlock()
+	if r == nil {
+		return nil, io.EOF
+	}
+	b := make([]byte, n)
+	n, err := r.Read(b)
+	if n > 0 {
+		return b[:n], nil
+	}
+	return nil, err
+}
+
+// Write writes b to the shell's input.
+func (t *shellTransport) Write(b []byte) error {
+	t.mu.Lock()
+	w := t.stdin
+	t.mu.Unlock()
+	if w == nil {
+		return io.ErrClosedPipe
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func isClosedErr(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
