@@ -1,0 +1,162 @@
+package ssh
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/lab/labtest"
+)
+
+// Benchmarks against the real devices of the lab. Run them with
+//
+//	go test ./drivers/ssh -run '^$' -bench . -benchtime 3x -benchmem
+//
+// Each op of the batch benchmarks is one 5,000-route Apply (or one read of 5,000 routes).
+
+const benchRoutes = 5000
+
+// benchOps returns n adds (or deletes) of /29s of the lab pool via nh.
+func benchOps(n int, action fabric.Action, nh netip.Addr) []fabric.RouteOp {
+	base := labPool.Addr().As4()
+	ops := make([]fabric.RouteOp, n)
+	for i := range ops {
+		a := base
+		v := uint32(i) << 3
+		a[1] += byte(v >> 16)
+		a[2] += byte(v >> 8)
+		a[3] += byte(v)
+		ops[i] = fabric.RouteOp{Action: action, Route: fabric.Route{
+			VRF: fabric.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 29), NextHop: nh}}
+	}
+	return ops
+}
+
+func benchOpen(b *testing.B, open func(context.Context, drivers.Config) (drivers.Driver, error), cfg drivers.Config) drivers.Driver {
+	b.Helper()
+	cfg.OpTimeout = 5 * time.Minute
+	d, err := open(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+func mustApply(b *testing.B, d drivers.Driver, ops []fabric.RouteOp) {
+	b.Helper()
+	if err := d.Apply(b.Context(), ops); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchBatch measures one Apply of the adds (or, with del, of the deletes); the other
+// half runs with the timer stopped.
+func benchBatch(b *testing.B, d drivers.Driver, nh netip.Addr, del bool) {
+	adds := benchOps(benchRoutes, fabric.ActionAdd, nh)
+	dels := benchOps(benchRoutes, fabric.ActionDelete, nh)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if del {
+			b.StopTimer()
+			mustApply(b, d, adds)
+			b.StartTimer()
+			mustApply(b, d, dels)
+		} else {
+			mustApply(b, d, adds)
+			b.StopTimer()
+			mustApply(b, d, dels)
+			b.StartTimer()
+		}
+	}
+}
+
+// benchRead measures reading back 5,000 routes.
+func benchRead(b *testing.B, d drivers.Driver, nh netip.Addr) {
+	mustApply(b, d, benchOps(benchRoutes, fabric.ActionAdd, nh))
+	b.Cleanup(func() {
+		if err := d.Apply(context.Background(), benchOps(benchRoutes, fabric.ActionDelete, nh)); err != nil {
+			b.Error(err)
+		}
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		rs, err := d.Routes(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(rs) != benchRoutes {
+			b.Fatalf("read %d routes, want %d", len(rs), benchRoutes)
+		}
+	}
+}
+
+var (
+	frrNH   = netip.MustParseAddr("10.10.10.101")
+	linuxNH = netip.MustParseAddr("10.10.20.1")
+)
+
+func BenchmarkFRRAdd5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchBatch(b, benchOpen(b, FRRFactory().Open, frrConfig(l)), frrNH, false)
+}
+
+func BenchmarkFRRDelete5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchBatch(b, benchOpen(b, FRRFactory().Open, frrConfig(l)), frrNH, true)
+}
+
+func BenchmarkFRRRead5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchRead(b, benchOpen(b, FRRFactory().Open, frrConfig(l)), frrNH)
+}
+
+func BenchmarkFRROpen(b *testing.B) {
+	l := labtest.Require(b)
+	cfg := frrConfig(l)
+	b.ReportAllocs()
+	for range b.N {
+		d, err := OpenFRR(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		d.Close()
+		b.StartTimer()
+	}
+}
+
+func BenchmarkLinuxAdd5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchBatch(b, benchOpen(b, LinuxFactory().Open, linuxConfig(l)), linuxNH, false)
+}
+
+func BenchmarkLinuxDelete5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchBatch(b, benchOpen(b, LinuxFactory().Open, linuxConfig(l)), linuxNH, true)
+}
+
+func BenchmarkLinuxRead5000(b *testing.B) {
+	l := labtest.Require(b)
+	benchRead(b, benchOpen(b, LinuxFactory().Open, linuxConfig(l)), linuxNH)
+}
+
+func BenchmarkLinuxOpen(b *testing.B) {
+	l := labtest.Require(b)
+	cfg := linuxConfig(l)
+	b.ReportAllocs()
+	for range b.N {
+		d, err := OpenLinux(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		d.Close()
+		b.StartTimer()
+	}
+}
