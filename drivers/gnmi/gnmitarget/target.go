@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -214,30 +215,23 @@ func (t *Target) apply(req *gpb.SetRequest) error {
 		return status.Errorf(codes.Internal, "copy configuration: %v", err)
 	}
 	next := c.(ygot.ValidatedGoStruct)
-	rs := t.model.rootSchema()
+	ed := &editor{rs: t.model.rootSchema(), root: next, parents: map[string]parentNode{}}
 	for _, p := range req.Delete {
-		full := join(req.Prefix, p)
-		if err := checkPath(rs, full); err != nil {
+		if err := ed.delete(join(req.Prefix, p)); err != nil {
 			return err
-		}
-		if err := ytypes.DeleteNode(rs, next, full); err != nil {
-			return status.Errorf(codes.InvalidArgument, "delete %s: %v", pathString(full), err)
 		}
 	}
 	for _, u := range req.Replace {
 		full := join(req.Prefix, u.Path)
-		if err := checkPath(rs, full); err != nil {
+		if err := ed.delete(full); err != nil {
 			return err
 		}
-		if err := ytypes.DeleteNode(rs, next, full); err != nil {
-			return status.Errorf(codes.InvalidArgument, "replace %s: %v", pathString(full), err)
-		}
-		if err := t.update(rs, next, full, u.Val); err != nil {
+		if err := ed.update(full, u.Val); err != nil {
 			return err
 		}
 	}
 	for _, u := range req.Update {
-		if err := t.update(rs, next, join(req.Prefix, u.Path), u.Val); err != nil {
+		if err := ed.update(join(req.Prefix, u.Path), u.Val); err != nil {
 			return err
 		}
 	}
@@ -248,12 +242,94 @@ func (t *Target) apply(req *gpb.SetRequest) error {
 	return nil
 }
 
-func (t *Target) update(rs *yang.Entry, root ygot.ValidatedGoStruct, path *gpb.Path, val *gpb.TypedValue) error {
-	if err := checkPath(rs, path); err != nil {
+// editor applies one SetRequest's edits to a copy of the tree. Resolving a path from the root
+// walks ygot's schema element by element, which dominates a large Set; so the parent of each
+// edited node is resolved once and reused for its siblings.
+type editor struct {
+	rs      *yang.Entry
+	root    ygot.GoStruct
+	parents map[string]parentNode // by canonical path
+}
+
+type parentNode struct {
+	schema *yang.Entry
+	node   any
+}
+
+// parent returns the node holding p's last element, creating it when create is set; found
+// is false when it does not exist and was not created.
+func (e *editor) parent(p *gpb.Path, create bool) (parentNode, bool, error) {
+	pp := &gpb.Path{Origin: p.Origin, Elem: p.Elem[:len(p.Elem)-1]}
+	if len(pp.Elem) == 0 {
+		return parentNode{e.rs, e.root}, true, nil
+	}
+	key := canonical(pp)
+	if c, ok := e.parents[key]; ok {
+		return c, true, nil
+	}
+	var c parentNode
+	if create {
+		n, s, err := ytypes.GetOrCreateNode(e.rs, e.root, pp)
+		if err != nil {
+			return parentNode{}, false, err
+		}
+		c = parentNode{s, n}
+	} else {
+		nodes, err := ytypes.GetNode(e.rs, e.root, pp, &ytypes.GetTolerateNil{})
+		if status.Code(err) == codes.NotFound || (err == nil && (len(nodes) == 0 || isNil(nodes[0].Data))) {
+			return parentNode{}, false, nil
+		}
+		if err != nil {
+			return parentNode{}, false, err
+		}
+		c = parentNode{nodes[0].Schema, nodes[0].Data}
+	}
+	e.parents[key] = c
+	return c, true, nil
+}
+
+// forget drops cached parents at or below p, which an edit of p may have replaced.
+func (e *editor) forget(p *gpb.Path) {
+	k := canonical(p)
+	for key := range e.parents {
+		if key == k || strings.HasPrefix(key, k+"/") {
+			delete(e.parents, key)
+		}
+	}
+}
+
+func last(p *gpb.Path) *gpb.Path { return &gpb.Path{Elem: p.Elem[len(p.Elem)-1:]} }
+
+func (e *editor) delete(path *gpb.Path) error {
+	if err := checkPath(e.rs, path); err != nil {
+		return err
+	}
+	if len(path.Elem) == 0 {
+		return status.Error(codes.InvalidArgument, "delete of the whole configuration is not supported")
+	}
+	par, found, err := e.parent(path, false)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "delete %s: %v", pathString(path), err)
+	}
+	if !found {
+		return nil // nothing there: deleting a missing path is not an error
+	}
+	e.forget(path)
+	if err := ytypes.DeleteNode(par.schema, par.node, last(path)); err != nil {
+		return status.Errorf(codes.InvalidArgument, "delete %s: %v", pathString(path), err)
+	}
+	return nil
+}
+
+func (e *editor) update(path *gpb.Path, val *gpb.TypedValue) error {
+	if err := checkPath(e.rs, path); err != nil {
 		return err
 	}
 	if val == nil {
 		return status.Errorf(codes.InvalidArgument, "update %s: no value", pathString(path))
+	}
+	if len(path.Elem) == 0 {
+		return status.Error(codes.InvalidArgument, "update of the whole configuration is not supported")
 	}
 	var raw []byte
 	switch v := val.Value.(type) {
@@ -268,18 +344,41 @@ func (t *Target) update(rs *yang.Entry, root ygot.ValidatedGoStruct, path *gpb.P
 		if err := json.Unmarshal(raw, &tree); err != nil {
 			return status.Errorf(codes.InvalidArgument, "update %s: invalid JSON: %v", pathString(path), err)
 		}
-		e, err := entryAt(rs, path)
+		ent, err := entryAt(e.rs, path)
 		if err != nil {
 			return err
 		}
-		if err := checkWritable(e, tree, pathString(path)); err != nil {
+		if err := checkWritable(ent, tree, pathString(path)); err != nil {
 			return err
 		}
 	}
-	if err := ytypes.SetNode(rs, root, path, val, &ytypes.InitMissingElements{}); err != nil {
+	par, _, err := e.parent(path, true)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "update %s: %v", pathString(path), err)
+	}
+	e.forget(path)
+	if err := ytypes.SetNode(par.schema, par.node, last(path), val, &ytypes.InitMissingElements{}); err != nil {
 		return status.Errorf(codes.InvalidArgument, "update %s: %v", pathString(path), err)
 	}
 	return nil
+}
+
+// canonical renders p with sorted keys, as a cache key.
+func canonical(p *gpb.Path) string {
+	var b strings.Builder
+	for _, el := range p.Elem {
+		b.WriteByte('/')
+		b.WriteString(localName(el.Name))
+		ks := make([]string, 0, len(el.Key))
+		for k := range el.Key {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			b.WriteString("[" + k + "=" + el.Key[k] + "]")
+		}
+	}
+	return b.String()
 }
 
 // Get returns the configuration at each requested path as JSON_IETF. Paths may use "*" as
