@@ -96,7 +96,10 @@ func classify(device, op string, err error, sent bool) *drivers.Error {
 	case strings.Contains(msg, "remote error: tls:"):
 		// The device's TLS stack refused us (client certificate missing or not trusted).
 		kind = drivers.KindAuth
-	case code == codes.InvalidArgument || code == codes.FailedPrecondition:
+	case code == codes.InvalidArgument || code == codes.FailedPrecondition ||
+		code == codes.NotFound || code == codes.AlreadyExists || code == codes.OutOfRange || code == codes.Unimplemented:
+		// The device answered: a gNMI Set that returns an error was rolled back whole
+		// (gNMI specification 3.4.3), so nothing of the batch was applied.
 		kind = drivers.KindRejected
 		if op != "apply" {
 			kind = drivers.KindInternal // a read or handshake the device does not understand
