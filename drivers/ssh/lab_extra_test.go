@@ -1,0 +1,204 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/drivertest"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/lab/labtest"
+)
+
+// TestFRRRejectedLine pushes a batch in which one line is one FRR refuses, through the
+// driver's own push, and checks that the refusal carries vtysh's text, lands on that op
+// alone, and that the lines around it were applied. FRR 8.4 accepts every well-formed
+// static route, so no valid op can provoke a refusal; the bad line is substituted after
+// rendering.
+func TestFRRRejectedLine(t *testing.T) {
+	l := labtest.Require(t)
+	ctx := t.Context()
+	d, err := OpenFRR(ctx, frrConfig(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ops := []fabric.RouteOp{
+		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")},
+		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.201.0/24", "10.10.10.101")},
+		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.202.0/24", "10.10.10.102")},
+	}
+	t.Cleanup(func() {
+		c, err := OpenFRR(context.Background(), frrConfig(l))
+		if err != nil {
+			t.Fatalf("cleanup: %v", err)
+		}
+		defer c.Close()
+		if err := c.Apply(context.Background(), []fabric.RouteOp{ops[0].Inverse(), ops[2].Inverse()}); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	cmds := frrBatch(ops)
+	cmds[2] = "ip route 172.10.201.0/33 10.10.10.101" // a prefix length FRR's parser refuses
+	if err := d.nd.AcquirePriv("configuration"); err != nil {
+		t.Fatal(err)
+	}
+	transcript, err := d.push(ctx, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = frrOutcome(d.cfg.Name, ops, cmds, transcript)
+	var de *drivers.Error
+	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
+		t.Fatalf("outcome = %v, want rejected", err)
+	}
+	want := []drivers.Rejection{{Index: 1, Op: ops[1], Output: "% Unknown command: ip route 172.10.201.0/33 10.10.10.101"}}
+	if diff := cmp.Diff(de.Rejections, want, routeCmp); diff != "" {
+		t.Errorf("rejections (-got +want):\n%s", diff)
+	}
+	got, err := d.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []fabric.Route{ops[0].Route, ops[2].Route}, routeCmp); diff != "" {
+		t.Errorf("routes after the batch (-got +want):\n%s", diff)
+	}
+}
+
+// TestFRRKeyAuth opens vtysh with the lab's client key instead of the password.
+func TestFRRKeyAuth(t *testing.T) {
+	l := labtest.Require(t)
+	cfg := frrConfig(l)
+	key, err := os.ReadFile(l.Devices["sw1"].KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password, cfg.PrivateKey = "", drivers.Secret(key)
+	d, err := OpenFRR(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Routes(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAcceptNewHostKey checks that accept-new trusts an unknown key once, records it, and
+// that strict checking then accepts the recorded key; a changed key still fails.
+func TestAcceptNewHostKey(t *testing.T) {
+	l := labtest.Require(t)
+	for _, cfg := range []drivers.Config{frrConfig(l), linuxConfig(l)} {
+		t.Run(cfg.Name, func(t *testing.T) {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			cfg.SSH = drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyAcceptNew}
+			for i := range 2 {
+				d, err := Open(t.Context(), cfg)
+				if err != nil {
+					t.Fatalf("open %d with accept-new: %v", i, err)
+				}
+				d.Close()
+			}
+			b, err := os.ReadFile(kh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(b), "\n"); n != 1 {
+				t.Errorf("known_hosts has %d lines after two opens, want 1:\n%s", n, b)
+			}
+			cfg.SSH.HostKey = drivers.HostKeyStrict
+			d, err := Open(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("strict open with the recorded key: %v", err)
+			}
+			d.Close()
+			// A different key for the same address fails even with accept-new.
+			other := l.Devices["sw1"].HostKeyFile
+			if cfg.Name == "sw1" {
+				other = l.Devices["fw1"].HostKeyFile
+			}
+			pub, err := os.ReadFile(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(pub))
+			line := cfg.Address.Addr().String() + " " + f[0] + " " + f[1] + "\n"
+			if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg.SSH.HostKey = drivers.HostKeyAcceptNew
+			_, err = Open(t.Context(), cfg)
+			if drivers.KindOf(err) != drivers.KindHostKey {
+				t.Fatalf("accept-new with a changed key = %v, want host_key", err)
+			}
+		})
+	}
+}
+
+// TestConnectTimeout dials an address on the management network where nothing answers:
+// the connect timeout bounds the wait and the error is unreachable.
+func TestConnectTimeout(t *testing.T) {
+	l := labtest.Require(t)
+	cfg := linuxConfig(l)
+	cfg.Address = netip.AddrPortFrom(netip.MustParseAddr("198.18.0.250"), 22)
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := Open(t.Context(), cfg)
+	elapsed := time.Since(start)
+	if drivers.KindOf(err) != drivers.KindUnreachable {
+		t.Fatalf("Open = %v, want unreachable", err)
+	}
+	if elapsed > 3*time.Second {
+		t.Errorf("Open took %v with a 300ms connect timeout", elapsed)
+	}
+}
+
+// TestLinuxForeignSameKey plants a foreign route on the very prefix the
+// driver then adds: the add is refused with the kernel's text and the foreign route stays.
+func TestLinuxForeignSameKey(t *testing.T) {
+	l := labtest.Require(t)
+	ctx := t.Context()
+	h := linuxHarness(t, l, linuxConfig(l))
+	foreign := mustRoute("default", "172.10.210.0/24", "10.10.20.1")
+	if err := h.Plant(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Remove(context.Background(), foreign) })
+	d, err := OpenLinux(ctx, linuxConfig(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ours := mustRoute("default", "172.10.210.0/24", "10.10.20.3")
+	err = d.Apply(ctx, []fabric.RouteOp{{Action: fabric.ActionAdd, Route: ours}})
+	var de *drivers.Error
+	if !errors.As(err, &de) || de.Kind != drivers.KindRejected || len(de.Rejections) != 1 || !strings.Contains(de.Rejections[0].Output, "File exists") {
+		t.Fatalf("Apply over a foreign route = %v, want one rejection with File exists", err)
+	}
+	all, err := h.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drivertest.SortRoutes(all)
+	found := false
+	for _, r := range all {
+		if r == ours {
+			t.Errorf("our route %s was installed over the foreign one", ours)
+		}
+		found = found || r == foreign
+	}
+	if !found {
+		t.Errorf("foreign route %s is gone", foreign)
+	}
+}
+
+var routeCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
