@@ -62,7 +62,7 @@ func OpenFRR(ctx context.Context, cfg drivers.Config) (*FRRDriver, error) {
 		options.WithCustomTransport(tr),
 		options.WithPort(port),
 		options.WithAuthBypass(),
-		options.WithTimeoutOps(opTimeout(cfg)),
+		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
 		options.WithReadDelay(50*time.Microsecond),
 	)
 	if err != nil {
@@ -86,6 +86,7 @@ func OpenFRR(ctx context.Context, cfg drivers.Config) (*FRRDriver, error) {
 		client.Close()
 		return nil, drivers.Errorf(drivers.KindUnreachable, cfg.Name, "connect", "open vtysh: %w", err)
 	}
+	nd.Channel.TimeoutOps = opTimeout(cfg)
 	return &FRRDriver{cfg: cfg, nd: nd}, nil
 }
 

@@ -202,3 +202,55 @@ func TestLinuxForeignSameKey(t *testing.T) {
 }
 
 var routeCmp = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+// TestIndeterminateOnTimeout lets the caller's deadline expire in the middle of a large
+// batch: bytes have reached the device, so the outcome must be indeterminate, never
+// unreachable. A fresh session then reads what landed and removes it.
+func TestIndeterminateOnTimeout(t *testing.T) {
+	l := labtest.Require(t)
+	for _, tc := range []struct {
+		cfg drivers.Config
+		nh  netip.Addr
+	}{{frrConfig(l), frrNH}, {linuxConfig(l), linuxNH}} {
+		t.Run(tc.cfg.Name, func(t *testing.T) {
+			ops := benchOps(benchRoutes, fabric.ActionAdd, tc.nh)
+			t.Cleanup(func() {
+				d, err := Open(context.Background(), tc.cfg)
+				if err != nil {
+					t.Fatalf("cleanup: %v", err)
+				}
+				defer d.Close()
+				// The device may still be working through lines that reached it before the
+				// session dropped: wait until two reads agree before cleaning up.
+				var rs []fabric.Route
+				for prev := -1; ; prev = len(rs) {
+					if rs, err = d.Routes(context.Background()); err != nil {
+						t.Fatalf("cleanup: %v", err)
+					}
+					if len(rs) == prev {
+						break
+					}
+					time.Sleep(300 * time.Millisecond) // polling the device for quiescence
+				}
+				del := make([]fabric.RouteOp, len(rs))
+				for i, r := range rs {
+					del[i] = fabric.RouteOp{Action: fabric.ActionDelete, Route: r}
+				}
+				if err := d.Apply(context.Background(), del); err != nil {
+					t.Errorf("cleanup: %v", err)
+				}
+			})
+			d, err := Open(t.Context(), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+			defer cancel()
+			err = d.Apply(ctx, ops)
+			if k := drivers.KindOf(err); k != drivers.KindIndeterminate {
+				t.Fatalf("Apply past the op timeout = %v (kind %s), want indeterminate", err, k)
+			}
+		})
+	}
+}
