@@ -71,3 +71,10 @@ type AuditEntry struct {
 	Object  string
 	Details map[string]any
 }
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	Before int64 // keyset cursor: entries with a smaller id; 0 means the newest
+	Limit  int
+	Object string
+}

@@ -137,3 +137,17 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+// HostFilter selects hosts for a listing.
+type HostFilter struct {
+	Segment string
+	State   HostState // "" means every live state
+	After   string    // keyset cursor: names after this one
+	Limit   int
+}
+
+// PoolUsage is how much of a pool is allocated.
+type PoolUsage struct {
+	Pool      Pool
+	Allocated int64
+}

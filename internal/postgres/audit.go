@@ -19,15 +19,8 @@ func insertAudit(ctx context.Context, tx pgx.Tx, at time.Time, actor, action, ob
 	return formatError(err)
 }
 
-// AuditFilter selects audit entries.
-type AuditFilter struct {
-	Before int64 // keyset cursor: entries with a smaller id; 0 means the newest
-	Limit  int
-	Object string
-}
-
 // Audit returns audit entries newest first, and the cursor of the next page (0 at the end).
-func (db *DB) Audit(ctx context.Context, f AuditFilter) ([]fabric.AuditEntry, int64, error) {
+func (db *DB) Audit(ctx context.Context, f fabric.AuditFilter) ([]fabric.AuditEntry, int64, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}

@@ -208,16 +208,8 @@ func (s *Hosts) Host(ctx context.Context, name string) (fabric.Host, error) {
 	return h, formatError(err)
 }
 
-// HostFilter selects hosts for List.
-type HostFilter struct {
-	Segment string
-	State   fabric.HostState // "" means every live state
-	After   string           // keyset cursor: names after this one
-	Limit   int
-}
-
 // List returns live hosts ordered by name, and the cursor for the next page ("" at the end).
-func (s *Hosts) List(ctx context.Context, f HostFilter) ([]fabric.Host, string, error) {
+func (s *Hosts) List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, string, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
 	}

@@ -134,7 +134,7 @@ func TestPoolExhaustion(t *testing.T) {
 func TestGapScanReclaimsLostSubnets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "172.10.0.0/23") // two /24s
+	db, hosts := newHosts(t, "172.10.0.0/23")                                       // two /24s
 	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = 1`); err != nil { // index 0 "lost"
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestListPaginationAndFilters(t *testing.T) {
 	var names []string
 	after := ""
 	for {
-		page, next, err := hosts.List(ctx, postgres.HostFilter{Limit: 2, After: after})
+		page, next, err := hosts.List(ctx, fabric.HostFilter{Limit: 2, After: after})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestListPaginationAndFilters(t *testing.T) {
 	if fmt.Sprint(names) != "[d0 d1 d2 d3 d4]" {
 		t.Errorf("pages = %v", names)
 	}
-	removing, _, err := hosts.List(ctx, postgres.HostFilter{State: fabric.HostRemoving})
+	removing, _, err := hosts.List(ctx, fabric.HostFilter{State: fabric.HostRemoving})
 	if err != nil || len(removing) != 1 || removing[0].Name != "d3" {
 		t.Errorf("List(removing) = %v, %v", removing, err)
 	}
@@ -273,7 +273,7 @@ func TestTokens(t *testing.T) {
 	if _, err := db.Authenticate(ctx, secret); code(err) != fabric.EUNAUTHORIZED {
 		t.Errorf("Authenticate(revoked) = %v", err)
 	}
-	entries, _, err := db.Audit(ctx, postgres.AuditFilter{})
+	entries, _, err := db.Audit(ctx, fabric.AuditFilter{})
 	if err != nil || len(entries) != 2 || entries[0].Action != "token.revoke" || entries[1].Action != "token.create" {
 		t.Errorf("Audit() = %+v, %v", entries, err)
 	}

@@ -114,14 +114,8 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 	return nil
 }
 
-// PoolUsage is how much of a pool is allocated.
-type PoolUsage struct {
-	Pool      fabric.Pool
-	Allocated int64
-}
-
 // PoolUsage returns the number of live hosts per configured pool.
-func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]PoolUsage, error) {
+func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]fabric.PoolUsage, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT pool, count(*) FROM hosts WHERE state <> 'removed' GROUP BY pool`)
 	if err != nil {
 		return nil, formatError(err)
@@ -137,9 +131,9 @@ func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]PoolUsage
 	for _, c := range counts {
 		by[c.Pool] = c.Count
 	}
-	out := make([]PoolUsage, 0, len(inv.Pools))
+	out := make([]fabric.PoolUsage, 0, len(inv.Pools))
 	for _, p := range inv.Pools {
-		out = append(out, PoolUsage{Pool: p, Allocated: by[p.Name]})
+		out = append(out, fabric.PoolUsage{Pool: p, Allocated: by[p.Name]})
 	}
 	return out, nil
 }

@@ -1,0 +1,290 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// hostJSON is a host as the API shows it.
+type hostJSON struct {
+	Name      string     `json:"name"`
+	Address   string     `json:"address"`
+	Segment   string     `json:"segment"`
+	Subnet    string     `json:"subnet"`
+	Gateway   string     `json:"gateway"`
+	State     string     `json:"state"`
+	Docker    dockerJSON `json:"docker"`
+	Change    *changeRef `json:"change"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// dockerJSON is what the host's dockerd needs in daemon.json.
+type dockerJSON struct {
+	Bip    string `json:"bip"`
+	IPMasq bool   `json:"ip-masq"`
+}
+
+// changeRef points at the change that carries a host's routes.
+type changeRef struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+}
+
+func toHostJSON(h fabric.Host) hostJSON {
+	return hostJSON{
+		Name: h.Name, Address: h.Address.String(), Segment: h.Segment, Subnet: h.Subnet.String(),
+		Gateway: h.Gateway().String(), State: string(h.State),
+		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
+		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
+	}
+}
+
+type registerRequest struct {
+	Name    *string `json:"name"`
+	Address *string `json:"address"`
+	Subnet  *string `json:"subnet"`
+}
+
+func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	reg, err := req.registration()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, created, err := s.hosts.Register(r.Context(), actor(r.Context()), reg)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/hosts/"+h.Name)
+	}
+	writeJSON(w, status, s.hostView(r, h))
+}
+
+// registration turns the request into typed values, naming the field at fault.
+func (req registerRequest) registration() (fabric.Registration, error) {
+	var reg fabric.Registration
+	if req.Name == nil {
+		return reg, fabric.FieldErrorf(fabric.EINVALID, "name", "is required")
+	}
+	reg.Name = *req.Name
+	if req.Address == nil || *req.Address == "" {
+		return reg, fabric.FieldErrorf(fabric.EINVALID, "address", "is required")
+	}
+	a, err := netip.ParseAddr(*req.Address)
+	if err != nil {
+		return reg, fabric.FieldErrorf(fabric.EINVALID, "address", "%q is not an IP address", *req.Address)
+	}
+	reg.Address = a
+	if req.Subnet != nil {
+		p, err := netip.ParsePrefix(*req.Subnet)
+		if err != nil {
+			return reg, fabric.FieldErrorf(fabric.EINVALID, "subnet", "%q is not a network in CIDR notation (e.g. 172.10.10.0/24)", *req.Subnet)
+		}
+		reg.Subnet = p
+	}
+	return reg, nil
+}
+
+// hostView renders a host with its change, when a change service is mounted.
+func (s *Server) hostView(r *http.Request, h fabric.Host) hostJSON {
+	v := toHostJSON(h)
+	if s.changeOf != nil {
+		if id, status, ok := s.changeOf(r.Context(), h); ok {
+			v.Change = &changeRef{ID: id, Status: status}
+		}
+	}
+	return v
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
+	h, err := s.hosts.Host(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.hostView(r, h))
+}
+
+type listJSON[T any] struct {
+	Items []T     `json:"items"`
+	Next  *string `json:"next"`
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := fabric.HostFilter{Segment: q.Get("segment"), State: fabric.HostState(q.Get("state")), After: q.Get("after")}
+	limit, err := queryLimit(q.Get("limit"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f.Limit = limit
+	if f.State != "" {
+		if err := f.State.Validate(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if f.Segment != "" {
+		if _, ok := s.inv.Segment(f.Segment); !ok {
+			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "segment", "no segment named %q", f.Segment))
+			return
+		}
+	}
+	hosts, next, err := s.hosts.List(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := listJSON[hostJSON]{Items: make([]hostJSON, 0, len(hosts))}
+	for _, h := range hosts {
+		out.Items = append(out.Items, s.hostView(r, h))
+	}
+	if next != "" {
+		out.Next = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// queryLimit parses ?limit=, 1 to 1000, default 100.
+func queryLimit(v string) (int, error) {
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, fabric.FieldErrorf(fabric.EINVALID, "limit", "want a whole number from 1 to 1000, got %q", v)
+	}
+	return n, nil
+}
+
+func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) {
+	h, err := s.hosts.Remove(r.Context(), actor(r.Context()), chi.URLParam(r, "name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, s.hostView(r, h))
+}
+
+type poolJSON struct {
+	Name         string  `json:"name"`
+	Prefix       string  `json:"prefix"`
+	SubnetLength int     `json:"subnet_length"`
+	Size         uint64  `json:"size"`
+	Allocated    int64   `json:"allocated"`
+	Utilisation  float64 `json:"utilisation"`
+	Private      bool    `json:"private"`
+}
+
+func (s *Server) listPools(w http.ResponseWriter, r *http.Request) {
+	usage, err := s.store.PoolUsage(r.Context(), s.inv)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := listJSON[poolJSON]{Items: []poolJSON{}}
+	for _, u := range usage {
+		out.Items = append(out.Items, poolJSON{Name: u.Pool.Name, Prefix: u.Pool.Prefix.String(), SubnetLength: u.Pool.SubnetLength,
+			Size: u.Pool.Size(), Allocated: u.Allocated, Utilisation: float64(u.Allocated) / float64(u.Pool.Size()), Private: u.Pool.Private()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type hopJSON struct {
+	Device  string `json:"device"`
+	NextHop string `json:"next_hop"`
+}
+
+type segmentJSON struct {
+	Name     string    `json:"name"`
+	Hosts    string    `json:"hosts"`
+	Pool     string    `json:"pool"`
+	RouteVia []hopJSON `json:"route_via"`
+}
+
+func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
+	out := listJSON[segmentJSON]{Items: []segmentJSON{}}
+	for _, sg := range s.inv.Segments {
+		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{}}
+		for _, h := range sg.RouteVia {
+			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
+		}
+		out.Items = append(out.Items, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// deviceJSON shows a device without any credential.
+type deviceJSON struct {
+	Name      string `json:"name"`
+	Platform  string `json:"platform"`
+	Transport string `json:"transport"`
+	Address   string `json:"address"`
+	VRF       string `json:"vrf"`
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	out := listJSON[deviceJSON]{Items: []deviceJSON{}}
+	for _, d := range s.inv.Devices {
+		out.Items = append(out.Items, deviceJSON{Name: d.Name, Platform: string(d.Platform), Transport: string(d.Transport), Address: d.Address.String(), VRF: d.VRF})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type auditJSON struct {
+	ID      int64          `json:"id"`
+	At      time.Time      `json:"at"`
+	Actor   string         `json:"actor"`
+	Action  string         `json:"action"`
+	Object  string         `json:"object"`
+	Details map[string]any `json:"details"`
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := queryLimit(q.Get("limit"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f := fabric.AuditFilter{Limit: limit, Object: q.Get("object")}
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before < 1 {
+			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "before", "want an audit entry id, got %q", v))
+			return
+		}
+	}
+	entries, next, err := s.store.Audit(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := listJSON[auditJSON]{Items: make([]auditJSON, 0, len(entries))}
+	for _, e := range entries {
+		out.Items = append(out.Items, auditJSON(e))
+	}
+	if next != 0 {
+		n := fmt.Sprint(next)
+		out.Next = &n
+	}
+	writeJSON(w, http.StatusOK, out)
+}

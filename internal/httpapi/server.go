@@ -1,0 +1,246 @@
+// Package httpapi serves returnpath's REST API (api/openapi.yaml): chi routes whose handlers
+// decode strictly, call one service and encode; errors are RFC 9457 problem documents.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// HostRegistry registers, lists and removes hosts.
+type HostRegistry interface {
+	Register(ctx context.Context, actor fabric.Actor, reg fabric.Registration) (fabric.Host, bool, error)
+	Host(ctx context.Context, name string) (fabric.Host, error)
+	List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, string, error)
+	Remove(ctx context.Context, actor fabric.Actor, name string) (fabric.Host, error)
+}
+
+// Store answers the API's other questions.
+type Store interface {
+	Authenticate(ctx context.Context, secret string) (fabric.Actor, error)
+	Audit(ctx context.Context, f fabric.AuditFilter) ([]fabric.AuditEntry, int64, error)
+	PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]fabric.PoolUsage, error)
+	HostsByState(ctx context.Context) (map[fabric.HostState]int64, error)
+	Ready(ctx context.Context) error
+}
+
+// Config holds the server's plain settings.
+type Config struct {
+	MaxBodyBytes int64 // default 64 KiB
+}
+
+// Server is the HTTP API.
+type Server struct {
+	hosts   HostRegistry
+	store   Store
+	inv     *fabric.Inventory
+	log     *slog.Logger
+	cfg     Config
+	metrics *Metrics
+	router  chi.Router
+	// changeOf, when set, reports the id and status of the change carrying a host's routes.
+	changeOf func(ctx context.Context, h fabric.Host) (int64, string, bool)
+}
+
+// SetChangeOf makes host views include the change that carries each host's routes.
+func (s *Server) SetChangeOf(f func(ctx context.Context, h fabric.Host) (int64, string, bool)) {
+	s.changeOf = f
+}
+
+// New returns the API server. Its Handler serves every route.
+func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log *slog.Logger) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	s := &Server{hosts: hosts, store: store, inv: inv, log: log, cfg: cfg}
+	s.metrics = newMetrics(s)
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.observe, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fabric.Errorf(fabric.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &requestError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)})
+	})
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", s.metrics.handler())
+	r.Route("/v1", func(r chi.Router) {
+		r.With(s.auth(fabric.PermHosts)).Post("/hosts", s.registerHost)
+		r.With(s.auth(fabric.PermRead)).Get("/hosts", s.listHosts)
+		r.With(s.auth(fabric.PermRead)).Get("/hosts/{name}", s.getHost)
+		r.With(s.auth(fabric.PermHosts)).Delete("/hosts/{name}", s.removeHost)
+		r.With(s.auth(fabric.PermRead)).Get("/pools", s.listPools)
+		r.With(s.auth(fabric.PermRead)).Get("/segments", s.listSegments)
+		r.With(s.auth(fabric.PermRead)).Get("/devices", s.listDevices)
+		r.With(s.auth(fabric.PermRead)).Get("/audit", s.listAudit)
+	})
+	s.router = r
+	return s
+}
+
+// Router returns the chi router, so that other packages may mount more routes on it.
+func (s *Server) Router() chi.Router { return s.router }
+
+// Handler returns the http.Handler serving the API.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Metrics returns the server's metrics registry.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+type ctxKey int
+
+const (
+	ctxRequestID ctxKey = iota
+	ctxActor
+)
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID takes a safe X-Request-Id from the client or makes one, and echoes it.
+func (s *Server) requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDRE.MatchString(id) {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequestID, id)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxRequestID).(string)
+	return id
+}
+
+// actor returns the authenticated caller.
+func actor(ctx context.Context) fabric.Actor {
+	a, _ := ctx.Value(ctxActor).(fabric.Actor)
+	return a
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auth requires a live bearer token whose role holds perm: 401 without one, 403 with one
+// that lacks the permission.
+func (s *Server) auth(perm fabric.Permission) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			scheme, secret, ok := strings.Cut(h, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+				s.writeError(w, r, fabric.Errorf(fabric.EUNAUTHORIZED, "missing bearer token: send 'Authorization: Bearer <token>'"))
+				return
+			}
+			a, err := s.store.Authenticate(r.Context(), strings.TrimSpace(secret))
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if !a.Role.Can(perm) {
+				s.writeError(w, r, fabric.Errorf(fabric.EFORBIDDEN, "token %s has role %s, which may not do this (needs %s)", a.Name, a.Role, perm))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxActor, a)))
+		})
+	}
+}
+
+// decode reads a JSON request body strictly: the right media type, a size limit, no unknown
+// fields, exactly one value.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "the request body must be application/json"}
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, s.cfg.MaxBodyBytes)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("", "the request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error, limit int64) error {
+	var maxErr *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &maxErr):
+		return &requestError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	case errors.As(err, &typeErr):
+		return badRequest(typeErr.Field, fmt.Sprintf("%s must be a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String())))
+	case errors.As(err, &syntaxErr):
+		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset))
+	case errors.Is(err, io.EOF):
+		return badRequest("", "the request body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("", "malformed JSON: the body ends too early")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(f, fmt.Sprintf("unknown field %q", f))
+	}
+	return badRequest("", "malformed JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return "number"
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ready(ctx); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
