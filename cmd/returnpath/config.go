@@ -1,0 +1,347 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Config is returnpath.yaml, typed. Keys not listed here are errors.
+type Config struct {
+	Listen       string          `mapstructure:"listen"`
+	DatabaseURL  string          `mapstructure:"database_url"`
+	LogLevel     string          `mapstructure:"log_level"`
+	MaxBodyBytes int64           `mapstructure:"max_body_bytes"`
+	TLS          TLSConfig       `mapstructure:"tls"`
+	Pools        []PoolConfig    `mapstructure:"pools"`
+	Segments     []SegmentConfig `mapstructure:"segments"`
+	Devices      []DeviceConfig  `mapstructure:"devices"`
+	Approval     ApprovalConfig  `mapstructure:"approval"`
+	// Server and Token are what the client commands (host, changes, verify) use to reach a
+	// running service.
+	Server string `mapstructure:"server"`
+	Token  string `mapstructure:"token"`
+}
+
+// TLSConfig turns on HTTPS when both files are set.
+type TLSConfig struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// PoolConfig is one entry of pools.
+type PoolConfig struct {
+	Name         string `mapstructure:"name"`
+	Prefix       string `mapstructure:"prefix"`
+	SubnetLength int    `mapstructure:"subnet_length"`
+}
+
+// SegmentConfig is one entry of segments.
+type SegmentConfig struct {
+	Name     string      `mapstructure:"name"`
+	Hosts    string      `mapstructure:"hosts"`
+	Pool     string      `mapstructure:"pool"`
+	RouteVia []HopConfig `mapstructure:"route_via"`
+}
+
+// HopConfig is one device on a segment's return path.
+type HopConfig struct {
+	Device  string `mapstructure:"device"`
+	NextHop string `mapstructure:"next_hop"`
+}
+
+// DeviceConfig is one entry of devices.
+type DeviceConfig struct {
+	Name           string        `mapstructure:"name"`
+	Platform       string        `mapstructure:"platform"`
+	Transport      string        `mapstructure:"transport"`
+	Address        string        `mapstructure:"address"`
+	VRF            string        `mapstructure:"vrf"`
+	Username       string        `mapstructure:"username"`
+	PasswordEnv    string        `mapstructure:"password_env"`
+	PasswordFile   string        `mapstructure:"password_file"`
+	PrivateKeyFile string        `mapstructure:"private_key_file"`
+	KnownHosts     string        `mapstructure:"known_hosts"`
+	HostKey        string        `mapstructure:"host_key"`
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	Timeout        time.Duration `mapstructure:"timeout"`
+	Linux          struct {
+		Sudo  bool `mapstructure:"sudo"`
+		Proto int  `mapstructure:"proto"`
+	} `mapstructure:"linux"`
+	GNMI struct {
+		Insecure        bool   `mapstructure:"insecure"`
+		SkipVerify      bool   `mapstructure:"skip_verify"`
+		CAFile          string `mapstructure:"ca_file"`
+		CertFile        string `mapstructure:"cert_file"`
+		KeyFile         string `mapstructure:"key_file"`
+		ServerName      string `mapstructure:"server_name"`
+		Preset          string `mapstructure:"preset"`
+		NetworkInstance string `mapstructure:"network_instance"`
+		Protocol        string `mapstructure:"protocol"`
+	} `mapstructure:"gnmi"`
+}
+
+// ApprovalConfig is the review policy.
+type ApprovalConfig struct {
+	FourEyes    bool              `mapstructure:"four_eyes"`
+	AutoApprove []AutoApproveRule `mapstructure:"auto_approve"`
+}
+
+// AutoApproveRule approves changes of one action in the listed segments without review.
+type AutoApproveRule struct {
+	Action   string   `mapstructure:"action"`
+	Segments []string `mapstructure:"segments"`
+}
+
+// defaultConfigPaths are tried in order when --config is not given.
+var defaultConfigPaths = []string{"./returnpath.yaml", "/etc/returnpath/returnpath.yaml"}
+
+// loadConfig reads defaults, then the file, then RETURNPATH_* variables, then flags.
+// requireFile is false for client commands that can work from flags alone.
+func loadConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, error) {
+	v := viper.New()
+	v.SetDefault("listen", ":8080")
+	v.SetDefault("database_url", "postgres:///returnpath?host=/run/postgresql")
+	v.SetDefault("log_level", "info")
+	v.SetDefault("max_body_bytes", 64<<10)
+	v.SetDefault("tls.cert_file", "")
+	v.SetDefault("tls.key_file", "")
+	v.SetDefault("approval.four_eyes", true)
+	v.SetDefault("server", "")
+	v.SetDefault("token", "")
+	v.SetEnvPrefix("RETURNPATH")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if path == "" {
+		for _, p := range defaultConfigPaths {
+			if _, err := os.Stat(p); err == nil {
+				path = p
+				break
+			}
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	} else if requireFile {
+		return nil, fmt.Errorf("no configuration file: pass --config PATH or create %s", strings.Join(defaultConfigPaths, " or "))
+	}
+	if flags != nil {
+		for flag, key := range map[string]string{"listen": "listen", "database-url": "database_url", "server": "server", "token": "token"} {
+			if f := flags.Lookup(flag); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var c Config
+	err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, cleanDecodeError(err))
+	}
+	return &c, nil
+}
+
+// cleanDecodeError keeps mapstructure's key names but drops its noise.
+func cleanDecodeError(err error) error {
+	msg := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
+	msg = strings.ReplaceAll(msg, "'' has invalid keys: ", "unknown keys: ")
+	return errors.New(strings.TrimSpace(msg))
+}
+
+// Inventory validates the fabric part of the configuration and returns it typed.
+func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
+	inv := &fabric.Inventory{}
+	for i, p := range c.Pools {
+		key := fmt.Sprintf("pools[%d]", i)
+		prefix, err := netip.ParsePrefix(p.Prefix)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s.prefix: %q is not a network in CIDR notation", key, p.Prefix)
+		}
+		inv.Pools = append(inv.Pools, fabric.Pool{Name: p.Name, Prefix: prefix, SubnetLength: p.SubnetLength})
+	}
+	for i, s := range c.Segments {
+		key := fmt.Sprintf("segments[%d]", i)
+		hosts, err := netip.ParsePrefix(s.Hosts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s.hosts: %q is not a network in CIDR notation", key, s.Hosts)
+		}
+		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool}
+		for j, h := range s.RouteVia {
+			hop := fabric.Hop{Device: h.Device}
+			if h.NextHop == "host" {
+				hop.NextHop.Host = true
+			} else if a, err := netip.ParseAddr(h.NextHop); err == nil {
+				hop.NextHop.Addr = a
+			} else {
+				return nil, nil, fmt.Errorf("%s.route_via[%d].next_hop: want \"host\" or an IP address, got %q", key, j, h.NextHop)
+			}
+			seg.RouteVia = append(seg.RouteVia, hop)
+		}
+		inv.Segments = append(inv.Segments, seg)
+	}
+	for i, d := range c.Devices {
+		key := fmt.Sprintf("devices[%d]", i)
+		ap, err := parseAddress(d.Address)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s.address: %w", key, err)
+		}
+		vrf := d.VRF
+		if vrf == "" {
+			vrf = fabric.DefaultVRF
+		}
+		transport := d.Transport
+		if transport == "" {
+			transport = string(fabric.Platforms[fabric.Platform(d.Platform)])
+		}
+		inv.Devices = append(inv.Devices, fabric.Device{Name: d.Name, Platform: fabric.Platform(d.Platform),
+			Transport: fabric.Transport(transport), Address: ap, VRF: vrf})
+	}
+	warnings, err := inv.Validate()
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, warnings, nil
+}
+
+// parseAddress accepts "198.18.0.11", "198.18.0.11:22" and "[2001:db8::1]:57400".
+func parseAddress(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want an IP address with an optional :port, got %q", s)
+	}
+	return netip.AddrPortFrom(a, 0), nil
+}
+
+// Validate checks the settings that are not the inventory.
+func (c *Config) Validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("tls: set both cert_file and key_file, or neither")
+	}
+	if c.MaxBodyBytes < 1024 {
+		return fmt.Errorf("max_body_bytes: %d is too small (at least 1024)", c.MaxBodyBytes)
+	}
+	for i, r := range c.Approval.AutoApprove {
+		if err := fabric.Action(r.Action).Validate(); err != nil && r.Action != "remediate" {
+			return fmt.Errorf("approval.auto_approve[%d].action: want add, delete or remediate, got %q", i, r.Action)
+		}
+	}
+	return nil
+}
+
+// DriverConfigs resolves each device's credentials and settings for the drivers. Secrets are
+// read here, once, and only their absence is reported (never their value).
+func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config, error) {
+	out := map[string]drivers.Config{}
+	managed := inv.ManagedPrefixes()
+	for i, d := range c.Devices {
+		key := fmt.Sprintf("devices[%d]", i)
+		dev, _ := inv.Device(d.Name)
+		dc := drivers.Config{Name: d.Name, Platform: dev.Platform, Address: dev.Address, VRF: dev.VRF, Managed: managed,
+			Username: d.Username, ConnectTimeout: d.ConnectTimeout, OpTimeout: d.Timeout}
+		if dc.ConnectTimeout == 0 {
+			dc.ConnectTimeout = 10 * time.Second
+		}
+		if dc.OpTimeout == 0 {
+			dc.OpTimeout = 30 * time.Second
+		}
+		if d.Username == "" {
+			return nil, fmt.Errorf("%s.username: is required", key)
+		}
+		set := 0
+		if d.PasswordEnv != "" {
+			set++
+			pw, ok := os.LookupEnv(d.PasswordEnv)
+			if !ok || pw == "" {
+				return nil, fmt.Errorf("%s.password_env: environment variable %s is not set", key, d.PasswordEnv)
+			}
+			dc.Password = drivers.Secret(pw)
+		}
+		if d.PasswordFile != "" {
+			set++
+			b, err := os.ReadFile(d.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.password_file: %w", key, pathError(err))
+			}
+			dc.Password = drivers.Secret(strings.TrimRight(string(b), "\r\n"))
+		}
+		if d.PrivateKeyFile != "" {
+			set++
+			b, err := os.ReadFile(d.PrivateKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.private_key_file: %w", key, pathError(err))
+			}
+			dc.PrivateKey = drivers.Secret(b)
+		}
+		if set == 0 && !(dev.Transport == fabric.TransportGNMI && d.GNMI.CertFile != "") {
+			return nil, fmt.Errorf("%s: set one of password_env, password_file or private_key_file", key)
+		}
+		if set > 1 {
+			return nil, fmt.Errorf("%s: set only one of password_env, password_file or private_key_file", key)
+		}
+		if dev.Transport == fabric.TransportSSH {
+			dc.SSH.KnownHosts = d.KnownHosts
+			switch d.HostKey {
+			case "", "strict":
+				dc.SSH.HostKey = drivers.HostKeyStrict
+				if d.KnownHosts == "" {
+					return nil, fmt.Errorf("%s.known_hosts: is required with strict host key checking (or set host_key: accept-new explicitly)", key)
+				}
+			case "accept-new":
+				dc.SSH.HostKey = drivers.HostKeyAcceptNew
+				if d.KnownHosts == "" {
+					return nil, fmt.Errorf("%s.known_hosts: is required to record accepted keys", key)
+				}
+			default:
+				return nil, fmt.Errorf("%s.host_key: want strict or accept-new, got %q", key, d.HostKey)
+			}
+		}
+		dc.Linux.Sudo, dc.Linux.Proto = d.Linux.Sudo, d.Linux.Proto
+		if dc.Linux.Proto == 0 {
+			dc.Linux.Proto = 202
+		}
+		if dc.Linux.Proto < 1 || dc.Linux.Proto > 255 {
+			return nil, fmt.Errorf("%s.linux.proto: want a route protocol number from 1 to 255, got %d", key, dc.Linux.Proto)
+		}
+		g := d.GNMI
+		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
+			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
+		out[d.Name] = dc
+	}
+	return out, nil
+}
+
+func pathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", filepath.Clean(pe.Path), pe.Err)
+	}
+	return err
+}

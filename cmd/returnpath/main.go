@@ -1,0 +1,61 @@
+// Command returnpath plans, reviews and pushes the static return routes that Docker hosts'
+// routable docker0 subnets need on the switches and firewalls of their return path.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ec exitCode
+		if errors.As(err, &ec) {
+			if ec.err != nil {
+				fmt.Fprintln(os.Stderr, "returnpath:", ec.err)
+			}
+			os.Exit(ec.code)
+		}
+		fmt.Fprintln(os.Stderr, "returnpath:", err)
+		os.Exit(2)
+	}
+}
+
+// exitCode carries a specific exit status out of a command (verify uses 1 and 2).
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e exitCode) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "returnpath",
+		Short:         "Return routes for Docker hosts' routable docker0 subnets, reviewed and pushed to switches and firewalls",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", "", "configuration file (default ./returnpath.yaml, then /etc/returnpath/returnpath.yaml)")
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd())
+	return root
+}
+
+func configFlag(cmd *cobra.Command) string {
+	p, _ := cmd.Flags().GetString("config")
+	return p
+}

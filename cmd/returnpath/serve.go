@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/gnmi"
+	"github.com/returnpath/returnpath/drivers/ssh"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/httpapi"
+	"github.com/returnpath/returnpath/internal/postgres"
+)
+
+// Main is the running service. main() and the end-to-end test start it the same way.
+type Main struct {
+	Config  *Config
+	Log     *slog.Logger
+	Migrate bool // apply migrations at start
+
+	Inventory *fabric.Inventory
+	Drivers   map[string]drivers.Config
+	Factories map[fabric.Platform]drivers.Factory
+	DB        *postgres.DB
+	API       *httpapi.Server
+
+	ln     net.Listener
+	server *http.Server
+	served chan error
+}
+
+// Factories maps every platform to its driver.
+func Factories() map[fabric.Platform]drivers.Factory {
+	return map[fabric.Platform]drivers.Factory{
+		fabric.PlatformFRR:        ssh.FRRFactory(),
+		fabric.PlatformLinux:      ssh.LinuxFactory(),
+		fabric.PlatformOpenConfig: gnmi.Factory(),
+		fabric.PlatformNokiaSRL:   gnmi.Factory(),
+	}
+}
+
+// Open validates the configuration, connects to the database, migrates and syncs the
+// inventory. It does not listen yet.
+func (m *Main) Open(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	inv, warnings, err := m.Config.Inventory()
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		m.Log.Warn(w)
+	}
+	m.Inventory = inv
+	if m.Drivers, err = m.Config.DriverConfigs(inv); err != nil {
+		return err
+	}
+	if m.Factories == nil {
+		m.Factories = Factories()
+	}
+	for name, dc := range m.Drivers {
+		if dc.GNMI.Insecure || dc.GNMI.SkipVerify {
+			m.Log.Warn("gNMI TLS verification is off for a device", "device", name, "insecure", dc.GNMI.Insecure, "skip_verify", dc.GNMI.SkipVerify)
+		}
+	}
+	if m.DB, err = postgres.Open(ctx, m.Config.DatabaseURL); err != nil {
+		return err
+	}
+	if m.Migrate {
+		if err := m.DB.Migrate(ctx, m.Log); err != nil {
+			return err
+		}
+	}
+	if err := m.DB.SyncInventory(ctx, inv); err != nil {
+		return fmt.Errorf("sync inventory: %w", err)
+	}
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, postgres.NewHosts(m.DB, inv), m.DB, m.Log)
+	return nil
+}
+
+// Listen binds the configured address (":0" picks a free port) and starts serving.
+func (m *Main) Listen(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.ln = ln
+	m.server = &http.Server{
+		Handler:           m.API.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long-polls (?wait=) hold responses for up to a few minutes.
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+		BaseContext:  func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	m.served = make(chan error, 1)
+	tlsOn := m.Config.TLS.CertFile != ""
+	if tlsOn {
+		m.server.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else if !loopback(ln.Addr()) {
+		m.Log.Warn("serving plain HTTP on a non-loopback address: tokens cross the network in clear text; set tls.cert_file and tls.key_file", "addr", ln.Addr().String())
+	}
+	go func() {
+		var err error
+		if tlsOn {
+			err = m.server.ServeTLS(ln, m.Config.TLS.CertFile, m.Config.TLS.KeyFile)
+		} else {
+			err = m.server.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		m.served <- err
+	}()
+	m.Log.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
+	return nil
+}
+
+func loopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().IsLoopback()
+}
+
+// Addr is the address the service listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Close shuts down gracefully: stop accepting, finish requests in flight, close the database.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		errs = append(errs, m.server.Shutdown(ctx))
+		errs = append(errs, <-m.served)
+	}
+	if m.DB != nil {
+		m.DB.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func newServeCmd() *cobra.Command {
+	var noMigrate bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API service",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), true)
+			if err != nil {
+				return err
+			}
+			m := &Main{Config: cfg, Log: newLogger(cfg.LogLevel), Migrate: !noMigrate}
+			ctx := cmd.Context()
+			if err := m.Open(ctx); err != nil {
+				if m.DB != nil {
+					m.DB.Close()
+				}
+				return err
+			}
+			if err := m.Listen(ctx); err != nil {
+				m.DB.Close()
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				m.Log.Info("shutting down")
+			case err := <-m.served:
+				m.served <- err
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return m.Close(sctx)
+		},
+	}
+	cmd.Flags().String("listen", "", "listen address (overrides listen)")
+	cmd.Flags().String("database-url", "", "PostgreSQL URL (overrides database_url)")
+	cmd.Flags().BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations at start (then /readyz fails until 'returnpath migrate' runs)")
+	return cmd
+}
+
+func newMigrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), false)
+			if err != nil {
+				return err
+			}
+			db, err := postgres.Open(cmd.Context(), cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return db.Migrate(cmd.Context(), newLogger(cfg.LogLevel))
+		},
+	}
+	cmd.Flags().String("database-url", "", "PostgreSQL URL (overrides database_url)")
+	return cmd
+}
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Validate the configuration file and print warnings",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configFlag(cmd), nil, true)
+			if err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			inv, warnings, err := cfg.Inventory()
+			if err != nil {
+				return err
+			}
+			if _, err := cfg.DriverConfigs(inv); err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.OutOrStdout(), "warning:", w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d pools, %d segments, %d devices\n", len(inv.Pools), len(inv.Segments), len(inv.Devices))
+			return nil
+		},
+	})
+	return cmd
+}
