@@ -68,6 +68,10 @@ type Harness struct {
 	KeyMismatch    func(cfg drivers.Config) drivers.Config // KindHostKey
 	Unreachable    func(cfg drivers.Config) drivers.Config // KindUnreachable
 
+	// SkipReasons explains, by case name ("Rejected", "VRF", "WrongPassword", ...), why a
+	// capability above was left nil; the skipped case reports it.
+	SkipReasons map[string]string
+
 	// BatchSize is the size of the large-batch case; 0 means 1,000.
 	BatchSize int
 	// Timeout bounds each case; 0 means two minutes.
@@ -142,6 +146,15 @@ func newSuite(t *testing.T, h Harness) *suite {
 	}
 	bits := min(pool.Bits()+12, 32)
 	return &suite{h: h, pool: pool, bits: bits, limit: 1 << (bits - pool.Bits())}
+}
+
+// skip skips the case, with the harness's reason when it gave one.
+func (s *suite) skip(t *testing.T, name, fallback string) {
+	t.Helper()
+	if r := s.h.SkipReasons[name]; r != "" {
+		t.Skip(r)
+	}
+	t.Skip(fallback)
 }
 
 // prefixes returns n prefixes inside the first pool that no earlier case used.
@@ -368,7 +381,7 @@ func (s *suite) testChangeNextHop(t *testing.T, ctx context.Context) {
 
 func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 	if s.h.Reject == nil {
-		t.Skip("harness has no Reject: the device cannot be made to refuse a route")
+		s.skip(t, "Rejected", "harness has no Reject: the device cannot be made to refuse a route")
 	}
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 4)
@@ -462,7 +475,7 @@ func (s *suite) testForeign(t *testing.T, ctx context.Context) {
 
 func (s *suite) testVRF(t *testing.T, ctx context.Context) {
 	if s.h.VRF == "" {
-		t.Skip("harness names no VRF")
+		s.skip(t, "VRF", "harness names no VRF")
 	}
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
@@ -498,7 +511,7 @@ func (s *suite) testBatch(t *testing.T, ctx context.Context) {
 
 func (s *suite) testPreview(t *testing.T, ctx context.Context) {
 	if s.h.Preview == nil {
-		t.Skip("harness has no Preview")
+		s.skip(t, "Preview", "harness has no Preview")
 	}
 	ps := s.prefixes(t, 2)
 	batch := []fabric.RouteOp{
@@ -530,7 +543,7 @@ func (s *suite) testPreview(t *testing.T, ctx context.Context) {
 func (s *suite) testOpenFails(name string, broken func(drivers.Config) drivers.Config, kind drivers.Kind) func(*testing.T, context.Context) {
 	return func(t *testing.T, ctx context.Context) {
 		if broken == nil {
-			t.Skipf("harness has no %s", name)
+			s.skip(t, name, "harness has no "+name)
 		}
 		cfg := broken(s.h.Config)
 		err := openAndRead(ctx, s.h.Open, cfg)

@@ -189,6 +189,9 @@ func (d *FRRDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 	if err := d.nd.AcquirePriv("configuration"); err != nil {
 		return drivers.Errorf(drivers.KindUnreachable, d.cfg.Name, "apply", "enter configuration mode: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return &drivers.Error{Kind: drivers.KindUnreachable, Device: d.cfg.Name, Op: "apply", Err: err} // nothing sent yet
+	}
 	cmds := frrBatch(ops)
 	transcript, err := d.push(ctx, cmds)
 	if err != nil {

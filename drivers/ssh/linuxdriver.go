@@ -70,6 +70,9 @@ func (d *LinuxDriver) run(ctx context.Context, cmd string, stdin []byte) (runRes
 	if closed {
 		return runResult{}, fmt.Errorf("%w: session is closed", errNotStarted)
 	}
+	if err := ctx.Err(); err != nil {
+		return runResult{}, fmt.Errorf("%w: %w", errNotStarted, err)
+	}
 	s, err := d.client.NewSession()
 	if err != nil {
 		return runResult{}, fmt.Errorf("%w: %w", errNotStarted, err)
