@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/metadata"
@@ -14,6 +15,14 @@ import (
 )
 
 var benchPlatforms = []fabric.Platform{fabric.PlatformOpenConfig, fabric.PlatformNokiaSRL}
+
+// benchDevice starts a device for a benchmark, with an operation timeout long enough for the
+// OpenConfig target to validate 10,000 routes in one Set on a loaded machine.
+func benchDevice(b *testing.B, platform fabric.Platform, pki *testPKI) *device {
+	dev := startDevice(b, platform, pki)
+	dev.cfg.OpTimeout = 10 * time.Minute
+	return dev
+}
 
 // benchRoutes returns n routes in testPool (/30s from 172.20.0.0), alternating next hops.
 func benchRoutes(n int) []fabric.Route {
@@ -39,7 +48,7 @@ func perRoute(b *testing.B, routes int) {
 func BenchmarkApply1000(b *testing.B) {
 	for _, platform := range benchPlatforms {
 		b.Run(string(platform), func(b *testing.B) {
-			dev := startDevice(b, platform, newPKI(b))
+			dev := benchDevice(b, platform, newPKI(b))
 			d, err := Open(b.Context(), dev.cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -67,7 +76,7 @@ func BenchmarkApply1000(b *testing.B) {
 func BenchmarkRoutes10000(b *testing.B) {
 	for _, platform := range benchPlatforms {
 		b.Run(string(platform), func(b *testing.B) {
-			dev := startDevice(b, platform, newPKI(b))
+			dev := benchDevice(b, platform, newPKI(b))
 			d, err := Open(b.Context(), dev.cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -97,7 +106,7 @@ func BenchmarkRoutes10000(b *testing.B) {
 func BenchmarkEncode1000(b *testing.B) {
 	for _, platform := range benchPlatforms {
 		b.Run(string(platform), func(b *testing.B) {
-			cfg := startDevice(b, platform, nil).cfg
+			cfg := benchDevice(b, platform, nil).cfg
 			enc, err := newEncoding(cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -126,7 +135,7 @@ func BenchmarkEncode1000(b *testing.B) {
 func BenchmarkDecode10000(b *testing.B) {
 	for _, platform := range benchPlatforms {
 		b.Run(string(platform), func(b *testing.B) {
-			dev := startDevice(b, platform, nil)
+			dev := benchDevice(b, platform, nil)
 			d, err := Open(b.Context(), dev.cfg)
 			if err != nil {
 				b.Fatal(err)
