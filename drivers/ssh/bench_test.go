@@ -3,6 +3,9 @@ package ssh
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +160,40 @@ func BenchmarkLinuxOpen(b *testing.B) {
 		}
 		b.StopTimer()
 		d.Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkFRRVtyshLocal5000 is the reference for BenchmarkFRRAdd5000: the same 5,000 lines
+// in the same wrapper, fed to vtysh inside the switch's namespace without SSH. It measures
+// what FRR itself costs on this machine at the time the benchmarks run.
+func BenchmarkFRRVtyshLocal5000(b *testing.B) {
+	l := labtest.Require(b)
+	d := l.Devices["sw1"]
+	file := func(name string, action fabric.Action) string {
+		var in strings.Builder
+		in.WriteString("configure terminal\n")
+		for _, c := range frrBatch(benchOps(benchRoutes, action, frrNH)) {
+			in.WriteString(c + "\n")
+		}
+		path := filepath.Join(b.TempDir(), name)
+		if err := os.WriteFile(path, []byte(in.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return path
+	}
+	add, del := file("add", fabric.ActionAdd), file("del", fabric.ActionDelete)
+	vtysh := func(path string) {
+		// The namespace's FRR runtime directory is /var/run/frr/<namespace> (internal/lab).
+		if _, err := l.Exec(b.Context(), "sw1", "sh", "-c", "vtysh -N "+d.Namespace+" --config_dir /var/run/frr < "+path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		vtysh(add)
+		b.StopTimer()
+		vtysh(del)
 		b.StartTimer()
 	}
 }

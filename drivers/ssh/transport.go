@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ type shellTransport struct {
 	session *ssh.Session
 	stdin   io.WriteCloser
 	stdout  io.Reader
+	buf     []byte // read buffer, used by the read loop only
 }
 
 var _ transport.Implementation = (*shellTransport)(nil)
@@ -79,7 +81,10 @@ func (t *shellTransport) IsAlive() bool {
 	return t.session != nil
 }
 
-// Read reads up to n bytes of the shell's output; it blocks until some arrive.
+// Read reads up to n bytes of the shell's output; it blocks until some arrive. vtysh echoes
+// a batch a few bytes at a time, so reads are small: they land in one reused buffer and only
+// what arrived is copied out (a fresh n-byte buffer per read cost 100 MB per 5,000 routes).
+// scrapligo calls Read from its single read loop only.
 func (t *shellTransport) Read(n int) ([]byte, error) {
 	t.mu.Lock()
 	r := t.stdout
@@ -87,10 +92,12 @@ func (t *shellTransport) Read(n int) ([]byte, error) {
 	if r == nil {
 		return nil, io.EOF
 	}
-	b := make([]byte, n)
-	n, err := r.Read(b)
+	if len(t.buf) < n {
+		t.buf = make([]byte, n)
+	}
+	n, err := r.Read(t.buf[:n])
 	if n > 0 {
-		return b[:n], nil
+		return bytes.Clone(t.buf[:n]), nil
 	}
 	return nil, err
 }
