@@ -296,3 +296,49 @@ func removeAll(t *testing.T, cfg drivers.Config, rs []fabric.Route) {
 		t.Errorf("cleanup: %v", err)
 	}
 }
+
+// TestFRRIPv6 adds, reads back and deletes IPv6 routes (configuration; the lab has no IPv6
+// next hop to install them through), next to an IPv4 one in the same batch.
+func TestFRRIPv6(t *testing.T) {
+	l := labtest.Require(t)
+	ctx := t.Context()
+	cfg := frrConfig(l)
+	cfg.Managed = append(cfg.Managed, netip.MustParsePrefix("2001:db8:100::/48"))
+	d, err := OpenFRR(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rs := []fabric.Route{
+		mustRoute("default", "172.10.220.0/24", "10.10.10.101"),
+		mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1"),
+		mustRoute("blue", "2001:db8:100:2::/64", "fe80::1"),
+	}
+	add := make([]fabric.RouteOp, len(rs))
+	for i, r := range rs {
+		add[i] = fabric.RouteOp{Action: fabric.ActionAdd, Route: r}
+	}
+	if err := d.Apply(ctx, add); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drivertest.SortRoutes(got)
+	want := append([]fabric.Route(nil), rs...)
+	drivertest.SortRoutes(want)
+	if diff := cmp.Diff(got, want, routeCmp); diff != "" {
+		t.Errorf("Routes (-got +want):\n%s", diff)
+	}
+	del := make([]fabric.RouteOp, len(rs))
+	for i, op := range add {
+		del[i] = op.Inverse()
+	}
+	if err := d.Apply(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Routes(ctx); err != nil || len(got) != 0 {
+		t.Errorf("Routes after delete = %v, %v; want none", got, err)
+	}
+}
