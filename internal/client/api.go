@@ -1,0 +1,256 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Host states (HostState in api/openapi.yaml).
+const (
+	HostPending  = "pending"
+	HostActive   = "active"
+	HostRemoving = "removing"
+	HostRemoved  = "removed"
+)
+
+// Change statuses (ChangeStatus in api/openapi.yaml).
+const (
+	ChangePending    = "pending"
+	ChangeApproved   = "approved"
+	ChangeApplying   = "applying"
+	ChangeApplied    = "applied"
+	ChangeRejected   = "rejected"
+	ChangeFailed     = "failed"
+	ChangeRolledBack = "rolled_back"
+)
+
+// Registration is the body of POST /v1/hosts.
+type Registration struct {
+	Name    string       `json:"name"`
+	Address netip.Addr   `json:"address"`
+	Subnet  netip.Prefix `json:"subnet,omitzero"`
+}
+
+// Host is a registered Docker host and its docker0 allocation.
+type Host struct {
+	Name      string       `json:"name"`
+	Address   netip.Addr   `json:"address"`
+	Segment   string       `json:"segment"`
+	Subnet    netip.Prefix `json:"subnet"`
+	Gateway   netip.Addr   `json:"gateway"`
+	State     string       `json:"state"`
+	Docker    Docker       `json:"docker"`
+	Change    *ChangeRef   `json:"change"`
+	CreatedBy string       `json:"created_by"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// Docker is what the host's /etc/docker/daemon.json must say.
+type Docker struct {
+	// Bip is docker0's address with the subnet's length, e.g. 172.10.10.1/24.
+	Bip    netip.Prefix `json:"bip"`
+	IPMasq bool         `json:"ip-masq"`
+}
+
+// ChangeRef points at the change carrying a host's routes.
+type ChangeRef struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+}
+
+// Change is a reviewed set of route operations.
+type Change struct {
+	ID          int64       `json:"id"`
+	Kind        string      `json:"kind"`
+	Status      string      `json:"status"`
+	Host        *ChangeHost `json:"host"`
+	RequestedBy string      `json:"requested_by"`
+	ApprovedBy  *string     `json:"approved_by"`
+	Reason      *string     `json:"reason"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	PlanHash    string      `json:"plan_hash"`
+	Ops         []ChangeOp  `json:"ops"`
+	Events      []Event     `json:"events"`
+}
+
+// ChangeHost is the host a change is for.
+type ChangeHost struct {
+	Name    string       `json:"name"`
+	Address netip.Addr   `json:"address"`
+	Subnet  netip.Prefix `json:"subnet"`
+}
+
+// ChangeOp is one route operation on one device, in apply order.
+type ChangeOp struct {
+	Device  string       `json:"device"`
+	Action  string       `json:"action"`
+	Prefix  netip.Prefix `json:"prefix"`
+	NextHop netip.Addr   `json:"next_hop"`
+	VRF     string       `json:"vrf"`
+	// Preview is the device's native lines for this op.
+	Preview  string  `json:"preview"`
+	Status   string  `json:"status"`
+	Attempts int     `json:"attempts"`
+	Error    *string `json:"error"`
+	Output   *string `json:"output"`
+}
+
+// Event is one step in a change's history.
+type Event struct {
+	At     time.Time `json:"at"`
+	What   string    `json:"what"`
+	Detail string    `json:"detail"`
+}
+
+// ChangeFilter selects changes; zero fields do not filter.
+type ChangeFilter struct {
+	Status string
+	Host   string
+	Limit  int
+	After  string
+}
+
+// ChangePage is one page of changes, newest first; Next is empty on the last page.
+type ChangePage struct {
+	Items []Change `json:"items"`
+	Next  *string  `json:"next"`
+}
+
+// RegisterHost registers a host (POST /v1/hosts). created is false when the same name and
+// address were registered before (the server answers 200 with the same allocation).
+func (c *Client) RegisterHost(ctx context.Context, reg Registration) (h Host, created bool, err error) {
+	if !reg.Address.IsValid() {
+		return Host{}, false, errors.New("registration: address is required")
+	}
+	status, err := c.do(ctx, http.MethodPost, "/v1/hosts", reg, &h, c.timeout)
+	return h, status == http.StatusCreated, err
+}
+
+// Host reads one host (GET /v1/hosts/{name}).
+func (c *Client) Host(ctx context.Context, name string) (Host, error) {
+	var h Host
+	err := c.Do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(name), nil, &h)
+	return h, err
+}
+
+// HostWait long-polls GET /v1/hosts/{name}?wait=STATE&timeout=D: the server answers once the
+// host is in state, its change is rejected or failed, or at the timeout with the current
+// state. The caller decides from the answer; a server that ignores the parameters answers
+// at once, which is also correct.
+func (c *Client) HostWait(ctx context.Context, name, state string, wait time.Duration) (Host, error) {
+	q := url.Values{"wait": {state}, "timeout": {wait.Round(time.Second).String()}}
+	var h Host
+	_, err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(name)+"?"+q.Encode(), nil, &h, wait+c.timeout)
+	return h, err
+}
+
+// DeregisterHost starts removing a host (DELETE /v1/hosts/{name}); the answer shows it
+// `removing` with the change that withdraws its routes.
+func (c *Client) DeregisterHost(ctx context.Context, name string) (Host, error) {
+	var h Host
+	err := c.Do(ctx, http.MethodDelete, "/v1/hosts/"+url.PathEscape(name), nil, &h)
+	return h, err
+}
+
+// Changes lists one page of changes (GET /v1/changes).
+func (c *Client) Changes(ctx context.Context, f ChangeFilter) (ChangePage, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if f.Host != "" {
+		q.Set("host", f.Host)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.After != "" {
+		q.Set("after", f.After)
+	}
+	path := "/v1/changes"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var p ChangePage
+	err := c.Do(ctx, http.MethodGet, path, nil, &p)
+	return p, err
+}
+
+// AllChanges follows Next until the last page, stopping after max changes (0 = no limit).
+func (c *Client) AllChanges(ctx context.Context, f ChangeFilter, max int) ([]Change, error) {
+	var all []Change
+	for {
+		p, err := c.Changes(ctx, f)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, p.Items...)
+		if max > 0 && len(all) >= max {
+			return all[:max], nil
+		}
+		if p.Next == nil || *p.Next == "" || *p.Next == f.After {
+			return all, nil
+		}
+		f.After = *p.Next
+	}
+}
+
+// Change reads one change with its ops and events (GET /v1/changes/{id}).
+func (c *Client) Change(ctx context.Context, id int64) (Change, error) {
+	var ch Change
+	err := c.Do(ctx, http.MethodGet, changePath(id, ""), nil, &ch)
+	return ch, err
+}
+
+// Approve approves a pending change, quoting the hash of the plan the reviewer saw. A stale
+// hash is a 409 *Problem whose StaleChange returns the new plan.
+func (c *Client) Approve(ctx context.Context, id int64, planHash string) (Change, error) {
+	var ch Change
+	err := c.Do(ctx, http.MethodPost, changePath(id, "/approve"), map[string]string{"plan_hash": planHash}, &ch)
+	return ch, err
+}
+
+// Reject rejects a pending change with a reason.
+func (c *Client) Reject(ctx context.Context, id int64, reason string) (Change, error) {
+	var ch Change
+	err := c.Do(ctx, http.MethodPost, changePath(id, "/reject"), map[string]string{"reason": reason}, &ch)
+	return ch, err
+}
+
+// Retry queues a failed change again.
+func (c *Client) Retry(ctx context.Context, id int64) (Change, error) {
+	var ch Change
+	err := c.Do(ctx, http.MethodPost, changePath(id, "/retry"), nil, &ch)
+	return ch, err
+}
+
+func changePath(id int64, suffix string) string {
+	return "/v1/changes/" + strconv.FormatInt(id, 10) + suffix
+}
+
+// StaleChange decodes the new change a 409 answer to an approval carries in extra, either
+// as the change itself or as {"change": {...}}.
+func (p *Problem) StaleChange() (Change, bool) {
+	if len(p.Extra) == 0 {
+		return Change{}, false
+	}
+	var ch Change
+	if json.Unmarshal(p.Extra, &ch) == nil && ch.ID != 0 {
+		return ch, true
+	}
+	var wrapped struct {
+		Change Change `json:"change"`
+	}
+	if json.Unmarshal(p.Extra, &wrapped) == nil && wrapped.Change.ID != 0 {
+		return wrapped.Change, true
+	}
+	return Change{}, false
+}
