@@ -134,28 +134,19 @@ func (e *openConfig) assume(snap *snapshot, o op) {
 	set(snap.hops, o.key(), ocNextHopIndex, o.nextHop)
 }
 
-type ocConfigPrefix struct {
-	Prefix string `json:"prefix"`
-}
-
-type ocNextHopConfig struct {
-	Index   string `json:"index"`
-	NextHop string `json:"next-hop"`
-}
-
-type ocNextHop struct {
-	Index  string          `json:"index"`
-	Config ocNextHopConfig `json:"config"`
-}
-
-type ocNextHops struct {
-	NextHop []ocNextHop `json:"next-hop"`
-}
-
-type ocStatic struct {
-	Prefix   string         `json:"prefix"`
-	Config   ocConfigPrefix `json:"config"`
-	NextHops ocNextHops     `json:"next-hops"`
+// ocStaticJSON renders a static route with its one next hop. It is written by hand because
+// it runs once per route; prefix and nextHop come from netip values, whose text holds only hex
+// digits, '.', ':' and '/', so nothing needs escaping.
+func ocStaticJSON(prefix, nextHop string) []byte {
+	b := make([]byte, 0, 128+2*len(prefix)+len(nextHop))
+	b = append(b, `{"prefix":"`...)
+	b = append(b, prefix...)
+	b = append(b, `","config":{"prefix":"`...)
+	b = append(b, prefix...)
+	b = append(b, `"},"next-hops":{"next-hop":[{"index":"`+ocNextHopIndex+`","config":{"index":"`+ocNextHopIndex+`","next-hop":"`...)
+	b = append(b, nextHop...)
+	b = append(b, `"}}]}}`...)
+	return b
 }
 
 type ocProtocolConfig struct {
@@ -169,12 +160,27 @@ type ocProtocol struct {
 	Config     ocProtocolConfig `json:"config"`
 }
 
-func (e *openConfig) staticPath(k rkey) *gpb.Path {
-	return &gpb.Path{Elem: append(e.protocolPath(k.ni), elem("static-routes"), elem("static", "prefix", k.prefix.String()))}
+// staticPaths builds static route paths; the elements above the route are shared by every
+// route of a network-instance (the SetRequest is only read after it is built).
+type staticPaths struct {
+	e     *openConfig
+	above map[string][]*gpb.PathElem
+}
+
+func (sp *staticPaths) path(k rkey) *gpb.Path {
+	above, ok := sp.above[k.ni]
+	if !ok {
+		above = append(sp.e.protocolPath(k.ni), elem("static-routes"))
+		sp.above[k.ni] = above
+	}
+	elems := make([]*gpb.PathElem, len(above), len(above)+1)
+	copy(elems, above)
+	return &gpb.Path{Elem: append(elems, &gpb.PathElem{Name: "static", Key: map[string]string{"prefix": k.prefix.String()}})}
 }
 
 func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	order, final := simulate(snap, ops)
+	paths := &staticPaths{e: e, above: map[string][]*gpb.PathElem{}}
 	req := &gpb.SetRequest{}
 	var protoNIs []string
 	var updates []*gpb.Update
@@ -183,20 +189,14 @@ func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 		fin := final[k]
 		switch {
 		case !fin.IsValid() && cur.IsValid():
-			req.Delete = append(req.Delete, e.staticPath(k))
+			req.Delete = append(req.Delete, paths.path(k))
 		case fin.IsValid() && fin != cur:
 			if !containsString(protoNIs, k.ni) {
 				protoNIs = append(protoNIs, k.ni)
 			}
-			p := k.prefix.String()
-			updates = append(updates, &gpb.Update{Path: e.staticPath(k), Val: jsonVal(ocStatic{
-				Prefix: p,
-				Config: ocConfigPrefix{Prefix: p},
-				NextHops: ocNextHops{NextHop: []ocNextHop{{
-					Index:  ocNextHopIndex,
-					Config: ocNextHopConfig{Index: ocNextHopIndex, NextHop: fin.String()},
-				}}},
-			})})
+			updates = append(updates, &gpb.Update{Path: paths.path(k), Val: &gpb.TypedValue{
+				Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: ocStaticJSON(k.prefix.String(), fin.String())},
+			}})
 		}
 	}
 	// The static protocol instance is created (or merged unchanged) ahead of its routes.

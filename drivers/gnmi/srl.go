@@ -107,10 +107,16 @@ func (e *srl) assume(snap *snapshot, o op) {
 	set(snap.hops, o.key(), "0", o.nextHop)
 }
 
-type srlRoute struct {
-	Prefix       string `json:"prefix"`
-	AdminState   string `json:"admin-state"`
-	NextHopGroup string `json:"next-hop-group"`
+// srlRouteJSON renders a route; like ocStaticJSON it runs once per route and its inputs
+// (netip text and a group name built from it) need no escaping.
+func srlRouteJSON(prefix, group string) []byte {
+	b := make([]byte, 0, 64+len(prefix)+len(group))
+	b = append(b, `{"prefix":"`...)
+	b = append(b, prefix...)
+	b = append(b, `","admin-state":"enable","next-hop-group":"`...)
+	b = append(b, group...)
+	b = append(b, `"}`...)
+	return b
 }
 
 type srlNextHop struct {
@@ -125,9 +131,18 @@ type srlGroup struct {
 	Nexthop    []srlNextHop `json:"nexthop"`
 }
 
-func srlRoutePath(k rkey) *gpb.Path {
+// srlRoutePaths builds route paths, sharing the elements above the route per
+// network-instance.
+type srlRoutePaths map[string][2]*gpb.PathElem
+
+func (sp srlRoutePaths) path(k rkey) *gpb.Path {
+	above, ok := sp[k.ni]
+	if !ok {
+		above = [2]*gpb.PathElem{elem("network-instance", "name", k.ni), elem("static-routes")}
+		sp[k.ni] = above
+	}
 	return &gpb.Path{Elem: []*gpb.PathElem{
-		elem("network-instance", "name", k.ni), elem("static-routes"), elem("route", "prefix", k.prefix.String()),
+		above[0], above[1], {Name: "route", Key: map[string]string{"prefix": k.prefix.String()}},
 	}}
 }
 
@@ -154,6 +169,7 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	}
 
 	req := &gpb.SetRequest{}
+	paths := srlRoutePaths{}
 	var groups []gkey
 	need := map[gkey]netip.Addr{}
 	var routes []*gpb.Update
@@ -162,7 +178,7 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 		old, hadGroup := snap.groupOf[k]
 		switch {
 		case !fin.IsValid() && cur.IsValid():
-			req.Delete = append(req.Delete, srlRoutePath(k))
+			req.Delete = append(req.Delete, paths.path(k))
 		case fin.IsValid() && fin != cur:
 			g := gkey{ni: k.ni, name: srlGroupName(fin)}
 			users[g]++
@@ -170,9 +186,9 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 				need[g] = fin
 				groups = append(groups, g)
 			}
-			routes = append(routes, &gpb.Update{Path: srlRoutePath(k), Val: jsonVal(srlRoute{
-				Prefix: k.prefix.String(), AdminState: "enable", NextHopGroup: g.name,
-			})})
+			routes = append(routes, &gpb.Update{Path: paths.path(k), Val: &gpb.TypedValue{
+				Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: srlRouteJSON(k.prefix.String(), g.name)},
+			}})
 		default:
 			continue
 		}
