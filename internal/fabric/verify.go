@@ -10,9 +10,10 @@ import (
 // settled intent (active) from routes in flight (pending: being added; removing: being taken
 // away).
 type IntentRoute struct {
-	Route Route
-	Host  string
-	State HostState
+	Route   Route
+	Host    string
+	Segment string // the host's segment
+	State   HostState
 }
 
 // InFlight reports whether the route belongs to a host whose routes are being added or
@@ -69,7 +70,7 @@ func (inv *Inventory) Intent(hosts []Host) (intent map[string][]IntentRoute, ski
 			continue
 		}
 		for _, dr := range path {
-			intent[dr.Device] = append(intent[dr.Device], IntentRoute{Route: dr.Route, Host: h.Name, State: h.State})
+			intent[dr.Device] = append(intent[dr.Device], IntentRoute{Route: dr.Route, Host: h.Name, Segment: h.Segment, State: h.State})
 		}
 	}
 	return intent, skipped

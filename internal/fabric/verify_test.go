@@ -162,9 +162,10 @@ func TestIntent(t *testing.T) {
 		{Name: "orphan", Address: addr("10.10.40.5"), Segment: "rack9", Subnet: pfx("172.10.4.0/24"), State: fabric.HostActive},
 	}
 	got, skipped := inv.Intent(hosts)
+	inRack1 := func(w fabric.IntentRoute) fabric.IntentRoute { w.Segment = "rack1"; return w }
 	wantIntent := map[string][]fabric.IntentRoute{
-		"sw1": {want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.10.101")), want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.10.102"))},
-		"fw1": {want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.20.1")), want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.20.1"))},
+		"sw1": {inRack1(want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.10.101"))), inRack1(want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.10.102")))},
+		"fw1": {inRack1(want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.20.1"))), inRack1(want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.20.1")))},
 	}
 	if diff := cmp.Diff(got, wantIntent, netipEqual); diff != "" {
 		t.Errorf("Intent() diff (-got +want):\n%s", diff)
