@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/returnpath/returnpath/internal/client"
+)
+
+func newChangesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "changes",
+		Short: "Review route changes: list, show the device lines, approve, reject, retry",
+		Long: `Review route changes from the terminal.
+
+Exit codes: 0 done; 2 error; 6 approve: the plan changed since it was shown (review it again).`,
+	}
+	addClientFlags(cmd)
+	cmd.AddCommand(newChangesListCmd(), newChangesShowCmd(), newChangesApproveCmd(), newChangesRejectCmd(), newChangesRetryCmd())
+	return cmd
+}
+
+func newChangesListCmd() *cobra.Command {
+	var status, host string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list [--status pending] [--host NAME]",
+		Short: "List changes, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			if limit < 0 {
+				return errors.New("--limit: must not be negative")
+			}
+			c, err := clientFromCmd(cmd)
+			if err != nil {
+				return err
+			}
+			f := client.ChangeFilter{Status: status, Host: host, Limit: min(max(limit, 1), 1000)}
+			if limit == 0 {
+				f.Limit = 1000
+			}
+			items, err := c.AllChanges(cmd.Context(), f, limit)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if items == nil {
+					items = []client.Change{}
+				}
+				return writeJSONTo(out, items)
+			}
+			return printChangeList(out, items)
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "only changes in this status: pending, approved, applying, applied, rejected, failed, rolled_back")
+	cmd.Flags().StringVar(&host, "host", "", "only changes for this host")
+	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many changes (0: all)")
+	return cmd
+}
+
+func printChangeList(out io.Writer, items []client.Change) error {
+	if len(items) == 0 {
+		_, err := fmt.Fprintln(out, "no changes")
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tKIND\tSTATUS\tHOST\tSUBNET\tOPS\tREQUESTED BY\tAPPROVED BY\tCREATED")
+	for _, ch := range items {
+		host, subnet := "-", "-"
+		if ch.Host != nil {
+			host, subnet = ch.Host.Name, ch.Host.Subnet.String()
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ch.ID, ch.Kind, ch.Status, host, subnet, len(ch.Ops),
+			ch.RequestedBy, deref(ch.ApprovedBy), ch.CreatedAt.UTC().Format(time.DateTime+"Z"))
+	}
+	return w.Flush()
+}
+
+func deref(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return *s
+}
+
+func changeID(arg string) (int64, error) {
+	id, err := strconv.ParseInt(strings.TrimPrefix(arg, "#"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, fmt.Errorf("change ID: want a positive whole number, got %q", arg)
+	}
+	return id, nil
+}
+
+func newChangesShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a change: per device, the native lines in the order they will be applied, and its history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			id, err := changeID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := clientFromCmd(cmd)
+			if err != nil {
+				return err
+			}
+			ch, err := c.Change(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSONTo(out, ch)
+			}
+			return printChange(out, ch, isTerminal(out))
+		},
+	}
+}
+
+// ANSI colours for show on a terminal.
+const (
+	ansiGreen = "\x1b[32m"
+	ansiRed   = "\x1b[31m"
+	ansiBold  = "\x1b[1m"
+	ansiDim   = "\x1b[2m"
+	ansiReset = "\x1b[0m"
+)
+
+// printChange writes a change for a reviewer: a header, then the ops in apply order, a device
+// heading each time the device changes, each op's native lines under it, then the events.
+func printChange(out io.Writer, ch client.Change, colour bool) error {
+	paint := func(code, s string) string {
+		if !colour {
+			return s
+		}
+		return code + s + ansiReset
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "%s\n", paint(ansiBold, fmt.Sprintf("change #%d: %s, %s", ch.ID, ch.Kind, ch.Status)))
+	if ch.Host != nil {
+		fmt.Fprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
+	}
+	fmt.Fprintf(w, "requested by\t%s at %s\n", ch.RequestedBy, ch.CreatedAt.UTC().Format(time.RFC3339))
+	who := "approved by"
+	if ch.Status == client.ChangeRejected {
+		who = "rejected by"
+	}
+	fmt.Fprintf(w, "%s\t%s\n", who, deref(ch.ApprovedBy))
+	if ch.Reason != nil && *ch.Reason != "" {
+		fmt.Fprintf(w, "reason\t%s\n", *ch.Reason)
+	}
+	fmt.Fprintf(w, "plan hash\t%s\n", ch.PlanHash)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%s\n", paint(ansiBold, fmt.Sprintf("%d ops, in the order they are applied:", len(ch.Ops))))
+	device := ""
+	for i, op := range ch.Ops {
+		if op.Device != device || i == 0 {
+			device = op.Device
+			fmt.Fprintf(out, "\n  %s\n", paint(ansiBold, device))
+		}
+		sign, code := "+", ansiGreen
+		if op.Action == "delete" {
+			sign, code = "-", ansiRed
+		}
+		state := op.Status
+		if op.Attempts > 0 {
+			state += fmt.Sprintf(", %d attempts", op.Attempts)
+		}
+		fmt.Fprintf(out, "  %2d. %s %s via %s (vrf %s) %s\n", i+1, sign, op.Prefix, op.NextHop, op.VRF, paint(ansiDim, "["+state+"]"))
+		for _, line := range strings.Split(strings.TrimRight(op.Preview, "\n"), "\n") {
+			if line != "" {
+				fmt.Fprintf(out, "        %s\n", paint(code, line))
+			}
+		}
+		if op.Error != nil && *op.Error != "" {
+			fmt.Fprintf(out, "        %s\n", paint(ansiRed, "error: "+*op.Error))
+		}
+		if op.Output != nil && *op.Output != "" {
+			for _, line := range strings.Split(strings.TrimRight(*op.Output, "\n"), "\n") {
+				fmt.Fprintf(out, "        %s %s\n", paint(ansiDim, "device said:"), line)
+			}
+		}
+	}
+	if len(ch.Events) > 0 {
+		fmt.Fprintf(out, "\n%s\n", paint(ansiBold, "events:"))
+		ew := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, e := range ch.Events {
+			fmt.Fprintf(ew, "  %s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.What, e.Detail)
+		}
+		return ew.Flush()
+	}
+	return nil
+}
+
+func newChangesApproveCmd() *cobra.Command {
+	var planHash string
+	cmd := &cobra.Command{
+		Use:   "approve ID [--plan-hash H]",
+		Short: "Approve a pending change; it is applied next",
+		Long: `Approves a pending change, quoting the hash of its plan. Without --plan-hash the change is
+fetched and its current plan approved (and printed); with it, only the plan with that hash is,
+as shown by 'changes show'. If the plan changed meanwhile the server refuses, the new plan is
+printed, and the exit code is 6.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return changeAction(cmd, args[0], func(ctx context.Context, c *client.Client, id int64) (client.Change, error) {
+				hash := planHash
+				if hash == "" {
+					ch, err := c.Change(ctx, id)
+					if err != nil {
+						return client.Change{}, err
+					}
+					if ch.Status != client.ChangePending {
+						return ch, fmt.Errorf("change #%d is %s, not pending: nothing to approve", id, ch.Status)
+					}
+					hash = ch.PlanHash
+				}
+				ch, err := c.Approve(ctx, id, hash)
+				var p *client.Problem
+				if errors.As(err, &p) && p.Status == 409 {
+					if stale, ok := p.StaleChange(); ok {
+						return stale, exitCode{code: exitStale, err: fmt.Errorf("change #%d: the plan changed since it was reviewed (%s); review the new plan (returnpath changes show %d) and approve again", id, p.Detail, stale.ID)}
+					}
+				}
+				return ch, err
+			}, "approved")
+		},
+	}
+	cmd.Flags().StringVar(&planHash, "plan-hash", "", "approve only if the plan still has this hash (from changes show)")
+	return cmd
+}
+
+func newChangesRejectCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   `reject ID --reason "..."`,
+		Short: "Reject a pending change, saying why",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return errors.New("--reason: say why the change is rejected")
+			}
+			return changeAction(cmd, args[0], func(ctx context.Context, c *client.Client, id int64) (client.Change, error) {
+				return c.Reject(ctx, id, reason)
+			}, "rejected")
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; shown to whoever registered the host)")
+	_ = cmd.MarkFlagRequired("reason")
+	return cmd
+}
+
+func newChangesRetryCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "retry ID",
+		Short: "Apply a failed change again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return changeAction(cmd, args[0], func(ctx context.Context, c *client.Client, id int64) (client.Change, error) {
+				return c.Retry(ctx, id)
+			}, "queued again")
+		},
+	}
+}
+
+// changeAction runs one review action and reports the change it answers with: in JSON, or as
+// one line followed by the change as show prints it.
+func changeAction(cmd *cobra.Command, arg string, act func(context.Context, *client.Client, int64) (client.Change, error), did string) error {
+	asJSON, err := outputJSON(cmd)
+	if err != nil {
+		return err
+	}
+	id, err := changeID(arg)
+	if err != nil {
+		return err
+	}
+	c, err := clientFromCmd(cmd)
+	if err != nil {
+		return err
+	}
+	ch, err := act(cmd.Context(), c, id)
+	out := cmd.OutOrStdout()
+	if ch.ID == 0 {
+		return err
+	}
+	if asJSON {
+		return emitJSON(out, true, ch, err)
+	}
+	if err == nil {
+		fmt.Fprintf(out, "change #%d %s: now %s\n\n", ch.ID, did, ch.Status)
+	}
+	if perr := printChange(out, ch, isTerminal(out)); perr != nil && err == nil {
+		return perr
+	}
+	return err
+}
