@@ -46,20 +46,15 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	hosts   HostRegistry
-	store   Store
-	inv     *fabric.Inventory
-	log     *slog.Logger
-	cfg     Config
-	metrics *Metrics
-	router  chi.Router
-	// changeOf, when set, reports the id and status of the change carrying a host's routes.
-	changeOf func(ctx context.Context, h fabric.Host) (int64, string, bool)
-}
-
-// SetChangeOf makes host views include the change that carries each host's routes.
-func (s *Server) SetChangeOf(f func(ctx context.Context, h fabric.Host) (int64, string, bool)) {
-	s.changeOf = f
+	hosts    HostRegistry
+	store    Store
+	inv      *fabric.Inventory
+	log      *slog.Logger
+	cfg      Config
+	metrics  *Metrics
+	router   chi.Router
+	changes  ChangeService // nil until the change workflow is mounted
+	verifier Verifier      // set by SetVerifier; GET /v1/verify answers 503 without it
 }
 
 // New returns the API server. Its Handler serves every route.
@@ -89,6 +84,12 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermRead)).Get("/segments", s.listSegments)
 		r.With(s.auth(fabric.PermRead)).Get("/devices", s.listDevices)
 		r.With(s.auth(fabric.PermRead)).Get("/audit", s.listAudit)
+		r.With(s.auth(fabric.PermRead)).Get("/changes", s.listChanges)
+		r.With(s.auth(fabric.PermRead)).Get("/changes/{id}", s.getChange)
+		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/approve", s.approveChange)
+		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/reject", s.rejectChange)
+		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/retry", s.retryChange)
+		r.With(s.auth(fabric.PermRead)).Get("/verify", s.verify)
 	})
 	s.router = r
 	return s
