@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/returnpath/returnpath/internal/client"
+	"github.com/returnpath/returnpath/internal/httpapi/apitest"
+)
+
+var fakeAt = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+
+func strp(s string) *string { return &s }
+
+func fakeOp(device, action, status string, errText *string) client.ChangeOp {
+	op := client.ChangeOp{Device: device, Action: action, Prefix: netip.MustParsePrefix("172.10.0.0/24"), VRF: "default",
+		Status: status, Error: errText}
+	switch device {
+	case "sw1":
+		op.NextHop = netip.MustParseAddr("10.10.10.101")
+		op.Preview = "ip route 172.10.0.0/24 10.10.10.101"
+		if action == "delete" {
+			op.Preview = "no " + op.Preview
+		}
+	default:
+		op.NextHop = netip.MustParseAddr("10.10.20.1")
+		op.Preview = "ip route replace 172.10.0.0/24 via 10.10.20.1 proto 202"
+		if action == "delete" {
+			op.Preview = "ip route del 172.10.0.0/24 via 10.10.20.1 proto 202"
+		}
+	}
+	if errText != nil {
+		op.Attempts = 1
+	}
+	return op
+}
+
+// newFakeChange is a change as the contract shows it, with every array non-nil.
+func newFakeChange(id int64, kind, status string, approvedBy, reason *string, ops []client.ChangeOp) *client.Change {
+	if ops == nil {
+		ops = []client.ChangeOp{}
+	}
+	return &client.Change{ID: id, Kind: kind, Status: status, RequestedBy: "boot", ApprovedBy: approvedBy, Reason: reason,
+		Host:      &client.ChangeHost{Name: "docker-01", Address: netip.MustParseAddr("10.10.10.101"), Subnet: netip.MustParsePrefix("172.10.0.0/24")},
+		CreatedAt: fakeAt, UpdatedAt: fakeAt, PlanHash: "sha256:" + strconv.FormatInt(id, 10) + kind, Ops: ops,
+		Events: []client.Event{{At: fakeAt, What: "requested", Detail: "host docker-01 registered"}}}
+}
+
+// fakeChange is newFakeChange as JSON.
+func fakeChange(id int64, kind, status string, approvedBy, reason *string, ops []client.ChangeOp) string {
+	b, err := json.Marshal(newFakeChange(id, kind, status, approvedBy, reason, ops))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// fakeChanges implements the contract's /v1/changes endpoints in memory, until the real ones
+// land; TestFakeChangesMatchesContract holds it to api/openapi.yaml.
+type fakeChanges struct {
+	mu       sync.Mutex
+	changes  map[int64]*client.Change
+	pageSize int
+	hashes   []string // plan hashes quoted by approvals
+}
+
+func newFakeChanges() *fakeChanges {
+	add := []client.ChangeOp{fakeOp("sw1", "add", "pending", nil), fakeOp("fw1", "add", "pending", nil)}
+	del := []client.ChangeOp{fakeOp("fw1", "delete", "applied", nil), fakeOp("sw1", "delete", "failed", strp("% Unknown command"))}
+	f := &fakeChanges{changes: map[int64]*client.Change{}, pageSize: 2}
+	for _, ch := range []*client.Change{
+		newFakeChange(1, "add", "applied", strp("alice"), nil, add),
+		newFakeChange(2, "add", "rejected", strp("alice"), strp("not this rack"), add),
+		newFakeChange(3, "remove", "failed", strp("alice"), strp("sw1 refused"), del),
+		newFakeChange(4, "add", "pending", nil, nil, add),
+		newFakeChange(5, "add", "pending", nil, nil, add),
+	} {
+		f.changes[ch.ID] = ch
+	}
+	f.changes[5].Host.Name = "docker-05"
+	return f
+}
+
+func (f *fakeChanges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer rp_reviewer" {
+		writeProblem(w, 401, "unauthorized", "", "no valid token")
+		return
+	}
+	if r.Method == "GET" && r.URL.Path == "/v1/changes" {
+		f.list(w, r)
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/changes/")
+	if !ok {
+		writeProblem(w, 404, "not_found", "", "no route")
+		return
+	}
+	idText, action, _ := strings.Cut(rest, "/")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil {
+		writeProblem(w, 422, "invalid", "id", "not a number")
+		return
+	}
+	ch := f.changes[id]
+	if ch == nil {
+		writeProblem(w, 404, "not_found", "", "no change "+idText)
+		return
+	}
+	var body map[string]string
+	if r.Method == "POST" && action != "retry" {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeProblem(w, 400, "invalid", "", "body is not JSON")
+			return
+		}
+	}
+	event := func(what, detail string) {
+		ch.Events = append(ch.Events, client.Event{At: fakeAt.Add(time.Minute), What: what, Detail: detail})
+	}
+	switch {
+	case r.Method == "GET" && action == "":
+	case r.Method == "POST" && action == "approve":
+		f.hashes = append(f.hashes, body["plan_hash"])
+		switch {
+		case ch.Status != client.ChangePending:
+			writeProblem(w, 409, "conflict", "", "change is "+ch.Status)
+			return
+		case body["plan_hash"] != ch.PlanHash:
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(409)
+			_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:returnpath:problem:conflict", "title": "Conflict", "status": 409,
+				"code": "conflict", "field": "plan_hash", "detail": "the plan changed", "extra": ch})
+			return
+		}
+		ch.Status, ch.ApprovedBy = client.ChangeApproved, strp("reviewer")
+		event("approved", "by reviewer")
+	case r.Method == "POST" && action == "reject":
+		if body["reason"] == "" {
+			writeProblem(w, 422, "invalid", "reason", "is required")
+			return
+		}
+		if ch.Status != client.ChangePending {
+			writeProblem(w, 409, "conflict", "", "change is "+ch.Status)
+			return
+		}
+		ch.Status, ch.ApprovedBy, ch.Reason = client.ChangeRejected, strp("reviewer"), strp(body["reason"])
+		event("rejected", body["reason"])
+	case r.Method == "POST" && action == "retry":
+		if ch.Status != client.ChangeFailed {
+			writeProblem(w, 409, "conflict", "", "only a failed change can be retried; this one is "+ch.Status)
+			return
+		}
+		ch.Status = client.ChangeApproved
+		event("retried", "by reviewer")
+	default:
+		writeProblem(w, 404, "not_found", "", "no route")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ch)
+}
+
+// list pages newest first; the page size is capped small so that paging is exercised.
+func (f *fakeChanges) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := f.pageSize
+	if n, err := strconv.Atoi(q.Get("limit")); err == nil && n < limit {
+		limit = n
+	}
+	after := int64(1 << 62)
+	if a := q.Get("after"); a != "" {
+		after, _ = strconv.ParseInt(a, 10, 64)
+	}
+	var ids []int64
+	for id := range f.changes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	slices.Reverse(ids)
+	page := struct {
+		Items []*client.Change `json:"items"`
+		Next  *string          `json:"next"`
+	}{Items: []*client.Change{}}
+	for _, id := range ids {
+		ch := f.changes[id]
+		if id >= after || q.Get("status") != "" && ch.Status != q.Get("status") || q.Get("host") != "" && ch.Host.Name != q.Get("host") {
+			continue
+		}
+		if len(page.Items) == limit {
+			page.Next = strp(strconv.FormatInt(page.Items[len(page.Items)-1].ID, 10))
+			break
+		}
+		page.Items = append(page.Items, ch)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(page)
+}
+
+func startFakeChanges(t *testing.T) (*fakeChanges, *httptest.Server) {
+	t.Helper()
+	f := newFakeChanges()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	t.Setenv("RETURNPATH_SERVER", srv.URL)
+	t.Setenv("RETURNPATH_TOKEN", "rp_reviewer")
+	return f, srv
+}
+
+// TestFakeChangesMatchesContract holds the fake (and the typed client) to api/openapi.yaml, so
+// that the CLI tests below test against the contract.
+func TestFakeChangesMatchesContract(t *testing.T) {
+	_, srv := startFakeChanges(t)
+	c := client.New(srv.URL, "rp_reviewer", client.WithHTTPClient(apitest.Client(t)))
+	ctx := context.Background()
+	all, err := c.AllChanges(ctx, client.ChangeFilter{}, 0)
+	if err != nil || len(all) != 5 || all[0].ID != 5 || all[4].ID != 1 {
+		t.Errorf("AllChanges() = %d changes, %v", len(all), err)
+	}
+	if _, err := c.Change(ctx, 3); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Change(ctx, 99); !client.IsNotFound(err) {
+		t.Errorf("Change(99) = %v", err)
+	}
+	_, err = c.Approve(ctx, 4, "stale")
+	var p *client.Problem
+	if !errors.As(err, &p) || p.Status != 409 {
+		t.Fatalf("stale Approve() = %v", err)
+	}
+	if ch, ok := p.StaleChange(); !ok || ch.ID != 4 {
+		t.Errorf("StaleChange() = %v, %v", ch.ID, ok)
+	}
+	if ch, err := c.Approve(ctx, 4, "sha256:4add"); err != nil || ch.Status != "approved" {
+		t.Errorf("Approve() = %v, %v", ch.Status, err)
+	}
+	if _, err := c.Reject(ctx, 5, ""); !client.IsCode(err, client.CodeInvalid) {
+		t.Errorf("Reject without reason = %v", err)
+	}
+	if ch, err := c.Reject(ctx, 5, "no"); err != nil || ch.Status != "rejected" {
+		t.Errorf("Reject() = %v, %v", ch.Status, err)
+	}
+	if ch, err := c.Retry(ctx, 3); err != nil || ch.Status != "approved" {
+		t.Errorf("Retry() = %v, %v", ch.Status, err)
+	}
+	if _, err := c.Retry(ctx, 1); !client.IsCode(err, client.CodeConflict) {
+		t.Errorf("Retry(applied) = %v", err)
+	}
+}
+
+func TestChangesList(t *testing.T) {
+	startFakeChanges(t)
+	out, err := run(t, "changes", "list", "--status", "pending")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ID  KIND  STATUS   HOST       SUBNET         OPS  REQUESTED BY  APPROVED BY  CREATED\n" +
+		"5   add   pending  docker-05  172.10.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n" +
+		"4   add   pending  docker-01  172.10.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n"
+	if diff := cmp.Diff(out, want); diff != "" {
+		t.Errorf("list --status pending (-got +want):\n%s", diff)
+	}
+	// Pages are followed (the fake answers two at a time) up to --limit.
+	out, err = run(t, "changes", "list", "--limit", "3", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []client.Change
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var ids []int64
+	for _, ch := range got {
+		ids = append(ids, ch.ID)
+	}
+	if diff := cmp.Diff(ids, []int64{5, 4, 3}); diff != "" {
+		t.Errorf("list --limit 3 ids (-got +want):\n%s", diff)
+	}
+	out, err = run(t, "changes", "list", "--host", "docker-05", "--limit", "0", "-o", "json")
+	if err != nil || !strings.Contains(out, `"id": 5`) || strings.Contains(out, `"id": 4`) {
+		t.Errorf("list --host docker-05 = %v\n%s", err, out)
+	}
+	out, err = run(t, "changes", "list", "--status", "rolled_back")
+	if err != nil || out != "no changes\n" {
+		t.Errorf("empty list = %v %q", err, out)
+	}
+	if _, err := run(t, "changes", "list", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "want text or json") {
+		t.Errorf("-o yaml = %v", err)
+	}
+}
+
+func TestChangesShow(t *testing.T) {
+	startFakeChanges(t)
+	out, err := run(t, "changes", "show", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `change #3: remove, failed
+host          docker-01 10.10.10.101, subnet 172.10.0.0/24
+requested by  boot at 2026-11-26T10:00:00Z
+approved by   alice
+reason        sw1 refused
+plan hash     sha256:3remove
+
+2 ops, in the order they are applied:
+
+  fw1
+   1. - 172.10.0.0/24 via 10.10.20.1 (vrf default) [applied]
+        ip route del 172.10.0.0/24 via 10.10.20.1 proto 202
+
+  sw1
+   2. - 172.10.0.0/24 via 10.10.10.101 (vrf default) [failed, 1 attempts]
+        no ip route 172.10.0.0/24 10.10.10.101
+        error: % Unknown command
+
+events:
+  2026-11-26T10:00:00Z  requested  host docker-01 registered
+`
+	if diff := cmp.Diff(out, want); diff != "" {
+		t.Errorf("show 3 (-got +want):\n%s", diff)
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("colour written to a non-terminal")
+	}
+	out, err = run(t, "changes", "show", "#4", "-o", "json")
+	var ch client.Change
+	if err != nil || json.Unmarshal([]byte(out), &ch) != nil || ch.ID != 4 || len(ch.Ops) != 2 {
+		t.Errorf("show #4 -o json = %v\n%s", err, out)
+	}
+	if _, err := run(t, "changes", "show", "99"); !client.IsNotFound(err) {
+		t.Errorf("show 99 = %v, want not found", err)
+	}
+	if _, err := run(t, "changes", "show", "x"); err == nil || !strings.Contains(err.Error(), "positive whole number") {
+		t.Errorf("show x = %v", err)
+	}
+
+	var b strings.Builder
+	if err := printChange(&b, *newFakeChange(4, "add", "pending", nil, nil, []client.ChangeOp{fakeOp("sw1", "add", "pending", nil)}), true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), ansiGreen+"ip route 172.10.0.0/24 10.10.10.101"+ansiReset) {
+		t.Errorf("on a terminal, the added line is not green:\n%q", b.String())
+	}
+}
+
+func TestChangesApproveRejectRetry(t *testing.T) {
+	f, _ := startFakeChanges(t)
+	out, err := run(t, "changes", "approve", "4")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.HasPrefix(out, "change #4 approved: now approved\n\nchange #4: add, approved\n") || !strings.Contains(out, "approved by   reviewer") {
+		t.Errorf("approve output:\n%s", out)
+	}
+	_, err = run(t, "changes", "approve", "4")
+	if err == nil || !strings.Contains(err.Error(), "change #4 is approved, not pending") {
+		t.Errorf("approve twice = %v", err)
+	}
+	out, err = run(t, "changes", "approve", "5", "--plan-hash", "sha256:old")
+	wantExit(t, err, exitStale, "the plan changed since it was reviewed")
+	if !strings.Contains(out, "plan hash     sha256:5add") {
+		t.Errorf("stale approve does not show the new plan:\n%s", out)
+	}
+	f.mu.Lock()
+	if diff := cmp.Diff(f.hashes, []string{"sha256:4add", "sha256:old"}); diff != "" {
+		t.Errorf("quoted plan hashes (-got +want):\n%s", diff)
+	}
+	f.mu.Unlock()
+
+	if _, err := run(t, "changes", "reject", "5"); err == nil || !strings.Contains(err.Error(), `"reason" not set`) {
+		t.Errorf("reject without --reason = %v", err)
+	}
+	out, err = run(t, "changes", "reject", "5", "--reason", "wrong rack", "-o", "json")
+	var ch client.Change
+	if err != nil || json.Unmarshal([]byte(out), &ch) != nil || ch.Status != "rejected" || ch.Reason == nil || *ch.Reason != "wrong rack" {
+		t.Errorf("reject -o json = %v\n%s", err, out)
+	}
+	out, err = run(t, "changes", "retry", "3")
+	if err != nil || !strings.HasPrefix(out, "change #3 queued again: now approved") {
+		t.Errorf("retry 3 = %v\n%s", err, out)
+	}
+	_, err = run(t, "changes", "retry", "1")
+	var p *client.Problem
+	if !errors.As(err, &p) || p.Status != 409 || !strings.Contains(err.Error(), "only a failed change can be retried") {
+		t.Errorf("retry 1 = %v", err)
+	}
+}
