@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/client"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/verify"
+)
+
+// Exit statuses of `returnpath verify`.
+const (
+	exitInSync     = 0
+	exitDrift      = 1
+	exitUnverified = 2
+)
+
+type verifyOptions struct {
+	device, segment string
+	format, output  string
+	direct          bool
+	timeout         time.Duration
+}
+
+func newVerifyCmd() *cobra.Command { return verifyCommand(Factories) }
+
+// verifyCommand builds the command; factories gives the drivers for --direct (tests pass
+// in-memory devices).
+func verifyCommand(factories func() map[fabric.Platform]drivers.Factory) *cobra.Command {
+	var o verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify [--server URL --token T | --config FILE --direct] [--device D] [--segment S] [--format text|json|junit] [--output FILE]",
+		Short: "Read every device live and compare it with intent: exit 0 in sync, 1 on drift, 2 when something could not be verified",
+		Long: `Reads every device (or the one named by --device, or those on --segment's return path) and
+compares its routes with the registry's intent. Exit status: 0 when every device holds exactly
+its intent, 1 when some device drifts, 2 when something could not be verified (an unreachable
+device, an authentication failure, a server error or bad usage). A device that cannot be read
+never hides drift on the others: the report lists both, and the status is 2.
+
+By default it asks the server (--server and --token, RETURNPATH_SERVER and RETURNPATH_TOKEN, or
+the configuration file's server and token keys). With --direct it needs no server: it reads the
+database (database_url) and the devices of the configuration file itself (break-glass).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runVerify(cmd, o, factories)
+		},
+	}
+	f := cmd.Flags()
+	f.String("server", "", "server URL (overrides server and RETURNPATH_SERVER)")
+	f.String("token", "", "API token, viewer role is enough (overrides token and RETURNPATH_TOKEN)")
+	f.String("database-url", "", "PostgreSQL URL for --direct (overrides database_url)")
+	f.StringVar(&o.device, "device", "", "verify only this device")
+	f.StringVar(&o.segment, "segment", "", "verify only the devices on this segment's return path, for its hosts")
+	f.StringVar(&o.format, "format", "text", "output format: text, json or junit")
+	f.StringVar(&o.output, "output", "", "write the report to this file instead of standard output")
+	f.BoolVar(&o.direct, "direct", false, "no server: read the database and the devices of --config directly")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
+
+// usageError is bad usage: exit status 2.
+func usageError(format string, args ...any) error {
+	return exitCode{code: exitUnverified, err: fmt.Errorf(format, args...)}
+}
+
+func runVerify(cmd *cobra.Command, o verifyOptions, factories func() map[fabric.Platform]drivers.Factory) error {
+	switch o.format {
+	case "text", "json", "junit":
+	default:
+		return usageError("--format: want text, json or junit, got %q", o.format)
+	}
+	cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), o.direct)
+	if err != nil {
+		return exitCode{code: exitUnverified, err: err}
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	filter := verify.Filter{Device: o.device, Segment: o.segment}
+	var report verify.Report
+	if o.direct {
+		report, err = verifyDirect(ctx, cfg, factories(), filter)
+	} else {
+		report, err = verifyRemote(ctx, cfg, filter, o.timeout)
+	}
+	if err != nil {
+		return exitCode{code: exitUnverified, err: err}
+	}
+	if err := writeVerifyReport(cmd.OutOrStdout(), o, report); err != nil {
+		return exitCode{code: exitUnverified, err: err}
+	}
+	return verifyExit(report)
+}
+
+// verifyExit maps a report to the command's exit status: not being able to verify something
+// (2) outranks drift (1), since the fabric may drift where nobody could look.
+func verifyExit(r verify.Report) error {
+	n := len(r.Devices)
+	switch {
+	case r.Unreachable() > 0:
+		msg := fmt.Sprintf("%d of %d devices could not be verified", r.Unreachable(), n)
+		if r.Drifted() > 0 {
+			msg += fmt.Sprintf(", %d drift", r.Drifted())
+		}
+		return exitCode{code: exitUnverified, err: errors.New(msg)}
+	case r.Drifted() > 0 || !r.InSync:
+		return exitCode{code: exitDrift, err: fmt.Errorf("drift on %d of %d devices", r.Drifted(), n)}
+	}
+	return nil
+}
+
+// verifyRemote asks the server.
+func verifyRemote(ctx context.Context, cfg *Config, f verify.Filter, timeout time.Duration) (verify.Report, error) {
+	if cfg.Server == "" {
+		return verify.Report{}, errors.New("no server: pass --server URL, set RETURNPATH_SERVER or the configuration's server key (or use --direct)")
+	}
+	if cfg.Token == "" {
+		return verify.Report{}, errors.New("no token: pass --token, set RETURNPATH_TOKEN or the configuration's token key")
+	}
+	q := url.Values{}
+	if f.Device != "" {
+		q.Set("device", f.Device)
+	}
+	if f.Segment != "" {
+		q.Set("segment", f.Segment)
+	}
+	path := "/v1/verify"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	c := client.New(cfg.Server, cfg.Token, client.WithTimeout(timeout), client.WithUserAgent("returnpath-verify"))
+	var r verify.Report
+	err := c.Do(ctx, "GET", path, nil, &r)
+	var p *client.Problem
+	switch {
+	case errors.As(err, &p) && (p.Code == client.CodeUnauthorized || p.Code == client.CodeForbidden):
+		return r, fmt.Errorf("authentication failed: %w", err)
+	case err != nil:
+		return r, err
+	case r.Devices == nil:
+		return r, errors.New("the server's answer holds no device list")
+	}
+	return r, nil
+}
+
+// verifyDirect is the break-glass path: the database and the devices of the configuration,
+// no server.
+func verifyDirect(ctx context.Context, cfg *Config, factories map[fabric.Platform]drivers.Factory, f verify.Filter) (verify.Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return verify.Report{}, err
+	}
+	inv, _, err := cfg.Inventory()
+	if err != nil {
+		return verify.Report{}, err
+	}
+	dcs, err := cfg.DriverConfigs(inv)
+	if err != nil {
+		return verify.Report{}, err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return verify.Report{}, err
+	}
+	defer db.Close()
+	v := &verify.Verifier{Inv: inv, Drivers: dcs, Factories: factories, Hosts: postgres.NewHosts(db, inv)}
+	return v.Verify(ctx, f)
+}
+
+func writeVerifyReport(stdout io.Writer, o verifyOptions, r verify.Report) (err error) {
+	w := stdout
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("--output: %w", cerr)
+			}
+		}()
+		w = f
+	}
+	switch o.format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "junit":
+		return writeJUnit(w, r)
+	default:
+		return writeText(w, r)
+	}
+}
+
+// writeText prints one summary line per device, then every difference, then the verdict.
+func writeText(w io.Writer, r verify.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tSTATUS\tMISSING\tUNEXPECTED\tWRONG NEXT HOP\tIN FLIGHT\tTIME")
+	for _, d := range r.Devices {
+		if d.Status == verify.StatusUnreachable {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", d.Device, d.Status, msText(d.TookMS))
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", d.Device, d.Status, len(d.Missing), len(d.Unexpected), len(d.WrongNextHop), len(d.InFlight), msText(d.TookMS))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var lines []string
+	for _, d := range r.Devices {
+		if d.Status == verify.StatusUnreachable {
+			lines = append(lines, fmt.Sprintf("%s\tnot read (%s)\t%s", d.Device, d.ErrorKind, d.Error))
+		}
+		for _, m := range d.Missing {
+			lines = append(lines, fmt.Sprintf("%s\tmissing\t%s", d.Device, m))
+		}
+		for _, u := range d.Unexpected {
+			lines = append(lines, fmt.Sprintf("%s\tunexpected\t%s", d.Device, u))
+		}
+		for _, x := range d.WrongNextHop {
+			lines = append(lines, fmt.Sprintf("%s\twrong next hop\t%s", d.Device, x))
+		}
+		for _, f := range d.InFlight {
+			lines = append(lines, fmt.Sprintf("%s\tin flight\t%s, %s", d.Device, f, presence(f)))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, l := range lines {
+			fmt.Fprintln(tw, l)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w)
+	_, err := fmt.Fprintln(w, verdict(r))
+	return err
+}
+
+func presence(r verify.Route) string {
+	if r.Present != nil && *r.Present {
+		return "present"
+	}
+	return "absent"
+}
+
+func msText(ms float64) string {
+	if ms < 10 {
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
+}
+
+// verdict is the report's last line.
+func verdict(r verify.Report) string {
+	n := len(r.Devices)
+	routes := 0
+	for _, d := range r.Devices {
+		routes += d.Routes()
+	}
+	switch {
+	case r.Unreachable() > 0:
+		return fmt.Sprintf("NOT VERIFIED: %d of %d devices could not be read; %d drift (%d routes) (%s)", r.Unreachable(), n, r.Drifted(), routes, msText(r.TookMS))
+	case r.Drifted() > 0:
+		return fmt.Sprintf("DRIFT: %d of %d devices, %d routes differ from intent (%s)", r.Drifted(), n, routes, msText(r.TookMS))
+	}
+	return fmt.Sprintf("IN SYNC: %d devices hold exactly their intent (%s)", n, msText(r.TookMS))
+}
+
+// The JUnit XML that CI systems read (Jenkins, GitLab, GitHub actions): one testsuite, one
+// testcase per device, a <failure> per drifting route, an <error> for a device that could not
+// be read. The failures and errors attributes count test cases, as every reader expects, so
+// that tests - failures - errors is the number of devices in sync.
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name      string      `xml:"name,attr"`
+	Tests     int         `xml:"tests,attr"`
+	Failures  int         `xml:"failures,attr"`
+	Errors    int         `xml:"errors,attr"`
+	Skipped   int         `xml:"skipped,attr"`
+	Time      string      `xml:"time,attr"`
+	Timestamp string      `xml:"timestamp,attr"`
+	Cases     []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string         `xml:"name,attr"`
+	Classname string         `xml:"classname,attr"`
+	Time      string         `xml:"time,attr"`
+	Errors    []junitProblem `xml:"error"`
+	Failures  []junitProblem `xml:"failure"`
+	SystemOut string         `xml:"system-out,omitempty"`
+}
+
+type junitProblem struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+func seconds(ms float64) string { return fmt.Sprintf("%.3f", ms/1000) }
+
+func writeJUnit(w io.Writer, r verify.Report) error {
+	suite := junitSuite{Name: "returnpath verify", Time: seconds(r.TookMS), Timestamp: r.CheckedAt.UTC().Format("2006-01-02T15:04:05")}
+	for _, d := range r.Devices {
+		c := junitCase{Name: d.Device, Classname: "returnpath.verify", Time: seconds(d.TookMS)}
+		if d.Status == verify.StatusUnreachable {
+			c.Errors = append(c.Errors, junitProblem{Type: d.ErrorKind, Message: "could not read " + d.Device + ": " + d.ErrorKind, Text: d.Error})
+		}
+		for _, m := range d.Missing {
+			c.Failures = append(c.Failures, junitProblem{Type: verify.KindMissing, Message: "missing " + m.String()})
+		}
+		for _, u := range d.Unexpected {
+			c.Failures = append(c.Failures, junitProblem{Type: verify.KindUnexpected, Message: "unexpected " + u.String()})
+		}
+		for _, x := range d.WrongNextHop {
+			c.Failures = append(c.Failures, junitProblem{Type: verify.KindWrongNextHop, Message: "wrong next hop " + x.String()})
+		}
+		var out []string
+		for _, f := range d.InFlight {
+			out = append(out, "in flight: "+f.String()+", "+presence(f))
+		}
+		c.SystemOut = strings.Join(out, "\n")
+		if len(c.Errors) > 0 {
+			suite.Errors++
+		} else if len(c.Failures) > 0 {
+			suite.Failures++
+		}
+		suite.Tests++
+		suite.Cases = append(suite.Cases, c)
+	}
+	doc := junitSuites{Name: suite.Name, Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors, Time: suite.Time, Suites: []junitSuite{suite}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
