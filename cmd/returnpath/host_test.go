@@ -315,6 +315,10 @@ func TestHostRegisterRealServer(t *testing.T) {
 	if !errors.As(err, &p) || p.Status != http.StatusUnauthorized || strings.Contains(err.Error(), "rp_wrong") {
 		t.Errorf("register with a wrong token = %v, want a 401 problem without the token", err)
 	}
+	_, err = run(t, "host", "register", "--name", "docker-01", "--address", "10.10.10.109")
+	if !errors.As(err, &p) || p.Status != http.StatusConflict {
+		t.Errorf("register docker-01 with another address = %v, want a 409 problem", err)
+	}
 	_, err = run(t, "host", "register", "--name", "docker-03", "--address", "10.99.0.1")
 	if !errors.As(err, &p) || p.Field != "address" {
 		t.Errorf("register outside every segment = %v, want a problem naming address", err)
@@ -496,5 +500,24 @@ func TestClientFromCmdNeedsServerAndToken(t *testing.T) {
 	var te *client.TransportError
 	if !errors.As(err, &te) || strings.Contains(err.Error(), "rp_from_file") {
 		t.Errorf("with the config file: %v, want a transport error (nothing listens) without the token", err)
+	}
+}
+
+// BenchmarkMergeDaemonJSON measures one merge that rewrites a typical daemon.json (parse,
+// render, temp file, fsync, rename, directory fsync) on the test's temporary file system.
+func BenchmarkMergeDaemonJSON(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "daemon.json")
+	orig := []byte(`{"log-driver":"journald","log-opts":{"max-size":"10m"},"registry-mirrors":["https://m.example"],"bip":"172.99.0.1/24"}`)
+	bips := []netip.Prefix{netip.MustParsePrefix("172.10.7.1/24"), netip.MustParsePrefix("172.10.8.1/24")}
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		// Alternate the bip so that every merge writes.
+		if _, err := mergeDaemonJSON(path, bips[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -276,3 +276,27 @@ func TestStaleChange(t *testing.T) {
 func pemOf(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// BenchmarkGetChange measures one authenticated GET of a change with ten ops over loopback
+// HTTP/1.1 keep-alive, decoding included.
+func BenchmarkGetChange(b *testing.B) {
+	ch := Change{ID: 1, Kind: "add", Status: "pending", PlanHash: "sha256:x", Events: []Event{}}
+	for i := range 10 {
+		ch.Ops = append(ch.Ops, ChangeOp{Device: "sw1", Action: "add", Prefix: netip.MustParsePrefix("172.10.0.0/24"),
+			NextHop: netip.MustParseAddr("10.10.10.101"), VRF: "default", Preview: "ip route 172.10.0.0/24 10.10.10.101", Status: "pending", Attempts: i})
+	}
+	body, _ := json.Marshal(ch)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, secret)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Change(ctx, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
