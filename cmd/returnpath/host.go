@@ -326,7 +326,11 @@ func changeFailure(ctx context.Context, c *client.Client, h client.Host, want st
 	}
 	ch, err := c.Change(ctx, ref.ID)
 	if err != nil {
-		return nil, exitCode{code: code, err: fmt.Errorf("%s cannot %s: change #%d was %s (its details could not be read: %w)", h.Name, goal, ref.ID, ref.Status, err)}
+		msg := fmt.Sprintf("%s cannot %s: change #%d was %s", h.Name, goal, ref.ID, ref.Status)
+		if ref.Reason != nil && *ref.Reason != "" {
+			msg += ": " + *ref.Reason
+		}
+		return nil, exitCode{code: code, err: fmt.Errorf("%s (its details could not be read: %w)", msg, err)}
 	}
 	msg := fmt.Sprintf("%s cannot %s: change #%d was %s", h.Name, goal, ch.ID, ch.Status)
 	if ch.ApprovedBy != nil && ch.Status == client.ChangeRejected {

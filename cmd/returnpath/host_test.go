@@ -348,6 +348,7 @@ type fakeStep struct {
 	status      int
 	state       string
 	changeState string
+	reason      string
 }
 
 func (f *fakeHosts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -357,9 +358,12 @@ func (f *fakeHosts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, 401, "unauthorized", "", "no valid token")
 		return
 	}
-	host := func(state, change string) string {
+	host := func(state, change, reason string) string {
 		ch := "null"
-		if change != "" {
+		switch {
+		case reason != "":
+			ch = fmt.Sprintf(`{"id":7,"status":%q,"reason":%q}`, change, reason)
+		case change != "":
 			ch = fmt.Sprintf(`{"id":7,"status":%q}`, change)
 		}
 		return fmt.Sprintf(`{"name":"docker-01","address":"10.10.10.101","segment":"rack1","subnet":"172.10.0.0/24","gateway":"172.10.0.1",
@@ -370,11 +374,11 @@ func (f *fakeHosts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "POST" && r.URL.Path == "/v1/hosts":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(201)
-		fmt.Fprint(w, host("pending", "pending"))
+		fmt.Fprint(w, host("pending", "pending", ""))
 	case r.Method == "DELETE" && r.URL.Path == "/v1/hosts/docker-01":
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(202)
-		fmt.Fprint(w, host("removing", "pending"))
+		fmt.Fprint(w, host("removing", "pending", ""))
 	case r.Method == "GET" && r.URL.Path == "/v1/hosts/docker-01":
 		f.query = r.URL.RawQuery
 		step := f.script[min(f.polls, len(f.script)-1)]
@@ -388,7 +392,9 @@ func (f *fakeHosts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, host(step.state, step.changeState))
+		fmt.Fprint(w, host(step.state, step.changeState, step.reason))
+	case r.Method == "GET" && r.URL.Path == "/v1/changes/7" && f.change == "":
+		writeProblem(w, 503, "unavailable", "", "database unreachable")
 	case r.Method == "GET" && r.URL.Path == "/v1/changes/7":
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, f.change)
@@ -428,6 +434,12 @@ func TestHostWaitOutcomes(t *testing.T) {
 			args:   []string{"register", "--address", "10.10.10.101", "--wait", "20s"},
 			script: []fakeStep{{state: "pending", changeState: "rejected"}}, change: rejected,
 			wantCode: exitRejected, wantText: "docker-01 cannot become active: change #7 was rejected by alice: subnet reserved for the lab", wantPolls: 1,
+		},
+		{
+			name:     "register: rejected, the reason from the host when the change cannot be read",
+			args:     []string{"register", "--address", "10.10.10.101", "--wait", "20s"},
+			script:   []fakeStep{{state: "pending", changeState: "rejected", reason: "wrong rack"}},
+			wantCode: exitRejected, wantText: "docker-01 cannot become active: change #7 was rejected: wrong rack (its details could not be read", wantPolls: 1,
 		},
 		{
 			name:   "register: failed, naming the device's answer",

@@ -63,6 +63,8 @@ type Docker struct {
 type ChangeRef struct {
 	ID     int64  `json:"id"`
 	Status string `json:"status"`
+	// Reason says why the change was rejected or failed.
+	Reason *string `json:"reason,omitempty"`
 }
 
 // Change is a reviewed set of route operations.
