@@ -29,6 +29,7 @@ func (s HostState) Validate() error {
 
 // Host is a Docker host and the docker0 subnet allocated to it.
 type Host struct {
+	ID        int64
 	Name      string
 	Address   netip.Addr
 	Segment   string

@@ -35,8 +35,9 @@ type dockerJSON struct {
 
 // changeRef points at the change that carries a host's routes.
 type changeRef struct {
-	ID     int64  `json:"id"`
-	Status string `json:"status"`
+	ID     int64   `json:"id"`
+	Status string  `json:"status"`
+	Reason *string `json:"reason,omitempty"`
 }
 
 func toHostJSON(h fabric.Host) hostJSON {
@@ -106,9 +107,9 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 // hostView renders a host with its change, when a change service is mounted.
 func (s *Server) hostView(r *http.Request, h fabric.Host) hostJSON {
 	v := toHostJSON(h)
-	if s.changeOf != nil {
-		if id, status, ok := s.changeOf(r.Context(), h); ok {
-			v.Change = &changeRef{ID: id, Status: status}
+	if s.changes != nil {
+		if id, status, reason, ok := s.changes.HostChange(r.Context(), h.ID); ok {
+			v.Change = changeRefOf(id, status, reason)
 		}
 	}
 	return v
@@ -118,6 +119,14 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	h, err := s.hosts.Host(r.Context(), chi.URLParam(r, "name"))
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if h, err = s.waitHost(r, h); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if h.State == fabric.HostRemoved {
+		s.writeError(w, r, fabric.Errorf(fabric.ENOTFOUND, "host %s has been removed", h.Name))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.hostView(r, h))

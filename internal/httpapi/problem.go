@@ -71,9 +71,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= 500 && fe == nil || p.Code == fabric.EINTERNAL {
 		s.log.ErrorContext(r.Context(), "internal error", "err", err, "request_id", p.RequestID, "path", r.URL.Path)
 	}
-	var stale interface{ ProblemExtra() any }
-	if errors.As(err, &stale) {
-		p.Extra = stale.ProblemExtra()
+	var extra interface{ ProblemExtra() any }
+	if errors.As(err, &extra) {
+		p.Extra = extra.ProblemExtra()
 	}
 	p.Type = "urn:returnpath:problem:" + p.Code
 	p.Title = http.StatusText(p.Status)

@@ -20,9 +20,9 @@ import (
 
 // Cluster is a running throwaway cluster.
 type Cluster struct {
-	Dir    string // holds data/, the socket and the log
-	bin    string
-	runAs  *user.User // nil when not root
+	Dir     string // holds data/, the socket and the log
+	bin     string
+	runAs   *user.User // nil when not root
 	stopped bool
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/migrations"
@@ -73,6 +75,32 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 	}
 	for _, r := range results {
 		log.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+	}
+	return db.migrateRiver(ctx, log)
+}
+
+// migrateRiver applies the job queue's own schema (River's migrations), under an advisory
+// lock of ours so that processes starting together do it once.
+func (db *DB) migrateRiver(ctx context.Context, log *slog.Logger) error {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('returnpath.river_migrate'))`); err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('returnpath.river_migrate'))`) //nolint:errcheck
+	m, err := rivermigrate.New(riverpgxv5.New(db.Pool), nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	for _, v := range res.Versions {
+		log.Info("applied river migration", "version", v.Version)
 	}
 	return nil
 }
@@ -145,4 +173,31 @@ func formatError(err error) error {
 		return &fabric.Error{Code: fabric.EUNAVAILABLE, Message: "database unavailable"}
 	}
 	return err
+}
+
+// TryLockDevice takes the session-level advisory lock that allows one session per device
+// across every service process on this database. ok is false when another holds it. The
+// lock lives on its own connection and dies with it, so a killed process never leaves a
+// device locked.
+func (db *DB) TryLockDevice(ctx context.Context, device string) (unlock func(), ok bool, err error) {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, formatError(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('returnpath.device'), hashtext($1))`, device).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, false, formatError(err)
+	}
+	if !ok {
+		conn.Release()
+		return nil, false, nil
+	}
+	return func() {
+		_, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('returnpath.device'), hashtext($1))`, device)
+		if err != nil {
+			// Closing the connection is what releases the lock for sure.
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		conn.Release()
+	}, true, nil
 }

@@ -13,19 +13,23 @@ import (
 
 // Hosts is the host registry: it allocates docker0 subnets and records hosts.
 type Hosts struct {
-	db  *DB
-	inv *fabric.Inventory
+	db      *DB
+	inv     *fabric.Inventory
+	changes *Changes // files the change for each registration and removal, when set
 }
+
+// SetChanges makes registrations and removals file changes.
+func (s *Hosts) SetChanges(c *Changes) { s.changes = c }
 
 // NewHosts returns the registry for inv, which must already be synced into db.
 func NewHosts(db *DB, inv *fabric.Inventory) *Hosts { return &Hosts{db: db, inv: inv} }
 
-const hostColumns = `name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
+const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
 
 func scanHost(row pgx.Row) (fabric.Host, error) {
 	var h fabric.Host
 	var state string
-	err := row.Scan(&h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt)
+	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt)
 	h.State = fabric.HostState(state)
 	return h, err
 }
@@ -82,17 +86,25 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 		now := s.db.Now()
 		h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
 			State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
-		tag, err := tx.Exec(ctx, `
+		err := tx.QueryRow(ctx, `
 			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING`,
-			h.Name, h.Address, h.Segment, h.Pool, h.Subnet, string(h.State), h.CreatedBy, now)
-		if err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING RETURNING id`,
+			h.Name, h.Address, h.Segment, h.Pool, h.Subnet, string(h.State), h.CreatedBy, now).Scan(&h.ID)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return formatError(err)
 		}
-		if tag.RowsAffected() == 1 {
+		if err == nil {
 			created = true
-			return insertAudit(ctx, tx, now, actor.Name, "host.register", "host/"+h.Name, map[string]any{
-				"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()})
+			if err := insertAudit(ctx, tx, now, actor.Name, "host.register", "host/"+h.Name, map[string]any{
+				"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()}); err != nil {
+				return err
+			}
+			if s.changes != nil {
+				if _, err := s.changes.createTx(ctx, tx, actor, h, fabric.ChangeAdd); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		// Someone holds the name, the address or an overlapping subnet. Find out who.
 		if existing, found, err := s.existing(ctx, tx, reg); found || err != nil {
@@ -258,11 +270,37 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 			return nil // already on its way out: repeating the request is harmless
 		}
 		now := s.db.Now()
-		if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE name = $1 AND state <> 'removed'`, name, now); err != nil {
+		if s.changes != nil {
+			// A pending add is superseded; one being applied must finish first, so that the
+			// removal's deletes never race its adds on a device.
+			var cid int64
+			var status string
+			err := tx.QueryRow(ctx, `SELECT id, status FROM changes WHERE host_id = $1 AND status IN ('pending', 'approved', 'applying') ORDER BY id DESC LIMIT 1 FOR UPDATE`, h.ID).Scan(&cid, &status)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return formatError(err)
+			case status == string(fabric.ChangePending):
+				if err := s.changes.rejectTx(ctx, tx, cid, now, actor.Name, "superseded: the host is being removed"); err != nil {
+					return err
+				}
+			default:
+				return fabric.Errorf(fabric.ECONFLICT, "host %s: change %d is %s; remove the host once it has finished", name, cid, status)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
 			return formatError(err)
 		}
 		h.State, h.UpdatedAt = fabric.HostRemoving, now
-		return insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, map[string]any{"subnet": h.Subnet.String()})
+		if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
+			return err
+		}
+		if s.changes != nil {
+			if _, err := s.changes.createTx(ctx, tx, actor, h, fabric.ChangeRemove); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return h, err
 }

@@ -1,0 +1,362 @@
+// Package apply is the apply engine: River jobs on Postgres that push approved route ops to
+// devices. All approved ops for one device go out in one session (coalescing), one session per
+// device at a time across every process (an advisory lock), devices in parallel otherwise,
+// adds inside-out and deletes outside-in (stages), only the difference from what the device
+// has (idempotent), read back before an op counts as applied, and all or nothing per change.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/postgres"
+)
+
+// Config tunes the engine.
+type Config struct {
+	Concurrency   int           // devices worked at once by this process (default 8)
+	RetryDeadline time.Duration // how long an unreachable device is retried before its ops fail (default 5m)
+	BatchSize     int           // most ops in one session (default 5000)
+	KickInterval  time.Duration // how often to look for work nobody queued (default 15s)
+}
+
+func (c *Config) defaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.RetryDeadline <= 0 {
+		c.RetryDeadline = 5 * time.Minute
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 5000
+	}
+	if c.KickInterval <= 0 {
+		c.KickInterval = 15 * time.Second
+	}
+}
+
+// Engine applies approved changes.
+type Engine struct {
+	cfg       Config
+	db        *postgres.DB
+	changes   *postgres.Changes
+	drivers   map[string]drivers.Config
+	factories map[fabric.Platform]drivers.Factory
+	log       *slog.Logger
+	river     *river.Client[pgx.Tx]
+
+	sessionSeconds *prometheus.HistogramVec
+	sessionErrors  *prometheus.CounterVec
+	opsApplied     *prometheus.CounterVec
+}
+
+type applyArgs struct {
+	Device string `json:"device"`
+}
+
+func (applyArgs) Kind() string { return "returnpath_apply_device" }
+
+type kickArgs struct{}
+
+func (kickArgs) Kind() string { return "returnpath_apply_kick" }
+
+const queue = "returnpath_apply"
+
+// New builds the engine and connects it to changes, so that approvals queue work in their
+// own transaction.
+func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]drivers.Config,
+	factories map[fabric.Platform]drivers.Factory, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	cfg.defaults()
+	e := &Engine{cfg: cfg, db: db, changes: changes, drivers: drv, factories: factories, log: log,
+		sessionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "returnpath_apply_session_seconds", Help: "Duration of one apply session (read, push, read back) per device.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"device"}),
+		sessionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "returnpath_device_session_errors_total", Help: "Device session failures by kind."}, []string{"device", "kind"}),
+		opsApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "returnpath_ops_total", Help: "Route ops settled by the apply engine, by outcome."}, []string{"device", "outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(e.sessionSeconds, e.sessionErrors, e.opsApplied, &changeCollector{changes: changes})
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, river.WorkFunc(e.work)); err != nil {
+		return nil, err
+	}
+	if err := river.AddWorkerSafely(workers, river.WorkFunc(e.kick)); err != nil {
+		return nil, err
+	}
+	rc, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+		Logger:            log.With("component", "river"),
+		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Concurrency}},
+		Workers:           workers,
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 250 * time.Millisecond,
+		// A process killed mid-job leaves its job "running"; the kicker queues a fresh one
+		// at the next start, so rescue can wait.
+		JobTimeout:           5 * time.Minute,
+		RescueStuckJobsAfter: 6 * time.Minute,
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.KickInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return kickArgs{}, &river.InsertOpts{Queue: queue} },
+			&river.PeriodicJobOpts{RunOnStart: true})},
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.river = rc
+	changes.SetEnqueuer(e)
+	return e, nil
+}
+
+// Start starts working jobs.
+func (e *Engine) Start(ctx context.Context) error { return e.river.Start(ctx) }
+
+// Stop finishes the jobs in hand and stops.
+func (e *Engine) Stop(ctx context.Context) error { return e.river.Stop(ctx) }
+
+// EnqueueTx queues one apply job per device inside tx.
+func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error {
+	params := make([]river.InsertManyParams, 0, len(devices))
+	for _, d := range devices {
+		params = append(params, river.InsertManyParams{Args: applyArgs{Device: d}, InsertOpts: &river.InsertOpts{Queue: queue, MaxAttempts: 25}})
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	_, err := e.river.InsertManyTx(ctx, tx, params)
+	return err
+}
+
+// kick queues devices that have work nobody queued: after a crash, or a job River discarded.
+func (e *Engine) kick(ctx context.Context, _ *river.Job[kickArgs]) error {
+	devices, err := e.changes.DevicesWithReadyOps(ctx)
+	if err != nil || len(devices) == 0 {
+		return err
+	}
+	params := make([]river.InsertManyParams, 0, len(devices))
+	for _, d := range devices {
+		params = append(params, river.InsertManyParams{Args: applyArgs{Device: d}, InsertOpts: &river.InsertOpts{Queue: queue, MaxAttempts: 25}})
+	}
+	_, err = e.river.InsertMany(ctx, params)
+	return err
+}
+
+// work runs one device's sessions until it has no ready ops.
+func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
+	dev := job.Args.Device
+	unlock, ok, err := e.db.TryLockDevice(ctx, dev)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Another session has the device; it will take these ops too if they are ready.
+		// Come back shortly in case it finished its last read before they arrived.
+		return river.JobSnooze(100*time.Millisecond + rand.N(100*time.Millisecond))
+	}
+	defer unlock()
+	for {
+		ops, err := e.changes.ReadyOps(ctx, dev, e.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		ids := make([]int64, 0, len(ops))
+		for _, o := range ops {
+			ids = append(ids, o.ChangeID)
+		}
+		if err := e.changes.StartApplying(ctx, dev, ids); err != nil {
+			return err
+		}
+		results, retryIn := e.session(ctx, dev, ops)
+		if err := e.changes.Record(context.WithoutCancel(ctx), dev, results); err != nil {
+			return err
+		}
+		for _, r := range results {
+			e.opsApplied.WithLabelValues(dev, string(r.Status)).Inc()
+		}
+		if retryIn > 0 {
+			return river.JobSnooze(retryIn)
+		}
+	}
+}
+
+// session opens the device once, pushes what differs, reads back, and says what happened to
+// each op. retryIn > 0 asks for another session after that long.
+func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp) ([]postgres.OpResult, time.Duration) {
+	start := time.Now()
+	defer func() { e.sessionSeconds.WithLabelValues(dev).Observe(time.Since(start).Seconds()) }()
+	cfg, ok := e.drivers[dev]
+	if !ok {
+		return e.failAll(ops, fmt.Sprintf("device %s is not in the configuration", dev)), 0
+	}
+	f, ok := e.factories[cfg.Platform]
+	if !ok {
+		return e.failAll(ops, fmt.Sprintf("no driver for platform %s", cfg.Platform)), 0
+	}
+	drv, err := f.Open(ctx, cfg)
+	if err != nil {
+		return e.notSent(dev, ops, err)
+	}
+	defer drv.Close()
+	have, err := drv.Routes(ctx)
+	if err != nil {
+		return e.notSent(dev, ops, err)
+	}
+	results := make([]postgres.OpResult, len(ops))
+	var push []fabric.RouteOp
+	var pushIdx []int
+	present := routeSet(have)
+	for i, o := range ops {
+		results[i] = postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID}
+		if reflected(o.Op, present) {
+			results[i].Status = fabric.OpApplied // already so on the device: nothing to type
+			continue
+		}
+		push = append(push, o.Op)
+		pushIdx = append(pushIdx, i)
+	}
+	if len(push) == 0 {
+		return results, 0
+	}
+	applyErr := drv.Apply(ctx, push)
+	kind := drivers.KindOf(applyErr)
+	if applyErr != nil {
+		e.sessionErrors.WithLabelValues(dev, kind.String()).Inc()
+		e.log.Warn("apply", "device", dev, "kind", kind.String(), "err", applyErr)
+	}
+	if applyErr != nil && kind == drivers.KindUnreachable {
+		// Nothing was sent: retry as a whole.
+		rs, retry := e.notSent(dev, ops, applyErr)
+		for i := range results {
+			if results[i].Status == fabric.OpApplied {
+				rs[i] = results[i]
+			}
+		}
+		return rs, retry
+	}
+	rejected := map[int]drivers.Rejection{}
+	var derr *drivers.Error
+	if errors.As(applyErr, &derr) {
+		for _, r := range derr.Rejections {
+			rejected[r.Index] = r
+		}
+	}
+	// Read back: an op is applied only when the device shows it.
+	after, rerr := drv.Routes(ctx)
+	if rerr != nil {
+		e.sessionErrors.WithLabelValues(dev, drivers.KindOf(rerr).String()).Inc()
+	}
+	now := routeSet(after)
+	var retry time.Duration
+	for j, i := range pushIdx {
+		r := &results[i]
+		r.Attempted = true
+		if rej, ok := rejected[j]; ok {
+			r.Status, r.Error, r.Output = fabric.OpFailed, "the device refused it", rej.Output
+			continue
+		}
+		switch {
+		case rerr != nil:
+			r.Status, r.Error, retry = fabric.OpPending, "sent, but the read-back failed: "+safe(rerr), time.Second
+		case reflected(ops[i].Op, now):
+			r.Status = fabric.OpApplied
+		case applyErr != nil && (kind == drivers.KindIndeterminate || kind == drivers.KindInternal):
+			r.Status, r.Error, retry = fabric.OpPending, "outcome unknown, not on the device: will resend: "+safe(applyErr), time.Second
+		case applyErr != nil:
+			r.Status, r.Error = fabric.OpFailed, safe(applyErr)
+		default:
+			r.Status, r.Error = fabric.OpFailed, "accepted, but not on the device when read back"
+		}
+	}
+	return results, retry
+}
+
+// notSent handles a session that could not send anything: unreachable devices are retried
+// with exponential backoff until the deadline; auth and host-key failures fail at once.
+func (e *Engine) notSent(dev string, ops []postgres.ReadyOp, err error) ([]postgres.OpResult, time.Duration) {
+	kind := drivers.KindOf(err)
+	e.sessionErrors.WithLabelValues(dev, kind.String()).Inc()
+	e.log.Warn("device session failed", "device", dev, "kind", kind.String(), "err", err)
+	if kind != drivers.KindUnreachable && kind != drivers.KindIndeterminate {
+		return e.failAll(ops, safe(err)), 0
+	}
+	results := make([]postgres.OpResult, len(ops))
+	var retry time.Duration
+	for i, o := range ops {
+		results[i] = postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpPending, Unreachable: true,
+			Error: "device unreachable, retrying: " + safe(err)}
+		if o.FirstErrorAt != nil && time.Since(*o.FirstErrorAt) > e.cfg.RetryDeadline {
+			results[i].Status = fabric.OpFailed
+			results[i].Error = fmt.Sprintf("device unreachable for more than %s: %s", e.cfg.RetryDeadline, safe(err))
+			continue
+		}
+		backoff := min(time.Duration(250<<min(o.Attempts, 7))*time.Millisecond, 30*time.Second)
+		if retry == 0 || backoff < retry {
+			retry = backoff
+		}
+	}
+	// Attempts count sessions tried, so that the backoff grows.
+	for i := range results {
+		results[i].Attempted = true
+	}
+	return results, retry
+}
+
+func (e *Engine) failAll(ops []postgres.ReadyOp, msg string) []postgres.OpResult {
+	out := make([]postgres.OpResult, len(ops))
+	for i, o := range ops {
+		out[i] = postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpFailed, Error: msg}
+	}
+	return out
+}
+
+// safe returns an error text fit for the API: driver errors never carry credentials.
+func safe(err error) string { return err.Error() }
+
+func routeSet(rs []fabric.Route) map[fabric.Route]bool {
+	m := make(map[fabric.Route]bool, len(rs))
+	for _, r := range rs {
+		m[r] = true
+	}
+	return m
+}
+
+// reflected reports whether the device state already shows op done.
+func reflected(op fabric.RouteOp, have map[fabric.Route]bool) bool {
+	if op.Action == fabric.ActionAdd {
+		return have[op.Route]
+	}
+	return !have[op.Route]
+}
+
+var changesDesc = prometheus.NewDesc("returnpath_changes", "Changes by status.", []string{"status"}, nil)
+
+type changeCollector struct{ changes *postgres.Changes }
+
+func (c *changeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- changesDesc }
+
+func (c *changeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	by, err := c.changes.ChangesByStatus(ctx)
+	if err != nil {
+		return
+	}
+	for _, s := range []fabric.ChangeStatus{fabric.ChangePending, fabric.ChangeApproved, fabric.ChangeApplying, fabric.ChangeApplied,
+		fabric.ChangeRejected, fabric.ChangeFailed, fabric.ChangeRolledBack} {
+		ch <- prometheus.MustNewConstMetric(changesDesc, prometheus.GaugeValue, float64(by[s]), string(s))
+	}
+}

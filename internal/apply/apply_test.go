@@ -1,0 +1,372 @@
+package apply_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/drivertest"
+	"github.com/returnpath/returnpath/internal/apply"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+var (
+	pfx  = netip.MustParsePrefix
+	addr = netip.MustParseAddr
+	boot = fabric.Actor{Name: "boot", Role: fabric.RoleBootstrap}
+	rev  = fabric.Actor{Name: "alice", Role: fabric.RoleReviewer}
+)
+
+func inventory() *fabric.Inventory {
+	return &fabric.Inventory{
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}},
+		Segments: []fabric.Segment{{Name: "rack1", Hosts: pfx("10.10.0.0/16"), Pool: "docker",
+			RouteVia: []fabric.Hop{
+				{Device: "sw1", NextHop: fabric.NextHop{Host: true}},
+				{Device: "fw1", NextHop: fabric.NextHop{Addr: addr("10.10.20.1")}},
+			}}},
+		Devices: []fabric.Device{
+			{Name: "sw1", Platform: fabric.PlatformFRR, Transport: fabric.TransportSSH, Address: netip.MustParseAddrPort("198.18.0.11:22"), VRF: "default"},
+			{Name: "fw1", Platform: fabric.PlatformLinux, Transport: fabric.TransportSSH, Address: netip.MustParseAddrPort("198.18.0.12:22"), VRF: "default"},
+		},
+	}
+}
+
+// timeline records, across devices, the order in which ops reached them.
+type timeline struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (tl *timeline) factory(fakes ...*drivertest.Fake) drivers.Factory {
+	f := drivertest.FakeFactory(fakes...)
+	open := f.Open
+	f.Open = func(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+		d, err := open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &recording{Driver: d, name: cfg.Name, tl: tl}, nil
+	}
+	return f
+}
+
+type recording struct {
+	drivers.Driver
+	name string
+	tl   *timeline
+}
+
+func (r *recording) Apply(ctx context.Context, ops []fabric.RouteOp) error {
+	r.tl.mu.Lock()
+	for _, o := range ops {
+		r.tl.log = append(r.tl.log, fmt.Sprintf("%s %s %s", r.name, o.Action, o.Route.Prefix))
+	}
+	r.tl.mu.Unlock()
+	return r.Driver.Apply(ctx, ops)
+}
+
+func (tl *timeline) entries() []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]string(nil), tl.log...)
+}
+
+type env struct {
+	db      *postgres.DB
+	hosts   *postgres.Hosts
+	changes *postgres.Changes
+	sw, fw  *drivertest.Fake
+	tl      *timeline
+}
+
+func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Config)) *env {
+	t.Helper()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	inv := inventory()
+	if err := db.SyncInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{db: db, sw: drivertest.NewFake("sw1"), fw: drivertest.NewFake("fw1"), tl: &timeline{}}
+	fac := e.tl.factory(e.sw, e.fw)
+	factories := map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}
+	cfgs := map[string]drivers.Config{}
+	for _, d := range inv.Devices {
+		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
+	}
+	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) { return drivertest.FakePreview(cfgs[dev], ops) }
+	e.changes = postgres.NewChanges(db, inv, preview, policy)
+	e.hosts = postgres.NewHosts(db, inv)
+	e.hosts.SetChanges(e.changes)
+	cfg := apply.Config{RetryDeadline: time.Minute, KickInterval: time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	eng, err := apply.New(cfg, db, e.changes, cfgs, factories, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = eng.Stop(sctx)
+	})
+	return e
+}
+
+var autoAll = fabric.ApprovalPolicy{FourEyes: true, AutoApprove: []fabric.AutoApproveRule{{Kind: fabric.ChangeAdd}, {Kind: fabric.ChangeRemove}}}
+
+// waitChange polls until the change reaches a final status.
+func (e *env) waitChange(t *testing.T, id int64) fabric.Change {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := e.changes.Change(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status.Final() {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("change %d still %s after 30s: %+v", id, c.Status, c.Ops)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) latestChange(t *testing.T, h fabric.Host) int64 {
+	t.Helper()
+	id, _, _, ok := e.changes.HostChange(context.Background(), h.ID)
+	if !ok {
+		t.Fatalf("host %s has no change", h.Name)
+	}
+	return id
+}
+
+func route(p, nh string) fabric.Route {
+	return fabric.Route{VRF: "default", Prefix: pfx(p), NextHop: addr(nh)}
+}
+
+func TestAddThenRemoveInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	ctx := context.Background()
+	h, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.waitChange(t, e.latestChange(t, h))
+	if c.Status != fabric.ChangeApplied || c.ApprovedBy != "policy:auto_approve[0]" {
+		t.Fatalf("add change = %s by %q (%s)", c.Status, c.ApprovedBy, c.Reason)
+	}
+	if got, _ := e.hosts.Host(ctx, "d1"); got.State != fabric.HostActive {
+		t.Errorf("host state = %s, want active", got.State)
+	}
+	if e.sw.OpsApplied(route("172.10.0.0/24", "10.10.10.101")) != 1 || e.fw.OpsApplied(route("172.10.0.0/24", "10.10.20.1")) != 1 {
+		t.Errorf("routes not on both devices: sw %v fw %v", e.sw.AllRoutes(), e.fw.AllRoutes())
+	}
+	if _, err := e.hosts.Remove(ctx, boot, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	rc := e.waitChange(t, e.latestChange(t, h))
+	if rc.Kind != fabric.ChangeRemove || rc.Status != fabric.ChangeApplied {
+		t.Fatalf("remove change = %s %s (%s)", rc.Kind, rc.Status, rc.Reason)
+	}
+	if len(e.sw.AllRoutes()) != 0 || len(e.fw.AllRoutes()) != 0 {
+		t.Errorf("routes left: sw %v fw %v", e.sw.AllRoutes(), e.fw.AllRoutes())
+	}
+	want := "[sw1 add 172.10.0.0/24 fw1 add 172.10.0.0/24 fw1 delete 172.10.0.0/24 sw1 delete 172.10.0.0/24]"
+	if got := fmt.Sprint(e.tl.entries()); got != want {
+		t.Errorf("order on the devices = %s, want %s (adds inside-out, deletes outside-in)", got, want)
+	}
+	// The subnet is free again: the next host gets it.
+	h2, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: "d2", Address: addr("10.10.10.102")})
+	if err != nil || h2.Subnet != pfx("172.10.0.0/24") {
+		t.Errorf("next registration got %v, %v; want the released 172.10.0.0/24", h2.Subnet, err)
+	}
+}
+
+func TestRollbackWhenFirewallRejects(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	e.fw.Set(drivertest.WithReject(pfx("172.10.0.0/24"), "% Invalid route: table is read-only"))
+	h, _, err := e.hosts.Register(context.Background(), boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.waitChange(t, e.latestChange(t, h))
+	if c.Status != fabric.ChangeRolledBack || !strings.Contains(c.Reason, "table is read-only") {
+		t.Fatalf("change = %s (%s), want rolled_back with the firewall's text", c.Status, c.Reason)
+	}
+	if len(e.sw.AllRoutes()) != 0 {
+		t.Errorf("switch keeps %v after the rollback", e.sw.AllRoutes())
+	}
+	want := "[sw1 add 172.10.0.0/24 fw1 add 172.10.0.0/24 sw1 delete 172.10.0.0/24]"
+	if got := fmt.Sprint(e.tl.entries()); got != want {
+		t.Errorf("device log = %s, want %s", got, want)
+	}
+	if got, _ := e.hosts.Host(context.Background(), "d1"); got.State != fabric.HostPending {
+		t.Errorf("host = %s, want still pending", got.State)
+	}
+}
+
+func TestUnreachableDeviceThenUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	e.sw.Set(drivertest.WithUnreachable(true))
+	h, _, err := e.hosts.Register(context.Background(), boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.latestChange(t, h)
+	// Wait until the engine has tried and is backing off.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _ := e.changes.Change(context.Background(), id)
+		if c.Ops[0].Attempts >= 1 {
+			if c.Status != fabric.ChangeApplying {
+				t.Fatalf("change = %s while the switch is down, want applying", c.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no attempt on the unreachable switch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.sw.Set(drivertest.WithUnreachable(false))
+	if c := e.waitChange(t, id); c.Status != fabric.ChangeApplied {
+		t.Fatalf("change = %s (%s) after the switch came back", c.Status, c.Reason)
+	}
+}
+
+func TestUnreachableUntilDeadlineFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll, func(c *apply.Config) { c.RetryDeadline = 300 * time.Millisecond })
+	e.fw.Set(drivertest.WithUnreachable(true))
+	h, _, err := e.hosts.Register(context.Background(), boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.waitChange(t, e.latestChange(t, h))
+	if c.Status != fabric.ChangeRolledBack || !strings.Contains(c.Reason, "unreachable") {
+		t.Fatalf("change = %s (%s), want rolled_back naming the unreachable firewall", c.Status, c.Reason)
+	}
+	if len(e.sw.AllRoutes()) != 0 {
+		t.Errorf("switch keeps %v", e.sw.AllRoutes())
+	}
+}
+
+func TestIdempotentAndCoalesced(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	ctx := context.Background()
+	// A route already on the switch is recorded as applied without being typed again.
+	e.sw.Plant(route("172.10.0.0/24", "10.10.10.1"))
+	const n = 150
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: fmt.Sprintf("h%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		by, err := e.changes.ChangesByStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if by[fabric.ChangeApplied] == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes by status after 60s: %v", by)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := e.sw.OpsApplied(route("172.10.0.0/24", "10.10.10.1")); got != 0 {
+		t.Errorf("the planted route was typed %d times, want 0", got)
+	}
+	for _, f := range []*drivertest.Fake{e.sw, e.fw} {
+		if f.MaxConcurrentSessions() > 1 {
+			t.Errorf("%s had %d sessions at once", f.Name(), f.MaxConcurrentSessions())
+		}
+		if s := f.Sessions(); s > n/3 {
+			t.Errorf("%s: %d sessions for %d changes: not coalesced", f.Name(), s, n)
+		}
+		for _, r := range f.AllRoutes() {
+			if c := f.OpsApplied(r); c > 1 {
+				t.Errorf("%s: %s applied %d times", f.Name(), r, c)
+			}
+		}
+	}
+	t.Logf("sessions for %d changes: sw1 %d, fw1 %d", n, e.sw.Sessions(), e.fw.Sessions())
+}
+
+func TestReviewFlow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fabric.ApprovalPolicy{FourEyes: true})
+	ctx := context.Background()
+	h, _, err := e.hosts.Register(ctx, rev, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.latestChange(t, h)
+	c, err := e.changes.Change(ctx, id)
+	if err != nil || c.Status != fabric.ChangePending || len(c.Ops) != 2 || c.Ops[0].Preview == "" {
+		t.Fatalf("pending change = %+v, %v", c, err)
+	}
+	if _, err := e.changes.Approve(ctx, rev, id, c.PlanHash); fabric.ErrorCode(err) != fabric.EFORBIDDEN {
+		t.Errorf("self-approval = %v, want forbidden (four eyes)", err)
+	}
+	bob := fabric.Actor{Name: "bob", Role: fabric.RoleReviewer}
+	if _, err := e.changes.Approve(ctx, bob, id, "0000"); fabric.ErrorCode(err) != fabric.ECONFLICT {
+		t.Errorf("approve with a wrong plan_hash = %v, want conflict", err)
+	}
+	if len(e.sw.AllRoutes()) != 0 {
+		t.Fatal("routes pushed before approval")
+	}
+	if _, err := e.changes.Approve(ctx, bob, id, c.PlanHash); err != nil {
+		t.Fatal(err)
+	}
+	if done := e.waitChange(t, id); done.Status != fabric.ChangeApplied || done.ApprovedBy != "bob" {
+		t.Errorf("change = %s approved by %q", done.Status, done.ApprovedBy)
+	}
+	// Reject needs a reason and ends the change.
+	h2, _, _ := e.hosts.Register(ctx, boot, fabric.Registration{Name: "d2", Address: addr("10.10.10.102")})
+	id2 := e.latestChange(t, h2)
+	if _, err := e.changes.Reject(ctx, bob, id2, ""); fabric.ErrorCode(err) != fabric.EINVALID {
+		t.Errorf("reject without reason = %v", err)
+	}
+	rc, err := e.changes.Reject(ctx, bob, id2, "not this rack")
+	if err != nil || rc.Status != fabric.ChangeRejected || rc.Reason != "not this rack" {
+		t.Errorf("reject = %+v %v", rc, err)
+	}
+}

@@ -1,0 +1,221 @@
+package fabric
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ChangeKind is why a change exists.
+type ChangeKind string
+
+// Change kinds.
+const (
+	ChangeAdd       ChangeKind = "add"       // a host was registered: add its return routes
+	ChangeRemove    ChangeKind = "remove"    // a host was removed: take its routes away
+	ChangeRemediate ChangeKind = "remediate" // drift was found: restore intent
+)
+
+// ChangeStatus is where a change is in review and apply.
+type ChangeStatus string
+
+// Change statuses: pending -> approved -> applying -> applied, or rejected, failed, rolled_back.
+const (
+	ChangePending    ChangeStatus = "pending"
+	ChangeApproved   ChangeStatus = "approved"
+	ChangeApplying   ChangeStatus = "applying"
+	ChangeApplied    ChangeStatus = "applied"
+	ChangeRejected   ChangeStatus = "rejected"
+	ChangeFailed     ChangeStatus = "failed"
+	ChangeRolledBack ChangeStatus = "rolled_back"
+)
+
+// Validate reports whether s is a known status.
+func (s ChangeStatus) Validate() error {
+	switch s {
+	case ChangePending, ChangeApproved, ChangeApplying, ChangeApplied, ChangeRejected, ChangeFailed, ChangeRolledBack:
+		return nil
+	}
+	return FieldErrorf(EINVALID, "status", "unknown change status %q", string(s))
+}
+
+// Final reports whether no more work will happen on a change in status s.
+func (s ChangeStatus) Final() bool {
+	return s == ChangeApplied || s == ChangeRejected || s == ChangeFailed || s == ChangeRolledBack
+}
+
+// OpStatus is where one op is.
+type OpStatus string
+
+// Op statuses.
+const (
+	OpPending    OpStatus = "pending"
+	OpApplied    OpStatus = "applied"
+	OpFailed     OpStatus = "failed"
+	OpRolledBack OpStatus = "rolled_back"
+	OpSkipped    OpStatus = "skipped" // never sent: the change failed or was rejected first
+)
+
+// ChangeOp is one route op of a change on one device, in apply order.
+type ChangeOp struct {
+	ID       int64
+	Seq      int // apply order within the change
+	Stage    int // ops of a lower stage must be applied before this one is sent
+	Device   string
+	Op       RouteOp
+	Preview  string
+	Status   OpStatus
+	Attempts int
+	Error    string
+	Output   string
+	Rollback bool // an inverse op that undoes an applied op of a failed change
+}
+
+// ChangeEvent is one line of a change's history.
+type ChangeEvent struct {
+	At     time.Time
+	What   string
+	Detail string
+}
+
+// Change is a reviewed set of route ops for the devices on a return path.
+type Change struct {
+	ID          int64
+	Kind        ChangeKind
+	Status      ChangeStatus
+	Host        *Host
+	RequestedBy string
+	ApprovedBy  string
+	Reason      string
+	PlanHash    string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Ops         []ChangeOp
+	Events      []ChangeEvent
+}
+
+// PreviewFunc renders ops for a device in its native syntax, without contacting it.
+type PreviewFunc func(device string, ops []RouteOp) ([]string, error)
+
+// PlanChange returns the ops a change of kind k needs for host h, in apply order (deletes
+// outside-in, adds inside-out), each with its native preview, staged by position on the
+// return path.
+func (inv *Inventory) PlanChange(k ChangeKind, h Host, preview PreviewFunc) ([]ChangeOp, error) {
+	path, err := inv.ReturnPath(h)
+	if err != nil {
+		return nil, err
+	}
+	action := ActionAdd
+	if k == ChangeRemove {
+		action = ActionDelete
+	}
+	devices := make([]string, 0, len(path))
+	ops := make([]DeviceOp, 0, len(path))
+	for _, dr := range path {
+		devices = append(devices, dr.Device)
+		ops = append(ops, DeviceOp{Device: dr.Device, Op: RouteOp{Action: action, Route: dr.Route}})
+	}
+	return StageOps(devices, ops, preview)
+}
+
+// StageOps orders ops for the return path (see Order), gives each device its stage and renders
+// the previews.
+func StageOps(path []string, ops []DeviceOp, preview PreviewFunc) ([]ChangeOp, error) {
+	ordered := Order(path, ops)
+	out := make([]ChangeOp, 0, len(ordered))
+	stage, last := -1, ""
+	for i, o := range ordered {
+		if err := o.Op.Validate(); err != nil {
+			return nil, err
+		}
+		if o.Device != last {
+			stage++
+			last = o.Device
+		}
+		lines, err := preview(o.Device, []RouteOp{o.Op})
+		if err != nil {
+			return nil, fmt.Errorf("preview for %s: %w", o.Device, err)
+		}
+		out = append(out, ChangeOp{Seq: i, Stage: stage, Device: o.Device, Op: o.Op, Preview: strings.Join(lines, "\n"), Status: OpPending})
+	}
+	return out, nil
+}
+
+// PlanHash is a stable hash of the ops a reviewer sees: device, action, route and preview, in
+// order. Approval must quote it, so that nobody approves a plan they were not shown.
+func PlanHash(ops []ChangeOp) string {
+	h := sha256.New()
+	for _, o := range ops {
+		if o.Rollback {
+			continue
+		}
+		fmt.Fprintf(h, "%d|%s|%s|%s|%s|%s|%s\n", o.Seq, o.Device, o.Op.Action, o.Op.Route.VRF, o.Op.Route.Prefix, o.Op.Route.NextHop, o.Preview)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// AutoApproveRule approves changes of one kind in some segments without review.
+type AutoApproveRule struct {
+	Kind     ChangeKind
+	Segments []string // empty means every segment
+}
+
+// ApprovalPolicy is the review policy.
+type ApprovalPolicy struct {
+	FourEyes    bool // the requester may not approve their own change
+	AutoApprove []AutoApproveRule
+}
+
+// AutoApproval returns the name of the rule that approves a change of kind k in segment seg
+// without review ("policy:auto_approve[N]"), if one does.
+func (p ApprovalPolicy) AutoApproval(k ChangeKind, seg string) (string, bool) {
+	for i, r := range p.AutoApprove {
+		if r.Kind != k {
+			continue
+		}
+		if len(r.Segments) == 0 {
+			return fmt.Sprintf("policy:auto_approve[%d]", i), true
+		}
+		for _, s := range r.Segments {
+			if s == seg {
+				return fmt.Sprintf("policy:auto_approve[%d]", i), true
+			}
+		}
+	}
+	return "", false
+}
+
+// CheckApprover enforces the four-eyes rule and the reviewer role.
+func (p ApprovalPolicy) CheckApprover(c Change, a Actor) error {
+	if !a.Role.Can(PermReview) {
+		return Errorf(EFORBIDDEN, "token %s has role %s, which may not approve changes", a.Name, a.Role)
+	}
+	if p.FourEyes && c.RequestedBy == a.Name {
+		return Errorf(EFORBIDDEN, "four-eyes rule: %s requested change %d and so cannot approve it", a.Name, c.ID)
+	}
+	return nil
+}
+
+// StalePlanError refuses an approval because the plan is not the one the reviewer saw. Change
+// holds the plan as it is now, for the reviewer to look at again.
+type StalePlanError struct {
+	Change  Change
+	Message string
+}
+
+func (e *StalePlanError) Error() string { return e.Message }
+
+// Unwrap makes the error a conflict for the API's error table.
+func (e *StalePlanError) Unwrap() error {
+	return &Error{Code: ECONFLICT, Field: "plan_hash", Message: e.Message}
+}
+
+// ChangeFilter selects changes, newest first.
+type ChangeFilter struct {
+	Status ChangeStatus
+	Host   string
+	Before int64 // keyset cursor: ids below this one; 0 means the newest
+	Limit  int
+}

@@ -1,0 +1,322 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// ReadyOp is an op the apply engine may send now: its change is approved and every op of an
+// earlier stage of the same change is applied.
+type ReadyOp struct {
+	ChangeID     int64
+	FirstErrorAt *time.Time
+	fabric.ChangeOp
+}
+
+// ReadyOps returns up to limit ready ops for device, oldest change first.
+func (c *Changes) ReadyOps(ctx context.Context, device string, limit int) ([]ReadyOp, error) {
+	rows, err := c.db.Pool.Query(ctx, `
+		SELECT o.change_id, o.first_error_at, o.id, o.seq, o.stage, o.rollback, o.device, o.action, o.prefix, o.next_hop, o.vrf, o.preview, o.attempts
+		FROM change_ops o JOIN changes c ON c.id = o.change_id
+		WHERE o.device = $1 AND o.status = 'pending' AND c.status IN ('approved', 'applying')
+		  AND NOT EXISTS (SELECT 1 FROM change_ops p WHERE p.change_id = o.change_id AND p.rollback = o.rollback
+		                  AND p.stage < o.stage AND p.status <> 'applied')
+		ORDER BY o.change_id, o.rollback, o.seq LIMIT $2`, device, limit)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReadyOp, error) {
+		var o ReadyOp
+		var action string
+		err := r.Scan(&o.ChangeID, &o.FirstErrorAt, &o.ID, &o.Seq, &o.Stage, &o.Rollback, &o.Device, &action, &o.Op.Route.Prefix,
+			&o.Op.Route.NextHop, &o.Op.Route.VRF, &o.Preview, &o.Attempts)
+		o.Op.Action, o.Status = fabric.Action(action), fabric.OpPending
+		return o, err
+	})
+}
+
+// DevicesWithReadyOps lists the devices that have work, for the engine's kicker.
+func (c *Changes) DevicesWithReadyOps(ctx context.Context) ([]string, error) {
+	rows, err := c.db.Pool.Query(ctx, `
+		SELECT DISTINCT o.device FROM change_ops o JOIN changes c ON c.id = o.change_id
+		WHERE o.status = 'pending' AND c.status IN ('approved', 'applying') ORDER BY 1`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return out, formatError(err)
+}
+
+// StartApplying moves approved changes to applying.
+func (c *Changes) StartApplying(ctx context.Context, device string, ids []int64) error {
+	return c.db.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE changes SET status = 'applying', updated_at = $2 WHERE id = ANY($1) AND status = 'approved' RETURNING id`, ids, c.db.Now())
+		if err != nil {
+			return formatError(err)
+		}
+		started, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return formatError(err)
+		}
+		for _, id := range started {
+			if err := addEvent(ctx, tx, id, c.db.Now(), "applying", "first session to "+device); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// OpResult is what happened to one op in a session.
+type OpResult struct {
+	OpID      int64
+	ChangeID  int64
+	Status    fabric.OpStatus // applied, failed, or pending (to be retried)
+	Attempted bool            // bytes were sent for it
+	Error     string
+	Output    string
+	// Unreachable marks a pending result whose device could not be reached: it starts the
+	// op's retry deadline.
+	Unreachable bool
+}
+
+// Record stores a session's results and settles every change it touched: applied, rolled
+// back, failed, or its next stage queued, all in one transaction.
+func (c *Changes) Record(ctx context.Context, device string, results []OpResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	return c.db.inTx(ctx, func(tx pgx.Tx) error {
+		now := c.db.Now()
+		batch := &pgx.Batch{}
+		var changed []int64
+		for _, r := range results {
+			attempts := 0
+			if r.Attempted {
+				attempts = 1
+			}
+			batch.Queue(`UPDATE change_ops SET status = $2, attempts = attempts + $3, error = nullif($4, ''), output = nullif($5, ''),
+				first_error_at = CASE WHEN $6 THEN coalesce(first_error_at, $7) ELSE first_error_at END, updated_at = $7
+				WHERE id = $1`, r.OpID, string(r.Status), attempts, r.Error, r.Output, r.Unreachable, now)
+			if !slices.Contains(changed, r.ChangeID) {
+				changed = append(changed, r.ChangeID)
+			}
+		}
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return formatError(err)
+		}
+		var next []string
+		for _, id := range changed {
+			devs, err := c.settleTx(ctx, tx, id, now)
+			if err != nil {
+				return err
+			}
+			for _, d := range devs {
+				if !slices.Contains(next, d) {
+					next = append(next, d)
+				}
+			}
+		}
+		return c.enqueueTx(ctx, tx, next)
+	})
+}
+
+// settleTx decides what a change's op statuses mean for the change and returns the devices
+// that now have work for it.
+func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) ([]string, error) {
+	ch, err := c.changeQ(ctx, tx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if ch.Status.Final() {
+		return nil, nil
+	}
+	var forward, rollback []fabric.ChangeOp
+	for _, o := range ch.Ops {
+		if o.Rollback {
+			rollback = append(rollback, o)
+		} else {
+			forward = append(forward, o)
+		}
+	}
+	if len(rollback) > 0 {
+		return c.settleRollbackTx(ctx, tx, ch, forward, rollback, now)
+	}
+	var failed []fabric.ChangeOp
+	var applied []fabric.ChangeOp
+	for _, o := range forward {
+		switch o.Status {
+		case fabric.OpFailed:
+			failed = append(failed, o)
+		case fabric.OpApplied:
+			applied = append(applied, o)
+		}
+	}
+	if len(failed) > 0 {
+		return c.startRollbackTx(ctx, tx, ch, failed, applied, now)
+	}
+	if len(applied) == len(forward) {
+		return nil, c.completeTx(ctx, tx, ch, now)
+	}
+	return readyDevices(forward), nil
+}
+
+// readyDevices returns the devices of the lowest stage that still has pending ops, if every
+// op of the stages before it is applied.
+func readyDevices(ops []fabric.ChangeOp) []string {
+	stage := -1
+	for _, o := range ops {
+		if o.Status == fabric.OpPending && (stage < 0 || o.Stage < stage) {
+			stage = o.Stage
+		}
+	}
+	var out []string
+	for _, o := range ops {
+		if o.Stage < stage && o.Status != fabric.OpApplied {
+			return nil
+		}
+		if o.Stage == stage && o.Status == fabric.OpPending && !slices.Contains(out, o.Device) {
+			out = append(out, o.Device)
+		}
+	}
+	return out
+}
+
+func describeFailure(failed []fabric.ChangeOp) string {
+	var parts []string
+	for _, o := range failed {
+		msg := o.Device + ": " + o.Op.String() + ": " + o.Error
+		if o.Output != "" {
+			msg += " (device said: " + o.Output + ")"
+		}
+		parts = append(parts, msg)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// startRollbackTx undoes, in reverse order, the ops of a change already applied on devices,
+// after one of its ops failed: all or nothing per change.
+func (c *Changes) startRollbackTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, failed, applied []fabric.ChangeOp, now time.Time) ([]string, error) {
+	reason := describeFailure(failed)
+	if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, ch.ID, now); err != nil {
+		return nil, formatError(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE changes SET reason = $2, updated_at = $3 WHERE id = $1`, ch.ID, reason, now); err != nil {
+		return nil, formatError(err)
+	}
+	if len(applied) == 0 {
+		if err := c.finishTx(ctx, tx, ch.ID, fabric.ChangeRolledBack, "nothing was applied: "+reason, now); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if err := addEvent(ctx, tx, ch.ID, now, "rolling_back", "undoing "+fmt.Sprint(len(applied))+" applied ops because "+reason); err != nil {
+		return nil, err
+	}
+	// Reverse apply order: the last op applied is undone first.
+	slices.SortFunc(applied, func(a, b fabric.ChangeOp) int { return b.Seq - a.Seq })
+	var undo []fabric.ChangeOp
+	stage, last := -1, ""
+	for i, o := range applied {
+		if o.Device != last {
+			stage, last = stage+1, o.Device
+		}
+		inv := o.Op.Inverse()
+		undo = append(undo, fabric.ChangeOp{Seq: i, Stage: stage, Device: o.Device, Op: inv, Preview: "undo: " + o.Preview, Status: fabric.OpPending, Rollback: true})
+	}
+	if err := insertOps(ctx, tx, ch.ID, undo, now); err != nil {
+		return nil, err
+	}
+	return firstStageDevices(undo), nil
+}
+
+func (c *Changes) settleRollbackTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, forward, rollback []fabric.ChangeOp, now time.Time) ([]string, error) {
+	var failed []fabric.ChangeOp
+	done := 0
+	for _, o := range rollback {
+		switch o.Status {
+		case fabric.OpFailed:
+			failed = append(failed, o)
+		case fabric.OpApplied:
+			done++
+		}
+	}
+	if len(failed) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, ch.ID, now); err != nil {
+			return nil, formatError(err)
+		}
+		var state []string
+		for _, o := range forward {
+			state = append(state, fmt.Sprintf("%s %s: %s", o.Device, o.Op, o.Status))
+		}
+		for _, o := range rollback {
+			state = append(state, fmt.Sprintf("%s undo %s: %s", o.Device, o.Op, o.Status))
+		}
+		reason := fmt.Sprintf("%s; the undo failed too (%s); device state: %s", ch.Reason, describeFailure(failed), strings.Join(state, "; "))
+		return nil, c.finishTx(ctx, tx, ch.ID, fabric.ChangeFailed, reason, now)
+	}
+	if done == len(rollback) {
+		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'rolled_back', updated_at = $2 WHERE change_id = $1 AND NOT rollback AND status = 'applied'`, ch.ID, now); err != nil {
+			return nil, formatError(err)
+		}
+		return nil, c.finishTx(ctx, tx, ch.ID, fabric.ChangeRolledBack, ch.Reason, now)
+	}
+	return readyDevices(rollback), nil
+}
+
+// completeTx marks a change applied and moves its host on: an added host becomes active, a
+// removed host releases its subnet.
+func (c *Changes) completeTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, now time.Time) error {
+	if err := c.finishTx(ctx, tx, ch.ID, fabric.ChangeApplied, "", now); err != nil {
+		return err
+	}
+	if ch.Host == nil {
+		return nil
+	}
+	switch ch.Kind {
+	case fabric.ChangeAdd:
+		_, err := tx.Exec(ctx, `UPDATE hosts SET state = 'active', updated_at = $2 WHERE id = $1 AND state = 'pending'`, ch.Host.ID, now)
+		return formatError(err)
+	case fabric.ChangeRemove:
+		var pool string
+		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool`, ch.Host.ID, now).Scan(&pool)
+		if err != nil {
+			return formatError(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, ch.Host.Subnet); err != nil {
+			return formatError(err)
+		}
+		return insertAudit(ctx, tx, now, "apply", "host.removed", "host/"+ch.Host.Name, map[string]any{"subnet": ch.Host.Subnet.String(), "released": true})
+	}
+	return nil
+}
+
+func (c *Changes) finishTx(ctx context.Context, tx pgx.Tx, id int64, status fabric.ChangeStatus, reason string, now time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE changes SET status = $2, reason = coalesce(nullif($3, ''), reason), updated_at = $4 WHERE id = $1`, id, string(status), reason, now); err != nil {
+		return formatError(err)
+	}
+	if err := addEvent(ctx, tx, id, now, string(status), reason); err != nil {
+		return err
+	}
+	return insertAudit(ctx, tx, now, "apply", "change."+string(status), fmt.Sprintf("change/%d", id), nil)
+}
+
+// ChangesByStatus counts changes by status, for metrics.
+func (c *Changes) ChangesByStatus(ctx context.Context) (map[fabric.ChangeStatus]int64, error) {
+	rows, err := c.db.Pool.Query(ctx, `SELECT status, count(*) FROM changes GROUP BY status`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	out := map[fabric.ChangeStatus]int64{}
+	var s string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&s, &n}, func() error { out[fabric.ChangeStatus(s)] = n; return nil })
+	return out, formatError(err)
+}

@@ -1,0 +1,402 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// Enqueuer queues apply work for devices inside the caller's transaction, so that work is
+// queued if and only if the approval commits.
+type Enqueuer interface {
+	EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error
+}
+
+// Changes stores changes and moves them through review.
+type Changes struct {
+	db      *DB
+	inv     *fabric.Inventory
+	preview fabric.PreviewFunc
+	policy  fabric.ApprovalPolicy
+	enq     Enqueuer
+}
+
+// NewChanges returns the change store. preview renders each op's native lines.
+func NewChanges(db *DB, inv *fabric.Inventory, preview fabric.PreviewFunc, policy fabric.ApprovalPolicy) *Changes {
+	return &Changes{db: db, inv: inv, preview: preview, policy: policy}
+}
+
+// SetEnqueuer connects the apply engine.
+func (c *Changes) SetEnqueuer(e Enqueuer) { c.enq = e }
+
+// Policy returns the approval policy.
+func (c *Changes) Policy() fabric.ApprovalPolicy { return c.policy }
+
+func addEvent(ctx context.Context, tx pgx.Tx, changeID int64, at any, what, detail string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO change_events (change_id, at, what, detail) VALUES ($1, $2, $3, $4)`, changeID, at, what, detail)
+	return formatError(err)
+}
+
+// createTx files a change of kind k for host h inside tx, auto-approving it when the policy
+// says so.
+func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind) (fabric.Change, error) {
+	ops, err := c.inv.PlanChange(k, h, c.preview)
+	if err != nil {
+		return fabric.Change{}, err
+	}
+	return c.insertTx(ctx, tx, actor, &h, k, ops)
+}
+
+func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp) (fabric.Change, error) {
+	now := c.db.Now()
+	ch := fabric.Change{Kind: k, Status: fabric.ChangePending, Host: h, RequestedBy: actor.Name, PlanHash: fabric.PlanHash(ops),
+		CreatedAt: now, UpdatedAt: now, Ops: ops}
+	seg := ""
+	var hostID *int64
+	if h != nil {
+		seg, hostID = h.Segment, &h.ID
+	}
+	rule, auto := c.policy.AutoApproval(k, seg)
+	if auto {
+		ch.Status, ch.ApprovedBy = fabric.ChangeApproved, rule
+	}
+	var approvedBy *string
+	if auto {
+		approvedBy = &rule
+	}
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+		string(k), string(ch.Status), hostID, actor.Name, approvedBy, ch.PlanHash, now).Scan(&ch.ID); err != nil {
+		return ch, formatError(err)
+	}
+	if err := insertOps(ctx, tx, ch.ID, ops, now); err != nil {
+		return ch, err
+	}
+	if err := addEvent(ctx, tx, ch.ID, now, "created", fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)); err != nil {
+		return ch, err
+	}
+	if err := insertAudit(ctx, tx, now, actor.Name, "change.create", fmt.Sprintf("change/%d", ch.ID), map[string]any{"kind": string(k), "status": string(ch.Status)}); err != nil {
+		return ch, err
+	}
+	if auto {
+		if err := addEvent(ctx, tx, ch.ID, now, "approved", "auto-approved by "+rule); err != nil {
+			return ch, err
+		}
+		if err := c.enqueueTx(ctx, tx, firstStageDevices(ops)); err != nil {
+			return ch, err
+		}
+	}
+	return ch, nil
+}
+
+func firstStageDevices(ops []fabric.ChangeOp) []string {
+	var out []string
+	for _, o := range ops {
+		if o.Stage == 0 && !slices.Contains(out, o.Device) {
+			out = append(out, o.Device)
+		}
+	}
+	return out
+}
+
+func (c *Changes) enqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error {
+	if c.enq == nil || len(devices) == 0 {
+		return nil
+	}
+	return c.enq.EnqueueTx(ctx, tx, devices)
+}
+
+func insertOps(ctx context.Context, tx pgx.Tx, changeID int64, ops []fabric.ChangeOp, now any) error {
+	rows := make([][]any, 0, len(ops))
+	for _, o := range ops {
+		rows = append(rows, []any{changeID, o.Seq, o.Stage, o.Rollback, o.Device, string(o.Op.Action), o.Op.Route.Prefix, o.Op.Route.NextHop,
+			o.Op.Route.VRF, o.Preview, string(o.Status), now})
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"change_ops"},
+		[]string{"change_id", "seq", "stage", "rollback", "device", "action", "prefix", "next_hop", "vrf", "preview", "status", "updated_at"},
+		pgx.CopyFromRows(rows))
+	return formatError(err)
+}
+
+const changeColumns = `c.id, c.kind, c.status, c.requested_by, coalesce(c.approved_by, ''), coalesce(c.reason, ''), c.plan_hash, c.created_at, c.updated_at,
+	h.id, h.name, h.address, h.subnet, h.segment, h.state`
+
+func scanChange(row pgx.Row) (fabric.Change, error) {
+	var ch fabric.Change
+	var kind, status string
+	var hid *int64
+	var hname, hseg, hstate *string
+	var haddr *netip.Addr
+	var hsub *netip.Prefix
+	err := row.Scan(&ch.ID, &kind, &status, &ch.RequestedBy, &ch.ApprovedBy, &ch.Reason, &ch.PlanHash, &ch.CreatedAt, &ch.UpdatedAt,
+		&hid, &hname, &haddr, &hsub, &hseg, &hstate)
+	ch.Kind, ch.Status = fabric.ChangeKind(kind), fabric.ChangeStatus(status)
+	if err == nil && hid != nil {
+		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: *haddr, Subnet: *hsub, Segment: *hseg, State: fabric.HostState(*hstate)}
+	}
+	return ch, err
+}
+
+// Change returns one change with its ops and events.
+func (c *Changes) Change(ctx context.Context, id int64) (fabric.Change, error) {
+	return c.changeQ(ctx, c.db.Pool, id, false)
+}
+
+func (c *Changes) changeQ(ctx context.Context, q querier, id int64, lock bool) (fabric.Change, error) {
+	sql := `SELECT ` + changeColumns + ` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.id = $1`
+	if lock {
+		sql += ` FOR UPDATE OF c`
+	}
+	ch, err := scanChange(q.QueryRow(ctx, sql, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ch, fabric.Errorf(fabric.ENOTFOUND, "no change %d", id)
+	}
+	if err != nil {
+		return ch, formatError(err)
+	}
+	list := []fabric.Change{ch}
+	if err := loadDetails(ctx, q, list); err != nil {
+		return ch, err
+	}
+	return list[0], nil
+}
+
+// loadDetails fills in the ops and events of the given changes with two queries.
+func loadDetails(ctx context.Context, q querier, list []fabric.Change) error {
+	if len(list) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(list))
+	idx := map[int64]int{}
+	for i, ch := range list {
+		ids[i], idx[ch.ID] = ch.ID, i
+	}
+	rows, err := q.Query(ctx, `
+		SELECT change_id, id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, attempts, coalesce(error, ''), coalesce(output, '')
+		FROM change_ops WHERE change_id = ANY($1) ORDER BY change_id, rollback, seq`, ids)
+	if err != nil {
+		return formatError(err)
+	}
+	var cid int64
+	var o fabric.ChangeOp
+	var action, status string
+	_, err = pgx.ForEachRow(rows, []any{&cid, &o.ID, &o.Seq, &o.Stage, &o.Rollback, &o.Device, &action, &o.Op.Route.Prefix, &o.Op.Route.NextHop,
+		&o.Op.Route.VRF, &o.Preview, &status, &o.Attempts, &o.Error, &o.Output}, func() error {
+		o.Op.Action, o.Status = fabric.Action(action), fabric.OpStatus(status)
+		list[idx[cid]].Ops = append(list[idx[cid]].Ops, o)
+		return nil
+	})
+	if err != nil {
+		return formatError(err)
+	}
+	rows, err = q.Query(ctx, `SELECT change_id, at, what, detail FROM change_events WHERE change_id = ANY($1) ORDER BY change_id, id`, ids)
+	if err != nil {
+		return formatError(err)
+	}
+	var e fabric.ChangeEvent
+	_, err = pgx.ForEachRow(rows, []any{&cid, &e.At, &e.What, &e.Detail}, func() error {
+		list[idx[cid]].Events = append(list[idx[cid]].Events, e)
+		return nil
+	})
+	return formatError(err)
+}
+
+// List returns changes newest first, and the cursor of the next page (0 at the end).
+func (c *Changes) List(ctx context.Context, f fabric.ChangeFilter) ([]fabric.Change, int64, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	if f.Before <= 0 {
+		f.Before = 1<<63 - 1
+	}
+	rows, err := c.db.Pool.Query(ctx, `SELECT `+changeColumns+` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id
+		WHERE c.id < $1 AND ($2 = '' OR c.status = $2) AND ($3 = '' OR h.name = $3)
+		ORDER BY c.id DESC LIMIT $4`, f.Before, string(f.Status), f.Host, f.Limit+1)
+	if err != nil {
+		return nil, 0, formatError(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Change, error) { return scanChange(r) })
+	if err != nil {
+		return nil, 0, formatError(err)
+	}
+	var next int64
+	if len(list) > f.Limit {
+		list = list[:f.Limit]
+		next = list[f.Limit-1].ID
+	}
+	return list, next, loadDetails(ctx, c.db.Pool, list)
+}
+
+// HostChange returns the newest change of a host.
+func (c *Changes) HostChange(ctx context.Context, hostID int64) (int64, fabric.ChangeStatus, string, bool) {
+	var id int64
+	var status, reason string
+	err := c.db.Pool.QueryRow(ctx, `SELECT id, status, coalesce(reason, '') FROM changes WHERE host_id = $1 ORDER BY id DESC LIMIT 1`, hostID).Scan(&id, &status, &reason)
+	if err != nil {
+		return 0, "", "", false
+	}
+	return id, fabric.ChangeStatus(status), reason, true
+}
+
+// replan returns the plan the change would have if it were filed now, for add and remove
+// changes (the inventory may have changed since); other kinds keep theirs.
+func (c *Changes) replan(ch fabric.Change) ([]fabric.ChangeOp, error) {
+	if ch.Host == nil || (ch.Kind != fabric.ChangeAdd && ch.Kind != fabric.ChangeRemove) {
+		return ch.Ops, nil
+	}
+	return c.inv.PlanChange(ch.Kind, *ch.Host, c.preview)
+}
+
+// Approve approves a pending change whose plan hashes to planHash, and queues its first stage
+// in the same transaction.
+func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, planHash string) (fabric.Change, error) {
+	var out fabric.Change
+	var stale *fabric.StalePlanError
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ch, err := c.changeQ(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ch.Status != fabric.ChangePending {
+			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s, not pending", id, ch.Status)
+		}
+		if err := c.policy.CheckApprover(ch, actor); err != nil {
+			return err
+		}
+		now := c.db.Now()
+		ops, err := c.replan(ch)
+		if err != nil {
+			return err
+		}
+		if h := fabric.PlanHash(ops); h != ch.PlanHash {
+			// The plan changed under the reviewer: store the new one and show it.
+			if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1`, id); err != nil {
+				return formatError(err)
+			}
+			if err := insertOps(ctx, tx, id, ops, now); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE changes SET plan_hash = $2, updated_at = $3 WHERE id = $1`, id, h, now); err != nil {
+				return formatError(err)
+			}
+			if err := addEvent(ctx, tx, id, now, "replanned", "the inventory changed since the change was filed; review the new plan"); err != nil {
+				return err
+			}
+			ch, err = c.changeQ(ctx, tx, id, false)
+			if err != nil {
+				return err
+			}
+			stale = &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", id, h)}
+			return nil // commit the new plan, then refuse
+		}
+		if planHash != ch.PlanHash {
+			return &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("plan_hash %q is not the plan of change %d (%s); review it again", planHash, id, ch.PlanHash)}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'approved', approved_by = $2, updated_at = $3 WHERE id = $1`, id, actor.Name, now); err != nil {
+			return formatError(err)
+		}
+		if err := addEvent(ctx, tx, id, now, "approved", "approved by "+actor.Name); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, now, actor.Name, "change.approve", fmt.Sprintf("change/%d", id), map[string]any{"plan_hash": planHash}); err != nil {
+			return err
+		}
+		if err := c.enqueueTx(ctx, tx, firstStageDevices(ch.Ops)); err != nil {
+			return err
+		}
+		out, err = c.changeQ(ctx, tx, id, false)
+		return err
+	})
+	if err == nil && stale != nil {
+		return stale.Change, stale
+	}
+	return out, err
+}
+
+// Reject rejects a pending change; the reason is required and recorded.
+func (c *Changes) Reject(ctx context.Context, actor fabric.Actor, id int64, reason string) (fabric.Change, error) {
+	if reason == "" {
+		return fabric.Change{}, fabric.FieldErrorf(fabric.EINVALID, "reason", "is required")
+	}
+	var out fabric.Change
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ch, err := c.changeQ(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ch.Status != fabric.ChangePending {
+			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s, not pending", id, ch.Status)
+		}
+		now := c.db.Now()
+		if err := c.rejectTx(ctx, tx, id, now, actor.Name, reason); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, now, actor.Name, "change.reject", fmt.Sprintf("change/%d", id), map[string]any{"reason": reason}); err != nil {
+			return err
+		}
+		out, err = c.changeQ(ctx, tx, id, false)
+		return err
+	})
+	return out, err
+}
+
+func (c *Changes) rejectTx(ctx context.Context, tx pgx.Tx, id int64, now any, who, reason string) error {
+	if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'rejected', reason = $2, updated_at = $3 WHERE id = $1`, id, reason, now); err != nil {
+		return formatError(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, id, now); err != nil {
+		return formatError(err)
+	}
+	return addEvent(ctx, tx, id, now, "rejected", fmt.Sprintf("rejected by %s: %s", who, reason))
+}
+
+// Retry queues a failed change again: its failed and skipped forward ops become pending.
+func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabric.Change, error) {
+	var out fabric.Change
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ch, err := c.changeQ(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		if ch.Status != fabric.ChangeFailed {
+			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s; only failed changes can be retried", id, ch.Status)
+		}
+		now := c.db.Now()
+		// Leftover rollback ops are dropped: the retry re-reads each device and pushes only
+		// the difference, so whatever the failed undo left behind converges.
+		if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1 AND rollback`, id); err != nil {
+			return formatError(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'pending', error = NULL, updated_at = $2 WHERE change_id = $1 AND status <> 'applied'`, id, now); err != nil {
+			return formatError(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'approved', reason = NULL, updated_at = $2 WHERE id = $1`, id, now); err != nil {
+			return formatError(err)
+		}
+		if err := addEvent(ctx, tx, id, now, "retried", "retried by "+actor.Name); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, now, actor.Name, "change.retry", fmt.Sprintf("change/%d", id), nil); err != nil {
+			return err
+		}
+		var devices []string
+		for _, o := range ch.Ops {
+			if !o.Rollback && !slices.Contains(devices, o.Device) {
+				devices = append(devices, o.Device)
+			}
+		}
+		if err := c.enqueueTx(ctx, tx, devices); err != nil {
+			return err
+		}
+		out, err = c.changeQ(ctx, tx, id, false)
+		return err
+	})
+	return out, err
+}
