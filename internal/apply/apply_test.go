@@ -108,7 +108,9 @@ func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Conf
 	for _, d := range inv.Devices {
 		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
 	}
-	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) { return drivertest.FakePreview(cfgs[dev], ops) }
+	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) {
+		return drivertest.FakePreview(cfgs[dev], ops)
+	}
 	e.changes = postgres.NewChanges(db, inv, preview, policy)
 	e.hosts = postgres.NewHosts(db, inv)
 	e.hosts.SetChanges(e.changes)
