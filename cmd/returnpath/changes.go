@@ -159,11 +159,14 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		fmt.Fprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
 	}
 	fmt.Fprintf(w, "requested by\t%s at %s\n", ch.RequestedBy, ch.CreatedAt.UTC().Format(time.RFC3339))
-	who := "approved by"
-	if ch.Status == client.ChangeRejected {
-		who = "rejected by"
+	switch {
+	case ch.ApprovedBy != nil && ch.Status == client.ChangeRejected:
+		fmt.Fprintf(w, "rejected by\t%s\n", *ch.ApprovedBy)
+	case ch.ApprovedBy != nil:
+		fmt.Fprintf(w, "approved by\t%s\n", *ch.ApprovedBy)
+	case ch.Status == client.ChangePending:
+		fmt.Fprintf(w, "approved by\t- (awaiting review)\n")
 	}
-	fmt.Fprintf(w, "%s\t%s\n", who, deref(ch.ApprovedBy))
 	if ch.Reason != nil && *ch.Reason != "" {
 		fmt.Fprintf(w, "reason\t%s\n", *ch.Reason)
 	}

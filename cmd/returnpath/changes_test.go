@@ -398,3 +398,62 @@ func TestChangesApproveRejectRetry(t *testing.T) {
 		t.Errorf("retry 1 = %v", err)
 	}
 }
+
+// TestChangesRealServer reviews a host's change on the real server: list and show what the
+// reviewer sees, reject it, and check that the host's waiting register hears why. Nothing is
+// approved, so no device is contacted.
+func TestChangesRealServer(t *testing.T) {
+	url, _, tokens := startServer(t)
+	t.Chdir(t.TempDir())
+	t.Setenv("RETURNPATH_SERVER", url)
+	t.Setenv("RETURNPATH_TOKEN", tokens["reviewer"])
+	boot := []string{"--token", tokens["bootstrap"], "--name", "docker-01", "--address", "10.10.10.101"}
+	out, err := run(t, append([]string{"host", "register"}, boot...)...)
+	if err != nil {
+		t.Fatalf("register: %v\n%s", err, out)
+	}
+
+	out, err = run(t, "changes", "list", "--status", "pending", "-o", "json")
+	var pending []client.Change
+	if err != nil || json.Unmarshal([]byte(out), &pending) != nil || len(pending) != 1 {
+		t.Fatalf("list --status pending = %v\n%s", err, out)
+	}
+	ch := pending[0]
+	if ch.Kind != "add" || ch.Host == nil || ch.Host.Name != "docker-01" || ch.RequestedBy != "bootstrap-tok" {
+		t.Errorf("pending change = %+v", ch)
+	}
+	id := strconv.FormatInt(ch.ID, 10)
+	out, err = run(t, "changes", "show", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both devices of rack1's return path, each with its native line for the new subnet.
+	var devices []string
+	for _, op := range ch.Ops {
+		devices = append(devices, op.Device)
+		if op.Prefix.String() != "172.10.0.0/24" || op.Preview == "" || !strings.Contains(out, op.Preview) {
+			t.Errorf("op %+v: not shown with its preview:\n%s", op, out)
+		}
+	}
+	slices.Sort(devices)
+	if diff := cmp.Diff(devices, []string{"fw1", "sw1"}); diff != "" {
+		t.Errorf("devices (-got +want):\n%s", diff)
+	}
+	if !strings.Contains(out, "change #"+id+": add, pending") || !strings.Contains(out, "plan hash     "+ch.PlanHash) ||
+		!strings.Contains(out, "approved by   - (awaiting review)") {
+		t.Errorf("show %s:\n%s", id, out)
+	}
+
+	// The bootstrap token may not review.
+	_, err = run(t, "changes", "reject", id, "--reason", "x", "--token", tokens["bootstrap"])
+	var p *client.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusForbidden {
+		t.Errorf("reject with the bootstrap token = %v, want 403", err)
+	}
+	out, err = run(t, "changes", "reject", id, "--reason", "wrong rack")
+	if err != nil || !strings.Contains(out, "change #"+id+" rejected: now rejected") || !strings.Contains(out, "reason        wrong rack") || strings.Contains(out, "rejected by   -") {
+		t.Errorf("reject = %v\n%s", err, out)
+	}
+	_, err = run(t, append([]string{"host", "register", "--wait", "20s"}, boot...)...)
+	wantExit(t, err, exitRejected, "docker-01 cannot become active: change #"+id+" was rejected: wrong rack")
+}

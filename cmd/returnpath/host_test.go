@@ -210,7 +210,7 @@ func startServer(t *testing.T) (url, cfgPath string, tokens map[string]string) {
 		}
 	})
 	tokens = map[string]string{}
-	for _, role := range []string{"bootstrap", "viewer"} {
+	for _, role := range []string{"bootstrap", "viewer", "reviewer"} {
 		out, err := run(t, "token", "create", "--config", cfgPath, "--name", role+"-tok", "--role", role)
 		if err != nil {
 			t.Fatalf("token create: %v\n%s", err, out)
