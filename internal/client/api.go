@@ -143,12 +143,17 @@ func (c *Client) Host(ctx context.Context, name string) (Host, error) {
 	return h, err
 }
 
+// MaxHostWait is the longest single long poll the server accepts.
+const MaxHostWait = 5 * time.Minute
+
 // HostWait long-polls GET /v1/hosts/{name}?wait=STATE&timeout=D: the server answers once the
 // host is in state, its change is rejected or failed, or at the timeout with the current
 // state. The caller decides from the answer; a server that ignores the parameters answers
 // at once, which is also correct.
 func (c *Client) HostWait(ctx context.Context, name, state string, wait time.Duration) (Host, error) {
-	q := url.Values{"wait": {state}, "timeout": {wait.Round(time.Second).String()}}
+	// The server takes whole durations from 1s to 5m.
+	wait = min(max(wait.Round(time.Second), time.Second), MaxHostWait)
+	q := url.Values{"wait": {state}, "timeout": {wait.String()}}
 	var h Host
 	_, err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(name)+"?"+q.Encode(), nil, &h, wait+c.timeout)
 	return h, err

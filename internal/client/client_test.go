@@ -144,6 +144,15 @@ func TestRequestShape(t *testing.T) {
 	if got.path != "/v1/hosts/docker-01" || got.query != "timeout=30s&wait=active" {
 		t.Errorf("wait request = %s?%s", got.path, got.query)
 	}
+	// The server takes 1s to 5m.
+	for wait, want := range map[time.Duration]string{200 * time.Millisecond: "1s", 90 * time.Second: "1m30s", time.Hour: "5m0s"} {
+		if _, err := c.HostWait(context.Background(), "docker-01", HostRemoved, wait); err != nil {
+			t.Fatal(err)
+		}
+		if got.query != "timeout="+want+"&wait=removed" {
+			t.Errorf("HostWait(%v) query = %s, want timeout=%s", wait, got.query, want)
+		}
+	}
 	if _, err := c.Approve(context.Background(), 12, "sha256:abc"); err != nil {
 		t.Fatal(err)
 	}
