@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type Config struct {
 	Segments     []SegmentConfig `mapstructure:"segments"`
 	Devices      []DeviceConfig  `mapstructure:"devices"`
 	Approval     ApprovalConfig  `mapstructure:"approval"`
+	Apply        ApplyConfig     `mapstructure:"apply"`
 	// Server and Token are what the client commands (host, changes, verify) use to reach a
 	// running service.
 	Server string `mapstructure:"server"`
@@ -97,6 +99,13 @@ type DeviceConfig struct {
 type ApprovalConfig struct {
 	FourEyes    bool              `mapstructure:"four_eyes"`
 	AutoApprove []AutoApproveRule `mapstructure:"auto_approve"`
+}
+
+// ApplyConfig tunes the apply engine.
+type ApplyConfig struct {
+	Concurrency   int           `mapstructure:"concurrency"`
+	RetryDeadline time.Duration `mapstructure:"retry_deadline"`
+	BatchSize     int           `mapstructure:"batch_size"`
 }
 
 // AutoApproveRule approves changes of one action in the listed segments without review.
@@ -248,12 +257,38 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return fmt.Errorf("max_body_bytes: %d is too small (at least 1024)", c.MaxBodyBytes)
 	}
-	for i, r := range c.Approval.AutoApprove {
-		if err := fabric.Action(r.Action).Validate(); err != nil && r.Action != "remediate" {
-			return fmt.Errorf("approval.auto_approve[%d].action: want add, delete or remediate, got %q", i, r.Action)
-		}
+	if _, err := c.Policy(); err != nil {
+		return err
+	}
+	if c.Apply.Concurrency < 0 || c.Apply.RetryDeadline < 0 || c.Apply.BatchSize < 0 {
+		return errors.New("apply: concurrency, retry_deadline and batch_size must not be negative")
 	}
 	return nil
+}
+
+// Policy returns the approval policy.
+func (c *Config) Policy() (fabric.ApprovalPolicy, error) {
+	p := fabric.ApprovalPolicy{FourEyes: c.Approval.FourEyes}
+	for i, r := range c.Approval.AutoApprove {
+		var k fabric.ChangeKind
+		switch r.Action {
+		case "add":
+			k = fabric.ChangeAdd
+		case "remove", "delete":
+			k = fabric.ChangeRemove
+		case "remediate":
+			k = fabric.ChangeRemediate
+		default:
+			return p, fmt.Errorf("approval.auto_approve[%d].action: want add, remove or remediate, got %q", i, r.Action)
+		}
+		for j, seg := range r.Segments {
+			if !slices.ContainsFunc(c.Segments, func(s SegmentConfig) bool { return s.Name == seg }) {
+				return p, fmt.Errorf("approval.auto_approve[%d].segments[%d]: no segment named %q", i, j, seg)
+			}
+		}
+		p.AutoApprove = append(p.AutoApprove, fabric.AutoApproveRule{Kind: k, Segments: r.Segments})
+	}
+	return p, nil
 }
 
 // DriverConfigs resolves each device's credentials and settings for the drivers. Secrets are

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/returnpath/returnpath/internal/lab"
+	"github.com/returnpath/returnpath/internal/pgcluster"
 )
 
 func newLabCmd() *cobra.Command {
@@ -14,7 +19,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "The network-namespace lab: an FRR switch, a Linux firewall and Docker hosts (root only)",
 	}
-	var dir string
+	var dir, databaseURL string
 	var second bool
 	cmd.PersistentFlags().StringVar(&dir, "dir", lab.DefaultDir, "lab state directory")
 	up := &cobra.Command{
@@ -29,8 +34,21 @@ func newLabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			dbURL := databaseURL
+			if dbURL == "" {
+				// A throwaway PostgreSQL inside the lab directory, stopped by lab down.
+				pg, err := pgcluster.Start(cmd.Context(), dir, pgcluster.Options{})
+				if err == nil {
+					err = pg.CreateDatabase(cmd.Context(), "returnpath")
+				}
+				if err != nil {
+					_ = lab.Down(dir)
+					return fmt.Errorf("lab postgres: %w", err)
+				}
+				dbURL = pg.URL("returnpath")
+			}
 			cfg := filepath.Join(dir, "returnpath.yaml")
-			if err := l.WriteConfig(cfg, "", "postgres:///returnpath?host=/run/postgresql"); err != nil {
+			if err := l.WriteConfig(cfg, "", dbURL); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "lab %s is up in %s (took %s)\nconfiguration: %s\nrun the service inside it: ip netns exec %s returnpath serve --config %s\n",
@@ -39,11 +57,17 @@ func newLabCmd() *cobra.Command {
 		},
 	}
 	up.Flags().BoolVar(&second, "second-host", true, "add the second segment (a second docker host on another switch port)")
+	up.Flags().StringVar(&databaseURL, "database-url", "", "database for the lab's returnpath.yaml (default: a throwaway PostgreSQL in the lab directory)")
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Remove everything the lab made, even after a crash",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, pg := range pgcluster.Find(dir) {
+				if err := pg.Stop(); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "lab postgres:", err)
+				}
+			}
 			if err := lab.Down(dir); err != nil {
 				return err
 			}
@@ -71,6 +95,70 @@ func newLabCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(up, down, status)
+	env := &cobra.Command{
+		Use:   "env",
+		Short: "Print the lab's namespace names and addresses as shell variables (for scripts)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Load(dir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "LAB_NAME=%s\nLAB_MGMT=%s\nLAB_SERVICE=%s\nLAB_INTERNET=%s\nLAB_CONFIG=%s\n", l.Name, l.Mgmt, l.Service, l.Internet, filepath.Join(dir, "returnpath.yaml"))
+			for _, name := range []string{"sw1", "fw1"} {
+				if d, ok := l.Devices[name]; ok {
+					fmt.Fprintf(out, "LAB_%s=%s\n", strings.ToUpper(name), d.Namespace)
+				}
+			}
+			for _, name := range []string{"host1", "host2"} {
+				if h, ok := l.Hosts[name]; ok {
+					fmt.Fprintf(out, "LAB_%s=%s\nLAB_%s_CTR=%s\nLAB_%s_UPLINK=%s\n", strings.ToUpper(name), h.Namespace,
+						strings.ToUpper(name), h.Container, strings.ToUpper(name), h.Uplink)
+				}
+			}
+			return nil
+		},
+	}
+	var host, daemonJSON string
+	dockerd := &cobra.Command{
+		Use:   "dockerd --host host1 --daemon-json FILE",
+		Short: "Do what dockerd does at start with daemon.json's bip: address the lab host's docker0 and its container",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Load(dir)
+			if err != nil {
+				return err
+			}
+			b, err := os.ReadFile(daemonJSON)
+			if err != nil {
+				return err
+			}
+			var dj struct {
+				Bip    string `json:"bip"`
+				IPMasq *bool  `json:"ip-masq"`
+			}
+			if err := json.Unmarshal(b, &dj); err != nil {
+				return fmt.Errorf("%s: %w", daemonJSON, err)
+			}
+			bip, err := netip.ParsePrefix(dj.Bip)
+			if err != nil {
+				return fmt.Errorf("%s: bip %q: %w", daemonJSON, dj.Bip, err)
+			}
+			if dj.IPMasq == nil || *dj.IPMasq {
+				return fmt.Errorf("%s: ip-masq is not false: this lab host never masquerades, set \"ip-masq\": false", daemonJSON)
+			}
+			ctr, err := l.SetDockerBridge(cmd.Context(), host, bip)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: docker0 %s, container %s\n", host, bip, ctr)
+			return nil
+		},
+	}
+	dockerd.Flags().StringVar(&host, "host", "host1", "lab docker host")
+	dockerd.Flags().StringVar(&daemonJSON, "daemon-json", "", "the host's daemon.json")
+	_ = dockerd.MarkFlagRequired("daemon-json")
+	cmd.AddCommand(up, down, status, env, dockerd)
 	return cmd
 }

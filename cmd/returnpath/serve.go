@@ -17,6 +17,7 @@ import (
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/gnmi"
 	"github.com/returnpath/returnpath/drivers/ssh"
+	"github.com/returnpath/returnpath/internal/apply"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/postgres"
@@ -32,6 +33,8 @@ type Main struct {
 	Drivers   map[string]drivers.Config
 	Factories map[fabric.Platform]drivers.Factory
 	DB        *postgres.DB
+	Changes   *postgres.Changes
+	Engine    *apply.Engine
 	API       *httpapi.Server
 
 	ln     net.Listener
@@ -85,8 +88,34 @@ func (m *Main) Open(ctx context.Context) error {
 	if err := m.DB.SyncInventory(ctx, inv); err != nil {
 		return fmt.Errorf("sync inventory: %w", err)
 	}
-	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, postgres.NewHosts(m.DB, inv), m.DB, m.Log)
+	policy, err := m.Config.Policy()
+	if err != nil {
+		return err
+	}
+	hosts := postgres.NewHosts(m.DB, inv)
+	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
+	hosts.SetChanges(m.Changes)
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, hosts, m.DB, m.Log)
+	m.API.SetChanges(m.Changes)
+	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize}
+	m.Engine, err = apply.New(ac, m.DB, m.Changes, m.Drivers, m.Factories, m.Log, m.API.Metrics().Registry)
+	if err != nil {
+		return err
+	}
 	return nil
+}
+
+// preview renders ops for a device with its platform's driver, without contacting it.
+func (m *Main) preview(device string, ops []fabric.RouteOp) ([]string, error) {
+	cfg, ok := m.Drivers[device]
+	if !ok {
+		return nil, fabric.Errorf(fabric.ENOTFOUND, "device %s is not configured", device)
+	}
+	f, ok := m.Factories[cfg.Platform]
+	if !ok {
+		return nil, fabric.Errorf(fabric.EINTERNAL, "no driver for platform %s", cfg.Platform)
+	}
+	return f.Preview(cfg, ops)
 }
 
 // Listen binds the configured address (":0" picks a free port) and starts serving.
@@ -105,6 +134,10 @@ func (m *Main) Listen(ctx context.Context) error {
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 		BaseContext:  func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if err := m.Engine.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("start apply engine: %w", err)
 	}
 	m.served = make(chan error, 1)
 	tlsOn := m.Config.TLS.CertFile != ""
@@ -143,6 +176,9 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.server != nil {
 		errs = append(errs, m.server.Shutdown(ctx))
 		errs = append(errs, <-m.served)
+	}
+	if m.Engine != nil && m.server != nil {
+		errs = append(errs, m.Engine.Stop(ctx))
 	}
 	if m.DB != nil {
 		m.DB.Close()

@@ -80,7 +80,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route != "/metrics" && route != "/healthz" {
 			s.log.LogAttrs(r.Context(), levelFor(sw.status), "request",
 				slog.String("request_id", requestID(r.Context())), slog.String("method", r.Method), slog.String("route", route),
-				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("took", took), slog.String("actor", actor(r.Context()).Name))
+				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("took", took), slog.String("actor", callerName(r.Context())))
 		}
 	})
 }
@@ -125,4 +125,11 @@ func levelFor(status int) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+func callerName(ctx context.Context) string {
+	if c, ok := ctx.Value(ctxCaller).(*caller); ok {
+		return c.name
+	}
+	return ""
 }

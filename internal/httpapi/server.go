@@ -109,7 +109,11 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxActor
+	ctxCaller
 )
+
+// caller lets the auth middleware, deep in the chain, tell the request log who called.
+type caller struct{ name string }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
@@ -123,7 +127,8 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequestID, id)))
+		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxCaller, &caller{})))
 	})
 }
 
@@ -171,6 +176,9 @@ func (s *Server) auth(perm fabric.Permission) func(http.Handler) http.Handler {
 			if !a.Role.Can(perm) {
 				s.writeError(w, r, fabric.Errorf(fabric.EFORBIDDEN, "token %s has role %s, which may not do this (needs %s)", a.Name, a.Role, perm))
 				return
+			}
+			if c, ok := r.Context().Value(ctxCaller).(*caller); ok {
+				c.name = a.Name
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxActor, a)))
 		})

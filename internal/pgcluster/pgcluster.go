@@ -145,3 +145,23 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	}
 	return nil
 }
+
+// Find returns the clusters Start made under parent, e.g. to stop them after a crash.
+func Find(parent string) []*Cluster {
+	dirs, _ := filepath.Glob(filepath.Join(parent, "rp-pg-*"))
+	bin, _ := BinDir()
+	var out []*Cluster
+	for _, d := range dirs {
+		c := &Cluster{Dir: d, bin: bin}
+		if os.Geteuid() == 0 {
+			c.runAs, _ = user.Lookup("postgres")
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// CreateDatabase creates a database on the cluster.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) error {
+	return c.run(ctx, "createdb", "-h", c.Dir, "-U", "postgres", name)
+}

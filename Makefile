@@ -1,0 +1,54 @@
+# returnpath — see README.md. `make test` is what CI runs (after `make deps`, as root).
+GO       ?= go
+BIN      ?= bin/returnpath
+PKGS     ?= ./...
+# Debian packages the lab tests and the demo need (PostgreSQL for the throwaway database).
+DEBS     ?= frr openssh-server nftables iproute2 iputils-ping tcpdump sudo postgresql curl jq
+
+.PHONY: all build test test-short lint bench deps demo run clean fuzz
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/returnpath
+
+# Everything, with the race detector. The lab tests need root and $(DEBS); without them they
+# skip, unless RETURNPATH_REQUIRE_LAB=1 (set by .ci/run), which turns a skip into a failure.
+test:
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+# The pure and database tests only (no lab): quick feedback.
+test-short:
+	RETURNPATH_REQUIRE_LAB= $(GO) test -count=1 -short $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# Benchmarks; results and the exact commands are recorded in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./internal/postgres/... ./cmd/... ./drivers/...
+
+# Short fuzzing runs of the renderers and parsers.
+fuzz:
+	@for f in $$($(GO) test -list '^Fuzz' ./drivers/ssh/ | grep ^Fuzz); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s ./drivers/ssh/ || exit 1; done
+
+# Install the Debian packages the tests and the demo need (root, Debian/Ubuntu).
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing (run 'sudo make deps')"; exit 1; fi; \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The main job: the whole story on the namespace lab, narrated. Needs root on Linux.
+demo: deps build
+	./scripts/demo.sh $(BIN)
+
+run: build
+	$(BIN) serve
+
+clean:
+	rm -rf bin

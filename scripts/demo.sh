@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# make demo: the whole returnpath story on real FRR and a real Linux firewall, in network
+# namespaces on this machine. It never touches the root namespace and cleans up after itself.
+set -euo pipefail
+
+BIN=$(readlink -f "${1:-bin/returnpath}")
+if [ "$(uname -s)" != Linux ]; then
+	echo "make demo needs Linux: it builds its lab from network namespaces. On macOS or Windows, run it in a Linux VM." >&2
+	exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+	echo "make demo needs root: it creates network namespaces, starts FRR and sshd inside them and adds two lab users." >&2
+	echo "Run: sudo make demo" >&2
+	exit 1
+fi
+"$BIN" lab down --dir /nonexistent >/dev/null 2>&1 || true
+
+if [ -t 1 ]; then B=$'\e[1m'; G=$'\e[32m'; R=$'\e[31m'; D=$'\e[2m'; N=$'\e[0m'; else B= G= R= D= N=; fi
+step=0
+say() { step=$((step + 1)); printf '\n%s== %d. %s%s\n' "$B" "$step" "$1" "$N"; shift; for l in "$@"; do printf '   %s\n' "$l"; done; }
+ok() { printf '   %s%s%s\n' "$G" "$*" "$N"; }
+bad() { printf '   %s%s%s\n' "$R" "$*" "$N"; }
+run() { printf '   %s$ %s%s\n' "$D" "$*" "$N"; "$@"; }
+
+WORK=$(mktemp -d /tmp/returnpath-demo.XXXXXX)
+chmod 755 "$WORK"
+LAB="$WORK/lab"
+SERVE_PID=
+cleanup() {
+	set +e
+	[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+	"$BIN" lab down --dir "$LAB" >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say "Build the lab" \
+	"An FRR switch (sw1) and a Linux firewall with hide NAT (fw1), both driven over SSH with strict" \
+	"host keys; a docker host with a container behind docker0 and no masquerade; an 'internet' host" \
+	"198.51.100.1 behind the firewall. Everything lives in network namespaces; a throwaway" \
+	"PostgreSQL holds the registry."
+run "$BIN" lab up --dir "$LAB"
+eval "$("$BIN" lab env --dir "$LAB")"
+SERVER="http://$LAB_SERVICE:8080"
+in_mgmt() { ip netns exec "$LAB_MGMT" "$@"; }
+
+say "Start returnpath inside the management namespace"
+ip netns exec "$LAB_MGMT" "$BIN" serve --config "$LAB_CONFIG" >"$WORK/serve.log" 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 100); do in_mgmt curl -sf "$SERVER/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+in_mgmt curl -sf "$SERVER/readyz" >/dev/null || { bad "the service did not become ready:"; tail -20 "$WORK/serve.log"; exit 1; }
+ok "ready at $SERVER"
+for t in "docker-01:bootstrap" "alice:reviewer" "ci:viewer"; do
+	"$BIN" token create --config "$LAB_CONFIG" --name "${t%%:*}" --role "${t##*:}" | tail -1 >"$WORK/${t%%:*}.token"
+done
+ok "tokens: docker-01 (bootstrap), alice (reviewer), ci (viewer)"
+as() { local who=$1; shift; in_mgmt "$BIN" "$@" --server "$SERVER" --token-file "$WORK/$who.token"; }
+
+say "The problem: dockerd runs with --ip-masq=false --bip=172.10.10.1/24" \
+	"The container's packets leave with its own address, but nobody upstream knows the way back."
+printf '{\n  "bip": "172.10.10.1/24",\n  "ip-masq": false,\n  "log-driver": "journald"\n}\n' >"$WORK/daemon.json"
+"$BIN" lab dockerd --dir "$LAB" --host host1 --daemon-json "$WORK/daemon.json" | sed 's/^/   /'
+if ip netns exec "$LAB_HOST1_CTR" ping -c 2 -W 1 "$LAB_INTERNET" >/dev/null 2>&1; then
+	bad "the ping worked before any route: the lab is wrong"; exit 1
+fi
+bad "ping from the container to $LAB_INTERNET: no reply (the reply dies at the firewall)"
+
+say "Host bootstrap registers the host" \
+	"This runs in the docker host's namespace, as a systemd unit would before dockerd starts." \
+	"The service allocates the subnet and files a change for review."
+ip netns exec "$LAB_HOST1" "$BIN" host register --server "$SERVER" --token-file "$WORK/docker-01.token" \
+	--name docker-01 --address "$LAB_HOST1_UPLINK" --subnet 172.10.10.0/24 --daemon-json "$WORK/daemon.json" | sed 's/^/   /'
+printf '   daemon.json now: %s\n' "$(tr -d '\n ' <"$WORK/daemon.json")"
+
+say "A network engineer reviews the change" "These are the exact lines each device will get, in apply order."
+ID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+as alice changes show "$ID"
+
+say "Approve it (four eyes: the requester could not)"
+as alice changes approve "$ID" | head -1 | sed 's/^/   /'
+in_mgmt curl -sf -H "Authorization: Bearer $(cat "$WORK/ci.token")" "$SERVER/v1/hosts/docker-01?wait=active&timeout=30s" | jq -r '"   host \(.name) is \(.state); change #\(.change.id) \(.change.status)"'
+printf '   sw1: %s\n' "$(ip netns exec "$LAB_SW1" ip route show 172.10.10.0/24)"
+printf '   fw1: %s\n' "$(ip netns exec "$LAB_FW1" ip route show 172.10.10.0/24)"
+
+say "The return path works, and the container keeps its own address"
+ip netns exec "$LAB_HOST1" timeout 5 tcpdump -lni uplink -c 1 icmp 2>/dev/null >"$WORK/capture.txt" &
+CAP=$!
+sleep 0.5
+if ip netns exec "$LAB_HOST1_CTR" ping -c 3 -W 1 "$LAB_INTERNET" >/dev/null; then ok "ping from the container to $LAB_INTERNET: replies"; else bad "ping still fails"; exit 1; fi
+wait $CAP || true
+printf '   on the docker host uplink: %s\n' "$(head -1 "$WORK/capture.txt" | sed 's/.*IP //')"
+
+say "CI verifies the fabric" "Exit 0: every device holds exactly the routes the registry says."
+as ci verify && ok "in sync (exit 0)"
+
+say "Someone deletes the firewall's route by hand"
+run ip netns exec "$LAB_FW1" ip route del 172.10.10.0/24
+set +e; as ci verify; rc=$?; set -e
+[ $rc = 1 ] && bad "drift found (exit 1)" || { bad "verify exited $rc, expected 1"; exit 1; }
+
+say "Remediation: a change that restores intent, reviewed like any other"
+as alice verify --remediate | sed 's/^/   /'
+RID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+as alice changes show "$RID" | sed -n '/ops, in the order/,/^events/p'
+as alice changes approve "$RID" | head -1 | sed 's/^/   /'
+for _ in $(seq 100); do [ "$(as alice changes show "$RID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done
+as ci verify && ok "in sync again (exit 0)"
+
+say "Decommission: the host deregisters, the routes go, the subnet is free again"
+ip netns exec "$LAB_HOST1" "$BIN" host deregister --server "$SERVER" --token-file "$WORK/docker-01.token" --name docker-01 | sed 's/^/   /'
+DID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+as alice changes show "$DID" | sed -n '/ops, in the order/,/^events/p'
+as alice changes approve "$DID" | head -1 | sed 's/^/   /'
+for _ in $(seq 100); do [ "$(as alice changes show "$DID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done
+printf '   sw1: %s   fw1: %s\n' "$(ip netns exec "$LAB_SW1" ip route show 172.10.10.0/24 | wc -l) routes" "$(ip netns exec "$LAB_FW1" ip route show 172.10.10.0/24 | wc -l) routes"
+if ip netns exec "$LAB_HOST1_CTR" ping -c 1 -W 1 "$LAB_INTERNET" >/dev/null 2>&1; then bad "ping still works"; exit 1; fi
+ok "ping fails again; $(in_mgmt curl -sf -H "Authorization: Bearer $(cat "$WORK/ci.token")" "$SERVER/v1/pools" | jq -r '.items[0] | "pool \(.name): \(.allocated) of \(.size) subnets allocated"')"
+
+say "Clean up" "Lab down: namespaces, daemons and the throwaway database are gone; the root namespace was never touched."
