@@ -75,7 +75,7 @@ With --wait, waits until the host is active: its return routes were approved and
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&name, "name", "", "the host's name (a DNS name; default none, required)")
+	f.StringVar(&name, "name", "", "the host's name, a DNS name (required)")
 	f.StringVar(&address, "address", "", "the host's uplink IPv4 address (required)")
 	f.StringVar(&subnet, "subnet", "", "ask for this subnet of the pool instead of the next free one")
 	f.StringVar(&daemonJSON, "daemon-json", "", "Docker's daemon.json to set bip and ip-masq in (e.g. /etc/docker/daemon.json)")

@@ -316,16 +316,20 @@ func unwrapURLError(err error) error {
 	return err
 }
 
+// minScrubLen is the shortest token that scrubbing masks: shorter strings occur in ordinary
+// text ("t" in "connect"), and masking them would garble messages without hiding a secret.
+const minScrubLen = 8
+
 // scrub makes sure no error text carries the token, whatever a lower layer put in it.
 func (c *Client) scrub(err error) error {
-	if err == nil || c.token == "" || !strings.Contains(err.Error(), c.token) {
+	if err == nil || len(c.token) < minScrubLen || !strings.Contains(err.Error(), c.token) {
 		return err
 	}
 	return errors.New(c.scrubString(err.Error()))
 }
 
 func (c *Client) scrubString(s string) string {
-	if c.token == "" {
+	if len(c.token) < minScrubLen {
 		return s
 	}
 	return strings.ReplaceAll(s, c.token, "[token]")

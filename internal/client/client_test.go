@@ -182,6 +182,11 @@ func TestTransportErrorsHideTheToken(t *testing.T) {
 	if strings.Contains(err.Error(), secret) {
 		t.Errorf("error shows the token: %v", err)
 	}
+	// A very short token is not masked: that would garble the message.
+	err = New("http://"+addr, "t").Do(context.Background(), "GET", "/v1/hosts", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Do() with token \"t\" = %v, want it to say connection refused", err)
+	}
 }
 
 func TestTimeout(t *testing.T) {
