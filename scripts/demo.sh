@@ -50,11 +50,11 @@ SERVE_PID=$!
 for _ in $(seq 100); do in_mgmt curl -sf "$SERVER/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 in_mgmt curl -sf "$SERVER/readyz" >/dev/null || { bad "the service did not become ready:"; tail -20 "$WORK/serve.log"; exit 1; }
 ok "ready at $SERVER"
-for t in "docker-01:bootstrap" "alice:reviewer" "ci:viewer"; do
+for t in "docker-01:bootstrap" "alice:reviewer" "oncall:reviewer" "ci:viewer"; do
 	"$BIN" token create --config "$LAB_CONFIG" --name "${t%%:*}" --role "${t##*:}" | tail -1 >"$WORK/${t%%:*}.token"
 done
-ok "tokens: docker-01 (bootstrap), alice (reviewer), ci (viewer)"
-as() { local who=$1; shift; in_mgmt "$BIN" "$@" --server "$SERVER" --token-file "$WORK/$who.token"; }
+ok "tokens: docker-01 (bootstrap), alice and oncall (reviewers), ci (viewer)"
+as() { local who=$1; shift; RETURNPATH_TOKEN=$(cat "$WORK/$who.token") in_mgmt "$BIN" "$@" --server "$SERVER"; }
 
 say "The problem: dockerd runs with --ip-masq=false --bip=172.10.10.1/24" \
 	"The container's packets leave with its own address, but nobody upstream knows the way back."
@@ -73,12 +73,12 @@ ip netns exec "$LAB_HOST1" "$BIN" host register --server "$SERVER" --token-file 
 printf '   daemon.json now: %s\n' "$(tr -d '\n ' <"$WORK/daemon.json")"
 
 say "A network engineer reviews the change" "These are the exact lines each device will get, in apply order."
-ID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+ID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$ID"
 
 say "Approve it (four eyes: the requester could not)"
 as alice changes approve "$ID" | head -1 | sed 's/^/   /'
-in_mgmt curl -sf -H "Authorization: Bearer $(cat "$WORK/ci.token")" "$SERVER/v1/hosts/docker-01?wait=active&timeout=30s" | jq -r '"   host \(.name) is \(.state); change #\(.change.id) \(.change.status)"'
+in_mgmt curl -sS --fail-with-body -H "Authorization: Bearer $(cat "$WORK/ci.token")" "$SERVER/v1/hosts/docker-01?wait=active&timeout=30s" | jq -r '"   host \(.name) is \(.state); change #\(.change.id) \(.change.status)"'
 printf '   sw1: %s\n' "$(ip netns exec "$LAB_SW1" ip route show 172.10.10.0/24)"
 printf '   fw1: %s\n' "$(ip netns exec "$LAB_FW1" ip route show 172.10.10.0/24)"
 
@@ -98,9 +98,9 @@ run ip netns exec "$LAB_FW1" ip route del 172.10.10.0/24
 set +e; as ci verify; rc=$?; set -e
 [ $rc = 1 ] && bad "drift found (exit 1)" || { bad "verify exited $rc, expected 1"; exit 1; }
 
-say "Remediation: a change that restores intent, reviewed like any other"
-as alice verify --remediate | sed 's/^/   /'
-RID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+say "Remediation: on call files a change that restores intent; alice reviews it like any other"
+as oncall remediate | sed 's/^/   /'
+RID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$RID" | sed -n '/ops, in the order/,/^events/p'
 as alice changes approve "$RID" | head -1 | sed 's/^/   /'
 for _ in $(seq 100); do [ "$(as alice changes show "$RID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done
@@ -108,7 +108,7 @@ as ci verify && ok "in sync again (exit 0)"
 
 say "Decommission: the host deregisters, the routes go, the subnet is free again"
 ip netns exec "$LAB_HOST1" "$BIN" host deregister --server "$SERVER" --token-file "$WORK/docker-01.token" --name docker-01 | sed 's/^/   /'
-DID=$(as alice changes list --status pending --output json | jq -r '.items[0].id')
+DID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$DID" | sed -n '/ops, in the order/,/^events/p'
 as alice changes approve "$DID" | head -1 | sed 's/^/   /'
 for _ in $(seq 100); do [ "$(as alice changes show "$DID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done

@@ -21,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/verify"
 )
 
 // Main is the running service. main() and the end-to-end test start it the same way.
@@ -35,6 +36,7 @@ type Main struct {
 	DB        *postgres.DB
 	Changes   *postgres.Changes
 	Engine    *apply.Engine
+	Verifier  *verify.Verifier
 	API       *httpapi.Server
 
 	ln     net.Listener
@@ -97,6 +99,8 @@ func (m *Main) Open(ctx context.Context) error {
 	hosts.SetChanges(m.Changes)
 	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
+	m.Verifier = &verify.Verifier{Inv: inv, Drivers: m.Drivers, Factories: m.Factories, Hosts: hosts}
+	m.API.SetVerifier(m.Verifier)
 	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize}
 	m.Engine, err = apply.New(ac, m.DB, m.Changes, m.Drivers, m.Factories, m.Log, m.API.Metrics().Registry)
 	if err != nil {

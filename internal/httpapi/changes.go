@@ -20,6 +20,7 @@ type ChangeService interface {
 	Reject(ctx context.Context, actor fabric.Actor, id int64, reason string) (fabric.Change, error)
 	Retry(ctx context.Context, actor fabric.Actor, id int64) (fabric.Change, error)
 	HostChange(ctx context.Context, hostID int64) (int64, fabric.ChangeStatus, string, bool)
+	Remediate(ctx context.Context, actor fabric.Actor, ops []fabric.DeviceOp) (fabric.Change, error)
 }
 
 // SetChanges mounts the change workflow: host views then show their change.

@@ -90,6 +90,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/reject", s.rejectChange)
 		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/retry", s.retryChange)
 		r.With(s.auth(fabric.PermRead)).Get("/verify", s.verify)
+		r.With(s.auth(fabric.PermReview)).Post("/verify/remediate", s.remediate)
 	})
 	s.router = r
 	return s

@@ -400,3 +400,26 @@ func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabr
 	})
 	return out, err
 }
+
+// Remediate files a remediate change with ops that restore intent, staged along the return
+// paths (deletes outside-in, adds inside-out). It is reviewed like any change unless the
+// approval policy auto-approves remediation.
+func (c *Changes) Remediate(ctx context.Context, actor fabric.Actor, ops []fabric.DeviceOp) (fabric.Change, error) {
+	if len(ops) == 0 {
+		return fabric.Change{}, fabric.Errorf(fabric.ECONFLICT, "nothing to remediate: every device read holds its intent")
+	}
+	staged, err := fabric.StageOps(c.inv.DeviceOrder(), ops, c.preview)
+	if err != nil {
+		return fabric.Change{}, err
+	}
+	var out fabric.Change
+	err = c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ch, err := c.insertTx(ctx, tx, actor, nil, fabric.ChangeRemediate, staged)
+		if err != nil {
+			return err
+		}
+		out, err = c.changeQ(ctx, tx, ch.ID, false)
+		return err
+	})
+	return out, err
+}
