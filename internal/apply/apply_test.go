@@ -372,3 +372,67 @@ func TestReviewFlow(t *testing.T) {
 		t.Errorf("reject = %+v %v", rc, err)
 	}
 }
+
+// TestTwoEnginesShareTheDatabase runs two engines (as two serve processes would) on one
+// database and one set of devices: every change is applied, no device is ever in two sessions
+// at once, and no op reaches a device twice.
+func TestTwoEnginesShareTheDatabase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	ctx := context.Background()
+	// The second engine: same database and devices, its own River client.
+	cfgs := map[string]drivers.Config{}
+	inv := inventory()
+	for _, d := range inv.Devices {
+		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
+	}
+	fac := e.tl.factory(e.sw, e.fw)
+	other, err := apply.New(apply.Config{KickInterval: time.Second}, e.db, postgres.NewChanges(e.db, inv, nil, autoAll), cfgs,
+		map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Stop(context.Background()) })
+	e.sw.Set(drivertest.WithLatency(5*time.Millisecond, 0))
+	e.fw.Set(drivertest.WithLatency(5*time.Millisecond, 0))
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: fmt.Sprintf("h%d", i), Address: addr(fmt.Sprintf("10.10.%d.%d", 11+i/200, 1+i%200))}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		by, err := e.changes.ChangesByStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if by[fabric.ChangeApplied] == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes by status after 90s: %v", by)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, f := range []*drivertest.Fake{e.sw, e.fw} {
+		if f.MaxConcurrentSessions() > 1 {
+			t.Errorf("%s was in %d sessions at once", f.Name(), f.MaxConcurrentSessions())
+		}
+		if got := len(f.AllRoutes()); got != n {
+			t.Errorf("%s holds %d routes, want %d", f.Name(), got, n)
+		}
+		for _, r := range f.AllRoutes() {
+			if c := f.OpsApplied(r); c != 1 {
+				t.Errorf("%s: %s applied %d times", f.Name(), r, c)
+			}
+		}
+	}
+}
