@@ -32,6 +32,13 @@ var (
 // Use it from TestMain: os.Exit(pgtest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	Cleanup()
+	return code
+}
+
+// Cleanup stops the throwaway cluster, if one was started. Main calls it; a TestMain that
+// runs its tests some other way (e.g. labtest.Main) calls it after them.
+func Cleanup() {
 	mu.Lock()
 	defer mu.Unlock()
 	if cluster != nil {
@@ -42,7 +49,6 @@ func Main(m *testing.M) int {
 	if template != "" && cluster == nil {
 		dropDatabase(template)
 	}
-	return code
 }
 
 // server returns the admin URL of the server, starting a cluster on first use.
