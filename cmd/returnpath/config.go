@@ -30,6 +30,7 @@ type Config struct {
 	Devices      []DeviceConfig  `mapstructure:"devices"`
 	Approval     ApprovalConfig  `mapstructure:"approval"`
 	Apply        ApplyConfig     `mapstructure:"apply"`
+	Drift        DriftConfig     `mapstructure:"drift"`
 	// Server and Token are what the client commands (host, changes, verify) use to reach a
 	// running service.
 	Server string `mapstructure:"server"`
@@ -106,6 +107,12 @@ type ApplyConfig struct {
 	Concurrency   int           `mapstructure:"concurrency"`
 	RetryDeadline time.Duration `mapstructure:"retry_deadline"`
 	BatchSize     int           `mapstructure:"batch_size"`
+}
+
+// DriftConfig is the periodic drift check.
+type DriftConfig struct {
+	Interval  time.Duration `mapstructure:"interval"`  // 0: off
+	Remediate string        `mapstructure:"remediate"` // off | propose
 }
 
 // AutoApproveRule approves changes of one action in the listed segments without review.
@@ -259,6 +266,14 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Policy(); err != nil {
 		return err
+	}
+	switch c.Drift.Remediate {
+	case "", "off", "propose":
+	default:
+		return fmt.Errorf("drift.remediate: want off or propose, got %q", c.Drift.Remediate)
+	}
+	if c.Drift.Interval < 0 || (c.Drift.Interval > 0 && c.Drift.Interval < 10*time.Second) {
+		return fmt.Errorf("drift.interval: want 0 (off) or at least 10s, got %s", c.Drift.Interval)
 	}
 	if c.Apply.Concurrency < 0 || c.Apply.RetryDeadline < 0 || c.Apply.BatchSize < 0 {
 		return errors.New("apply: concurrency, retry_deadline and batch_size must not be negative")

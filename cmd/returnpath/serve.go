@@ -34,14 +34,17 @@ type Main struct {
 	Drivers   map[string]drivers.Config
 	Factories map[fabric.Platform]drivers.Factory
 	DB        *postgres.DB
+	Hosts     *postgres.Hosts
 	Changes   *postgres.Changes
 	Engine    *apply.Engine
 	Verifier  *verify.Verifier
+	Monitor   *verify.Monitor
 	API       *httpapi.Server
 
-	ln     net.Listener
-	server *http.Server
-	served chan error
+	ln          net.Listener
+	server      *http.Server
+	stopMonitor context.CancelFunc
+	served      chan error
 }
 
 // Factories maps every platform to its driver.
@@ -94,19 +97,49 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hosts := postgres.NewHosts(m.DB, inv)
+	m.Hosts = postgres.NewHosts(m.DB, inv)
 	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
-	hosts.SetChanges(m.Changes)
-	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, hosts, m.DB, m.Log)
+	m.Hosts.SetChanges(m.Changes)
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
-	m.Verifier = &verify.Verifier{Inv: inv, Drivers: m.Drivers, Factories: m.Factories, Hosts: hosts}
+	m.Verifier = &verify.Verifier{Inv: inv, Drivers: m.Drivers, Factories: m.Factories, Hosts: m.Hosts}
 	m.API.SetVerifier(m.Verifier)
+	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {
+		return err
+	}
+	if m.Config.Drift.Remediate == "propose" {
+		m.Monitor.OnDrift = m.proposeRemediation
+	}
 	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize}
 	m.Engine, err = apply.New(ac, m.DB, m.Changes, m.Drivers, m.Factories, m.Log, m.API.Metrics().Registry)
 	if err != nil {
 		return err
 	}
 	return nil
+}
+
+// driftActor files remediation changes found by the periodic drift check.
+var driftActor = fabric.Actor{Name: "drift-check", Role: fabric.RoleReviewer}
+
+// proposeRemediation files a remediate change (pending review unless the approval policy
+// auto-approves remediation) for drift the periodic check found, unless one is already open.
+func (m *Main) proposeRemediation(ctx context.Context, rep verify.Report) {
+	open, _, err := m.Changes.List(ctx, fabric.ChangeFilter{Status: fabric.ChangePending, Limit: 1000})
+	if err != nil {
+		m.Log.Warn("drift remediation", "err", err)
+		return
+	}
+	for _, c := range open {
+		if c.Kind == fabric.ChangeRemediate {
+			return // one proposal at a time: review that one first
+		}
+	}
+	c, err := m.Changes.Remediate(ctx, driftActor, httpapi.RemediationOps(rep))
+	if err != nil {
+		m.Log.Warn("drift remediation", "err", err)
+		return
+	}
+	m.Log.Info("drift found: filed a remediate change", "change", c.ID, "ops", len(c.Ops), "status", c.Status)
 }
 
 // preview renders ops for a device with its platform's driver, without contacting it.
@@ -143,6 +176,9 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("start apply engine: %w", err)
 	}
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopMonitor = stop
+	go m.Monitor.Run(mctx)
 	m.served = make(chan error, 1)
 	tlsOn := m.Config.TLS.CertFile != ""
 	if tlsOn {
@@ -177,6 +213,9 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // Close shuts down gracefully: stop accepting, finish requests in flight, close the database.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	if m.stopMonitor != nil {
+		m.stopMonitor()
+	}
 	if m.server != nil {
 		errs = append(errs, m.server.Shutdown(ctx))
 		errs = append(errs, <-m.served)
