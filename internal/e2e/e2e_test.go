@@ -325,3 +325,11 @@ func TestKillMidApplyThenRestart(t *testing.T) {
 		t.Errorf("after deregistering all: sw1 %d, fw1 %d routes left", sw, fw)
 	}
 }
+
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		out = append(out, strings.TrimSpace(l))
+	}
+	return out
+}

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/ssh"
+	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/lab"
+	"github.com/returnpath/returnpath/internal/lab/labtest"
+	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+)
+
+// BenchmarkLab1000Hosts registers 1,000 hosts with auto-approval against the lab (FRR switch,
+// Linux firewall, the service as its own process) and measures how long after the last
+// registration every change is applied and GET /v1/verify reports the fabric in sync. It then
+// measures the naive design, each change in its own sessions, on a sample of 50 changes, and
+// reports the ratio for 1,000.
+//
+//	RETURNPATH_REQUIRE_LAB=1 go test -run '^$' -bench BenchmarkLab1000Hosts -benchtime 1x ./internal/e2e/
+func BenchmarkLab1000Hosts(b *testing.B) {
+	l := labtest.Require(b)
+	for b.Loop() {
+		ctx := context.Background()
+		dbURL := pgtest.URL(b)
+		url := "http://" + l.Service.String() + ":8092"
+		cfg := fleetConfig(b, l, dbURL, l.Service.String()+":8092")
+		svc := startService(b, cfg, url)
+		boot := token(b, cfg, "boot", "bootstrap")
+		viewer := token(b, cfg, "ci", "viewer")
+		db, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const n = 1000
+		start := time.Now()
+		register(b, url, boot, 0, n)
+		registered := time.Now()
+		waitApplied(b, db, n, 5*time.Minute)
+		applied := time.Since(registered)
+		if r := verifyFabric(b, url, viewer); !r.InSync {
+			b.Fatalf("not in sync after applying: %+v", r)
+		}
+		inSync := time.Since(registered)
+		b.ReportMetric(registered.Sub(start).Seconds(), "register-s")
+		b.ReportMetric(applied.Seconds(), "applied-after-last-s")
+		b.ReportMetric(inSync.Seconds(), "verified-after-last-s")
+
+		// The naive design on the same lab: one session per device per change.
+		naive := naivePerChange(b, l, 50)
+		b.ReportMetric(naive.Seconds()*n/50, "naive-1000-est-s")
+		b.ReportMetric(naive.Seconds()*n/50/inSync.Seconds(), "naive/coalesced")
+
+		// One host at a time, auto-approved: POST /v1/hosts to active.
+		var lat []time.Duration
+		for i := range 15 {
+			t0 := time.Now()
+			register(b, url, boot, 5000+i, 1)
+			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/hosts/h%d?wait=active&timeout=30s", url, 5000+i), nil)
+			req.Header.Set("Authorization", "Bearer "+viewer)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		b.ReportMetric(lat[len(lat)/2].Seconds()*1000, "one-host-p50-ms")
+		b.ReportMetric(lat[len(lat)-1].Seconds()*1000, "one-host-max-ms")
+		b.Logf("1,000 hosts: registered in %s; all applied %s and verified %s after the last registration; naive estimate %.1fs",
+			registered.Sub(start).Round(time.Millisecond), applied.Round(time.Millisecond), inSync.Round(time.Millisecond), naive.Seconds()*n/50)
+		svc.stop()
+		db.Close(ctx)
+		cleanDevices(b, l)
+	}
+}
+
+// naivePerChange applies k changes the naive way: for each, a session to the switch to add its
+// route, then a session to the firewall, each opened and closed for that change alone. It
+// cleans up after itself and returns the time the k changes took.
+func naivePerChange(b *testing.B, l *lab.Lab, k int) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	pool := []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
+	swCfg := drivers.Config{Name: "sw1", Platform: fabric.PlatformFRR, Address: sw.Mgmt, VRF: "default", Managed: pool,
+		Username: sw.Username, Password: drivers.Secret(sw.Password), ConnectTimeout: 5 * time.Second, OpTimeout: 30 * time.Second,
+		SSH: drivers.SSHConfig{KnownHosts: l.KnownHosts, HostKey: drivers.HostKeyStrict}}
+	key, err := os.ReadFile(fw.KeyFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fwCfg := drivers.Config{Name: "fw1", Platform: fabric.PlatformLinux, Address: fw.Mgmt, VRF: "default", Managed: pool,
+		Username: fw.Username, PrivateKey: drivers.Secret(key), ConnectTimeout: 5 * time.Second, OpTimeout: 30 * time.Second,
+		SSH: drivers.SSHConfig{KnownHosts: l.KnownHosts, HostKey: drivers.HostKeyStrict}, Linux: drivers.LinuxConfig{Sudo: true, Proto: 202}}
+	push := func(cfg drivers.Config, f drivers.Factory, op fabric.RouteOp) {
+		d, err := f.Open(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.Close()
+		if _, err := d.Routes(ctx); err != nil { // read first, as the engine does
+			b.Fatal(err)
+		}
+		if err := d.Apply(ctx, []fabric.RouteOp{op}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Routes(ctx); err != nil { // and read back
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for i := range k {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 31, byte(i), 0}), 24)
+		push(swCfg, ssh.FRRFactory(), fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}})
+		push(fwCfg, ssh.LinuxFactory(), fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: p, NextHop: netip.MustParseAddr("10.10.20.1")}})
+	}
+	took := time.Since(start)
+	// Clean up in two batched sessions.
+	var swOps, fwOps []fabric.RouteOp
+	for i := range k {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 31, byte(i), 0}), 24)
+		swOps = append(swOps, fabric.RouteOp{Action: fabric.ActionDelete, Route: fabric.Route{VRF: "default", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}})
+		fwOps = append(fwOps, fabric.RouteOp{Action: fabric.ActionDelete, Route: fabric.Route{VRF: "default", Prefix: p, NextHop: netip.MustParseAddr("10.10.20.1")}})
+	}
+	for _, x := range []struct {
+		cfg drivers.Config
+		f   drivers.Factory
+		ops []fabric.RouteOp
+	}{{swCfg, ssh.FRRFactory(), swOps}, {fwCfg, ssh.LinuxFactory(), fwOps}} {
+		d, err := x.f.Open(ctx, x.cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Apply(ctx, x.ops); err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
+	}
+	return took
+}
+
+// cleanDevices removes every pool route from the lab devices, so that runs do not see each
+// other's routes.
+func cleanDevices(tb testing.TB, l *lab.Lab) {
+	tb.Helper()
+	ctx := context.Background()
+	out, err := l.Vtysh(ctx, "sw1", "show running-config staticd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cmds []string
+	for _, line := range splitLines(out) {
+		if len(line) > 13 && line[:13] == "ip route 172." {
+			cmds = append(cmds, "no "+line)
+		}
+	}
+	if len(cmds) > 0 {
+		if _, err := l.Vtysh(ctx, "sw1", cmds...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := l.Exec(ctx, "fw1", "ip", "route", "flush", "proto", "202"); err != nil {
+		tb.Fatal(err)
+	}
+}
