@@ -39,6 +39,15 @@ type Host struct {
 	CreatedBy string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Change, when known, is the host's newest change; nil means "not looked up".
+	Change *ChangeRef
+}
+
+// ChangeRef names a change and where it stands.
+type ChangeRef struct {
+	ID     int64
+	Status ChangeStatus
+	Reason string
 }
 
 // Gateway is the docker0 bridge's own address: the subnet's first usable address.

@@ -107,7 +107,10 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 // hostView renders a host with its change, when a change service is mounted.
 func (s *Server) hostView(r *http.Request, h fabric.Host) hostJSON {
 	v := toHostJSON(h)
-	if s.changes != nil {
+	switch {
+	case h.Change != nil:
+		v.Change = changeRefOf(h.Change.ID, h.Change.Status, h.Change.Reason)
+	case s.changes != nil:
 		if id, status, reason, ok := s.changes.HostChange(r.Context(), h.ID); ok {
 			v.Change = changeRefOf(id, status, reason)
 		}

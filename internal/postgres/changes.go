@@ -45,15 +45,15 @@ func addEvent(ctx context.Context, tx pgx.Tx, changeID int64, at any, what, deta
 
 // createTx files a change of kind k for host h inside tx, auto-approving it when the policy
 // says so.
-func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind) (fabric.Change, error) {
+func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind, audits ...auditRow) (fabric.Change, error) {
 	ops, err := c.inv.PlanChange(k, h, c.preview)
 	if err != nil {
 		return fabric.Change{}, err
 	}
-	return c.insertTx(ctx, tx, actor, &h, k, ops)
+	return c.insertTx(ctx, tx, actor, &h, k, ops, audits...)
 }
 
-func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp) (fabric.Change, error) {
+func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp, audits ...auditRow) (fabric.Change, error) {
 	now := c.db.Now()
 	ch := fabric.Change{Kind: k, Status: fabric.ChangePending, Host: h, RequestedBy: actor.Name, PlanHash: fabric.PlanHash(ops),
 		CreatedAt: now, UpdatedAt: now, Ops: ops}
@@ -63,37 +63,74 @@ func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h
 		seg, hostID = h.Segment, &h.ID
 	}
 	rule, auto := c.policy.AutoApproval(k, seg)
-	if auto {
-		ch.Status, ch.ApprovedBy = fabric.ChangeApproved, rule
-	}
 	var approvedBy *string
+	events := []string{"created"}
+	details := []string{fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)}
 	if auto {
-		approvedBy = &rule
+		ch.Status, ch.ApprovedBy, approvedBy = fabric.ChangeApproved, rule, &rule
+		events, details = append(events, "approved"), append(details, "auto-approved by "+rule)
 	}
-	if err := tx.QueryRow(ctx, `
-		INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
-		string(k), string(ch.Status), hostID, actor.Name, approvedBy, ch.PlanHash, now).Scan(&ch.ID); err != nil {
+	// One round trip files the change, its ops, its events and the audit rows.
+	o := opArrays(ops)
+	audits = append(audits, auditRow{actor: actor.Name, action: "change.create", details: map[string]any{"kind": string(k), "status": string(ch.Status)}})
+	var aActor, aAction, aObject []string
+	var aDetails []map[string]any
+	for _, a := range audits {
+		aActor, aAction, aObject, aDetails = append(aActor, a.actor), append(aAction, a.action), append(aObject, a.object), append(aDetails, a.details)
+	}
+	err := tx.QueryRow(ctx, `
+		WITH c AS (
+			INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id),
+		o AS (
+			INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
+			SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $7
+			FROM c, unnest($8::int[], $9::int[], $10::text[], $11::text[], $12::cidr[], $13::inet[], $14::text[], $15::text[])
+			     AS u(seq, stage, device, action, prefix, next_hop, vrf, preview)),
+		e AS (
+			INSERT INTO change_events (change_id, at, what, detail)
+			SELECT c.id, $7, u.what, u.detail FROM c, unnest($16::text[], $17::text[]) WITH ORDINALITY AS u(what, detail, n) ORDER BY n),
+		a AS (
+			INSERT INTO audit (at, actor, action, object, details)
+			SELECT $7, u.actor, u.action, CASE WHEN u.object = '' THEN 'change/' || c.id ELSE u.object END, u.details
+			FROM c, unnest($18::text[], $19::text[], $20::text[], $21::jsonb[]) AS u(actor, action, object, details))
+		SELECT id FROM c`,
+		string(k), string(ch.Status), hostID, actor.Name, approvedBy, ch.PlanHash, now,
+		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
+		events, details, aActor, aAction, aObject, aDetails).Scan(&ch.ID)
+	if err != nil {
 		return ch, formatError(err)
 	}
-	if err := insertOps(ctx, tx, ch.ID, ops, now); err != nil {
-		return ch, err
-	}
-	if err := addEvent(ctx, tx, ch.ID, now, "created", fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)); err != nil {
-		return ch, err
-	}
-	if err := insertAudit(ctx, tx, now, actor.Name, "change.create", fmt.Sprintf("change/%d", ch.ID), map[string]any{"kind": string(k), "status": string(ch.Status)}); err != nil {
-		return ch, err
-	}
 	if auto {
-		if err := addEvent(ctx, tx, ch.ID, now, "approved", "auto-approved by "+rule); err != nil {
-			return ch, err
-		}
 		if err := c.enqueueTx(ctx, tx, firstStageDevices(ops)); err != nil {
 			return ch, err
 		}
 	}
 	return ch, nil
+}
+
+// auditRow is an audit entry filed with a change; an empty object means the change itself.
+type auditRow struct {
+	actor, action, object string
+	details               map[string]any
+}
+
+type opColumns struct {
+	seq, stage                   []int32
+	device, action, vrf, preview []string
+	prefix                       []netip.Prefix
+	nextHop                      []netip.Addr
+}
+
+func opArrays(ops []fabric.ChangeOp) opColumns {
+	var o opColumns
+	for _, op := range ops {
+		o.seq, o.stage = append(o.seq, int32(op.Seq)), append(o.stage, int32(op.Stage))
+		o.device, o.action = append(o.device, op.Device), append(o.action, string(op.Op.Action))
+		o.prefix, o.nextHop = append(o.prefix, op.Op.Route.Prefix), append(o.nextHop, op.Op.Route.NextHop)
+		o.vrf, o.preview = append(o.vrf, op.Op.Route.VRF), append(o.preview, op.Preview)
+	}
+	return o
 }
 
 func firstStageDevices(ops []fabric.ChangeOp) []string {

@@ -64,77 +64,130 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	// back; one lost to a crash in between is found again by the gap scan.
 	cand, taken := reg.Subnet, netip.Prefix{}
 	if !cand.IsValid() {
-		// A bootstrap retrying its registration must not burn a subnet: look first.
-		if existing, found, err := s.existingNow(ctx, reg); found || err != nil {
-			return existing, false, false, err
-		}
-		if cand, err = s.candidate(ctx, pool); err != nil {
+		var exists bool
+		if taken, exists, err = s.candidate(ctx, reg, pool); err != nil {
 			return h, false, false, err
 		}
-		taken = cand
+		if exists {
+			existing, found, err := s.existing(ctx, s.db.Pool, reg)
+			if found || err != nil {
+				return existing, false, false, err
+			}
+			return h, false, true, nil // removed in the meantime: start again
+		}
+		cand = taken
 	}
 	defer func() {
 		if taken.IsValid() && !created {
 			s.giveBack(context.WithoutCancel(ctx), pool.Name, taken)
 		}
 	}()
-	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
-		if existing, found, err := s.existing(ctx, tx, reg); found || err != nil {
-			h = existing
-			return err
+	if reg.Subnet.IsValid() {
+		// A requested subnet skipped the candidate step and its check for a retry.
+		if existing, found, err := s.existing(ctx, s.db.Pool, reg); found || err != nil {
+			return existing, false, false, err
 		}
-		now := s.db.Now()
-		h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
-			State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
-		err := tx.QueryRow(ctx, `
-			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING RETURNING id`,
-			h.Name, h.Address, h.Segment, h.Pool, h.Subnet, string(h.State), h.CreatedBy, now).Scan(&h.ID)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return formatError(err)
+	}
+	now := s.db.Now()
+	h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
+		State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
+	var ops []fabric.ChangeOp
+	var rule string
+	var auto bool
+	if s.changes != nil {
+		if ops, err = s.inv.PlanChange(fabric.ChangeAdd, h, s.changes.preview); err != nil {
+			return h, false, false, err
 		}
-		if err == nil {
-			created = true
-			if err := insertAudit(ctx, tx, now, actor.Name, "host.register", "host/"+h.Name, map[string]any{
-				"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()}); err != nil {
+		rule, auto = s.changes.policy.AutoApproval(fabric.ChangeAdd, seg.Name)
+	}
+	if auto {
+		// The apply job must be queued in the transaction that files the approved change.
+		err = s.db.inTx(ctx, func(tx pgx.Tx) error {
+			if created, err = s.insertHost(ctx, tx, actor, &h, ops, rule); err != nil || !created {
 				return err
 			}
-			if s.changes != nil {
-				if _, err := s.changes.createTx(ctx, tx, actor, h, fabric.ChangeAdd); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		// Someone holds the name, the address or an overlapping subnet. Find out who.
-		if existing, found, err := s.existing(ctx, tx, reg); found || err != nil {
-			h = existing
-			return err
-		}
-		var holder string
-		err = tx.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND subnet && $1 LIMIT 1`, cand).Scan(&holder)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			// The conflicting registration rolled back in the meantime: try again.
-		case err != nil:
-			return formatError(err)
-		case reg.Subnet.IsValid():
-			return fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "%s overlaps the subnet of host %s", cand, holder)
-		default:
-			taken = netip.Prefix{} // held for good by holder: nothing to hand back
-		}
-		retry = true
-		return nil
-	})
-	if err != nil {
-		retry = false
+			return s.changes.enqueueTx(ctx, tx, firstStageDevices(ops))
+		})
+	} else {
+		// One statement, so no explicit transaction: it is atomic on its own.
+		created, err = s.insertHost(ctx, s.db.Pool, actor, &h, ops, "")
 	}
-	return h, created, retry, err
+	if err != nil || created {
+		return h, created, false, err
+	}
+	// Someone holds the name, the address or an overlapping subnet. Find out who.
+	if existing, found, err := s.existing(ctx, s.db.Pool, reg); found || err != nil {
+		return existing, false, false, err
+	}
+	var holder string
+	err = s.db.Pool.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND subnet && $1 LIMIT 1`, cand).Scan(&holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// The conflicting registration rolled back in the meantime: try again.
+	case err != nil:
+		return h, false, false, formatError(err)
+	case reg.Subnet.IsValid():
+		return h, false, false, fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "%s overlaps the subnet of host %s", cand, holder)
+	default:
+		taken = netip.Prefix{} // held for good by holder: nothing to hand back
+	}
+	return h, false, true, nil
 }
 
-// existingNow is existing outside a transaction.
-func (s *Hosts) existingNow(ctx context.Context, reg fabric.Registration) (fabric.Host, bool, error) {
-	return s.existing(ctx, s.db.Pool, reg)
+// insertHost records h and, when ops are given, its add change with its ops, events and the
+// audit rows, in one statement (the registration's hot path: one round trip). The host is
+// not inserted when a live host holds its name, address or an overlapping subnet; created is
+// then false. A non-empty rule means the change is auto-approved by it.
+func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h *fabric.Host, ops []fabric.ChangeOp, rule string) (created bool, err error) {
+	withChange := len(ops) > 0
+	status, approvedBy := fabric.ChangePending, (*string)(nil)
+	events := []string{"created"}
+	details := []string{fmt.Sprintf("add change with %d ops, requested by %s", len(ops), actor.Name)}
+	if rule != "" {
+		status, approvedBy = fabric.ChangeApproved, &rule
+		events, details = append(events, "approved"), append(details, "auto-approved by "+rule)
+	}
+	o := opArrays(ops)
+	var hostID, changeID *int64
+	err = q.QueryRow(ctx, `
+		WITH h AS (
+			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) ON CONFLICT DO NOTHING RETURNING id),
+		c AS (
+			INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
+			SELECT 'add', $8, h.id, $6, $9, $10, $7, $7 FROM h WHERE $11 RETURNING id),
+		o AS (
+			INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
+			SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $7
+			FROM c, unnest($12::int[], $13::int[], $14::text[], $15::text[], $16::cidr[], $17::inet[], $18::text[], $19::text[])
+			     AS u(seq, stage, device, action, prefix, next_hop, vrf, preview)),
+		e AS (
+			INSERT INTO change_events (change_id, at, what, detail)
+			SELECT c.id, $7, u.what, u.detail FROM c, unnest($20::text[], $21::text[]) WITH ORDINALITY AS u(what, detail, n) ORDER BY n),
+		a AS (
+			INSERT INTO audit (at, actor, action, object, details)
+			SELECT $7, $6, 'host.register', 'host/' || $1, $22::jsonb FROM h
+			UNION ALL
+			SELECT $7, $6, 'change.create', 'change/' || c.id, $23::jsonb FROM c)
+		SELECT (SELECT id FROM h), (SELECT id FROM c)`,
+		h.Name, h.Address, h.Segment, h.Pool, h.Subnet, actor.Name, h.CreatedAt,
+		string(status), approvedBy, fabric.PlanHash(ops), withChange,
+		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
+		events, details,
+		map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()},
+		map[string]any{"kind": "add", "status": string(status)},
+	).Scan(&hostID, &changeID)
+	if err != nil {
+		return false, formatError(err)
+	}
+	if hostID == nil {
+		return false, nil
+	}
+	h.ID = *hostID
+	if changeID != nil {
+		h.Change = &fabric.ChangeRef{ID: *changeID, Status: status}
+	}
+	return true, nil
 }
 
 // existing returns the live host registered under reg's name or address. Same name and
@@ -169,28 +222,41 @@ func (s *Hosts) existing(ctx context.Context, tx querier, reg fabric.Registratio
 	return fabric.Host{}, false, nil
 }
 
-// candidate takes a subnet to try, each step in its own statement: a handed-back subnet
-// first, else the next never-used one from the pool's cursor, else (the cursor exhausted) a
-// gap left by a hand-back that never happened. The caller hands it back if it goes unused.
-func (s *Hosts) candidate(ctx context.Context, pool fabric.Pool) (netip.Prefix, error) {
-	var cand netip.Prefix
-	err := s.db.Pool.QueryRow(ctx, `
-		DELETE FROM free_subnets WHERE (pool, subnet) IN (
-			SELECT pool, subnet FROM free_subnets WHERE pool = $1 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING subnet`, pool.Name).Scan(&cand)
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return cand, formatError(err)
-	}
-	var idx int64
+// candidate takes a subnet to try, in one statement of its own: a handed-back subnet first,
+// else the next never-used one from the pool's cursor, unless a live host already holds reg's
+// name or address (a retrying bootstrap must not burn a subnet; taken is then invalid and the
+// caller looks the host up). Only once the cursor has passed the pool's end does a second
+// statement look for a gap left by a hand-back that never happened.
+//
+// The statement commits asynchronously: a crash may lose the cursor's move, but WAL is written
+// in order, so any host registered with the subnet made durable the move too.
+func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pool fabric.Pool) (taken netip.Prefix, exists bool, err error) {
+	var free *netip.Prefix
+	var idx *int64
 	err = s.db.Pool.QueryRow(ctx, `
-		UPDATE pools SET next_index = next_index + 1 WHERE name = $1 AND next_index < $2
-		RETURNING next_index - 1`, pool.Name, int64(pool.Size())).Scan(&idx)
-	if err == nil {
-		sub, _ := pool.Subnet(uint64(idx))
-		return sub, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return cand, formatError(err)
+		WITH ex AS (
+			SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2) LIMIT 1),
+		f AS (
+			DELETE FROM free_subnets WHERE NOT EXISTS (SELECT 1 FROM ex) AND (pool, subnet) IN (
+				SELECT pool, subnet FROM free_subnets WHERE pool = $3 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING subnet),
+		c AS (
+			UPDATE pools SET next_index = next_index + 1
+			WHERE name = $3 AND next_index < $4 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f)
+			RETURNING next_index - 1 AS idx)
+		SELECT EXISTS (SELECT 1 FROM ex), (SELECT subnet FROM f), (SELECT idx FROM c),
+		       set_config('synchronous_commit', 'off', true) IS NOT NULL`,
+		reg.Name, reg.Address, pool.Name, int64(pool.Size())).Scan(&exists, &free, &idx, new(bool))
+	switch {
+	case err != nil:
+		return taken, false, formatError(err)
+	case exists:
+		return taken, true, nil
+	case free != nil:
+		return *free, false, nil
+	case idx != nil:
+		sub, _ := pool.Subnet(uint64(*idx))
+		return sub, false, nil
 	}
 	// This scan is linear in the pool's size, and runs only once the cursor has passed the
 	// pool's end, i.e. when the pool is nearly full.
@@ -199,11 +265,11 @@ func (s *Hosts) candidate(ctx context.Context, pool fabric.Pool) (netip.Prefix, 
 			SELECT set_masklen(($1::cidr)::inet + (i << ($3::int - $2::int)), $2::int)::cidr AS s
 			FROM generate_series(0::bigint, $4 - 1) AS i) c
 		WHERE NOT EXISTS (SELECT 1 FROM hosts h WHERE h.state <> 'removed' AND h.subnet && c.s)
-		LIMIT 1`, pool.Prefix, pool.SubnetLength, pool.Prefix.Addr().BitLen(), int64(pool.Size())).Scan(&cand)
+		LIMIT 1`, pool.Prefix, pool.SubnetLength, pool.Prefix.Addr().BitLen(), int64(pool.Size())).Scan(&taken)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return cand, fabric.Errorf(fabric.ECONFLICT, "pool %s (%s) is exhausted: all %d /%d subnets are allocated", pool.Name, pool.Prefix, pool.Size(), pool.SubnetLength)
+		return taken, false, fabric.Errorf(fabric.ECONFLICT, "pool %s (%s) is exhausted: all %d /%d subnets are allocated", pool.Name, pool.Prefix, pool.Size(), pool.SubnetLength)
 	}
-	return cand, formatError(err)
+	return taken, false, formatError(err)
 }
 
 // giveBack returns an unused subnet from the cursor to the free list.
