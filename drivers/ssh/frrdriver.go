@@ -63,7 +63,7 @@ func OpenFRR(ctx context.Context, cfg drivers.Config) (*FRRDriver, error) {
 		options.WithPort(port),
 		options.WithAuthBypass(),
 		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
-		options.WithReadDelay(50*time.Microsecond),
+		options.WithReadDelay(200*time.Microsecond),
 	)
 	if err != nil {
 		client.Close()
@@ -249,7 +249,9 @@ func (d *FRRDriver) push(ctx context.Context, cmds []string) (string, error) {
 			return "", indeterminate(ctx.Err())
 		default:
 		}
-		time.Sleep(100 * time.Microsecond)
+		// vtysh answers a 5,000-line batch over seconds; polling scrapligo's queue more often
+		// than this only takes CPU from the device on a shared host.
+		time.Sleep(2 * time.Millisecond)
 	}
 	if !written {
 		if err := <-writeErr; err != nil {

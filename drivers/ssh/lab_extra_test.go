@@ -16,6 +16,7 @@ import (
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
 	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/lab"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
 )
 
@@ -216,7 +217,7 @@ func TestCancelMidBatch(t *testing.T) {
 	}{{frrConfig(l), frrNH}, {linuxConfig(l), linuxNH}} {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
 			ops := benchOps(benchRoutes, fabric.ActionAdd, tc.nh)
-			t.Cleanup(func() { removeAll(t, tc.cfg, quiescentRoutes(t, tc.cfg)) })
+			t.Cleanup(func() { removeAll(t, tc.cfg, quiescentRoutes(t, l, tc.cfg)) })
 			d, err := Open(t.Context(), tc.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -243,7 +244,7 @@ func TestCancelMidBatch(t *testing.T) {
 				}()
 			}
 			err = d.Apply(ctx, ops)
-			landed := len(quiescentRoutes(t, tc.cfg))
+			landed := len(quiescentRoutes(t, l, tc.cfg))
 			t.Logf("Apply = %v; %d of %d routes landed", err, landed, len(ops))
 			switch k := drivers.KindOf(err); {
 			case err == nil:
@@ -261,9 +262,22 @@ func TestCancelMidBatch(t *testing.T) {
 	}
 }
 
-// quiescentRoutes waits until the device's routes stop changing (it may still be working
-// through lines that reached it before a session dropped) and returns them.
-func quiescentRoutes(t *testing.T, cfg drivers.Config) []fabric.Route {
+// quiescentRoutes waits until the device is done with a dropped session and returns its
+// routes. vtysh keeps reading the lines that reached it after the session dropped and
+// commits the bulk-load wrapper's pending lines when it exits, so on FRR this waits for the
+// namespace's vtysh processes to be gone; then, on both platforms, until two reads agree.
+func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []fabric.Route {
+	if cfg.Platform == fabric.PlatformFRR {
+		ns := l.Devices[cfg.Name].Namespace
+		deadline := time.Now().Add(time.Minute)
+		// pgrep fails when no process matches: the dropped session's vtysh has exited.
+		for _, err := l.Exec(context.Background(), cfg.Name, "pgrep", "-f", "vtysh -N "+ns+" "); err == nil; _, err = l.Exec(context.Background(), cfg.Name, "pgrep", "-f", "vtysh -N "+ns+" ") {
+			if time.Now().After(deadline) {
+				t.Fatal("vtysh of the dropped session still runs after a minute")
+			}
+			time.Sleep(100 * time.Millisecond) // polling the device
+		}
+	}
 	d, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("read: %v", err)
