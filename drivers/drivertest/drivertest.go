@@ -60,6 +60,10 @@ type Harness struct {
 	// Reject returns a route on prefix p that the device refuses, and a substring of the
 	// text the device answers with. nil skips the rejection case.
 	Reject func(p netip.Prefix) (fabric.Route, string)
+	// Atomic is true when the device applies a batch whole or not at all (gNMI). The
+	// Rejected case then expects every op of the batch listed, in order, each with the
+	// device's text, and none of the batch's routes on the device afterwards.
+	Atomic bool
 
 	// The following return a copy of cfg that must fail to open with the named problem;
 	// nil skips the case.
@@ -398,6 +402,18 @@ func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
 		t.Fatalf("Apply = %v, want a *drivers.Error of kind rejected", err)
+	}
+	if s.h.Atomic {
+		if len(de.Rejections) != len(batch) {
+			t.Fatalf("Rejections = %+v, want every op of the refused batch", de.Rejections)
+		}
+		for i, r := range de.Rejections {
+			if r.Index != i || r.Op != batch[i] || !strings.Contains(r.Output, text) {
+				t.Errorf("rejection %d = %d %s %q, want op %d (%s) with %q", i, r.Index, r.Op, r.Output, i, batch[i], text)
+			}
+		}
+		s.wantRoutes(t, ctx, d, nil)
+		return
 	}
 	if len(de.Rejections) != 1 {
 		t.Fatalf("Rejections = %+v, want exactly the op at index 1", de.Rejections)

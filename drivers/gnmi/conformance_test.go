@@ -46,10 +46,9 @@ func harness(t *testing.T, dev *device) drivertest.Harness {
 		List:           dev.list,
 		Plant:          dev.plant,
 		Remove:         dev.remove,
-		// Reject stays nil: the suite's Rejected case expects the device to accept the other
-		// ops of the batch, but a gNMI device applies a SetRequest whole or not at all.
-		// TestApplyRejectedIsAtomic covers rejection for this transport instead.
-		Reject: nil,
+		// A gNMI device applies a SetRequest whole or not at all.
+		Reject: dev.reject,
+		Atomic: true,
 		WrongPassword: func(cfg drivers.Config) drivers.Config {
 			cfg.Password = "not-" + testPassword
 			return cfg
@@ -58,10 +57,7 @@ func harness(t *testing.T, dev *device) drivertest.Harness {
 			cfg.Address = closedPort(t)
 			return cfg
 		},
-		SkipReasons: map[string]string{
-			"Rejected": "gNMI applies a SetRequest whole or not at all, but the case expects the other ops " +
-				"of a refused batch to be applied; TestApplyRejectedIsAtomic checks the gNMI behaviour",
-		},
+		SkipReasons: map[string]string{},
 	}
 	if dev.pki != nil {
 		// A certificate from a CA we do not trust is gNMI's unknown host key; a certificate
