@@ -30,6 +30,8 @@ type DB struct {
 	Pool *pgxpool.Pool
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+
+	auth authCache
 }
 
 // Open connects to the database at url. It does not migrate.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/postgres"
@@ -276,5 +277,45 @@ func TestTokens(t *testing.T) {
 	entries, _, err := db.Audit(ctx, fabric.AuditFilter{})
 	if err != nil || len(entries) != 2 || entries[0].Action != "token.revoke" || entries[1].Action != "token.create" {
 		t.Errorf("Audit() = %+v, %v", entries, err)
+	}
+}
+
+// TestRevocationAcrossProcesses: a process that looked a token up trusts it for at most the
+// cache's TTL after another process revokes it.
+func TestRevocationAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	a, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	now := time.Now()
+	a.Now = func() time.Time { return now }
+	secret, err := a.CreateToken(ctx, "cli", "ci", fabric.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RevokeToken(ctx, "cli", "ci"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Authenticate(ctx, secret); code(err) != fabric.EUNAUTHORIZED {
+		t.Errorf("the revoking process still accepts the token: %v", err)
+	}
+	if _, err := a.Authenticate(ctx, secret); err != nil {
+		t.Errorf("within the cache TTL the other process may still accept it, got %v", err)
+	}
+	now = now.Add(3 * time.Second)
+	if _, err := a.Authenticate(ctx, secret); code(err) != fabric.EUNAUTHORIZED {
+		t.Errorf("3 s after the revocation the other process accepts the token: %v", err)
 	}
 }

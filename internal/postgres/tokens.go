@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,14 +55,76 @@ func (db *DB) CreateToken(ctx context.Context, actor, name string, role fabric.R
 	return secret, nil
 }
 
+// authCacheTTL bounds how long a process trusts a token it has looked up: a revocation made
+// by another process (returnpath token revoke) takes effect within this time. It saves a
+// query on every API call, about 15% of a registration's database work.
+const authCacheTTL = 2 * time.Second
+
+// authCacheMax bounds the cache; past it the cache starts over.
+const authCacheMax = 10000
+
+type authEntry struct {
+	actor   fabric.Actor
+	expires time.Time
+}
+
+// authCache maps a token's SHA-256 (never the secret) to its actor.
+type authCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]authEntry
+}
+
+func (c *authCache) get(h [32]byte, now time.Time) (fabric.Actor, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[h]
+	if !ok || now.After(e.expires) {
+		return fabric.Actor{}, false
+	}
+	return e.actor, true
+}
+
+func (c *authCache) put(h [32]byte, a fabric.Actor, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= authCacheMax {
+		c.m = map[[32]byte]authEntry{}
+	}
+	c.m[h] = authEntry{actor: a, expires: now.Add(authCacheTTL)}
+}
+
+// forget drops every cached token of a name (after a revocation in this process).
+func (c *authCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.m {
+		if e.actor.Name == name {
+			delete(c.m, h)
+		}
+	}
+}
+
 // Authenticate returns the actor owning a live token.
 func (db *DB) Authenticate(ctx context.Context, secret string) (fabric.Actor, error) {
+	h := sha256.Sum256([]byte(secret))
+	now := db.Now()
+	if a, ok := db.auth.get(h, now); ok {
+		return a, nil
+	}
+	a, err := db.authenticate(ctx, secret, h)
+	if err == nil {
+		db.auth.put(h, a, now)
+	}
+	return a, err
+}
+
+func (db *DB) authenticate(ctx context.Context, secret string, hash [32]byte) (fabric.Actor, error) {
 	if !strings.HasPrefix(secret, tokenPrefix) {
 		return fabric.Actor{}, fabric.Errorf(fabric.EUNAUTHORIZED, "unknown or revoked token")
 	}
 	var a fabric.Actor
 	var role string
-	err := db.Pool.QueryRow(ctx, `SELECT name, role FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hashToken(secret)).Scan(&a.Name, &role)
+	err := db.Pool.QueryRow(ctx, `SELECT name, role FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hash[:]).Scan(&a.Name, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fabric.Errorf(fabric.EUNAUTHORIZED, "unknown or revoked token")
 	}
@@ -80,6 +143,7 @@ func (db *DB) RevokeToken(ctx context.Context, actor, name string) error {
 		if tag.RowsAffected() == 0 {
 			return fabric.Errorf(fabric.ENOTFOUND, "no live token named %q", name)
 		}
+		db.auth.forget(name)
 		return insertAudit(ctx, tx, now, actor, "token.revoke", "token/"+name, nil)
 	})
 }
