@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -434,5 +435,39 @@ func TestTwoEnginesShareTheDatabase(t *testing.T) {
 				t.Errorf("%s: %s applied %d times", f.Name(), r, c)
 			}
 		}
+	}
+}
+
+// TestApprovalOfAStalePlan: the inventory changed after the change was filed (the firewall's
+// routes now go into another VRF), so approving the plan the reviewer saw is refused and the
+// new plan is stored for review; approving that one works.
+func TestApprovalOfAStalePlan(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fabric.ApprovalPolicy{FourEyes: true})
+	ctx := context.Background()
+	h, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.latestChange(t, h)
+	seen, err := e.changes.Change(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory()
+	inv.Devices[1].VRF = "blue"
+	moved := postgres.NewChanges(e.db, inv, func(dev string, ops []fabric.RouteOp) ([]string, error) {
+		return []string{ops[0].String()}, nil
+	}, fabric.ApprovalPolicy{FourEyes: true})
+	_, err = moved.Approve(ctx, rev, id, seen.PlanHash)
+	var stale *fabric.StalePlanError
+	if !errors.As(err, &stale) || fabric.ErrorCode(err) != fabric.ECONFLICT {
+		t.Fatalf("Approve after the inventory changed = %v, want a stale-plan conflict", err)
+	}
+	if stale.Change.PlanHash == seen.PlanHash || stale.Change.Ops[1].Op.Route.VRF != "blue" {
+		t.Fatalf("new plan = %+v", stale.Change.Ops)
+	}
+	if _, err := moved.Approve(ctx, rev, id, stale.Change.PlanHash); err != nil {
+		t.Fatalf("approving the new plan: %v", err)
 	}
 }

@@ -64,6 +64,12 @@ func binary(tb testing.TB) string {
 // removals so that the apply engine works without a reviewer.
 func fleetConfig(tb testing.TB, l *lab.Lab, dbURL, listen string) string {
 	tb.Helper()
+	return fleetConfigVia(tb, l, dbURL, listen, "10.10.20.1")
+}
+
+// fleetConfigVia is fleetConfig with the firewall's next hop for the fleet's subnets.
+func fleetConfigVia(tb testing.TB, l *lab.Lab, dbURL, listen, fwNextHop string) string {
+	tb.Helper()
 	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
 	cfg := fmt.Sprintf(`listen: %q
 database_url: %q
@@ -76,7 +82,7 @@ segments:
     pool: docker
     route_via:
       - {device: sw1, next_hop: host}
-      - {device: fw1, next_hop: 10.10.20.1}
+      - {device: fw1, next_hop: %s}
 devices:
   - {name: sw1, platform: frr, transport: ssh, address: %q, username: %s, password_file: %q, known_hosts: %q, connect_timeout: 5s}
   - {name: fw1, platform: linux, transport: ssh, address: %q, username: %s, private_key_file: %q, known_hosts: %q, connect_timeout: 5s, linux: {sudo: true, proto: 202}}
@@ -85,7 +91,7 @@ approval:
   auto_approve: [{action: add}, {action: remove}]
 apply:
   retry_deadline: 2m
-`, listen, dbURL, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
+`, listen, dbURL, fwNextHop, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
 	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
@@ -333,3 +339,10 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+func readAll(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
+
+func writeAll(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
