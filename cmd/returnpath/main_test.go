@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/returnpath/returnpath/internal/httpapi/apitest"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
@@ -80,28 +78,7 @@ func run(t *testing.T, args ...string) (string, error) {
 // the CLI and registers a host over HTTP.
 func TestServeEndToEnd(t *testing.T) {
 	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "s3cret-value")
-	dbURL := pgtest.URL(t)
-	cfgPath := writeConfig(t, strings.ReplaceAll(testConfig, "%DB%", dbURL))
-	cfg, err := loadConfig(cfgPath, nil, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	m := &Main{Config: cfg, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Migrate: true}
-	ctx := context.Background()
-	if err := m.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Listen(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := m.Close(sctx); err != nil {
-			t.Errorf("Close() = %v", err)
-		}
-	})
+	m, logs, cfgPath := startMain(t, testConfig)
 
 	out, err := run(t, "token", "create", "--config", cfgPath, "--name", "boot", "--role", "bootstrap")
 	if err != nil {

@@ -57,10 +57,15 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	return certFile, keyFile, pool
 }
 
-func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer) {
+// startMain starts Main on cfgText (with %DB% replaced by a fresh database) exactly as
+// `returnpath serve` does, and returns it, its logs and the configuration file's path.
+func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer, string) {
 	t.Helper()
-	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
-	cfg, err := loadConfig(writeConfig(t, strings.ReplaceAll(cfgText, "%DB%", pgtest.URL(t))), nil, true)
+	if os.Getenv("RETURNPATH_TEST_SW1_PASSWORD") == "" {
+		t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	}
+	path := writeConfig(t, strings.ReplaceAll(cfgText, "%DB%", pgtest.URL(t)))
+	cfg, err := loadConfig(path, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +78,17 @@ func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer) {
 	if err := m.Listen(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	return m, &logs
+	t.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+	return m, &logs, path
 }
 
 func TestServeHTTPS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	m, logs := startMain(t, testConfig+"tls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+"\n")
+	m, logs, _ := startMain(t, testConfig+"tls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+"\n")
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := client.Get("https://" + m.Addr() + "/healthz")
 	if err != nil {
@@ -102,11 +111,11 @@ func TestServeHTTPS(t *testing.T) {
 }
 
 func TestPlainHTTPOnNonLoopbackWarns(t *testing.T) {
-	_, logs := startMain(t, strings.Replace(testConfig, `listen: "127.0.0.1:0"`, `listen: "0.0.0.0:0"`, 1))
+	_, logs, _ := startMain(t, strings.Replace(testConfig, `listen: "127.0.0.1:0"`, `listen: "0.0.0.0:0"`, 1))
 	if !strings.Contains(logs.String(), "serving plain HTTP on a non-loopback address") {
 		t.Errorf("no warning for plain HTTP on 0.0.0.0:\n%s", logs)
 	}
-	_, logs = startMain(t, testConfig)
+	_, logs, _ = startMain(t, testConfig)
 	if strings.Contains(logs.String(), "serving plain HTTP on a non-loopback address") {
 		t.Errorf("a warning for plain HTTP on loopback:\n%s", logs)
 	}

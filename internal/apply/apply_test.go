@@ -155,6 +155,25 @@ func (e *env) waitChange(t *testing.T, id int64) fabric.Change {
 	}
 }
 
+// waitApplied polls until n changes are applied.
+func (e *env) waitApplied(t *testing.T, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		by, err := e.changes.ChangesByStatus(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if by[fabric.ChangeApplied] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes by status after %s: %v", within, by)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func (e *env) latestChange(t *testing.T, h fabric.Host) int64 {
 	t.Helper()
 	id, _, _, ok := e.changes.HostChange(context.Background(), h.ID)
@@ -300,20 +319,7 @@ func TestIdempotentAndCoalesced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		by, err := e.changes.ChangesByStatus(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if by[fabric.ChangeApplied] == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("changes by status after 60s: %v", by)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.waitApplied(t, n, 60*time.Second)
 	if got := e.sw.OpsApplied(route("172.10.0.0/24", "10.10.10.1")); got != 0 {
 		t.Errorf("the planted route was typed %d times, want 0", got)
 	}
@@ -409,20 +415,7 @@ func TestTwoEnginesShareTheDatabase(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		by, err := e.changes.ChangesByStatus(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if by[fabric.ChangeApplied] == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("changes by status after 90s: %v", by)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.waitApplied(t, n, 90*time.Second)
 	for _, f := range []*drivertest.Fake{e.sw, e.fw} {
 		if f.MaxConcurrentSessions() > 1 {
 			t.Errorf("%s was in %d sessions at once", f.Name(), f.MaxConcurrentSessions())
