@@ -464,3 +464,41 @@ func TestApprovalOfAStalePlan(t *testing.T) {
 		t.Fatalf("approving the new plan: %v", err)
 	}
 }
+
+// TestIndeterminateIsResolvedByReading: the firewall drops the session after taking the first
+// op of a batch. The engine reads the device again: the op that landed is recorded applied and
+// never sent again; the other is sent in a later session.
+func TestIndeterminateIsResolvedByReading(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, autoAll)
+	ctx := context.Background()
+	e.fw.Set(drivertest.WithIndeterminateAfter(1))
+	e.sw.Set(drivertest.WithLatency(0, 20*time.Millisecond)) // let both changes reach the firewall together
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			if _, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// Wait until the firewall has broken a session, then let it behave.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.fw.AllRoutes()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the firewall never took an op")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.fw.Set(drivertest.WithIndeterminateAfter(-1))
+	e.waitApplied(t, 2, 30*time.Second)
+	for _, r := range e.fw.AllRoutes() {
+		if c := e.fw.OpsApplied(r); c != 1 {
+			t.Errorf("fw1: %s sent %d times, want once", r, c)
+		}
+	}
+	if got := len(e.fw.AllRoutes()); got != 2 {
+		t.Errorf("fw1 holds %d routes, want 2", got)
+	}
+}
