@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 
 // startMain starts Main on cfgText (with %DB% replaced by a fresh database) exactly as
 // `returnpath serve` does, and returns it, its logs and the configuration file's path.
-func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer, string) {
+func startMain(t *testing.T, cfgText string) (*Main, *syncBuffer, string) {
 	t.Helper()
 	if os.Getenv("RETURNPATH_TEST_SW1_PASSWORD") == "" {
 		t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
@@ -69,8 +70,8 @@ func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	m := &Main{Config: cfg, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Migrate: true}
+	logs := &syncBuffer{}
+	m := &Main{Config: cfg, Log: slog.New(slog.NewJSONHandler(logs, nil)), Migrate: true}
 	ctx := context.Background()
 	if err := m.Open(ctx); err != nil {
 		t.Fatal(err)
@@ -83,7 +84,25 @@ func startMain(t *testing.T, cfgText string) (*Main, *bytes.Buffer, string) {
 			t.Errorf("Close() = %v", err)
 		}
 	})
-	return m, &logs, path
+	return m, logs, path
+}
+
+// syncBuffer is a log sink the service's goroutines write to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestServeHTTPS(t *testing.T) {
