@@ -41,10 +41,9 @@ type Main struct {
 	Monitor   *verify.Monitor
 	API       *httpapi.Server
 
-	ln          net.Listener
-	server      *http.Server
-	stopMonitor context.CancelFunc
-	served      chan error
+	ln     net.Listener
+	server *http.Server
+	served chan error
 }
 
 // Factories maps every platform to its driver.
@@ -110,7 +109,13 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Config.Drift.Remediate == "propose" {
 		m.Monitor.OnDrift = m.proposeRemediation
 	}
-	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize}
+	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize,
+		// The drift check runs as a River periodic job: once per interval across all
+		// processes, so that two processes never file two remediation proposals.
+		Periodic: []apply.Periodic{{Name: "drift_check", Interval: m.Config.Drift.Interval, Run: func(ctx context.Context) error {
+			_, err := m.Monitor.Check(ctx)
+			return err
+		}}}}
 	m.Engine, err = apply.New(ac, m.DB, m.Changes, m.Drivers, m.Factories, m.Log, m.API.Metrics().Registry)
 	if err != nil {
 		return err
@@ -176,9 +181,6 @@ func (m *Main) Listen(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("start apply engine: %w", err)
 	}
-	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	m.stopMonitor = stop
-	go m.Monitor.Run(mctx)
 	m.served = make(chan error, 1)
 	tlsOn := m.Config.TLS.CertFile != ""
 	if tlsOn {
@@ -213,9 +215,6 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // Close shuts down gracefully: stop accepting, finish requests in flight, close the database.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
-	if m.stopMonitor != nil {
-		m.stopMonitor()
-	}
 	if m.server != nil {
 		errs = append(errs, m.server.Shutdown(ctx))
 		errs = append(errs, <-m.served)

@@ -29,6 +29,16 @@ type Config struct {
 	RetryDeadline time.Duration // how long an unreachable device is retried before its ops fail (default 5m)
 	BatchSize     int           // most ops in one session (default 5000)
 	KickInterval  time.Duration // how often to look for work nobody queued (default 15s)
+	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
+	// however many serve processes share the database.
+	Periodic []Periodic
+}
+
+// Periodic is a task River runs on an interval, once across all processes.
+type Periodic struct {
+	Name     string
+	Interval time.Duration
+	Run      func(ctx context.Context) error
 }
 
 func (c *Config) defaults() {
@@ -67,6 +77,12 @@ type applyArgs struct {
 
 func (applyArgs) Kind() string { return "returnpath_apply_device" }
 
+type periodicArgs struct {
+	Name string `json:"name"`
+}
+
+func (periodicArgs) Kind() string { return "returnpath_periodic" }
+
 type kickArgs struct{}
 
 func (kickArgs) Kind() string { return "returnpath_apply_kick" }
@@ -97,6 +113,30 @@ func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]
 	if err := river.AddWorkerSafely(workers, river.WorkFunc(e.kick)); err != nil {
 		return nil, err
 	}
+	periodic := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.KickInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return kickArgs{}, &river.InsertOpts{Queue: queue} },
+		&river.PeriodicJobOpts{RunOnStart: true})}
+	tasks := map[string]Periodic{}
+	for _, p := range cfg.Periodic {
+		if p.Interval <= 0 {
+			continue
+		}
+		tasks[p.Name] = p
+		name := p.Name
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return periodicArgs{Name: name}, &river.InsertOpts{Queue: queue, MaxAttempts: 1}
+			}, nil))
+	}
+	if err := river.AddWorkerSafely(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[periodicArgs]) error {
+		t, ok := tasks[j.Args.Name]
+		if !ok {
+			return nil // a task another version of returnpath had: nothing to do
+		}
+		return t.Run(ctx)
+	})); err != nil {
+		return nil, err
+	}
 	rc, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
 		Logger:            log.With("component", "river"),
 		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Concurrency}},
@@ -107,9 +147,7 @@ func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]
 		// at the next start, so rescue can wait.
 		JobTimeout:           5 * time.Minute,
 		RescueStuckJobsAfter: 6 * time.Minute,
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.KickInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return kickArgs{}, &river.InsertOpts{Queue: queue} },
-			&river.PeriodicJobOpts{RunOnStart: true})},
+		PeriodicJobs:         periodic,
 	})
 	if err != nil {
 		return nil, err

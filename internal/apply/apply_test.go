@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,5 +501,24 @@ func TestIndeterminateIsResolvedByReading(t *testing.T) {
 	}
 	if got := len(e.fw.AllRoutes()); got != 2 {
 		t.Errorf("fw1 holds %d routes, want 2", got)
+	}
+}
+
+// TestPeriodicTaskRuns: a periodic task (the drift check in serve) is run by River.
+func TestPeriodicTaskRuns(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int64
+	newEnv(t, autoAll, func(c *apply.Config) {
+		c.Periodic = []apply.Periodic{{Name: "count", Interval: 200 * time.Millisecond, Run: func(context.Context) error {
+			runs.Add(1)
+			return nil
+		}}}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for runs.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the periodic task ran %d times in 30s, want at least 2", runs.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
