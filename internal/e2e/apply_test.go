@@ -259,3 +259,82 @@ func rewrite(tb testing.TB, path, from, to string) string {
 	}
 	return path
 }
+
+// TestRemediationOnTheLab: a route deleted by hand on the FRR switch and a leftover route of
+// ours inside the pool on the Linux firewall are both reported by verify; the remediation
+// change, once approved, puts the first back and removes the second.
+func TestRemediationOnTheLab(t *testing.T) {
+	l := labtest.Require(t)
+	ctx := context.Background()
+	dbURL := pgtest.URL(t)
+	url := "http://" + l.Service.String() + ":8097"
+	cfg := fleetConfig(t, l, dbURL, l.Service.String()+":8097")
+	svc := startService(t, cfg, url)
+	defer svc.stop()
+	defer cleanDevices(t, l)
+	boot, viewer := token(t, cfg, "boot", "bootstrap"), token(t, cfg, "ci", "viewer")
+	oncall, alice := token(t, cfg, "oncall", "reviewer"), token(t, cfg, "alice", "reviewer")
+	register(t, url, boot, 0, 1)
+	var h struct {
+		Subnet string             `json:"subnet"`
+		Change struct{ ID int64 } `json:"change"`
+	}
+	get(t, url+"/v1/hosts/h0", viewer, &h)
+	if c := waitChange(t, url, viewer, h.Change.ID, 60*time.Second); c.Status != "applied" {
+		t.Fatalf("add change: %s %s", c.Status, c.Reason)
+	}
+	// Drift made by hand: the switch loses the host's route, the firewall keeps a stale one.
+	if _, err := l.Vtysh(ctx, "sw1", "no ip route "+h.Subnet+" 10.10.100.1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.Exec(ctx, "fw1", "ip", "route", "add", "172.31.250.0/24", "via", "10.10.20.1", "proto", "202"); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if r := verifyFabric(t, url, viewer); r.InSync || len(r.Devices) != 2 {
+		t.Fatalf("verify after the hand-made drift: %+v", r)
+	}
+	req, _ := http.NewRequest("POST", url+"/v1/verify/remediate", nil)
+	req.Header.Set("Authorization", "Bearer "+oncall)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc struct {
+		ID       int64  `json:"id"`
+		Kind     string `json:"kind"`
+		Status   string `json:"status"`
+		PlanHash string `json:"plan_hash"`
+		Ops      []struct {
+			Device, Action, Prefix string
+		} `json:"ops"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rc); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 || rc.Kind != "remediate" || rc.Status != "pending" || len(rc.Ops) != 2 {
+		t.Fatalf("remediate = %d %+v", resp.StatusCode, rc)
+	}
+	// Deletes outside-in first, then adds inside-out: the firewall's leftover, then the switch.
+	if got := fmt.Sprintf("%s %s %s, %s %s %s", rc.Ops[0].Device, rc.Ops[0].Action, rc.Ops[0].Prefix, rc.Ops[1].Device, rc.Ops[1].Action, rc.Ops[1].Prefix); got != "fw1 delete 172.31.250.0/24, sw1 add "+h.Subnet {
+		t.Errorf("remediation ops = %s", got)
+	}
+	body := strings.NewReader(`{"plan_hash":"` + rc.PlanHash + `"}`)
+	req, _ = http.NewRequest("POST", fmt.Sprintf("%s/v1/changes/%d/approve", url, rc.ID), body)
+	req.Header.Set("Authorization", "Bearer "+alice)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("approve = %d", resp.StatusCode)
+	}
+	if c := waitChange(t, url, viewer, rc.ID, 60*time.Second); c.Status != "applied" {
+		t.Fatalf("remediation: %s %s", c.Status, c.Reason)
+	}
+	if r := verifyFabric(t, url, viewer); !r.InSync {
+		t.Errorf("verify after the remediation: %+v", r)
+	}
+}
