@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -140,6 +141,14 @@ func (l *Lab) Down() error {
 			errs = append(errs, err)
 		}
 	}
+	// By name too: an FRR daemon that was still daemonising when its namespace went (an Up
+	// cut short) outlives both its recorded PID and the namespace. Its command line names the
+	// namespace (-N), which is this lab's alone.
+	for _, pid := range frrStragglers(st.Namespaces) {
+		if err := stop(pid, "frr daemon"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, d := range st.RuntimeDirs {
 		if err := os.RemoveAll(d); err != nil {
 			errs = append(errs, fmt.Errorf("lab down: %w", err))
@@ -155,4 +164,31 @@ func (l *Lab) Down() error {
 		return fmt.Errorf("lab down: %w", err)
 	}
 	return nil
+}
+
+// frrStragglers returns FRR daemons whose -N pathspace is one of namespaces.
+func frrStragglers(namespaces []string) []int {
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		args := procCmdline(pid)
+		if len(args) < 3 || !strings.HasPrefix(args[0], "/usr/lib/frr/") {
+			continue
+		}
+		for i := 1; i+1 < len(args); i++ {
+			if args[i] == "-N" && want[args[i+1]] {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out
 }
