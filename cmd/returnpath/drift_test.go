@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -87,5 +89,23 @@ func TestDriftCheckProposesRemediation(t *testing.T) {
 	}
 	if fw.OpsApplied(gone) != 2 {
 		t.Errorf("the route was pushed %d times in all, want 2 (the add, then the remediation)", fw.OpsApplied(gone))
+	}
+	// The engine's work shows in /metrics.
+	resp, err := http.Get("http://" + m.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`returnpath_changes{status="applied"} 2`,
+		`returnpath_ops_total{device="fw1",outcome="applied"} 2`,
+		`returnpath_ops_total{device="sw1",outcome="applied"} 1`,
+		`returnpath_apply_session_seconds_count{device="fw1"} 2`,
+		`returnpath_fabric_drift_routes{device="fw1",kind="missing"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
