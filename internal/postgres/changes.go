@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,74 +46,72 @@ func addEvent(ctx context.Context, tx pgx.Tx, changeID int64, at any, what, deta
 
 // createTx files a change of kind k for host h inside tx, auto-approving it when the policy
 // says so.
-func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind, audits ...auditRow) (fabric.Change, error) {
+func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind) (fabric.Change, error) {
 	ops, err := c.inv.PlanChange(k, h, c.preview)
 	if err != nil {
 		return fabric.Change{}, err
 	}
-	return c.insertTx(ctx, tx, actor, &h, k, ops, audits...)
+	return c.insertTx(ctx, tx, actor, &h, k, ops)
 }
 
-func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp, audits ...auditRow) (fabric.Change, error) {
+// fileChangeSQL is the part of a statement that files a change for the host in CTE h (whose id
+// may be NULL: a change of no host) with its ops, events and audit row, in one round trip.
+// Its parameters are $1 to $18, in the order changeArgs gives them.
+const fileChangeSQL = `
+	c AS (
+		INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
+		SELECT $1, $2, h.id, $3, $4, $5, $6, $6 FROM h WHERE $7 RETURNING id),
+	o AS (
+		INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
+		SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $6
+		FROM c, unnest($8::int[], $9::int[], $10::text[], $11::text[], $12::cidr[], $13::inet[], $14::text[], $15::text[])
+		     AS u(seq, stage, device, action, prefix, next_hop, vrf, preview)),
+	e AS (
+		INSERT INTO change_events (change_id, at, what, detail)
+		SELECT c.id, $6, u.what, u.detail FROM c, unnest($16::text[], $17::text[]) WITH ORDINALITY AS u(what, detail, n) ORDER BY n),
+	ca AS (
+		INSERT INTO audit (at, actor, action, object, details)
+		SELECT $6, $3, 'change.create', 'change/' || c.id, $18::jsonb FROM c)`
+
+// newChange describes a change about to be filed: its status after the approval policy, and
+// the parameters $1 to $18 of fileChangeSQL.
+func (c *Changes) newChange(actor fabric.Actor, seg string, k fabric.ChangeKind, ops []fabric.ChangeOp, now time.Time) (fabric.ChangeStatus, string, []any) {
+	status, rule := fabric.ChangePending, ""
+	var approvedBy *string
+	events := []string{"created"}
+	details := []string{fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)}
+	if r, auto := c.policy.AutoApproval(k, seg); auto {
+		status, rule, approvedBy = fabric.ChangeApproved, r, &r
+		events, details = append(events, "approved"), append(details, "auto-approved by "+r)
+	}
+	o := opArrays(ops)
+	return status, rule, []any{string(k), string(status), actor.Name, approvedBy, fabric.PlanHash(ops), now, len(ops) > 0,
+		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
+		events, details, map[string]any{"kind": string(k), "status": string(status)}}
+}
+
+// insertTx files a change of kind k (for host h, or none) with the given ops inside tx, and
+// queues its first stage when the policy approves it at once.
+func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp) (fabric.Change, error) {
 	now := c.db.Now()
-	ch := fabric.Change{Kind: k, Status: fabric.ChangePending, Host: h, RequestedBy: actor.Name, PlanHash: fabric.PlanHash(ops),
-		CreatedAt: now, UpdatedAt: now, Ops: ops}
 	seg := ""
 	var hostID *int64
 	if h != nil {
 		seg, hostID = h.Segment, &h.ID
 	}
-	rule, auto := c.policy.AutoApproval(k, seg)
-	var approvedBy *string
-	events := []string{"created"}
-	details := []string{fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)}
-	if auto {
-		ch.Status, ch.ApprovedBy, approvedBy = fabric.ChangeApproved, rule, &rule
-		events, details = append(events, "approved"), append(details, "auto-approved by "+rule)
-	}
-	// One round trip files the change, its ops, its events and the audit rows.
-	o := opArrays(ops)
-	audits = append(audits, auditRow{actor: actor.Name, action: "change.create", details: map[string]any{"kind": string(k), "status": string(ch.Status)}})
-	var aActor, aAction, aObject []string
-	var aDetails []map[string]any
-	for _, a := range audits {
-		aActor, aAction, aObject, aDetails = append(aActor, a.actor), append(aAction, a.action), append(aObject, a.object), append(aDetails, a.details)
-	}
-	err := tx.QueryRow(ctx, `
-		WITH c AS (
-			INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id),
-		o AS (
-			INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
-			SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $7
-			FROM c, unnest($8::int[], $9::int[], $10::text[], $11::text[], $12::cidr[], $13::inet[], $14::text[], $15::text[])
-			     AS u(seq, stage, device, action, prefix, next_hop, vrf, preview)),
-		e AS (
-			INSERT INTO change_events (change_id, at, what, detail)
-			SELECT c.id, $7, u.what, u.detail FROM c, unnest($16::text[], $17::text[]) WITH ORDINALITY AS u(what, detail, n) ORDER BY n),
-		a AS (
-			INSERT INTO audit (at, actor, action, object, details)
-			SELECT $7, u.actor, u.action, CASE WHEN u.object = '' THEN 'change/' || c.id ELSE u.object END, u.details
-			FROM c, unnest($18::text[], $19::text[], $20::text[], $21::jsonb[]) AS u(actor, action, object, details))
-		SELECT id FROM c`,
-		string(k), string(ch.Status), hostID, actor.Name, approvedBy, ch.PlanHash, now,
-		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
-		events, details, aActor, aAction, aObject, aDetails).Scan(&ch.ID)
-	if err != nil {
+	status, rule, args := c.newChange(actor, seg, k, ops, now)
+	ch := fabric.Change{Kind: k, Status: status, Host: h, RequestedBy: actor.Name, ApprovedBy: rule, PlanHash: fabric.PlanHash(ops),
+		CreatedAt: now, UpdatedAt: now, Ops: ops}
+	if err := tx.QueryRow(ctx, `WITH h AS (SELECT $19::bigint AS id),`+fileChangeSQL+` SELECT id FROM c`,
+		append(args, hostID)...).Scan(&ch.ID); err != nil {
 		return ch, formatError(err)
 	}
-	if auto {
+	if rule != "" {
 		if err := c.enqueueTx(ctx, tx, firstStageDevices(ops)); err != nil {
 			return ch, err
 		}
 	}
 	return ch, nil
-}
-
-// auditRow is an audit entry filed with a change; an empty object means the change itself.
-type auditRow struct {
-	actor, action, object string
-	details               map[string]any
 }
 
 type opColumns struct {

@@ -92,25 +92,24 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
 		State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
 	var ops []fabric.ChangeOp
-	var rule string
-	var auto bool
+	auto := false
 	if s.changes != nil {
 		if ops, err = s.inv.PlanChange(fabric.ChangeAdd, h, s.changes.preview); err != nil {
 			return h, false, false, err
 		}
-		rule, auto = s.changes.policy.AutoApproval(fabric.ChangeAdd, seg.Name)
+		_, auto = s.changes.policy.AutoApproval(fabric.ChangeAdd, seg.Name)
 	}
 	if auto {
 		// The apply job must be queued in the transaction that files the approved change.
 		err = s.db.inTx(ctx, func(tx pgx.Tx) error {
-			if created, err = s.insertHost(ctx, tx, actor, &h, ops, rule); err != nil || !created {
+			if created, _, err = s.insertHost(ctx, tx, actor, &h, ops); err != nil || !created {
 				return err
 			}
 			return s.changes.enqueueTx(ctx, tx, firstStageDevices(ops))
 		})
 	} else {
 		// One statement, so no explicit transaction: it is atomic on its own.
-		created, err = s.insertHost(ctx, s.db.Pool, actor, &h, ops, "")
+		created, _, err = s.insertHost(ctx, s.db.Pool, actor, &h, ops)
 	}
 	if err != nil || created {
 		return h, created, false, err
@@ -137,57 +136,36 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 // insertHost records h and, when ops are given, its add change with its ops, events and the
 // audit rows, in one statement (the registration's hot path: one round trip). The host is
 // not inserted when a live host holds its name, address or an overlapping subnet; created is
-// then false. A non-empty rule means the change is auto-approved by it.
-func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h *fabric.Host, ops []fabric.ChangeOp, rule string) (created bool, err error) {
-	withChange := len(ops) > 0
-	status, approvedBy := fabric.ChangePending, (*string)(nil)
-	events := []string{"created"}
-	details := []string{fmt.Sprintf("add change with %d ops, requested by %s", len(ops), actor.Name)}
-	if rule != "" {
-		status, approvedBy = fabric.ChangeApproved, &rule
-		events, details = append(events, "approved"), append(details, "auto-approved by "+rule)
+// then false. It returns the rule that approved the change at once, if one did.
+func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h *fabric.Host, ops []fabric.ChangeOp) (created bool, rule string, err error) {
+	c := s.changes
+	if c == nil {
+		c = &Changes{} // with no ops, the statement files no change
 	}
-	o := opArrays(ops)
+	status, rule, args := c.newChange(actor, h.Segment, fabric.ChangeAdd, ops, h.CreatedAt)
 	var hostID, changeID *int64
 	err = q.QueryRow(ctx, `
 		WITH h AS (
 			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) ON CONFLICT DO NOTHING RETURNING id),
-		c AS (
-			INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
-			SELECT 'add', $8, h.id, $6, $9, $10, $7, $7 FROM h WHERE $11 RETURNING id),
-		o AS (
-			INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
-			SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $7
-			FROM c, unnest($12::int[], $13::int[], $14::text[], $15::text[], $16::cidr[], $17::inet[], $18::text[], $19::text[])
-			     AS u(seq, stage, device, action, prefix, next_hop, vrf, preview)),
-		e AS (
-			INSERT INTO change_events (change_id, at, what, detail)
-			SELECT c.id, $7, u.what, u.detail FROM c, unnest($20::text[], $21::text[]) WITH ORDINALITY AS u(what, detail, n) ORDER BY n),
-		a AS (
+			VALUES ($19, $20, $21, $22, $23, 'pending', $3, $6, $6) ON CONFLICT DO NOTHING RETURNING id),
+		ha AS (
 			INSERT INTO audit (at, actor, action, object, details)
-			SELECT $7, $6, 'host.register', 'host/' || $1, $22::jsonb FROM h
-			UNION ALL
-			SELECT $7, $6, 'change.create', 'change/' || c.id, $23::jsonb FROM c)
+			SELECT $6, $3, 'host.register', 'host/' || $19, $24::jsonb FROM h),`+fileChangeSQL+`
 		SELECT (SELECT id FROM h), (SELECT id FROM c)`,
-		h.Name, h.Address, h.Segment, h.Pool, h.Subnet, actor.Name, h.CreatedAt,
-		string(status), approvedBy, fabric.PlanHash(ops), withChange,
-		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
-		events, details,
-		map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()},
-		map[string]any{"kind": "add", "status": string(status)},
+		append(args, h.Name, h.Address, h.Segment, h.Pool, h.Subnet,
+			map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()})...,
 	).Scan(&hostID, &changeID)
 	if err != nil {
-		return false, formatError(err)
+		return false, "", formatError(err)
 	}
 	if hostID == nil {
-		return false, nil
+		return false, "", nil
 	}
 	h.ID = *hostID
 	if changeID != nil {
 		h.Change = &fabric.ChangeRef{ID: *changeID, Status: status}
 	}
-	return true, nil
+	return true, rule, nil
 }
 
 // existing returns the live host registered under reg's name or address. Same name and
