@@ -293,26 +293,17 @@ func (c *Changes) replan(ch fabric.Change) ([]fabric.ChangeOp, error) {
 // Approve approves a pending change whose plan hashes to planHash, and queues its first stage
 // in the same transaction.
 func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, planHash string) (fabric.Change, error) {
-	var out fabric.Change
-	var stale *fabric.StalePlanError
-	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
-		ch, err := c.changeQ(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		if ch.Status != fabric.ChangePending {
-			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s, not pending", id, ch.Status)
-		}
+	var stale string
+	out, err := c.transition(ctx, id, fabric.ChangePending, ", not pending", func(tx pgx.Tx, ch fabric.Change, now time.Time) error {
 		if err := c.policy.CheckApprover(ch, actor); err != nil {
 			return err
 		}
-		now := c.db.Now()
 		ops, err := c.replan(ch)
 		if err != nil {
 			return err
 		}
 		if h := fabric.PlanHash(ops); h != ch.PlanHash {
-			// The plan changed under the reviewer: store the new one and show it.
+			// The plan changed under the reviewer: store the new one (committed) and show it.
 			if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1`, id); err != nil {
 				return formatError(err)
 			}
@@ -322,15 +313,8 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 			if _, err := tx.Exec(ctx, `UPDATE changes SET plan_hash = $2, updated_at = $3 WHERE id = $1`, id, h, now); err != nil {
 				return formatError(err)
 			}
-			if err := addEvent(ctx, tx, id, now, "replanned", "the inventory changed since the change was filed; review the new plan"); err != nil {
-				return err
-			}
-			ch, err = c.changeQ(ctx, tx, id, false)
-			if err != nil {
-				return err
-			}
-			stale = &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", id, h)}
-			return nil // commit the new plan, then refuse
+			stale = fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", id, h)
+			return addEvent(ctx, tx, id, now, "replanned", "the inventory changed since the change was filed; review the new plan")
 		}
 		if planHash != ch.PlanHash {
 			return &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("plan_hash %q is not the plan of change %d (%s); review it again", planHash, id, ch.PlanHash)}
@@ -344,14 +328,10 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 		if err := insertAudit(ctx, tx, now, actor.Name, "change.approve", fmt.Sprintf("change/%d", id), map[string]any{"plan_hash": planHash}); err != nil {
 			return err
 		}
-		if err := c.enqueueTx(ctx, tx, firstStageDevices(ch.Ops)); err != nil {
-			return err
-		}
-		out, err = c.changeQ(ctx, tx, id, false)
-		return err
+		return c.enqueueTx(ctx, tx, firstStageDevices(ch.Ops))
 	})
-	if err == nil && stale != nil {
-		return stale.Change, stale
+	if err == nil && stale != "" {
+		return out, &fabric.StalePlanError{Change: out, Message: stale}
 	}
 	return out, err
 }
@@ -361,20 +341,27 @@ func (c *Changes) Reject(ctx context.Context, actor fabric.Actor, id int64, reas
 	if reason == "" {
 		return fabric.Change{}, fabric.FieldErrorf(fabric.EINVALID, "reason", "is required")
 	}
+	return c.transition(ctx, id, fabric.ChangePending, ", not pending", func(tx pgx.Tx, _ fabric.Change, now time.Time) error {
+		if err := c.rejectTx(ctx, tx, id, now, actor.Name, reason); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, now, actor.Name, "change.reject", fmt.Sprintf("change/%d", id), map[string]any{"reason": reason})
+	})
+}
+
+// transition locks change id, requires it to be in status from, runs fn in the same
+// transaction and returns the change as fn left it.
+func (c *Changes) transition(ctx context.Context, id int64, from fabric.ChangeStatus, refusal string, fn func(tx pgx.Tx, ch fabric.Change, now time.Time) error) (fabric.Change, error) {
 	var out fabric.Change
 	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
 		ch, err := c.changeQ(ctx, tx, id, true)
 		if err != nil {
 			return err
 		}
-		if ch.Status != fabric.ChangePending {
-			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s, not pending", id, ch.Status)
+		if ch.Status != from {
+			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s%s", id, ch.Status, refusal)
 		}
-		now := c.db.Now()
-		if err := c.rejectTx(ctx, tx, id, now, actor.Name, reason); err != nil {
-			return err
-		}
-		if err := insertAudit(ctx, tx, now, actor.Name, "change.reject", fmt.Sprintf("change/%d", id), map[string]any{"reason": reason}); err != nil {
+		if err := fn(tx, ch, c.db.Now()); err != nil {
 			return err
 		}
 		out, err = c.changeQ(ctx, tx, id, false)
@@ -395,16 +382,7 @@ func (c *Changes) rejectTx(ctx context.Context, tx pgx.Tx, id int64, now any, wh
 
 // Retry queues a failed change again: its failed and skipped forward ops become pending.
 func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabric.Change, error) {
-	var out fabric.Change
-	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
-		ch, err := c.changeQ(ctx, tx, id, true)
-		if err != nil {
-			return err
-		}
-		if ch.Status != fabric.ChangeFailed {
-			return fabric.Errorf(fabric.ECONFLICT, "change %d is %s; only failed changes can be retried", id, ch.Status)
-		}
-		now := c.db.Now()
+	return c.transition(ctx, id, fabric.ChangeFailed, "; only failed changes can be retried", func(tx pgx.Tx, ch fabric.Change, now time.Time) error {
 		// Leftover rollback ops are dropped: the retry re-reads each device and pushes only
 		// the difference, so whatever the failed undo left behind converges.
 		if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1 AND rollback`, id); err != nil {
@@ -428,13 +406,8 @@ func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabr
 				devices = append(devices, o.Device)
 			}
 		}
-		if err := c.enqueueTx(ctx, tx, devices); err != nil {
-			return err
-		}
-		out, err = c.changeQ(ctx, tx, id, false)
-		return err
+		return c.enqueueTx(ctx, tx, devices)
 	})
-	return out, err
 }
 
 // Remediate files a remediate change with ops that restore intent, staged along the return

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -125,9 +124,6 @@ func (db *DB) Ready(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Migrations lists the embedded migration files, for diagnostics.
-func Migrations() ([]string, error) { return fs.Glob(migrations.FS, "*.sql") }
 
 // querier is what a pool and a transaction have in common.
 type querier interface {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,15 +149,4 @@ func Open(tb testing.TB) *postgres.DB {
 	}
 	tb.Cleanup(db.Close)
 	return db
-}
-
-// SocketDir returns the unix socket directory of the server when it is a local cluster.
-func SocketDir() string {
-	if cluster != nil {
-		return cluster.Dir
-	}
-	if u, err := url.Parse(baseURL); err == nil {
-		return strings.TrimSpace(u.Query().Get("host"))
-	}
-	return ""
 }
