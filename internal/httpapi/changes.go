@@ -264,10 +264,9 @@ func (s *Server) waitHost(r *http.Request, h fabric.Host) (fabric.Host, error) {
 		if h.State == want {
 			return h, nil
 		}
-		if s.changes != nil {
-			if _, status, _, ok := s.changes.HostChange(ctx, h.ID); ok && status.Final() && status != fabric.ChangeApplied {
-				return h, nil // the change ended without getting there: answer with its state
-			}
+		// The host read carries its newest change: no second query per poll.
+		if c := h.Change; c != nil && c.Status.Final() && c.Status != fabric.ChangeApplied {
+			return h, nil // the change ended without getting there: answer with its state
 		}
 		select {
 		case <-ctx.Done():

@@ -26,6 +26,28 @@ func NewHosts(db *DB, inv *fabric.Inventory) *Hosts { return &Hosts{db: db, inv:
 
 const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
 
+// withChange wraps a query for hostColumns so that each host also carries its newest change
+// (one query for a whole page, rather than one per host when the API shows them).
+func withChange(q string) string {
+	return `SELECT h.*, c.id, c.status, coalesce(c.reason, '') FROM (` + q + `) h
+		LEFT JOIN LATERAL (SELECT id, status, reason FROM changes WHERE host_id = h.id ORDER BY id DESC LIMIT 1) c ON true
+		ORDER BY h.name`
+}
+
+// scanHostView scans a row of withChange.
+func scanHostView(row pgx.Row) (fabric.Host, error) {
+	var h fabric.Host
+	var state, reason string
+	var cid *int64
+	var cstatus *string
+	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &cid, &cstatus, &reason)
+	h.State = fabric.HostState(state)
+	if err == nil && cid != nil {
+		h.Change = &fabric.ChangeRef{ID: *cid, Status: fabric.ChangeStatus(*cstatus), Reason: reason}
+	}
+	return h, err
+}
+
 func scanHost(row pgx.Row) (fabric.Host, error) {
 	var h fabric.Host
 	var state string
@@ -257,7 +279,7 @@ func (s *Hosts) giveBack(ctx context.Context, pool string, sub netip.Prefix) {
 
 // Host returns the live host with the given name.
 func (s *Hosts) Host(ctx context.Context, name string) (fabric.Host, error) {
-	h, err := scanHost(s.db.Pool.QueryRow(ctx, `SELECT `+hostColumns+` FROM hosts WHERE name = $1 AND state <> 'removed'`, name))
+	h, err := scanHostView(s.db.Pool.QueryRow(ctx, withChange(`SELECT `+hostColumns+` FROM hosts WHERE name = $1 AND state <> 'removed'`), name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, fabric.Errorf(fabric.ENOTFOUND, "no host named %q", name)
 	}
@@ -281,11 +303,11 @@ func (s *Hosts) List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, s
 	}
 	args = append(args, f.Limit+1)
 	q += fmt.Sprintf(" ORDER BY name LIMIT $%d", len(args))
-	rows, err := s.db.Pool.Query(ctx, q, args...)
+	rows, err := s.db.Pool.Query(ctx, withChange(q), args...)
 	if err != nil {
 		return nil, "", formatError(err)
 	}
-	hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHost(r) })
+	hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHostView(r) })
 	if err != nil {
 		return nil, "", formatError(err)
 	}
