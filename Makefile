@@ -25,6 +25,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	@out=$$($(GO) mod tidy -diff); if [ -n "$$out" ]; then echo "go.mod/go.sum are not tidy (run 'go mod tidy'):"; echo "$$out"; exit 1; fi
 
 # Benchmarks; results and the exact commands are recorded in docs/benchmarks.md.
 bench:
