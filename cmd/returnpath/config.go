@@ -31,6 +31,9 @@ type Config struct {
 	Approval     ApprovalConfig  `mapstructure:"approval"`
 	Apply        ApplyConfig     `mapstructure:"apply"`
 	Drift        DriftConfig     `mapstructure:"drift"`
+	Verify       VerifyConfig    `mapstructure:"verify"`
+	Limits       LimitsConfig    `mapstructure:"limits"`
+	Metrics      MetricsConfig   `mapstructure:"metrics"`
 	// Server and Token are what the client commands (host, changes, verify) use to reach a
 	// running service.
 	Server string `mapstructure:"server"`
@@ -115,6 +118,27 @@ type DriftConfig struct {
 	Remediate string        `mapstructure:"remediate"` // off | propose
 }
 
+// VerifyConfig tunes GET /v1/verify.
+type VerifyConfig struct {
+	// MaxAge is how old a device reading may be for verify to answer from it rather than
+	// log in again (default 5s; admins may ask for ?fresh=true).
+	MaxAge time.Duration `mapstructure:"max_age"`
+}
+
+// LimitsConfig bounds what one caller can make the service do.
+type LimitsConfig struct {
+	RegistrationsPerMinute int `mapstructure:"registrations_per_minute"` // per token; default 120; 0 turns it off
+	PendingPerSegment      int `mapstructure:"pending_per_segment"`      // pending registrations per segment; 0 = no cap
+	LongPollsPerToken      int `mapstructure:"long_polls_per_token"`     // concurrent ?wait= requests per token (default 10)
+	LongPolls              int `mapstructure:"long_polls"`               // concurrent ?wait= requests in all (default 1000)
+}
+
+// MetricsConfig says where /metrics is served.
+type MetricsConfig struct {
+	Listen       string `mapstructure:"listen"`        // a separate listener for /metrics; "" serves it on listen
+	RequireToken bool   `mapstructure:"require_token"` // /metrics needs a bearer token (any role)
+}
+
 // AutoApproveRule approves changes of one action in the listed segments without review.
 type AutoApproveRule struct {
 	Action   string   `mapstructure:"action"`
@@ -135,6 +159,13 @@ func loadConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 	v.SetDefault("tls.cert_file", "")
 	v.SetDefault("tls.key_file", "")
 	v.SetDefault("approval.four_eyes", true)
+	v.SetDefault("verify.max_age", 5*time.Second)
+	v.SetDefault("limits.registrations_per_minute", 120)
+	v.SetDefault("limits.pending_per_segment", 0)
+	v.SetDefault("limits.long_polls_per_token", 10)
+	v.SetDefault("limits.long_polls", 1000)
+	v.SetDefault("metrics.listen", "")
+	v.SetDefault("metrics.require_token", false)
 	v.SetDefault("server", "")
 	v.SetDefault("token", "")
 	v.SetEnvPrefix("RETURNPATH")
@@ -277,6 +308,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Apply.Concurrency < 0 || c.Apply.RetryDeadline < 0 || c.Apply.BatchSize < 0 {
 		return errors.New("apply: concurrency, retry_deadline and batch_size must not be negative")
+	}
+	if c.Verify.MaxAge < 0 {
+		return fmt.Errorf("verify.max_age: must not be negative, got %s", c.Verify.MaxAge)
+	}
+	for key, n := range map[string]int{"limits.registrations_per_minute": c.Limits.RegistrationsPerMinute,
+		"limits.pending_per_segment": c.Limits.PendingPerSegment} {
+		if n < 0 {
+			return fmt.Errorf("%s: want 0 (off) or a positive number, got %d", key, n)
+		}
+	}
+	for key, n := range map[string]int{"limits.long_polls_per_token": c.Limits.LongPollsPerToken, "limits.long_polls": c.Limits.LongPolls} {
+		if n < 1 {
+			return fmt.Errorf("%s: want at least 1, got %d", key, n)
+		}
+	}
+	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
+		return fmt.Errorf("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package fabric
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. Their messages are safe to show to API users; the HTTP layer maps each code to a
@@ -18,6 +19,7 @@ const (
 	EUNAVAILABLE  = "unavailable"
 	EFORBIDDEN    = "forbidden"
 	EUNAUTHORIZED = "unauthorized"
+	ETOOMANY      = "too_many_requests"
 )
 
 // Error is the domain error. Message is written for the API user; Field, when set, names the
@@ -68,3 +70,16 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// LimitError refuses a request because a limit was reached (a quota, a cap on concurrent
+// requests). RetryAfter tells the caller when to try again; the API sends it as Retry-After.
+type LimitError struct {
+	Field      string // the limit's configuration key, e.g. "limits.registrations_per_minute"
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *LimitError) Error() string { return e.Message }
+
+// Unwrap makes the error an ETOOMANY *Error for the API's error table.
+func (e *LimitError) Unwrap() error { return &Error{Code: ETOOMANY, Message: e.Message} }

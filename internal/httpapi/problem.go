@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/returnpath/returnpath/internal/fabric"
 )
@@ -35,6 +37,7 @@ var codeStatus = map[string]int{
 	fabric.ECONFLICT:     http.StatusConflict,
 	fabric.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	fabric.EINTERNAL:     http.StatusInternalServerError,
+	fabric.ETOOMANY:      http.StatusTooManyRequests,
 }
 
 // requestError is an error of the HTTP exchange itself (malformed JSON, wrong media type,
@@ -77,6 +80,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p.Type = "urn:returnpath:problem:" + p.Code
 	p.Title = http.StatusText(p.Status)
+	var limit *fabric.LimitError
+	if errors.As(err, &limit) {
+		// Whole seconds, rounded up: Retry-After takes no fractions (RFC 9110, 10.2.3).
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (limit.RetryAfter+time.Second-1)/time.Second))))
+	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="returnpath"`)
 	}
