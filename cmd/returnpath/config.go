@@ -82,6 +82,7 @@ type DeviceConfig struct {
 	HostKey        string        `mapstructure:"host_key"`
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	Timeout        time.Duration `mapstructure:"timeout"`
+	MaxSessions    int           `mapstructure:"max_sessions"` // concurrent sessions across all processes (default 1)
 	Linux          struct {
 		Sudo  bool `mapstructure:"sudo"`
 		Proto int  `mapstructure:"proto"`
@@ -270,6 +271,18 @@ func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
 	return inv, warnings, nil
 }
 
+// MaxSessions returns each device's session budget (devices[].max_sessions); devices that set
+// none are left out and get session.DefaultMaxSessions.
+func (c *Config) MaxSessions() map[string]int {
+	out := map[string]int{}
+	for _, d := range c.Devices {
+		if d.MaxSessions > 0 {
+			out[d.Name] = d.MaxSessions
+		}
+	}
+	return out
+}
+
 // parseAddress accepts "198.18.0.11", "198.18.0.11:22" and "[2001:db8::1]:57400".
 func parseAddress(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -420,6 +433,9 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 			default:
 				return nil, fmt.Errorf("%s.host_key: want strict or accept-new, got %q", key, d.HostKey)
 			}
+		}
+		if d.MaxSessions < 0 || d.MaxSessions > 64 {
+			return nil, fmt.Errorf("%s.max_sessions: want 1 to 64 concurrent sessions (0: the default, 1), got %d", key, d.MaxSessions)
 		}
 		dc.Linux.Sudo, dc.Linux.Proto = d.Linux.Sudo, d.Linux.Proto
 		if dc.Linux.Proto == 0 {

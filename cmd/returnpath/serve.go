@@ -21,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -33,6 +34,7 @@ type Main struct {
 	Inventory *fabric.Inventory
 	Drivers   map[string]drivers.Config
 	Factories map[fabric.Platform]drivers.Factory
+	Devices   *session.Devices
 	DB        *postgres.DB
 	Hosts     *postgres.Hosts
 	Changes   *postgres.Changes
@@ -101,7 +103,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Hosts.SetChanges(m.Changes)
 	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
-	m.Verifier = &verify.Verifier{Inv: inv, Drivers: m.Drivers, Factories: m.Factories, Hosts: m.Hosts}
+	// Apply, verify and the drift check share each device's session budget, across processes.
+	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB}
+	m.Verifier = &verify.Verifier{Inv: inv, Devices: m.Devices, Hosts: m.Hosts, MaxAge: m.Config.Verify.MaxAge}
 	m.API.SetVerifier(m.Verifier)
 	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {
 		return err
@@ -116,10 +120,11 @@ func (m *Main) Open(ctx context.Context) error {
 			_, err := m.Monitor.Check(ctx)
 			return err
 		}}}}
-	m.Engine, err = apply.New(ac, m.DB, m.Changes, m.Drivers, m.Factories, m.Log, m.API.Metrics().Registry)
+	m.Engine, err = apply.New(ac, m.DB.Pool, m.Changes, m.DB, m.Devices, m.Log, m.API.Metrics().Registry)
 	if err != nil {
 		return err
 	}
+	m.Changes.SetEnqueuer(m.Engine)
 	return nil
 }
 

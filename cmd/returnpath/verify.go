@@ -19,6 +19,7 @@ import (
 	"github.com/returnpath/returnpath/internal/client"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -175,7 +176,9 @@ func verifyDirect(ctx context.Context, cfg *Config, factories map[fabric.Platfor
 		return verify.Report{}, err
 	}
 	defer db.Close()
-	v := &verify.Verifier{Inv: inv, Drivers: dcs, Factories: factories, Hosts: postgres.NewHosts(db, inv)}
+	// The session budget holds here too: a break-glass check runs beside the service.
+	devs := &session.Devices{Configs: dcs, Factories: factories, MaxSessions: cfg.MaxSessions(), Budget: db}
+	v := &verify.Verifier{Inv: inv, Devices: devs, Hosts: postgres.NewHosts(db, inv)}
 	return v.Verify(ctx, f)
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -81,7 +82,7 @@ func newVerifyFleet(t *testing.T) *verifyFleet {
 		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Managed: inv.ManagedPrefixes()}
 	}
 	srv := httpapi.New(httpapi.Config{}, inv, f.hosts, db, slog.New(slog.DiscardHandler))
-	srv.SetVerifier(&verify.Verifier{Inv: inv, Drivers: cfgs, Factories: f.factories(), Hosts: f.hosts})
+	srv.SetVerifier(&verify.Verifier{Inv: inv, Devices: &session.Devices{Configs: cfgs, Factories: f.factories()}, Hosts: f.hosts})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	f.url = ts.URL

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -21,6 +22,7 @@ import (
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/session"
 )
 
 // Config tunes the engine.
@@ -29,6 +31,9 @@ type Config struct {
 	RetryDeadline time.Duration // how long an unreachable device is retried before its ops fail (default 5m)
 	BatchSize     int           // most ops in one session (default 5000)
 	KickInterval  time.Duration // how often to look for work nobody queued (default 15s)
+	// SessionWait bounds how long a job waits for one of the device's session slots (held by
+	// a verification or the drift check) before it tries again later (default 30s).
+	SessionWait time.Duration
 	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
 	// however many serve processes share the database.
 	Periodic []Periodic
@@ -54,17 +59,36 @@ func (c *Config) defaults() {
 	if c.KickInterval <= 0 {
 		c.KickInterval = 15 * time.Second
 	}
+	if c.SessionWait <= 0 {
+		c.SessionWait = 30 * time.Second
+	}
+}
+
+// Store is what the engine needs of the change store (postgres.Changes implements it).
+type Store interface {
+	ReadyOps(ctx context.Context, device string, limit int) ([]postgres.ReadyOp, error)
+	StartApplying(ctx context.Context, device string, changeIDs []int64) error
+	Record(ctx context.Context, device string, results []postgres.OpResult) error
+	BeginDeviceWork(ctx context.Context, device string) (time.Duration, error)
+	DeviceUnreachable(ctx context.Context, device, reason string) (time.Time, error)
+	DeviceReachable(ctx context.Context, device string) error
+	WakeDevicesWithWork(ctx context.Context, jobKind string) error
+	ChangesByStatus(ctx context.Context) (map[fabric.ChangeStatus]int64, error)
+}
+
+// Locker gives one apply job at a time a device, across processes (postgres.DB implements it).
+type Locker interface {
+	TryLockDevice(ctx context.Context, device string) (unlock func(), ok bool, err error)
 }
 
 // Engine applies approved changes.
 type Engine struct {
-	cfg       Config
-	db        *postgres.DB
-	changes   *postgres.Changes
-	drivers   map[string]drivers.Config
-	factories map[fabric.Platform]drivers.Factory
-	log       *slog.Logger
-	river     *river.Client[pgx.Tx]
+	cfg     Config
+	store   Store
+	locker  Locker
+	devices *session.Devices
+	log     *slog.Logger
+	river   *river.Client[pgx.Tx]
 
 	sessionSeconds *prometheus.HistogramVec
 	sessionErrors  *prometheus.CounterVec
@@ -89,12 +113,12 @@ func (kickArgs) Kind() string { return "returnpath_apply_kick" }
 
 const queue = "returnpath_apply"
 
-// New builds the engine and connects it to changes, so that approvals queue work in their
-// own transaction.
-func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]drivers.Config,
-	factories map[fabric.Platform]drivers.Factory, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+// New builds the engine; its jobs live in the database behind pool. Connect it to the change
+// store (postgres.Changes.SetEnqueuer) so that approvals queue work in their own transaction.
+func New(cfg Config, pool *pgxpool.Pool, store Store, locker Locker, devices *session.Devices,
+	log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	cfg.defaults()
-	e := &Engine{cfg: cfg, db: db, changes: changes, drivers: drv, factories: factories, log: log,
+	e := &Engine{cfg: cfg, store: store, locker: locker, devices: devices, log: log,
 		sessionSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "returnpath_apply_session_seconds", Help: "Duration of one apply session (read, push, read back) per device.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"device"}),
@@ -104,7 +128,7 @@ func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]
 			Name: "returnpath_ops_total", Help: "Route ops settled by the apply engine, by outcome."}, []string{"device", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(e.sessionSeconds, e.sessionErrors, e.opsApplied, &changeCollector{changes: changes})
+		reg.MustRegister(e.sessionSeconds, e.sessionErrors, e.opsApplied, &changeCollector{store: store})
 	}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, river.WorkFunc(e.work)); err != nil {
@@ -137,7 +161,7 @@ func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]
 	})); err != nil {
 		return nil, err
 	}
-	rc, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:            log.With("component", "river"),
 		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Concurrency}},
 		Workers:           workers,
@@ -153,7 +177,6 @@ func New(cfg Config, db *postgres.DB, changes *postgres.Changes, drv map[string]
 		return nil, err
 	}
 	e.river = rc
-	changes.SetEnqueuer(e)
 	return e, nil
 }
 
@@ -176,35 +199,48 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) err
 	return err
 }
 
-// kick queues devices that have work nobody queued: after a crash, or a job River discarded.
+// kick queues devices that have work and no job: after a crash, or a job River discarded.
 func (e *Engine) kick(ctx context.Context, _ *river.Job[kickArgs]) error {
-	devices, err := e.changes.DevicesWithReadyOps(ctx)
-	if err != nil || len(devices) == 0 {
-		return err
-	}
-	params := make([]river.InsertManyParams, 0, len(devices))
-	for _, d := range devices {
-		params = append(params, river.InsertManyParams{Args: applyArgs{Device: d}, InsertOpts: &river.InsertOpts{Queue: queue, MaxAttempts: 25}})
-	}
-	_, err = e.river.InsertMany(ctx, params)
-	return err
+	return e.store.WakeDevicesWithWork(ctx, applyArgs{}.Kind())
 }
 
-// work runs one device's sessions until it has no ready ops.
+// work runs one device's sessions until it has no ready ops. It is the device's one queued
+// job (postgres returnpath_wake): until BeginDeviceWork lets it start, it stays that job, and
+// snoozes rather than returning, so that no second job is queued behind it.
 func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 	dev := job.Args.Device
-	unlock, ok, err := e.db.TryLockDevice(ctx, dev)
+	unlock, ok, err := e.locker.TryLockDevice(ctx, dev)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		// Another session has the device; it will take these ops too if they are ready.
-		// Come back shortly in case it finished its last read before they arrived.
+		// Another job works the device; it takes these ops too if they are ready. Come
+		// back shortly in case it finished its last read before they arrived.
 		return river.JobSnooze(100*time.Millisecond + rand.N(100*time.Millisecond))
 	}
 	defer unlock()
+	wctx, cancel := context.WithTimeout(ctx, e.cfg.SessionWait)
+	lease, leaseErr := e.devices.Acquire(wctx, dev)
+	cancel()
+	switch {
+	case session.IsBusy(leaseErr):
+		e.log.Info("device sessions all in use; apply waits", "device", dev)
+		return river.JobSnooze(time.Second + rand.N(time.Second))
+	case leaseErr != nil && !errors.As(leaseErr, new(*drivers.Error)):
+		return leaseErr // the database: River retries the job
+	}
+	if lease != nil {
+		defer lease.Release()
+	}
+	wait, err := e.store.BeginDeviceWork(ctx, dev)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return river.JobSnooze(wait) // the device's login backoff
+	}
 	for {
-		ops, err := e.changes.ReadyOps(ctx, dev, e.cfg.BatchSize)
+		ops, err := e.store.ReadyOps(ctx, dev, e.cfg.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -215,43 +251,64 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		for _, o := range ops {
 			ids = append(ids, o.ChangeID)
 		}
-		if err := e.changes.StartApplying(ctx, dev, ids); err != nil {
+		if err := e.store.StartApplying(ctx, dev, ids); err != nil {
 			return err
 		}
-		results, retryIn := e.session(ctx, dev, ops)
-		if err := e.changes.Record(context.WithoutCancel(ctx), dev, results); err != nil {
+		var results []postgres.OpResult
+		var out outcome
+		if lease == nil {
+			results = e.failAll(ops, safe(leaseErr)) // no configuration or driver for the device
+		} else {
+			results, out = e.session(ctx, lease, dev, ops)
+		}
+		rctx := context.WithoutCancel(ctx)
+		if out.retry != nil {
+			// Before Record, so that the job Record may queue for the device's pending ops
+			// waits for the new backoff.
+			next, err := e.store.DeviceUnreachable(rctx, dev, safe(out.retry))
+			if err != nil {
+				return err
+			}
+			e.log.Warn("device session failed; the device's next login waits", "device", dev,
+				"kind", drivers.KindOf(out.retry).String(), "next_login", next.Format(time.RFC3339Nano), "err", out.retry)
+		} else if out.reached {
+			if err := e.store.DeviceReachable(rctx, dev); err != nil {
+				return err
+			}
+		}
+		if err := e.store.Record(rctx, dev, results); err != nil {
 			return err
 		}
 		for _, r := range results {
 			e.opsApplied.WithLabelValues(dev, string(r.Status)).Inc()
 		}
-		if retryIn > 0 {
-			return river.JobSnooze(retryIn)
+		if out.retry != nil {
+			return nil // DeviceUnreachable queued the device's next job
 		}
 	}
 }
 
+// outcome is what a session says about the device beyond each op's result.
+type outcome struct {
+	reached bool  // a session was opened
+	retry   error // the device must be tried again after its backoff: unreachable, or sent with an unknown outcome
+}
+
 // session opens the device once, pushes what differs, reads back, and says what happened to
 // each op. retryIn > 0 asks for another session after that long.
-func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp) ([]postgres.OpResult, time.Duration) {
+func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, ops []postgres.ReadyOp) ([]postgres.OpResult, outcome) {
 	start := time.Now()
 	defer func() { e.sessionSeconds.WithLabelValues(dev).Observe(time.Since(start).Seconds()) }()
-	cfg, ok := e.drivers[dev]
-	if !ok {
-		return e.failAll(ops, fmt.Sprintf("device %s is not in the configuration", dev)), 0
-	}
-	f, ok := e.factories[cfg.Platform]
-	if !ok {
-		return e.failAll(ops, fmt.Sprintf("no driver for platform %s", cfg.Platform)), 0
-	}
-	drv, err := f.Open(ctx, cfg)
+	drv, err := lease.Open(ctx)
 	if err != nil {
 		return e.notSent(dev, ops, err)
 	}
 	defer drv.Close()
 	have, err := drv.Routes(ctx)
 	if err != nil {
-		return e.notSent(dev, ops, err)
+		rs, out := e.notSent(dev, ops, err)
+		out.reached = true
+		return rs, out
 	}
 	results := make([]postgres.OpResult, len(ops))
 	var push []fabric.RouteOp
@@ -267,7 +324,7 @@ func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp
 		pushIdx = append(pushIdx, i)
 	}
 	if len(push) == 0 {
-		return results, 0
+		return results, outcome{reached: true}
 	}
 	applyErr := drv.Apply(ctx, push)
 	kind := drivers.KindOf(applyErr)
@@ -277,13 +334,14 @@ func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp
 	}
 	if applyErr != nil && kind == drivers.KindUnreachable {
 		// Nothing was sent: retry as a whole.
-		rs, retry := e.notSent(dev, ops, applyErr)
+		rs, out := e.notSent(dev, ops, applyErr)
 		for i := range results {
 			if results[i].Status == fabric.OpApplied {
 				rs[i] = results[i]
 			}
 		}
-		return rs, retry
+		out.reached = true
+		return rs, out
 	}
 	rejected := map[int]drivers.Rejection{}
 	var derr *drivers.Error
@@ -298,7 +356,7 @@ func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp
 		e.sessionErrors.WithLabelValues(dev, drivers.KindOf(rerr).String()).Inc()
 	}
 	now := routeSet(after)
-	var retry time.Duration
+	out := outcome{reached: true}
 	for j, i := range pushIdx {
 		r := &results[i]
 		r.Attempted = true
@@ -308,31 +366,31 @@ func (e *Engine) session(ctx context.Context, dev string, ops []postgres.ReadyOp
 		}
 		switch {
 		case rerr != nil:
-			r.Status, r.Error, retry = fabric.OpPending, "sent, but the read-back failed: "+safe(rerr), time.Second
+			r.Status, r.Error, out.retry = fabric.OpPending, "sent, but the read-back failed: "+safe(rerr), rerr
 		case reflected(ops[i].Op, now):
 			r.Status = fabric.OpApplied
 		case applyErr != nil && (kind == drivers.KindIndeterminate || kind == drivers.KindInternal):
-			r.Status, r.Error, retry = fabric.OpPending, "outcome unknown, not on the device: will resend: "+safe(applyErr), time.Second
+			r.Status, r.Error, out.retry = fabric.OpPending, "outcome unknown, not on the device: will resend: "+safe(applyErr), applyErr
 		case applyErr != nil:
 			r.Status, r.Error = fabric.OpFailed, safe(applyErr)
 		default:
 			r.Status, r.Error = fabric.OpFailed, "accepted, but not on the device when read back"
 		}
 	}
-	return results, retry
+	return results, out
 }
 
 // notSent handles a session that could not send anything: unreachable devices are retried
 // with exponential backoff until the deadline; auth and host-key failures fail at once.
-func (e *Engine) notSent(dev string, ops []postgres.ReadyOp, err error) ([]postgres.OpResult, time.Duration) {
+func (e *Engine) notSent(dev string, ops []postgres.ReadyOp, err error) ([]postgres.OpResult, outcome) {
 	kind := drivers.KindOf(err)
 	e.sessionErrors.WithLabelValues(dev, kind.String()).Inc()
-	e.log.Warn("device session failed", "device", dev, "kind", kind.String(), "err", err)
 	if kind != drivers.KindUnreachable && kind != drivers.KindIndeterminate {
-		return e.failAll(ops, safe(err)), 0
+		e.log.Warn("device session failed", "device", dev, "kind", kind.String(), "err", err)
+		return e.failAll(ops, safe(err)), outcome{}
 	}
 	results := make([]postgres.OpResult, len(ops))
-	var retry time.Duration
+	out := outcome{}
 	for i, o := range ops {
 		results[i] = postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpPending, Unreachable: true,
 			Error: "device unreachable, retrying: " + safe(err)}
@@ -341,16 +399,13 @@ func (e *Engine) notSent(dev string, ops []postgres.ReadyOp, err error) ([]postg
 			results[i].Error = fmt.Sprintf("device unreachable for more than %s: %s", e.cfg.RetryDeadline, safe(err))
 			continue
 		}
-		backoff := min(time.Duration(250<<min(o.Attempts, 7))*time.Millisecond, 30*time.Second)
-		if retry == 0 || backoff < retry {
-			retry = backoff
-		}
+		out.retry = err
 	}
 	// Attempts count sessions tried, so that the backoff grows.
 	for i := range results {
 		results[i].Attempted = true
 	}
-	return results, retry
+	return results, out
 }
 
 func (e *Engine) failAll(ops []postgres.ReadyOp, msg string) []postgres.OpResult {
@@ -382,14 +437,14 @@ func reflected(op fabric.RouteOp, have map[fabric.Route]bool) bool {
 
 var changesDesc = prometheus.NewDesc("returnpath_changes", "Changes by status.", []string{"status"}, nil)
 
-type changeCollector struct{ changes *postgres.Changes }
+type changeCollector struct{ store Store }
 
 func (c *changeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- changesDesc }
 
 func (c *changeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	by, err := c.changes.ChangesByStatus(ctx)
+	by, err := c.store.ChangesByStatus(ctx)
 	if err != nil {
 		return
 	}

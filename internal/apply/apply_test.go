@@ -21,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+	"github.com/returnpath/returnpath/internal/session"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -120,10 +121,12 @@ func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Conf
 	for _, o := range opts {
 		o(&cfg)
 	}
-	eng, err := apply.New(cfg, db, e.changes, cfgs, factories, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	devs := &session.Devices{Configs: cfgs, Factories: factories, Budget: db}
+	eng, err := apply.New(cfg, db.Pool, e.changes, db, devs, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.changes.SetEnqueuer(eng)
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -395,11 +398,14 @@ func TestTwoEnginesShareTheDatabase(t *testing.T) {
 		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
 	}
 	fac := e.tl.factory(e.sw, e.fw)
-	other, err := apply.New(apply.Config{KickInterval: time.Second}, e.db, postgres.NewChanges(e.db, inv, nil, autoAll), cfgs,
-		map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}, slog.New(slog.DiscardHandler), nil)
+	otherChanges := postgres.NewChanges(e.db, inv, nil, autoAll)
+	other, err := apply.New(apply.Config{KickInterval: time.Second}, e.db.Pool, otherChanges, e.db,
+		&session.Devices{Configs: cfgs, Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}, Budget: e.db},
+		slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	otherChanges.SetEnqueuer(other)
 	if err := other.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

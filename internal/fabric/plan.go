@@ -3,6 +3,7 @@ package fabric
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // DeviceOp is a route op on a named device.
@@ -94,4 +95,15 @@ func Order(path []string, ops []DeviceOp) []DeviceOp {
 		}
 	})
 	return out
+}
+
+// LoginBackoff is how long to wait before the next login to a device after failures
+// consecutive sessions could not reach it: 250 ms doubling, at most 30 s. It is one schedule
+// per device, shared by every change and process, so that a device that is down sees a
+// handful of login attempts a minute, never one per change (device accounts get locked out).
+func LoginBackoff(failures int) time.Duration {
+	if failures < 1 {
+		return 0
+	}
+	return min(250*time.Millisecond<<min(failures-1, 7), 30*time.Second)
 }

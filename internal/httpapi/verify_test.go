@@ -15,6 +15,7 @@ import (
 	"github.com/returnpath/returnpath/internal/httpapi/apitest"
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -46,8 +47,8 @@ func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 			cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
 		}
 		fac := drivertest.FakeFactory(all...)
-		srv.SetVerifier(&verify.Verifier{Inv: inv, Drivers: cfgs, Hosts: hosts,
-			Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}})
+		srv.SetVerifier(&verify.Verifier{Inv: inv, Hosts: hosts, Devices: &session.Devices{Configs: cfgs,
+			Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}}})
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)

@@ -42,18 +42,6 @@ func (c *Changes) ReadyOps(ctx context.Context, device string, limit int) ([]Rea
 	})
 }
 
-// DevicesWithReadyOps lists the devices that have work, for the engine's kicker.
-func (c *Changes) DevicesWithReadyOps(ctx context.Context) ([]string, error) {
-	rows, err := c.db.Pool.Query(ctx, `
-		SELECT DISTINCT o.device FROM change_ops o JOIN changes c ON c.id = o.change_id
-		WHERE o.status = 'pending' AND c.status IN ('approved', 'applying') ORDER BY 1`)
-	if err != nil {
-		return nil, formatError(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return out, formatError(err)
-}
-
 // StartApplying moves approved changes to applying.
 func (c *Changes) StartApplying(ctx context.Context, device string, ids []int64) error {
 	return c.db.inTx(ctx, func(tx pgx.Tx) error {

@@ -13,7 +13,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 )
 
-// Enqueuer queues apply work for devices inside the caller's transaction, so that work is
+// Enqueuer queues one apply job per device inside the caller's transaction, so that work is
 // queued if and only if the approval commits.
 type Enqueuer interface {
 	EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error
@@ -143,10 +143,7 @@ func firstStageDevices(ops []fabric.ChangeOp) []string {
 }
 
 func (c *Changes) enqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error {
-	if c.enq == nil || len(devices) == 0 {
-		return nil
-	}
-	return c.enq.EnqueueTx(ctx, tx, devices)
+	return c.wakeTx(ctx, tx, devices)
 }
 
 func insertOps(ctx context.Context, tx pgx.Tx, changeID int64, ops []fabric.ChangeOp, now any) error {

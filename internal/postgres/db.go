@@ -40,8 +40,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// pgx's parse errors may echo the URL, password included: keep only the gist.
 		return nil, fabric.Errorf(fabric.EINVALID, "database_url: cannot parse the connection string")
 	}
-	if cfg.MaxConns < 16 {
-		cfg.MaxConns = 16
+	// Each device session in progress holds a connection for its advisory locks (one apply
+	// job per device, and the device's session budget), beside the API's and River's own.
+	if cfg.MaxConns < 32 {
+		cfg.MaxConns = 32
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/lab"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -67,7 +68,7 @@ func labFactories() map[fabric.Platform]drivers.Factory {
 }
 
 func labVerifier(l *lab.Lab, inv *fabric.Inventory, hosts ...fabric.Host) *verify.Verifier {
-	return &verify.Verifier{Inv: inv, Drivers: labDrivers(l), Factories: labFactories(), Hosts: &hostList{hosts: hosts}}
+	return &verify.Verifier{Inv: inv, Devices: &session.Devices{Configs: labDrivers(l), Factories: labFactories()}, Hosts: &hostList{hosts: hosts}}
 }
 
 // apply pushes ops to one lab device through its real driver.
@@ -222,9 +223,9 @@ func TestLabVerifyUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := labVerifier(l, inv, hosts...)
-	sw := v.Drivers["sw1"]
+	sw := v.Devices.Configs["sw1"]
 	sw.Address = netip.AddrPortFrom(sw.Address.Addr(), 1)
-	v.Drivers["sw1"] = sw
+	v.Devices.Configs["sw1"] = sw
 	r, err := v.Verify(ctx, verify.Filter{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/session"
 )
 
 // HostLister lists live hosts a page at a time (postgres.Hosts implements it).
@@ -27,14 +28,20 @@ const DefaultConcurrency = 8
 
 // Verifier compares the devices with intent. Its fields are read-only once Verify is called.
 type Verifier struct {
-	Inv       *fabric.Inventory
-	Drivers   map[string]drivers.Config // by device name
-	Factories map[fabric.Platform]drivers.Factory
-	Hosts     HostLister
+	Inv *fabric.Inventory
+	// Devices opens device sessions within each device's session budget.
+	Devices *session.Devices
+	Hosts   HostLister
 	// Concurrency bounds how many devices are read at once (DefaultConcurrency when 0).
 	Concurrency int
+	// MaxAge is how old a device reading may be for Verify to answer from it instead of
+	// logging in again (verify.max_age); 0 reads every device for every call. Concurrent
+	// calls share one reading per device either way.
+	MaxAge time.Duration
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+
+	readings readings
 }
 
 // Filter narrows a verification. Empty fields mean everything.
@@ -45,6 +52,9 @@ type Filter struct {
 	// segment's hosts: missing, wrong next hops and in-flight routes of other segments' hosts
 	// are left out, and unexpected routes are reported only inside the segment's pool.
 	Segment string
+	// Fresh reads every selected device now, whatever the age of the last reading (an admin's
+	// ?fresh=true).
+	Fresh bool
 }
 
 // Status is a device's verdict.
@@ -90,11 +100,14 @@ func (r Report) Drifted() int {
 // Device is one device's result (VerifyDevice). The route lists are never nil, so that they
 // encode as [] rather than null.
 type Device struct {
-	Device       string         `json:"device"`
-	Status       Status         `json:"status"`
-	Error        string         `json:"error,omitempty"`
-	ErrorKind    string         `json:"error_kind,omitempty"`
-	TookMS       float64        `json:"took_ms"`
+	Device    string  `json:"device"`
+	Status    Status  `json:"status"`
+	Error     string  `json:"error,omitempty"`
+	ErrorKind string  `json:"error_kind,omitempty"`
+	TookMS    float64 `json:"took_ms"`
+	// ReadAt is when the device was read: a reading at most verify.max_age old may answer
+	// several calls. Zero when it could not be read at all.
+	ReadAt       time.Time      `json:"read_at,omitzero"`
 	Missing      []Route        `json:"missing"`
 	Unexpected   []Route        `json:"unexpected"`
 	WrongNextHop []WrongNextHop `json:"wrong_next_hop"`
@@ -232,7 +245,7 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 				report.Devices[i] = unreachable(d.Name, 0, ctx.Err())
 				return
 			}
-			report.Devices[i] = v.check(ctx, d, intent[d.Name], managed, seg)
+			report.Devices[i] = v.check(ctx, d, intent[d.Name], managed, seg, f.Fresh)
 		}()
 	}
 	wg.Wait()
@@ -246,34 +259,46 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 	return report, nil
 }
 
-// check reads one device and compares it with its intent.
-func (v *Verifier) check(ctx context.Context, d fabric.Device, intent []fabric.IntentRoute, managed []netip.Prefix, seg *fabric.Segment) Device {
-	start := time.Now()
-	have, err := v.read(ctx, d)
-	took := time.Since(start)
-	if err != nil {
-		return unreachable(d.Name, took, err)
+// check reads one device (or takes a fresh-enough reading) and compares it with its intent.
+func (v *Verifier) check(ctx context.Context, d fabric.Device, intent []fabric.IntentRoute, managed []netip.Prefix, seg *fabric.Segment, fresh bool) Device {
+	maxAge := v.MaxAge
+	if fresh {
+		maxAge = 0
 	}
-	drift := fabric.CompareRoutes(intent, have, managed)
+	r := v.readings.get(ctx, d.Name, maxAge, v.now, func(ctx context.Context) ([]fabric.Route, error) { return v.read(ctx, d) })
+	if r.err != nil {
+		out := unreachable(d.Name, r.took, r.err)
+		out.ReadAt = r.at
+		return out
+	}
+	drift := fabric.CompareRoutes(intent, r.routes, managed)
 	if seg != nil {
 		drift = v.narrow(drift, *seg)
 	}
 	out := view(d.Name, drift)
-	out.TookMS = ms(took)
+	out.TookMS, out.ReadAt = ms(r.took), r.at
 	return out
 }
 
-// read opens a session to d, reads its managed routes and closes the session.
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// read takes one of d's session slots, opens a session, reads its managed routes and closes
+// the session.
 func (v *Verifier) read(ctx context.Context, d fabric.Device) ([]fabric.Route, error) {
-	cfg, ok := v.Drivers[d.Name]
-	if !ok {
-		return nil, drivers.Errorf(drivers.KindInternal, d.Name, "connect", "no driver configuration for the device")
+	lease, err := v.Devices.Acquire(ctx, d.Name)
+	if err != nil {
+		if session.IsBusy(err) {
+			return nil, drivers.Errorf(drivers.KindUnreachable, d.Name, "connect", "%s", err.Error())
+		}
+		return nil, err
 	}
-	fac, ok := v.Factories[d.Platform]
-	if !ok || fac.Open == nil {
-		return nil, drivers.Errorf(drivers.KindInternal, d.Name, "connect", "no driver for platform %s", d.Platform)
-	}
-	drv, err := fac.Open(ctx, cfg)
+	defer lease.Release()
+	drv, err := lease.Open(ctx)
 	if err != nil {
 		return nil, err
 	}

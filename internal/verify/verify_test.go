@@ -16,6 +16,7 @@ import (
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
 	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
 )
 
@@ -105,8 +106,8 @@ func newFleet(hosts ...fabric.Host) *fleet {
 		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
 	}
 	fac := drivertest.FakeFactory(all...)
-	f.v = &verify.Verifier{Inv: inv, Drivers: cfgs, Hosts: f.hosts,
-		Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}}
+	f.v = &verify.Verifier{Inv: inv, Hosts: f.hosts, Devices: &session.Devices{Configs: cfgs,
+		Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}}}
 	return f
 }
 
@@ -254,7 +255,7 @@ func TestVerifyUnreachableDoesNotHideDrift(t *testing.T) {
 func TestVerifyMissingDriverConfig(t *testing.T) {
 	t.Parallel()
 	f := newFleet()
-	delete(f.v.Drivers, "sw2")
+	delete(f.v.Devices.Configs, "sw2")
 	r, err := f.v.Verify(t.Context(), verify.Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -461,8 +462,8 @@ func TestVerifyBoundedParallelism(t *testing.T) {
 		cfgs[name] = drivers.Config{Name: name, Managed: inv.ManagedPrefixes()}
 	}
 	g := &gate{entered: make(chan string), release: make(chan struct{})}
-	v := &verify.Verifier{Inv: inv, Drivers: cfgs, Hosts: &hostList{}, Concurrency: limit,
-		Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: g.wrap(drivertest.FakeFactory(fakes...))}}
+	v := &verify.Verifier{Inv: inv, Hosts: &hostList{}, Concurrency: limit, Devices: &session.Devices{Configs: cfgs,
+		Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: g.wrap(drivertest.FakeFactory(fakes...))}}}
 	type result struct {
 		r   verify.Report
 		err error

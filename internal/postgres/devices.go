@@ -1,0 +1,174 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// wakeTx makes sure an apply job will run for each device after tx commits, inserting one only
+// where none is queued yet (returnpath_wake in migrations/0004): a device never has more than
+// one apply job waiting, however many changes and processes want it.
+func (c *Changes) wakeTx(ctx context.Context, tx pgx.Tx, devices []string) error {
+	if c.enq == nil || len(devices) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT d FROM returnpath_wake($1) AS d`, devices)
+	if err != nil {
+		return formatError(err)
+	}
+	wake, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(wake) == 0 {
+		return formatError(err)
+	}
+	// The jobs are queued to run at once, even for a device in its login backoff: the job
+	// then snoozes for the rest of it, which River times precisely, where a job scheduled for
+	// later waits for River's scheduler (every 5 s).
+	return c.enq.EnqueueTx(ctx, tx, wake)
+}
+
+// BeginDeviceWork is called by an apply job for device before it reads the device's ready
+// ops. If the device's retry schedule allows a login now, it marks the job's work as started
+// (new work from now on queues a new job) and returns 0; otherwise it changes nothing and
+// returns how long to wait.
+func (c *Changes) BeginDeviceWork(ctx context.Context, device string) (time.Duration, error) {
+	for {
+		now := c.db.Now()
+		var exists bool
+		var next *time.Time
+		err := c.db.Pool.QueryRow(ctx, `
+			WITH upd AS (UPDATE device_schedule SET job_queued = false
+			             WHERE device = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2) RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM upd) OR NOT EXISTS (SELECT 1 FROM device_schedule WHERE device = $1),
+			       (SELECT next_attempt_at FROM device_schedule WHERE device = $1)`,
+			device, now).Scan(&exists, &next)
+		if err != nil {
+			return 0, formatError(err)
+		}
+		if exists {
+			// Started; a device new to this database gets its row (nobody could have queued a
+			// job through its flag yet).
+			_, err := c.db.Pool.Exec(ctx, `INSERT INTO device_schedule (device) VALUES ($1) ON CONFLICT DO NOTHING`, device)
+			return 0, formatError(err)
+		}
+		if next != nil && next.After(now) {
+			return next.Sub(now), nil
+		}
+		// The schedule changed under the statement's snapshot: read it again.
+	}
+}
+
+// DeviceUnreachable records a session that could not reach device: the device's failure count
+// grows, its next login waits fabric.LoginBackoff, and an apply job is queued for then (unless
+// one is queued already). It returns when the next login may happen.
+func (c *Changes) DeviceUnreachable(ctx context.Context, device, reason string) (time.Time, error) {
+	var next time.Time
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		var failures int
+		err := tx.QueryRow(ctx, `
+			INSERT INTO device_schedule (device, failures) VALUES ($1, 1)
+			ON CONFLICT (device) DO UPDATE SET failures = device_schedule.failures + 1
+			RETURNING failures`, device).Scan(&failures)
+		if err != nil {
+			return formatError(err)
+		}
+		next = c.db.Now().Add(fabric.LoginBackoff(failures))
+		if _, err := tx.Exec(ctx, `UPDATE device_schedule SET next_attempt_at = $2, last_error = $3 WHERE device = $1`,
+			device, next, reason); err != nil {
+			return formatError(err)
+		}
+		return c.wakeTx(ctx, tx, []string{device})
+	})
+	return next, err
+}
+
+// DeviceReachable records a session that reached device: its retry schedule starts over.
+func (c *Changes) DeviceReachable(ctx context.Context, device string) error {
+	_, err := c.db.Pool.Exec(ctx, `UPDATE device_schedule SET failures = 0, next_attempt_at = NULL, last_error = NULL
+		WHERE device = $1 AND (failures > 0 OR next_attempt_at IS NOT NULL)`, device)
+	return formatError(err)
+}
+
+// WakeDevicesWithWork queues an apply job for every device that has ready ops and none
+// queued: the safety net for work whose job was lost. A device whose flag says a job is queued
+// but that has no live job of kind jobKind (River discarded or cancelled it) is repaired first.
+func (c *Changes) WakeDevicesWithWork(ctx context.Context, jobKind string) error {
+	return c.db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			UPDATE device_schedule s SET job_queued = false
+			WHERE job_queued AND NOT EXISTS (
+				SELECT 1 FROM river_job j WHERE j.kind = $1 AND j.args->>'device' = s.device
+				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))`, jobKind); err != nil {
+			return formatError(err)
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT DISTINCT o.device FROM change_ops o JOIN changes c ON c.id = o.change_id
+			WHERE o.status = 'pending' AND c.status IN ('approved', 'applying') ORDER BY 1`)
+		if err != nil {
+			return formatError(err)
+		}
+		devices, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return formatError(err)
+		}
+		return c.wakeTx(ctx, tx, devices)
+	})
+}
+
+// DeviceSchedule is a device's retry state, for the API and the CLI.
+type DeviceSchedule struct {
+	Device        string
+	Failures      int
+	NextAttemptAt *time.Time
+	LastError     string
+}
+
+// DeviceSchedules returns the retry state of every device that has failed logins.
+func (c *Changes) DeviceSchedules(ctx context.Context) ([]DeviceSchedule, error) {
+	rows, err := c.db.Pool.Query(ctx, `SELECT device, failures, next_attempt_at, coalesce(last_error, '')
+		FROM device_schedule WHERE failures > 0 ORDER BY device`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeviceSchedule, error) {
+		var s DeviceSchedule
+		err := r.Scan(&s.Device, &s.Failures, &s.NextAttemptAt, &s.LastError)
+		return s, err
+	})
+	return out, formatError(err)
+}
+
+// TryDeviceSession takes one of max concurrent session slots for device, shared by apply,
+// verify and drift checks across every process on this database. ok is false when all are in
+// use. Like TryLockDevice, the slot is a session-level advisory lock on a connection of its
+// own, and dies with it.
+func (db *DB) TryDeviceSession(ctx context.Context, device string, max int) (release func(), ok bool, err error) {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, formatError(err)
+	}
+	var slot *int
+	// One statement tries every slot in turn and stops at the first it gets.
+	err = conn.QueryRow(ctx, `
+		SELECT s FROM generate_series(0, $2 - 1) AS s
+		WHERE pg_try_advisory_lock(hashtext('returnpath.session.' || $1), s) LIMIT 1`, device, max).Scan(&slot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		conn.Release()
+		return nil, false, nil
+	}
+	if err != nil {
+		conn.Release()
+		return nil, false, formatError(err)
+	}
+	return func() {
+		_, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('returnpath.session.' || $1), $2)`, device, *slot)
+		if err != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		conn.Release()
+	}, true, nil
+}

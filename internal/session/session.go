@@ -1,0 +1,129 @@
+// Package session resolves a device name to its configuration and driver, and bounds the
+// sessions opened to each device: at most MaxSessions at once (devices[].max_sessions, default
+// 1), across every service process sharing the database, whoever asks (the apply engine, a
+// verification, the drift check). Devices are shared and fragile: a read-only caller must
+// never be able to open sessions without limit.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// DefaultMaxSessions is a device's session budget when its configuration sets none.
+const DefaultMaxSessions = 1
+
+// Budget hands out a device's session slots across processes (postgres.DB implements it with
+// advisory locks that die with their connection).
+type Budget interface {
+	TryDeviceSession(ctx context.Context, device string, max int) (release func(), ok bool, err error)
+}
+
+// Devices knows every device's driver configuration and factory.
+type Devices struct {
+	Configs   map[string]drivers.Config // by device name
+	Factories map[fabric.Platform]drivers.Factory
+	// MaxSessions is each device's session budget; a device not listed gets DefaultMaxSessions.
+	MaxSessions map[string]int
+	// Budget enforces the budget across processes; nil enforces nothing (a test, or a tool
+	// that never runs beside the service).
+	Budget Budget
+}
+
+// BusyError says that every session slot of a device stayed in use until the caller gave up.
+// Nothing was sent to the device, and nothing is wrong with it.
+type BusyError struct {
+	Device string
+	Max    int
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("device %s: all %d of its sessions (max_sessions) stayed in use; try again later", e.Device, e.Max)
+}
+
+// Lease is a held session slot for one device.
+type Lease struct {
+	Config  drivers.Config
+	factory drivers.Factory
+	release func()
+}
+
+// Config returns the device's driver configuration.
+func (d *Devices) Config(device string) (drivers.Config, drivers.Factory, error) {
+	cfg, ok := d.Configs[device]
+	if !ok {
+		return cfg, drivers.Factory{}, drivers.Errorf(drivers.KindInternal, device, "connect", "the device is not in the configuration")
+	}
+	f, ok := d.Factories[cfg.Platform]
+	if !ok || f.Open == nil {
+		return cfg, f, drivers.Errorf(drivers.KindInternal, device, "connect", "no driver for platform %s", cfg.Platform)
+	}
+	return cfg, f, nil
+}
+
+// Max returns the device's session budget.
+func (d *Devices) Max(device string) int {
+	if n := d.MaxSessions[device]; n > 0 {
+		return n
+	}
+	return DefaultMaxSessions
+}
+
+// Acquire waits for one of the device's session slots until ctx is done, then returns a
+// *BusyError (or the database's error). Release the lease when done.
+func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
+	cfg, f, err := d.Config(device)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lease{Config: cfg, factory: f, release: func() {}}
+	if d.Budget == nil {
+		return l, nil
+	}
+	max := d.Max(device)
+	wait := 10 * time.Millisecond
+	for {
+		release, ok, err := d.Budget.TryDeviceSession(ctx, device, max)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &BusyError{Device: device, Max: max}
+			}
+			return nil, err
+		}
+		if ok {
+			l.release = release
+			return l, nil
+		}
+		t := time.NewTimer(wait/2 + rand.N(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &BusyError{Device: device, Max: max}
+		case <-t.C:
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// Open opens a session to the leased device.
+func (l *Lease) Open(ctx context.Context) (drivers.Driver, error) {
+	return l.factory.Open(ctx, l.Config)
+}
+
+// Release gives the slot back. It is safe to call more than once.
+func (l *Lease) Release() {
+	l.release()
+	l.release = func() {}
+}
+
+// IsBusy reports whether err says the device's sessions were all in use.
+func IsBusy(err error) bool {
+	var b *BusyError
+	return errors.As(err, &b)
+}
