@@ -77,7 +77,9 @@ func engineFor(t *testing.T, db *postgres.DB, swAddr netip.AddrPort, deadline ti
 	sw.SSH.HostKey, sw.SSH.KnownHosts = drivers.HostKeyAcceptNew, filepath.Join(t.TempDir(), "known_hosts")
 	cfgs["sw1"] = sw
 	factories := map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: ssh.FRRFactory(), fabric.PlatformLinux: drivertest.FakeFactory(drivertest.NewFake("fw1"))}
-	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) { return drivertest.FakePreview(cfgs[dev], ops) }
+	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) {
+		return drivertest.FakePreview(cfgs[dev], ops)
+	}
 	changes := postgres.NewChanges(db, inv, preview, autoAll)
 	hosts := postgres.NewHosts(db, inv)
 	hosts.SetChanges(changes)
