@@ -459,7 +459,7 @@ func TestVerifyBoundedParallelism(t *testing.T) {
 		inv.Devices = append(inv.Devices, fabric.Device{Name: name, Platform: fabric.PlatformFRR, Transport: fabric.TransportSSH,
 			Address: netip.AddrPortFrom(addr("198.18.0.11"), 22), VRF: "default"})
 		fakes = append(fakes, drivertest.NewFake(name))
-		cfgs[name] = drivers.Config{Name: name, Managed: inv.ManagedPrefixes()}
+		cfgs[name] = drivers.Config{Name: name, Platform: fabric.PlatformFRR, Managed: inv.ManagedPrefixes()}
 	}
 	g := &gate{entered: make(chan string), release: make(chan struct{})}
 	v := &verify.Verifier{Inv: inv, Hosts: &hostList{}, Concurrency: limit, Devices: &session.Devices{Configs: cfgs,
