@@ -87,7 +87,7 @@ func TestSettle(t *testing.T) {
 		{
 			name: "one failed with applied ops: undo them, last applied first, and skip the rest",
 			kind: fabric.ChangeAdd, status: fabric.ChangeApplying, host: host,
-			ops:  []fabric.ChangeOp{settleOp(0, fabric.OpApplied), settleOp(1, fabric.OpApplied), failedOp(2, "the device refused it", "% table is read-only")},
+			ops: []fabric.ChangeOp{settleOp(0, fabric.OpApplied), settleOp(1, fabric.OpApplied), failedOp(2, "the device refused it", "% table is read-only")},
 			want: fabric.Settlement{
 				SkipPending: true,
 				Undo:        []fabric.ChangeOp{undoOp(0, 1, fabric.OpPending), undoOp(1, 0, fabric.OpPending)},
