@@ -21,7 +21,7 @@ func newChangesCmd() *cobra.Command {
 		Short: "Review route changes: list, show the device lines, approve, reject, retry",
 		Long: `Review route changes from the terminal.
 
-Exit codes: 0 done; 2 error; 6 approve: the plan changed since it was shown (review it again).`,
+Exit codes: 0 done; 2 error; 6 approve or retry: the plan changed since it was shown (review it again).`,
 	}
 	addClientFlags(cmd)
 	cmd.AddCommand(newChangesListCmd(), newChangesShowCmd(), newChangesApproveCmd(), newChangesRejectCmd(), newChangesRetryCmd())
@@ -83,7 +83,7 @@ func printChangeList(out io.Writer, items []client.Change) error {
 		if ch.Host != nil {
 			host, subnet = ch.Host.Name, ch.Host.Subnet.String()
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ch.ID, ch.Kind, ch.Status, host, subnet, len(ch.Ops),
+		tprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ch.ID, ch.Kind, ch.Status, host, subnet, len(ch.Ops),
 			ch.RequestedBy, deref(ch.ApprovedBy), ch.CreatedAt.UTC().Format(time.DateTime+"Z"))
 	}
 	return w.Flush()
@@ -146,6 +146,8 @@ const (
 
 // printChange writes a change for a reviewer: a header, then the ops in apply order, a device
 // heading each time the device changes, each op's native lines under it, then the events.
+// Every value is escaped for the terminal (term): a reason or device output cannot forge a
+// line, and a multi-line preview or output is split into lines first.
 func printChange(out io.Writer, ch client.Change, colour bool) error {
 	paint := func(code, s string) string {
 		if !colour {
@@ -154,23 +156,23 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		return code + s + ansiReset
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "%s\n", paint(ansiBold, fmt.Sprintf("change #%d: %s, %s", ch.ID, ch.Kind, ch.Status)))
+	fmt.Fprintf(w, "%s\n", paint(ansiBold, tsprintf("change #%d: %s, %s", ch.ID, ch.Kind, ch.Status)))
 	if ch.Host != nil {
-		fmt.Fprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
+		tprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
 	}
-	fmt.Fprintf(w, "requested by\t%s at %s\n", ch.RequestedBy, ch.CreatedAt.UTC().Format(time.RFC3339))
+	tprintf(w, "requested by\t%s at %s\n", ch.RequestedBy, ch.CreatedAt.UTC().Format(time.RFC3339))
 	switch {
 	case ch.ApprovedBy != nil && ch.Status == client.ChangeRejected:
-		fmt.Fprintf(w, "rejected by\t%s\n", *ch.ApprovedBy)
+		tprintf(w, "rejected by\t%s\n", *ch.ApprovedBy)
 	case ch.ApprovedBy != nil:
-		fmt.Fprintf(w, "approved by\t%s\n", *ch.ApprovedBy)
+		tprintf(w, "approved by\t%s\n", *ch.ApprovedBy)
 	case ch.Status == client.ChangePending:
 		fmt.Fprintf(w, "approved by\t- (awaiting review)\n")
 	}
 	if ch.Reason != nil && *ch.Reason != "" {
-		fmt.Fprintf(w, "reason\t%s\n", *ch.Reason)
+		tprintf(w, "reason\t%s\n", *ch.Reason)
 	}
-	fmt.Fprintf(w, "plan hash\t%s\n", ch.PlanHash)
+	tprintf(w, "plan hash\t%s\n", ch.PlanHash)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -179,28 +181,29 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 	for i, op := range ch.Ops {
 		if op.Device != device || i == 0 {
 			device = op.Device
-			fmt.Fprintf(out, "\n  %s\n", paint(ansiBold, device))
+			fmt.Fprintf(out, "\n  %s\n", paint(ansiBold, term(device)))
 		}
 		sign, code := "+", ansiGreen
 		if op.Action == "delete" {
 			sign, code = "-", ansiRed
 		}
-		state := op.Status
+		state := term(op.Status)
 		if op.Attempts > 0 {
 			state += fmt.Sprintf(", %d attempts", op.Attempts)
 		}
-		fmt.Fprintf(out, "  %2d. %s %s via %s (vrf %s) %s\n", i+1, sign, op.Prefix, op.NextHop, op.VRF, paint(ansiDim, "["+state+"]"))
+		tprintf(out, "  %2d. %s %s via %s (vrf %s) ", i+1, sign, op.Prefix, op.NextHop, op.VRF)
+		fmt.Fprintf(out, "%s\n", paint(ansiDim, "["+state+"]"))
 		for _, line := range strings.Split(strings.TrimRight(op.Preview, "\n"), "\n") {
 			if line != "" {
-				fmt.Fprintf(out, "        %s\n", paint(code, line))
+				fmt.Fprintf(out, "        %s\n", paint(code, term(line)))
 			}
 		}
 		if op.Error != nil && *op.Error != "" {
-			fmt.Fprintf(out, "        %s\n", paint(ansiRed, "error: "+*op.Error))
+			fmt.Fprintf(out, "        %s\n", paint(ansiRed, "error: "+term(*op.Error)))
 		}
 		if op.Output != nil && *op.Output != "" {
 			for _, line := range strings.Split(strings.TrimRight(*op.Output, "\n"), "\n") {
-				fmt.Fprintf(out, "        %s %s\n", paint(ansiDim, "device said:"), line)
+				fmt.Fprintf(out, "        %s %s\n", paint(ansiDim, "device said:"), term(line))
 			}
 		}
 	}
@@ -208,7 +211,7 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		fmt.Fprintf(out, "\n%s\n", paint(ansiBold, "events:"))
 		ew := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, e := range ch.Events {
-			fmt.Fprintf(ew, "  %s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.What, e.Detail)
+			tprintf(ew, "  %s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.What, e.Detail)
 		}
 		return ew.Flush()
 	}
@@ -276,11 +279,21 @@ func newChangesRejectCmd() *cobra.Command {
 func newChangesRetryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "retry ID",
-		Short: "Apply a failed change again",
-		Args:  cobra.ExactArgs(1),
+		Short: "Apply a failed or rolled-back change again, with its plan computed anew",
+		Long: `Applies a failed or rolled_back change again from its first op. The server computes the
+plan again from the current inventory; if it differs from the stored one, the new plan is
+printed, the exit code is 6, and retrying again applies it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return changeAction(cmd, args[0], func(ctx context.Context, c *client.Client, id int64) (client.Change, error) {
-				return c.Retry(ctx, id)
+				ch, err := c.Retry(ctx, id)
+				var p *client.Problem
+				if errors.As(err, &p) && p.Status == 409 {
+					if stale, ok := p.StaleChange(); ok {
+						return stale, exitCode{code: exitStale, err: fmt.Errorf("change #%d: the plan changed since it was applied (%s); review the new plan (returnpath changes show %d) and retry again", id, p.Detail, stale.ID)}
+					}
+				}
+				return ch, err
 			}, "queued again")
 		},
 	}
@@ -310,7 +323,7 @@ func changeAction(cmd *cobra.Command, arg string, act func(context.Context, *cli
 		return emitJSON(out, true, ch, err)
 	}
 	if err == nil {
-		fmt.Fprintf(out, "change #%d %s: now %s\n\n", ch.ID, did, ch.Status)
+		tprintf(out, "change #%d %s: now %s\n\n", ch.ID, did, ch.Status)
 	}
 	if perr := printChange(out, ch, isTerminal(out)); perr != nil && err == nil {
 		return perr

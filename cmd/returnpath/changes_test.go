@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/returnpath/returnpath/internal/client"
 	"github.com/returnpath/returnpath/internal/httpapi/apitest"
@@ -74,12 +75,14 @@ type fakeChanges struct {
 	changes  map[int64]*client.Change
 	pageSize int
 	hashes   []string // plan hashes quoted by approvals
+	// replanOnRetry marks changes whose next retry finds the plan changed.
+	replanOnRetry map[int64]bool
 }
 
 func newFakeChanges() *fakeChanges {
 	add := []client.ChangeOp{fakeOp("sw1", "add", "pending", nil), fakeOp("fw1", "add", "pending", nil)}
 	del := []client.ChangeOp{fakeOp("fw1", "delete", "applied", nil), fakeOp("sw1", "delete", "failed", strp("% Unknown command"))}
-	f := &fakeChanges{changes: map[int64]*client.Change{}, pageSize: 2}
+	f := &fakeChanges{changes: map[int64]*client.Change{}, pageSize: 2, replanOnRetry: map[int64]bool{}}
 	for _, ch := range []*client.Change{
 		newFakeChange(1, "add", "applied", strp("alice"), nil, add),
 		newFakeChange(2, "add", "rejected", strp("alice"), strp("not this rack"), add),
@@ -159,8 +162,18 @@ func (f *fakeChanges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch.Status, ch.ApprovedBy, ch.Reason = client.ChangeRejected, strp("reviewer"), strp(body["reason"])
 		event("rejected", body["reason"])
 	case r.Method == "POST" && action == "retry":
-		if ch.Status != client.ChangeFailed {
-			writeProblem(w, 409, "conflict", "", "only a failed change can be retried; this one is "+ch.Status)
+		if ch.Status != client.ChangeFailed && ch.Status != client.ChangeRolledBack {
+			writeProblem(w, 409, "conflict", "", "only failed or rolled_back changes can be retried; this one is "+ch.Status)
+			return
+		}
+		if f.replanOnRetry[id] {
+			// As the server does when the inventory moved: the new plan is stored and shown.
+			delete(f.replanOnRetry, id)
+			ch.PlanHash += "-new"
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(409)
+			_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:returnpath:problem:conflict", "title": "Conflict", "status": 409,
+				"code": "conflict", "field": "plan_hash", "detail": "the plan changed", "extra": ch})
 			return
 		}
 		ch.Status = client.ChangeApproved
@@ -394,7 +407,7 @@ func TestChangesApproveRejectRetry(t *testing.T) {
 	}
 	_, err = run(t, "changes", "retry", "1")
 	var p *client.Problem
-	if !errors.As(err, &p) || p.Status != 409 || !strings.Contains(err.Error(), "only a failed change can be retried") {
+	if !errors.As(err, &p) || p.Status != 409 || !strings.Contains(err.Error(), "only failed or rolled_back changes can be retried") {
 		t.Errorf("retry 1 = %v", err)
 	}
 }
@@ -456,4 +469,105 @@ func TestChangesRealServer(t *testing.T) {
 	}
 	_, err = run(t, append([]string{"host", "register", "--wait", "20s"}, boot...)...)
 	wantExit(t, err, exitRejected, "docker-01 cannot become active: change #"+id+" was rejected: wrong rack")
+}
+
+// TestChangesRetryStalePlan: when the server finds the plan changed, retry prints the new plan
+// and exits 6; retrying again queues it.
+func TestChangesRetryStalePlan(t *testing.T) {
+	f, _ := startFakeChanges(t)
+	f.mu.Lock()
+	f.changes[3].Status = client.ChangeRolledBack
+	f.replanOnRetry[3] = true
+	f.mu.Unlock()
+	out, err := run(t, "changes", "retry", "3")
+	wantExit(t, err, exitStale, "the plan changed since it was applied")
+	if !strings.Contains(out, "plan hash     sha256:3remove-new") {
+		t.Errorf("stale retry does not show the new plan:\n%s", out)
+	}
+	out, err = run(t, "changes", "retry", "3")
+	if err != nil || !strings.HasPrefix(out, "change #3 queued again: now approved") {
+		t.Errorf("second retry = %v\n%s", err, out)
+	}
+}
+
+func TestTerm(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, in, want string
+	}{
+		{name: "plain text", in: "no ip route 172.10.0.0/24 10.10.10.101", want: "no ip route 172.10.0.0/24 10.10.10.101"},
+		{name: "UTF-8 text", in: "café ✓", want: "café ✓"},
+		{name: "escape sequence", in: "\x1b[2J\x1b[HAPPROVED", want: `\x1b[2J\x1b[HAPPROVED`},
+		{name: "newline, carriage return, tab", in: "a\nb\rc\td", want: `a\nb\rc\td`},
+		{name: "NUL, BEL, backspace, DEL", in: "\x00\a\b\x7f", want: `\x00\x07\x08\x7f`},
+		{name: "C1 CSI", in: "x\u009b2Jy", want: `x\u009b2Jy`},
+		{name: "bidi override and isolates", in: "ok\u202eDEVORPPA\u2066\u2069\u200f\u061c", want: `ok\u202eDEVORPPA\u2066\u2069\u200f\u061c`},
+		{name: "invalid UTF-8", in: "a\xffb\xc3", want: `a\xffb\xc3`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := term(tt.in); got != tt.want {
+				t.Errorf("term(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// hostileChange is a change whose server-side text holds terminal control sequences.
+func hostileChange() *client.Change {
+	op := fakeOp("sw1", "add", "failed", strp("refused\x1b[31m"))
+	op.Output = strp("% Invalid\r\x1b[2KAPPROVED\nline two\u202eowt")
+	op.Preview = "ip route 172.10.0.0/24 10.10.10.101\x1b]0;title\x07"
+	ch := newFakeChange(6, "add", "rolled_back", strp("alice"), strp("\u001b[2J\u001b[Hchange #6: add, APPROVED\rapproved by  bob"), []client.ChangeOp{op})
+	ch.Events = append(ch.Events, client.Event{At: fakeAt, What: "rolled_back\x1b[1A", Detail: "line\nchange #7 approved\u202e"})
+	ch.RequestedBy = "boot\x1b[8m"
+	return ch
+}
+
+// TestChangesShowEscapesControlCharacters: a reason, device output, preview and event holding
+// escape sequences, carriage returns, newlines and bidi overrides print visibly escaped in
+// text, and exactly in JSON.
+func TestChangesShowEscapesControlCharacters(t *testing.T) {
+	f, _ := startFakeChanges(t)
+	hostile := hostileChange()
+	f.mu.Lock()
+	f.changes[6] = hostileChange()
+	f.mu.Unlock()
+	out, err := run(t, "changes", "show", "6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out, "\x1b\r\u202e\x07") {
+		t.Errorf("show printed a raw control character:\n%q", out)
+	}
+	for _, want := range []string{
+		`reason        \x1b[2J\x1b[Hchange #6: add, APPROVED\rapproved by  bob` + "\n",
+		`        error: refused\x1b[31m` + "\n",
+		`        device said: % Invalid\r\x1b[2KAPPROVED` + "\n",
+		`        device said: line two\u202eowt` + "\n",
+		`        ip route 172.10.0.0/24 10.10.10.101\x1b]0;title\x07` + "\n",
+		`rolled_back\x1b[1A  line\nchange #7 approved\u202e` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks the escaped line %q:\n%s", want, out)
+		}
+	}
+	// No value starts a line of its own: every line is one the printer meant.
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "change #7") || strings.HasPrefix(line, "approved by  bob") {
+			t.Errorf("a value forged the line %q", line)
+		}
+	}
+	out, err = run(t, "changes", "list", "--status", "rolled_back")
+	if err != nil || strings.Contains(out, "\x1b") || !strings.Contains(out, `boot\x1b[8m`) {
+		t.Errorf("list = %v, want the requester escaped:\n%q", err, out)
+	}
+	out, err = run(t, "changes", "show", "6", "-o", "json")
+	var got client.Change
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+		t.Fatalf("show -o json = %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(got, *hostile, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
+		t.Errorf("JSON output is not the change exactly (-got +want):\n%s", diff)
+	}
 }

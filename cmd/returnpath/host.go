@@ -101,7 +101,7 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 	res := hostRegisterResult{Host: h, Created: created}
 	say := func(format string, a ...any) {
 		if !asJSON {
-			fmt.Fprintf(out, format+"\n", a...)
+			tprintf(out, format+"\n", a...)
 		}
 	}
 	verb := "registered"
@@ -216,20 +216,20 @@ func hostDeregister(ctx context.Context, c *client.Client, out io.Writer, asJSON
 	}
 	res := hostDeregisterResult{Host: h}
 	if !asJSON {
-		fmt.Fprintf(out, "removing %s (%s, subnet %s): state %s%s\n", h.Name, h.Address, h.Subnet, h.State, changeNote(h.Change))
+		tprintf(out, "removing %s (%s, subnet %s): state %s%s\n", h.Name, h.Address, h.Subnet, h.State, changeNote(h.Change))
 	}
 	if wait == 0 {
 		return emitJSON(out, asJSON, res, nil)
 	}
 	if !asJSON {
-		fmt.Fprintf(out, "waiting up to %s for %s to be removed\n", wait, h.Name)
+		tprintf(out, "waiting up to %s for %s to be removed\n", wait, h.Name)
 	}
 	h, ch, err := waitHost(ctx, c, h, client.HostRemoved, wait)
 	res.Host, res.Change = h, ch
 	if err == nil {
 		res.Removed = true
 		if !asJSON {
-			fmt.Fprintf(out, "%s is removed: its routes are gone and subnet %s is released\n", name, h.Subnet)
+			tprintf(out, "%s is removed: its routes are gone and subnet %s is released\n", name, h.Subnet)
 		}
 	}
 	return emitJSON(out, asJSON, res, err)

@@ -21,11 +21,11 @@ func main() {
 		var ec exitCode
 		if errors.As(err, &ec) {
 			if ec.err != nil {
-				fmt.Fprintln(os.Stderr, "returnpath:", ec.err)
+				fmt.Fprintln(os.Stderr, "returnpath:", term(ec.err.Error()))
 			}
 			os.Exit(ec.code)
 		}
-		fmt.Fprintln(os.Stderr, "returnpath:", err)
+		fmt.Fprintln(os.Stderr, "returnpath:", term(err.Error()))
 		os.Exit(2)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 
@@ -36,7 +35,7 @@ func newRemediateCmd() *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodPost, path, nil, &ch); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "filed remediate change #%d (%s) with %d ops; review it with 'returnpath changes show %d'\n", ch.ID, ch.Status, len(ch.Ops), ch.ID)
+			tprintf(cmd.OutOrStdout(), "filed remediate change #%d (%s) with %d ops; review it with 'returnpath changes show %d'\n", ch.ID, ch.Status, len(ch.Ops), ch.ID)
 			return nil
 		},
 	}

@@ -214,10 +214,10 @@ func writeText(w io.Writer, r verify.Report) error {
 	fmt.Fprintln(tw, "DEVICE\tSTATUS\tMISSING\tUNEXPECTED\tWRONG NEXT HOP\tIN FLIGHT\tTIME")
 	for _, d := range r.Devices {
 		if d.Status == verify.StatusUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", d.Device, d.Status, msText(d.TookMS))
+			tprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", d.Device, d.Status, msText(d.TookMS))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", d.Device, d.Status, len(d.Missing), len(d.Unexpected), len(d.WrongNextHop), len(d.InFlight), msText(d.TookMS))
+		tprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", d.Device, d.Status, len(d.Missing), len(d.Unexpected), len(d.WrongNextHop), len(d.InFlight), msText(d.TookMS))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -225,19 +225,19 @@ func writeText(w io.Writer, r verify.Report) error {
 	var lines []string
 	for _, d := range r.Devices {
 		if d.Status == verify.StatusUnreachable {
-			lines = append(lines, fmt.Sprintf("%s\tnot read (%s)\t%s", d.Device, d.ErrorKind, d.Error))
+			lines = append(lines, tsprintf("%s\tnot read (%s)\t%s", d.Device, d.ErrorKind, d.Error))
 		}
 		for _, m := range d.Missing {
-			lines = append(lines, fmt.Sprintf("%s\tmissing\t%s", d.Device, m))
+			lines = append(lines, tsprintf("%s\tmissing\t%s", d.Device, m))
 		}
 		for _, u := range d.Unexpected {
-			lines = append(lines, fmt.Sprintf("%s\tunexpected\t%s", d.Device, u))
+			lines = append(lines, tsprintf("%s\tunexpected\t%s", d.Device, u))
 		}
 		for _, x := range d.WrongNextHop {
-			lines = append(lines, fmt.Sprintf("%s\twrong next hop\t%s", d.Device, x))
+			lines = append(lines, tsprintf("%s\twrong next hop\t%s", d.Device, x))
 		}
 		for _, f := range d.InFlight {
-			lines = append(lines, fmt.Sprintf("%s\tin flight\t%s, %s", d.Device, f, presence(f)))
+			lines = append(lines, tsprintf("%s\tin flight\t%s, %s", d.Device, f, presence(f)))
 		}
 	}
 	if len(lines) > 0 {

@@ -454,3 +454,18 @@ func TestVerifyCmdDirect(t *testing.T) {
 		t.Errorf("direct without a config: exit %d, err %v; want 2", code, err)
 	}
 }
+
+// TestVerifyTextEscapesDeviceErrors: a device's error text (which may quote what the device
+// said) is printed escaped.
+func TestVerifyTextEscapesDeviceErrors(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	r := verify.Report{Devices: []verify.Device{{Device: "sw1", Status: verify.StatusUnreachable, ErrorKind: "auth",
+		Error: "login refused: \x1b[2J\rIN SYNC\u202e"}}}
+	if err := writeText(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\x1b\r\u202e") || !strings.Contains(b.String(), `login refused: \x1b[2J\rIN SYNC\u202e`) {
+		t.Errorf("verify text output:\n%q", b.String())
+	}
+}

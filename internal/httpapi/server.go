@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -76,6 +77,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", s.metrics.handler())
 	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.checkText)
 		r.With(s.auth(fabric.PermHosts)).Post("/hosts", s.registerHost)
 		r.With(s.auth(fabric.PermRead)).Get("/hosts", s.listHosts)
 		r.With(s.auth(fabric.PermRead)).Get("/hosts/{name}", s.getHost)
@@ -201,6 +203,9 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("", "the request body must hold exactly one JSON object")
+	}
+	if field, ok := nulField(reflect.ValueOf(v), ""); ok {
+		return badRequest(field, field+" must not contain NUL (\\u0000) characters")
 	}
 	return nil
 }

@@ -39,11 +39,13 @@ func inventory() *fabric.Inventory {
 }
 
 type env struct {
-	t      *testing.T
 	url    string
 	db     *postgres.DB
-	client *http.Client
 	tokens map[fabric.Role]string
+	// changes is the server's change store (nil in a verify env).
+	changes *postgres.Changes
+	// unchecked sends requests without holding the responses to api/openapi.yaml.
+	unchecked bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -54,10 +56,8 @@ func newEnv(t *testing.T) *env {
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)
 	}
-	srv := httpapi.New(httpapi.Config{MaxBodyBytes: 4096}, inv, postgres.NewHosts(db, inv), db, slog.New(slog.DiscardHandler))
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e := &env{t: t, url: ts.URL, db: db, client: apitest.Client(t), tokens: map[fabric.Role]string{}}
+	e := &env{db: db, tokens: map[fabric.Role]string{}}
+	e.url, e.changes = serve(t, db, inv)
 	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap, fabric.RoleReviewer, fabric.RoleAdmin} {
 		secret, err := db.CreateToken(ctx, "test", string(role)+"-token", role)
 		if err != nil {
@@ -68,16 +68,41 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// do sends a request; body may be a string (sent as is) or nil.
-func (e *env) do(method, path string, role fabric.Role, body string, header ...string) (*http.Response, map[string]any) {
-	e.t.Helper()
+// serve serves the API for inv on db, with the change workflow (four eyes, nothing
+// auto-approved) and no apply engine: tests play the engine's part through the change store.
+func serve(t *testing.T, db *postgres.DB, inv *fabric.Inventory) (string, *postgres.Changes) {
+	t.Helper()
+	preview := func(_ string, ops []fabric.RouteOp) ([]string, error) { return []string{ops[0].String()}, nil }
+	changes := postgres.NewChanges(db, inv, preview, fabric.ApprovalPolicy{FourEyes: true})
+	hosts := postgres.NewHosts(db, inv)
+	hosts.SetChanges(changes)
+	srv := httpapi.New(httpapi.Config{MaxBodyBytes: 4096}, inv, hosts, db, slog.New(slog.DiscardHandler))
+	srv.SetChanges(changes)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL, changes
+}
+
+// do sends a request for test t (a subtest passes its own t) and stops the test if it cannot
+// be sent; body is sent as is unless empty. The response is held to api/openapi.yaml.
+func (e *env) do(t *testing.T, method, path string, role fabric.Role, body string, header ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, out, err := e.send(t, method, path, role, body, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, out
+}
+
+// send is do for goroutines other than the test's: it reports a failure to send as an error.
+func (e *env) send(t testing.TB, method, path string, role fabric.Role, body string, header ...string) (*http.Response, map[string]any, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		return nil, nil, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -88,21 +113,25 @@ func (e *env) do(method, path string, role fabric.Role, body string, header ...s
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := e.client.Do(req)
+	client := apitest.Client(t)
+	if e.unchecked {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &out)
-	return resp, out
+	return resp, out, nil
 }
 
 func TestRegisterHost(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	resp, body := e.do("POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"docker-01","address":"10.10.10.101"}`)
+	resp, body := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"docker-01","address":"10.10.10.101"}`)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/hosts = %d %v", resp.StatusCode, body)
 	}
@@ -117,23 +146,23 @@ func TestRegisterHost(t *testing.T) {
 		t.Errorf("Location = %q", got)
 	}
 	// A retrying bootstrap gets the same allocation with 200.
-	resp, again := e.do("POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"docker-01","address":"10.10.10.101"}`)
+	resp, again := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"docker-01","address":"10.10.10.101"}`)
 	if resp.StatusCode != http.StatusOK || again["subnet"] != "172.10.0.0/24" {
 		t.Errorf("repeat = %d %v", resp.StatusCode, again)
 	}
-	resp, got := e.do("GET", "/v1/hosts/docker-01", fabric.RoleViewer, "")
+	resp, got := e.do(t, "GET", "/v1/hosts/docker-01", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK || got["subnet"] != "172.10.0.0/24" {
 		t.Errorf("GET = %d %v", resp.StatusCode, got)
 	}
-	resp, list := e.do("GET", "/v1/hosts?state=pending&limit=10", fabric.RoleViewer, "")
+	resp, list := e.do(t, "GET", "/v1/hosts?state=pending&limit=10", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK || len(list["items"].([]any)) != 1 || list["next"] != nil {
 		t.Errorf("list = %d %v", resp.StatusCode, list)
 	}
-	resp, del := e.do("DELETE", "/v1/hosts/docker-01", fabric.RoleBootstrap, "")
+	resp, del := e.do(t, "DELETE", "/v1/hosts/docker-01", fabric.RoleBootstrap, "")
 	if resp.StatusCode != http.StatusAccepted || del["state"] != "removing" {
 		t.Errorf("DELETE = %d %v", resp.StatusCode, del)
 	}
-	resp, audit := e.do("GET", "/v1/audit?object=host/docker-01", fabric.RoleViewer, "")
+	resp, audit := e.do(t, "GET", "/v1/audit?object=host/docker-01", fabric.RoleViewer, "")
 	items, _ := audit["items"].([]any)
 	if resp.StatusCode != http.StatusOK || len(items) != 2 {
 		t.Fatalf("audit = %d %v", resp.StatusCode, audit)
@@ -148,7 +177,7 @@ func TestRegisterHost(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if resp, _ := e.do("POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"taken","address":"10.10.10.50","subnet":"172.10.10.0/24"}`); resp.StatusCode != 201 {
+	if resp, _ := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"taken","address":"10.10.10.50","subnet":"172.10.10.0/24"}`); resp.StatusCode != 201 {
 		t.Fatal("setup registration failed")
 	}
 	tests := []struct {
@@ -190,7 +219,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := e.do("POST", "/v1/hosts", tt.role, tt.body, tt.header...)
+			resp, body := e.do(t, "POST", "/v1/hosts", tt.role, tt.body, tt.header...)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status = %d, want %d: %v", resp.StatusCode, tt.status, body)
 			}
@@ -217,7 +246,7 @@ func TestRevokedToken(t *testing.T) {
 	if err := e.db.RevokeToken(context.Background(), "test", "viewer-token"); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := e.do("GET", "/v1/hosts", fabric.RoleViewer, "")
+	resp, body := e.do(t, "GET", "/v1/hosts", fabric.RoleViewer, "")
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("revoked token: %d %v", resp.StatusCode, body)
 	}
@@ -227,7 +256,7 @@ func TestInventoryEndpointsNeverShowSecrets(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"/v1/pools", "/v1/segments", "/v1/devices"} {
-		resp, body := e.do("GET", p, fabric.RoleViewer, "")
+		resp, body := e.do(t, "GET", p, fabric.RoleViewer, "")
 		if resp.StatusCode != 200 || len(body["items"].([]any)) == 0 {
 			t.Errorf("GET %s = %d %v", p, resp.StatusCode, body)
 		}
@@ -236,7 +265,7 @@ func TestInventoryEndpointsNeverShowSecrets(t *testing.T) {
 			t.Errorf("GET %s shows a password field: %s", p, b)
 		}
 	}
-	_, pools := e.do("GET", "/v1/pools", fabric.RoleViewer, "")
+	_, pools := e.do(t, "GET", "/v1/pools", fabric.RoleViewer, "")
 	pool := pools["items"].([]any)[0].(map[string]any)
 	if pool["size"] != float64(256) || pool["private"] != false {
 		t.Errorf("pool = %v", pool)
@@ -250,12 +279,12 @@ func TestQueryValidation(t *testing.T) {
 		{"/v1/hosts?limit=0", "limit"}, {"/v1/hosts?limit=abc", "limit"}, {"/v1/hosts?state=gone", "state"},
 		{"/v1/hosts?segment=nope", "segment"}, {"/v1/audit?before=-1", "before"},
 	} {
-		resp, body := e.do("GET", q.path, fabric.RoleViewer, "")
+		resp, body := e.do(t, "GET", q.path, fabric.RoleViewer, "")
 		if resp.StatusCode != 422 || body["field"] != q.field {
 			t.Errorf("GET %s = %d %v, want 422 on %s", q.path, resp.StatusCode, body, q.field)
 		}
 	}
-	if resp, _ := e.do("GET", "/v1/hosts/nope", fabric.RoleViewer, ""); resp.StatusCode != 404 {
+	if resp, _ := e.do(t, "GET", "/v1/hosts/nope", fabric.RoleViewer, ""); resp.StatusCode != 404 {
 		t.Errorf("unknown host = %d", resp.StatusCode)
 	}
 }
@@ -270,7 +299,11 @@ func TestConcurrentRegistrationOverHTTP(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resp, body := e.do("POST", "/v1/hosts", fabric.RoleBootstrap, fmt.Sprintf(`{"name":"h%d","address":"10.10.10.%d"}`, i, i+1))
+			resp, body, err := e.send(t, "POST", "/v1/hosts", fabric.RoleBootstrap, fmt.Sprintf(`{"name":"h%d","address":"10.10.10.%d"}`, i, i+1))
+			if err != nil {
+				t.Errorf("h%d: %v", i, err)
+				return
+			}
 			if resp.StatusCode != 201 {
 				t.Errorf("h%d: %d %v", i, resp.StatusCode, body)
 			}
@@ -291,11 +324,11 @@ func TestOperationsEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, p := range []string{"/healthz", "/readyz"} {
-		if resp, body := e.do("GET", p, "", ""); resp.StatusCode != 200 {
+		if resp, body := e.do(t, "GET", p, "", ""); resp.StatusCode != 200 {
 			t.Errorf("GET %s = %d %v", p, resp.StatusCode, body)
 		}
 	}
-	e.do("POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"m1","address":"10.10.10.7"}`)
+	e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"m1","address":"10.10.10.7"}`)
 	resp, err := http.Get(e.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"github.com/returnpath/returnpath/drivers/drivertest"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
-	"github.com/returnpath/returnpath/internal/httpapi/apitest"
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
 	"github.com/returnpath/returnpath/internal/session"
@@ -52,7 +51,7 @@ func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	e.env = &env{t: t, url: ts.URL, db: db, client: apitest.Client(t), tokens: map[fabric.Role]string{}}
+	e.env = &env{url: ts.URL, db: db, tokens: map[fabric.Role]string{}}
 	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap} {
 		secret, err := db.CreateToken(ctx, "test", string(role)+"-token", role)
 		if err != nil {
@@ -64,15 +63,15 @@ func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 }
 
 // register adds a host through the API and, when active, marks it so as a finished apply would.
-func (e *verifyEnv) register(name, address string, active bool) string {
-	e.t.Helper()
-	resp, body := e.do("POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"`+name+`","address":"`+address+`"}`)
+func (e *verifyEnv) register(t *testing.T, name, address string, active bool) string {
+	t.Helper()
+	resp, body := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"`+name+`","address":"`+address+`"}`)
 	if resp.StatusCode != http.StatusCreated {
-		e.t.Fatalf("register %s: %d %v", name, resp.StatusCode, body)
+		t.Fatalf("register %s: %d %v", name, resp.StatusCode, body)
 	}
 	if active {
 		if _, err := e.db.Pool.Exec(context.Background(), `UPDATE hosts SET state = 'active' WHERE name = $1`, name); err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 	return body["subnet"].(string)
@@ -85,9 +84,9 @@ func rt(prefix, nextHop string) fabric.Route {
 func TestVerifyEndpoint(t *testing.T) {
 	t.Parallel()
 	e := newVerifyEnv(t, true)
-	sub1 := e.register("docker-01", "10.10.10.101", true)
-	sub2 := e.register("docker-02", "10.10.10.102", true)
-	sub3 := e.register("docker-03", "10.10.10.103", false) // pending: in flight
+	sub1 := e.register(t, "docker-01", "10.10.10.101", true)
+	sub2 := e.register(t, "docker-02", "10.10.10.102", true)
+	sub3 := e.register(t, "docker-03", "10.10.10.103", false) // pending: in flight
 	e.fakes["sw1"].Plant(rt(sub1, "10.10.10.101"))
 	e.fakes["fw1"].Plant(rt(sub1, "10.10.20.1"))
 	e.fakes["fw1"].Plant(rt(sub2, "10.10.20.1"))
@@ -95,7 +94,7 @@ func TestVerifyEndpoint(t *testing.T) {
 	e.fakes["fw1"].Plant(rt("172.10.200.0/24", "10.10.20.1")) // leftover
 	e.fakes["fw1"].Plant(rt(sub3, "10.10.20.1"))              // pushed already
 
-	resp, body := e.do("GET", "/v1/verify", fabric.RoleViewer, "")
+	resp, body := e.do(t, "GET", "/v1/verify", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /v1/verify = %d %v", resp.StatusCode, body)
 	}
@@ -129,7 +128,7 @@ func TestVerifyEndpoint(t *testing.T) {
 	}
 
 	// Filtered to one device.
-	resp, body = e.do("GET", "/v1/verify?device=fw1&segment=rack1", fabric.RoleViewer, "")
+	resp, body = e.do(t, "GET", "/v1/verify?device=fw1&segment=rack1", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK || len(body["devices"].([]any)) != 1 {
 		t.Fatalf("GET /v1/verify?device=fw1 = %d %v", resp.StatusCode, body)
 	}
@@ -138,15 +137,15 @@ func TestVerifyEndpoint(t *testing.T) {
 func TestVerifyEndpointInSyncAndUnreachable(t *testing.T) {
 	t.Parallel()
 	e := newVerifyEnv(t, true)
-	sub := e.register("docker-01", "10.10.10.101", true)
+	sub := e.register(t, "docker-01", "10.10.10.101", true)
 	e.fakes["sw1"].Plant(rt(sub, "10.10.10.101"))
 	e.fakes["fw1"].Plant(rt(sub, "10.10.20.1"))
-	resp, body := e.do("GET", "/v1/verify", fabric.RoleViewer, "")
+	resp, body := e.do(t, "GET", "/v1/verify", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK || body["in_sync"] != true {
 		t.Fatalf("GET /v1/verify = %d %v, want 200 in sync", resp.StatusCode, body)
 	}
 	e.fakes["fw1"].Set(drivertest.WithUnreachable(true))
-	resp, body = e.do("GET", "/v1/verify", fabric.RoleViewer, "")
+	resp, body = e.do(t, "GET", "/v1/verify", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusOK || body["in_sync"] != false {
 		t.Fatalf("GET /v1/verify = %d %v, want 200 not in sync", resp.StatusCode, body)
 	}
@@ -169,12 +168,12 @@ func TestVerifyEndpointErrors(t *testing.T) {
 		{"?device=nope", "device"},
 		{"?segment=nope", "segment"},
 	} {
-		resp, body := e.do("GET", "/v1/verify"+tt.query, fabric.RoleViewer, "")
+		resp, body := e.do(t, "GET", "/v1/verify"+tt.query, fabric.RoleViewer, "")
 		if resp.StatusCode != http.StatusUnprocessableEntity || body["field"] != tt.field {
 			t.Errorf("GET /v1/verify%s = %d %v, want 422 naming %s", tt.query, resp.StatusCode, body, tt.field)
 		}
 	}
-	if resp, _ := e.do("GET", "/v1/verify", "", ""); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := e.do(t, "GET", "/v1/verify", "", ""); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /v1/verify without a token = %d, want 401", resp.StatusCode)
 	}
 	if n := e.fakes["sw1"].Sessions(); n != 0 {
@@ -187,8 +186,8 @@ func TestVerifyEndpointErrors(t *testing.T) {
 func TestVerifyEndpointUnconfigured(t *testing.T) {
 	t.Parallel()
 	e := newVerifyEnv(t, false)
-	e.client = http.DefaultClient
-	resp, body := e.do("GET", "/v1/verify", fabric.RoleViewer, "")
+	e.unchecked = true
+	resp, body := e.do(t, "GET", "/v1/verify", fabric.RoleViewer, "")
 	if resp.StatusCode != http.StatusServiceUnavailable || body["code"] != fabric.EUNAVAILABLE {
 		t.Errorf("GET /v1/verify without a verifier = %d %v, want 503 unavailable", resp.StatusCode, body)
 	}

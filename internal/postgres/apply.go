@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,172 +115,68 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 	})
 }
 
-// settleTx decides what a change's op statuses mean for the change and returns the devices
-// that now have work for it.
+// settleTx settles change id after a session (see fabric.Settle), stores the decision and
+// returns the devices that now have work for it.
 func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) ([]string, error) {
 	ch, err := c.changeQ(ctx, tx, id, true)
 	if err != nil {
 		return nil, err
 	}
-	if ch.Status.Final() {
-		return nil, nil
-	}
-	var forward, rollback []fabric.ChangeOp
-	for _, o := range ch.Ops {
-		if o.Rollback {
-			rollback = append(rollback, o)
-		} else {
-			forward = append(forward, o)
+	s := fabric.Settle(ch)
+	if s.SkipPending {
+		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, id, now); err != nil {
+			return nil, formatError(err)
 		}
 	}
-	if len(rollback) > 0 {
-		return c.settleRollbackTx(ctx, tx, ch, forward, rollback, now)
-	}
-	var failed []fabric.ChangeOp
-	var applied []fabric.ChangeOp
-	for _, o := range forward {
-		switch o.Status {
-		case fabric.OpFailed:
-			failed = append(failed, o)
-		case fabric.OpApplied:
-			applied = append(applied, o)
+	if s.UndoneForward {
+		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'rolled_back', updated_at = $2 WHERE change_id = $1 AND NOT rollback AND status = 'applied'`, id, now); err != nil {
+			return nil, formatError(err)
 		}
 	}
-	if len(failed) > 0 {
-		return c.startRollbackTx(ctx, tx, ch, failed, applied, now)
-	}
-	if len(applied) == len(forward) {
-		return nil, c.completeTx(ctx, tx, ch, now)
-	}
-	return readyDevices(forward), nil
-}
-
-// readyDevices returns the devices of the lowest stage that still has pending ops, if every
-// op of the stages before it is applied.
-func readyDevices(ops []fabric.ChangeOp) []string {
-	stage := -1
-	for _, o := range ops {
-		if o.Status == fabric.OpPending && (stage < 0 || o.Stage < stage) {
-			stage = o.Stage
-		}
-	}
-	var out []string
-	for _, o := range ops {
-		if o.Stage < stage && o.Status != fabric.OpApplied {
-			return nil
-		}
-		if o.Stage == stage && o.Status == fabric.OpPending && !slices.Contains(out, o.Device) {
-			out = append(out, o.Device)
-		}
-	}
-	return out
-}
-
-func describeFailure(failed []fabric.ChangeOp) string {
-	var parts []string
-	for _, o := range failed {
-		msg := o.Device + ": " + o.Op.String() + ": " + o.Error
-		if o.Output != "" {
-			msg += " (device said: " + o.Output + ")"
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
-}
-
-// startRollbackTx undoes, in reverse order, the ops of a change already applied on devices,
-// after one of its ops failed: all or nothing per change.
-func (c *Changes) startRollbackTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, failed, applied []fabric.ChangeOp, now time.Time) ([]string, error) {
-	reason := describeFailure(failed)
-	if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, ch.ID, now); err != nil {
-		return nil, formatError(err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE changes SET reason = $2, updated_at = $3 WHERE id = $1`, ch.ID, reason, now); err != nil {
-		return nil, formatError(err)
-	}
-	if len(applied) == 0 {
-		if err := c.finishTx(ctx, tx, ch.ID, fabric.ChangeRolledBack, "nothing was applied: "+reason, now); err != nil {
+	if s.Final != "" {
+		if err := c.finishTx(ctx, tx, id, s.Final, s.Reason, now); err != nil {
 			return nil, err
 		}
-		return nil, nil
+		return nil, c.moveHostTx(ctx, tx, ch.Host, s.Host, now)
 	}
-	if err := addEvent(ctx, tx, ch.ID, now, "rolling_back", "undoing "+fmt.Sprint(len(applied))+" applied ops because "+reason); err != nil {
-		return nil, err
-	}
-	// Reverse apply order: the last op applied is undone first.
-	slices.SortFunc(applied, func(a, b fabric.ChangeOp) int { return b.Seq - a.Seq })
-	var undo []fabric.ChangeOp
-	stage, last := -1, ""
-	for i, o := range applied {
-		if o.Device != last {
-			stage, last = stage+1, o.Device
-		}
-		inv := o.Op.Inverse()
-		undo = append(undo, fabric.ChangeOp{Seq: i, Stage: stage, Device: o.Device, Op: inv, Preview: "undo: " + o.Preview, Status: fabric.OpPending, Rollback: true})
-	}
-	if err := insertOps(ctx, tx, ch.ID, undo, now); err != nil {
-		return nil, err
-	}
-	return firstStageDevices(undo), nil
-}
-
-func (c *Changes) settleRollbackTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, forward, rollback []fabric.ChangeOp, now time.Time) ([]string, error) {
-	var failed []fabric.ChangeOp
-	done := 0
-	for _, o := range rollback {
-		switch o.Status {
-		case fabric.OpFailed:
-			failed = append(failed, o)
-		case fabric.OpApplied:
-			done++
-		}
-	}
-	if len(failed) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, ch.ID, now); err != nil {
+	if s.Reason != "" {
+		if _, err := tx.Exec(ctx, `UPDATE changes SET reason = $2, updated_at = $3 WHERE id = $1`, id, s.Reason, now); err != nil {
 			return nil, formatError(err)
 		}
-		var state []string
-		for _, o := range forward {
-			state = append(state, fmt.Sprintf("%s %s: %s", o.Device, o.Op, o.Status))
-		}
-		for _, o := range rollback {
-			state = append(state, fmt.Sprintf("%s undo %s: %s", o.Device, o.Op, o.Status))
-		}
-		reason := fmt.Sprintf("%s; the undo failed too (%s); device state: %s", ch.Reason, describeFailure(failed), strings.Join(state, "; "))
-		return nil, c.finishTx(ctx, tx, ch.ID, fabric.ChangeFailed, reason, now)
 	}
-	if done == len(rollback) {
-		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'rolled_back', updated_at = $2 WHERE change_id = $1 AND NOT rollback AND status = 'applied'`, ch.ID, now); err != nil {
-			return nil, formatError(err)
+	if s.Event.What != "" {
+		if err := addEvent(ctx, tx, id, now, s.Event.What, s.Event.Detail); err != nil {
+			return nil, err
 		}
-		return nil, c.finishTx(ctx, tx, ch.ID, fabric.ChangeRolledBack, ch.Reason, now)
 	}
-	return readyDevices(rollback), nil
+	if len(s.Undo) > 0 {
+		if err := insertOps(ctx, tx, id, s.Undo, now); err != nil {
+			return nil, err
+		}
+	}
+	return s.Ready, nil
 }
 
-// completeTx marks a change applied and moves its host on: an added host becomes active, a
-// removed host releases its subnet.
-func (c *Changes) completeTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, now time.Time) error {
-	if err := c.finishTx(ctx, tx, ch.ID, fabric.ChangeApplied, "", now); err != nil {
-		return err
-	}
-	if ch.Host == nil {
+// moveHostTx stores the host's new state after its change ended: active, or removed with its
+// subnet released.
+func (c *Changes) moveHostTx(ctx context.Context, tx pgx.Tx, h *fabric.Host, state fabric.HostState, now time.Time) error {
+	if h == nil {
 		return nil
 	}
-	switch ch.Kind {
-	case fabric.ChangeAdd:
-		_, err := tx.Exec(ctx, `UPDATE hosts SET state = 'active', updated_at = $2 WHERE id = $1 AND state = 'pending'`, ch.Host.ID, now)
+	switch state {
+	case fabric.HostActive:
+		_, err := tx.Exec(ctx, `UPDATE hosts SET state = 'active', updated_at = $2 WHERE id = $1 AND state = 'pending'`, h.ID, now)
 		return formatError(err)
-	case fabric.ChangeRemove:
+	case fabric.HostRemoved:
 		var pool string
-		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool`, ch.Host.ID, now).Scan(&pool)
+		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool`, h.ID, now).Scan(&pool)
 		if err != nil {
 			return formatError(err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, ch.Host.Subnet); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, h.Subnet); err != nil {
 			return formatError(err)
 		}
-		return insertAudit(ctx, tx, now, "apply", "host.removed", "host/"+ch.Host.Name, map[string]any{"subnet": ch.Host.Subnet.String(), "released": true})
+		return insertAudit(ctx, tx, now, "apply", "host.removed", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String(), "released": true})
 	}
 	return nil
 }

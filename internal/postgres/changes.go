@@ -301,17 +301,8 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 		}
 		if h := fabric.PlanHash(ops); h != ch.PlanHash {
 			// The plan changed under the reviewer: store the new one (committed) and show it.
-			if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1`, id); err != nil {
-				return formatError(err)
-			}
-			if err := insertOps(ctx, tx, id, ops, now); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE changes SET plan_hash = $2, updated_at = $3 WHERE id = $1`, id, h, now); err != nil {
-				return formatError(err)
-			}
 			stale = fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", id, h)
-			return addEvent(ctx, tx, id, now, "replanned", "the inventory changed since the change was filed; review the new plan")
+			return c.replanTx(ctx, tx, id, ops, h, now)
 		}
 		if planHash != ch.PlanHash {
 			return &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("plan_hash %q is not the plan of change %d (%s); review it again", planHash, id, ch.PlanHash)}
@@ -377,34 +368,96 @@ func (c *Changes) rejectTx(ctx context.Context, tx pgx.Tx, id int64, now any, wh
 	return addEvent(ctx, tx, id, now, "rejected", fmt.Sprintf("rejected by %s: %s", who, reason))
 }
 
-// Retry queues a failed change again: its failed and skipped forward ops become pending.
+// replanTx stores ops as the plan of change id, in place of the one it had.
+func (c *Changes) replanTx(ctx context.Context, tx pgx.Tx, id int64, ops []fabric.ChangeOp, hash string, now time.Time) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1`, id); err != nil {
+		return formatError(err)
+	}
+	if err := insertOps(ctx, tx, id, ops, now); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE changes SET plan_hash = $2, updated_at = $3 WHERE id = $1`, id, hash, now); err != nil {
+		return formatError(err)
+	}
+	return addEvent(ctx, tx, id, now, "replanned", "the inventory changed since the change was filed; review the new plan")
+}
+
+// Retry applies a failed or rolled-back change again, from the start of a plan computed anew
+// (see fabric.Retry). When that plan is not the stored one, it is stored and the retry refused
+// with a StalePlanError showing it; retrying again applies it.
 func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabric.Change, error) {
-	return c.transition(ctx, id, fabric.ChangeFailed, "; only failed changes can be retried", func(tx pgx.Tx, ch fabric.Change, now time.Time) error {
-		// Leftover rollback ops are dropped: the retry re-reads each device and pushes only
-		// the difference, so whatever the failed undo left behind converges.
-		if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1 AND rollback`, id); err != nil {
-			return formatError(err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'pending', error = NULL, updated_at = $2 WHERE change_id = $1 AND status <> 'applied'`, id, now); err != nil {
-			return formatError(err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'approved', reason = NULL, updated_at = $2 WHERE id = $1`, id, now); err != nil {
-			return formatError(err)
-		}
-		if err := addEvent(ctx, tx, id, now, "retried", "retried by "+actor.Name); err != nil {
+	var out fabric.Change
+	var stale string
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ch, err := c.changeQ(ctx, tx, id, true)
+		if err != nil {
 			return err
 		}
-		if err := insertAudit(ctx, tx, now, actor.Name, "change.retry", fmt.Sprintf("change/%d", id), nil); err != nil {
+		st, err := c.retryStateTx(ctx, tx, ch)
+		if err != nil {
 			return err
 		}
-		var devices []string
-		for _, o := range ch.Ops {
-			if !o.Rollback && !slices.Contains(devices, o.Device) {
-				devices = append(devices, o.Device)
+		plan, err := fabric.Retry(ch, st)
+		if err != nil {
+			return err
+		}
+		now := c.db.Now()
+		if plan.Replanned {
+			stale = fmt.Sprintf("the plan of change %d changed since it was applied (now %s); review it and retry again", id, plan.PlanHash)
+			if err := c.replanTx(ctx, tx, id, plan.Ops, plan.PlanHash, now); err != nil {
+				return err
 			}
+		} else if err := c.retryTx(ctx, tx, actor, id, plan, now); err != nil {
+			return err
 		}
-		return c.enqueueTx(ctx, tx, devices)
+		out, err = c.changeQ(ctx, tx, id, false)
+		return err
 	})
+	if err == nil && stale != "" {
+		return out, &fabric.StalePlanError{Change: out, Message: stale}
+	}
+	return out, err
+}
+
+// retryStateTx reads what fabric.Retry needs to know about the change's host.
+func (c *Changes) retryStateTx(ctx context.Context, tx pgx.Tx, ch fabric.Change) (fabric.RetryState, error) {
+	st := fabric.RetryState{Replan: func() ([]fabric.ChangeOp, error) { return c.replan(ch) }}
+	if ch.Host == nil {
+		return st, nil
+	}
+	err := tx.QueryRow(ctx, `SELECT max(id) FROM changes WHERE host_id = $1`, ch.Host.ID).Scan(&st.NewestChange)
+	if err != nil {
+		return st, formatError(err)
+	}
+	err = tx.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND id <> $1 AND subnet && $2 ORDER BY name LIMIT 1`,
+		ch.Host.ID, ch.Host.Subnet).Scan(&st.Overlap)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return st, formatError(err)
+	}
+	return st, nil
+}
+
+// retryTx queues the change's plan again from its first op. Leftover rollback ops are dropped
+// and every forward op is pending again with no attempts and no first error, so that each
+// device gets the whole retry deadline again; the engine sends only what a device lacks.
+func (c *Changes) retryTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, id int64, plan fabric.RetryPlan, now time.Time) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1 AND rollback`, id); err != nil {
+		return formatError(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'pending', attempts = 0, first_error_at = NULL, error = NULL, output = NULL, updated_at = $2
+		WHERE change_id = $1`, id, now); err != nil {
+		return formatError(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'approved', reason = NULL, updated_at = $2 WHERE id = $1`, id, now); err != nil {
+		return formatError(err)
+	}
+	if err := addEvent(ctx, tx, id, now, "retried", "retried by "+actor.Name); err != nil {
+		return err
+	}
+	if err := insertAudit(ctx, tx, now, actor.Name, "change.retry", fmt.Sprintf("change/%d", id), nil); err != nil {
+		return err
+	}
+	return c.enqueueTx(ctx, tx, plan.Ready)
 }
 
 // Remediate files a remediate change with ops that restore intent, staged along the return

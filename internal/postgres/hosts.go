@@ -332,7 +332,7 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 		if err != nil {
 			return formatError(err)
 		}
-		if h.State == fabric.HostRemoving {
+		if h.State == fabric.HostRemoving && s.changes == nil {
 			return nil // already on its way out: repeating the request is harmless
 		}
 		now := s.db.Now()
@@ -344,8 +344,12 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 			err := tx.QueryRow(ctx, `SELECT id, status FROM changes WHERE host_id = $1 AND status IN ('pending', 'approved', 'applying') ORDER BY id DESC LIMIT 1 FOR UPDATE`, h.ID).Scan(&cid, &status)
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
+				// A removing host with no live change is stuck (its remove change was rolled
+				// back, failed or rejected): the repeated request files a new one below.
 			case err != nil:
 				return formatError(err)
+			case h.State == fabric.HostRemoving:
+				return nil // its remove change is under way: repeating the request is harmless
 			case status == string(fabric.ChangePending):
 				if err := s.changes.rejectTx(ctx, tx, cid, now, actor.Name, "superseded: the host is being removed"); err != nil {
 					return err
@@ -354,10 +358,12 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 				return fabric.Errorf(fabric.ECONFLICT, "host %s: change %d is %s; remove the host once it has finished", name, cid, status)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
-			return formatError(err)
+		if h.State != fabric.HostRemoving {
+			if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
+				return formatError(err)
+			}
+			h.State, h.UpdatedAt = fabric.HostRemoving, now
 		}
-		h.State, h.UpdatedAt = fabric.HostRemoving, now
 		if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
 			return err
 		}
