@@ -99,7 +99,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Hosts = postgres.NewHosts(m.DB, inv)
 	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
 	m.Hosts.SetChanges(m.Changes)
-	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, m.Hosts, m.DB, m.Log)
+	m.Hosts.SetPendingCap(m.Config.Limits.PendingPerSegment)
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes, RegistrationsPerMinute: m.Config.Limits.RegistrationsPerMinute},
+		inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
 	m.Verifier = &verify.Verifier{Inv: inv, Drivers: m.Drivers, Factories: m.Factories, Hosts: m.Hosts}
 	m.API.SetVerifier(m.Verifier)
@@ -124,7 +126,7 @@ func (m *Main) Open(ctx context.Context) error {
 }
 
 // driftActor files remediation changes found by the periodic drift check.
-var driftActor = fabric.Actor{Name: "drift-check", Role: fabric.RoleReviewer}
+var driftActor = fabric.Actor{Name: fabric.ActorDriftCheck, Role: fabric.RoleReviewer}
 
 // proposeRemediation files a remediate change (pending review unless the approval policy
 // auto-approves remediation) for drift the periodic check found, unless one is already open.
