@@ -376,7 +376,7 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 			return formatError(err)
 		}
 		if !actor.MaySegment(h.Segment) {
-			return fabric.Errorf(fabric.EFORBIDDEN, "host %s is in segment %s, and token %s may remove hosts only in %s", name, h.Segment, actor.Name, strings.Join(actor.Segments, ", "))
+			return fabric.Errorf(fabric.EFORBIDDEN, "host %s is in segment %s, and token %s may remove hosts only in %s", h.Name, h.Segment, actor.Name, strings.Join(actor.Segments, ", "))
 		}
 		if h.State == fabric.HostRemoving {
 			return nil // already on its way out: repeating the request is harmless
