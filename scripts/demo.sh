@@ -51,7 +51,7 @@ for _ in $(seq 100); do in_mgmt curl -sf "$SERVER/readyz" >/dev/null 2>&1 && bre
 in_mgmt curl -sf "$SERVER/readyz" >/dev/null || { bad "the service did not become ready:"; tail -20 "$WORK/serve.log"; exit 1; }
 ok "ready at $SERVER"
 for t in "docker-01:bootstrap" "alice:reviewer" "oncall:reviewer" "ci:viewer"; do
-	"$BIN" token create --config "$LAB_CONFIG" --name "${t%%:*}" --role "${t##*:}" | tail -1 >"$WORK/${t%%:*}.token"
+	"$BIN" token create --config "$LAB_CONFIG" --name "${t%%:*}" --role "${t##*:}" --owner "${t%%:*}" | tail -1 >"$WORK/${t%%:*}.token"
 done
 ok "tokens: docker-01 (bootstrap), alice and oncall (reviewers), ci (viewer)"
 as() { local who=$1; shift; RETURNPATH_TOKEN=$(cat "$WORK/$who.token") in_mgmt "$BIN" "$@" --server "$SERVER"; }

@@ -211,7 +211,7 @@ func startServer(t *testing.T) (url, cfgPath string, tokens map[string]string) {
 	})
 	tokens = map[string]string{}
 	for _, role := range []string{"bootstrap", "viewer", "reviewer"} {
-		out, err := run(t, "token", "create", "--config", cfgPath, "--name", role+"-tok", "--role", role)
+		out, err := run(t, "token", "create", "--config", cfgPath, "--name", role+"-tok", "--role", role, "--owner", role+"-owner")
 		if err != nil {
 			t.Fatalf("token create: %v\n%s", err, out)
 		}

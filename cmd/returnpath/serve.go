@@ -101,7 +101,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Hosts = postgres.NewHosts(m.DB, inv)
 	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
 	m.Hosts.SetChanges(m.Changes)
-	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes}, inv, m.Hosts, m.DB, m.Log)
+	m.Hosts.SetPendingCap(m.Config.Limits.PendingPerSegment)
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes, RegistrationsPerMinute: m.Config.Limits.RegistrationsPerMinute},
+		inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
 	// Apply, verify and the drift check share each device's session budget, across processes.
 	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB}
@@ -129,7 +131,7 @@ func (m *Main) Open(ctx context.Context) error {
 }
 
 // driftActor files remediation changes found by the periodic drift check.
-var driftActor = fabric.Actor{Name: "drift-check", Role: fabric.RoleReviewer}
+var driftActor = fabric.Actor{Name: fabric.ActorDriftCheck, Role: fabric.RoleReviewer}
 
 // proposeRemediation files a remediate change (pending review unless the approval policy
 // auto-approves remediation) for drift the periodic check found, unless one is already open.

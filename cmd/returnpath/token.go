@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -11,7 +13,7 @@ import (
 )
 
 // cliActor names the audit actor for changes made from this command line.
-const cliActor = "cli"
+const cliActor = fabric.ActorCLI
 
 func openDB(cmd *cobra.Command) (*postgres.DB, error) {
 	cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), false)
@@ -21,32 +23,72 @@ func openDB(cmd *cobra.Command) (*postgres.DB, error) {
 	return postgres.Open(cmd.Context(), cfg.DatabaseURL)
 }
 
+// tokenFlags maps the fields of a token's validation errors to the flags that set them.
+var tokenFlags = map[string]string{"name": "--name", "role": "--role", "owner": "--owner", "segments": "--segments"}
+
+// flagError names the flag at fault in a token's validation error.
+func flagError(err error) error {
+	var fe *fabric.Error
+	if errors.As(err, &fe) {
+		if flag, ok := tokenFlags[fe.Field]; ok {
+			return fmt.Errorf("%s: %s", flag, fe.Message)
+		}
+	}
+	return err
+}
+
 func newTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (talks to the database directly)"}
 	cmd.PersistentFlags().String("database-url", "", "PostgreSQL URL (overrides database_url)")
-	var name, role string
+	var name, role, owner string
+	var segments []string
 	create := &cobra.Command{
-		Use:   "create --name NAME --role viewer|bootstrap|reviewer|admin",
+		Use:   "create --name NAME --role viewer|bootstrap|reviewer|admin [--owner PERSON] [--segments SEG,...]",
 		Short: "Create a token; its secret is printed once, alone on the last line",
-		Args:  cobra.NoArgs,
+		Long: `Create a token; its secret is printed once, alone on the last line.
+
+--owner names the person who answers for the token. It is required for reviewer and admin
+tokens: the four-eyes rule compares owners, so no two tokens of one owner approve each
+other's changes. --segments scopes a bootstrap token to the named segments of the configured
+inventory: it may register and remove hosts there only (default: every segment). The names
+apply, drift-check, cli and system are the service's own and cannot be taken.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := openDB(cmd)
+			cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), false)
+			if err != nil {
+				return err
+			}
+			t := fabric.Token{Name: name, Role: fabric.Role(role), Owner: owner}
+			var inv *fabric.Inventory
+			if cmd.Flags().Changed("segments") {
+				t.Segments = segments
+				if inv, _, err = cfg.Inventory(); err != nil {
+					return fmt.Errorf("--segments: the configured inventory, to check the segments against, is invalid: %w", err)
+				}
+			}
+			if err := t.Validate(inv); err != nil {
+				return flagError(err) // before connecting: a typo needs no database
+			}
+			db, err := postgres.Open(cmd.Context(), cfg.DatabaseURL)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			secret, err := db.CreateToken(cmd.Context(), cliActor, name, fabric.Role(role))
+			secret, err := db.CreateToken(cmd.Context(), cliActor, t, inv)
 			if err != nil {
-				return err
+				return flagError(err)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "created token %s with role %s; its secret is shown only now:\n", name, role)
+			fmt.Fprintf(out, "created token %s with role %s, owner %s, segments %s; its secret is shown only now:\n",
+				name, role, orDash(owner), segmentsText(t.Segments))
 			fmt.Fprintln(out, secret)
 			return nil
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "token name (who or what uses it)")
 	create.Flags().StringVar(&role, "role", "", "viewer, bootstrap, reviewer or admin")
+	create.Flags().StringVar(&owner, "owner", "", "the person who answers for the token (required for reviewer and admin)")
+	create.Flags().StringSliceVar(&segments, "segments", nil, "bootstrap only: the segments it may register and remove hosts in (default: all)")
 	_ = create.MarkFlagRequired("name")
 	_ = create.MarkFlagRequired("role")
 	list := &cobra.Command{
@@ -64,13 +106,14 @@ func newTokenCmd() *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tROLE\tCREATED\tREVOKED")
+			fmt.Fprintln(w, "NAME\tROLE\tOWNER\tSEGMENTS\tCREATED\tREVOKED")
 			for _, t := range tokens {
 				revoked := "-"
 				if t.RevokedAt != nil {
 					revoked = t.RevokedAt.Format("2006-01-02 15:04:05Z")
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.Role, t.CreatedAt.Format("2006-01-02 15:04:05Z"), revoked)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, orDash(t.Owner), segmentsText(t.Segments),
+					t.CreatedAt.Format("2006-01-02 15:04:05Z"), revoked)
 			}
 			return w.Flush()
 		},
@@ -94,4 +137,19 @@ func newTokenCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// segmentsText shows a token's scope: "all" for an unscoped token.
+func segmentsText(segments []string) string {
+	if segments == nil {
+		return "all"
+	}
+	return strings.Join(segments, ",")
 }

@@ -86,7 +86,7 @@ func newVerifyFleet(t *testing.T) *verifyFleet {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	f.url = ts.URL
-	if f.viewer, err = db.CreateToken(ctx, "test", "ci", fabric.RoleViewer); err != nil {
+	if f.viewer, err = db.CreateToken(ctx, "test", fabric.Token{Name: "ci", Role: fabric.RoleViewer}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -91,6 +91,8 @@ approval:
   auto_approve: [{action: add}, {action: remove}]
 apply:
   retry_deadline: 2m
+limits:
+  registrations_per_minute: 0 # one token registers the whole fleet at once
 `, listen, dbURL, fwNextHop, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
 	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
@@ -144,7 +146,8 @@ func (s *service) stop() {
 
 func token(tb testing.TB, cfg, name, role string) string {
 	tb.Helper()
-	out, err := exec.Command(binary(tb), "token", "create", "--config", cfg, "--name", name, "--role", role).CombinedOutput()
+	// Each reviewer is its own person: four eyes compares owners.
+	out, err := exec.Command(binary(tb), "token", "create", "--config", cfg, "--name", name, "--role", role, "--owner", name).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("token create: %v\n%s", err, out)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -94,6 +95,10 @@ type Change struct {
 	UpdatedAt   time.Time
 	Ops         []ChangeOp
 	Events      []ChangeEvent
+
+	// RequestedOwner is the principal (see Actor.Principal) of the requesting actor, as it
+	// was when the change was filed: the four-eyes rule compares it with the approver's.
+	RequestedOwner string
 }
 
 // PreviewFunc renders ops for a device in its native syntax, without contacting it.
@@ -168,32 +173,50 @@ type ApprovalPolicy struct {
 	AutoApprove []AutoApproveRule
 }
 
-// AutoApproval returns the name of the rule that approves a change of kind k in segment seg
-// without review ("policy:auto_approve[N]"), if one does.
-func (p ApprovalPolicy) AutoApproval(k ChangeKind, seg string) (string, bool) {
-	for i, r := range p.AutoApprove {
-		if r.Kind != k {
+// ChangeRequest is a change about to be filed, as the approval policy sees it.
+type ChangeRequest struct {
+	Kind      ChangeKind
+	Segment   string // the host's segment; "" for a change of no host
+	Requester string // the requesting actor's name
+	// HostCreatedBy is the token that registered the host; "" for a change of no host.
+	HostCreatedBy string
+}
+
+// AutoApproval returns the name of the rule that approves change r without review
+// ("policy:auto_approve[N]"), if one does. Removing a host that another token registered is
+// never approved without review, whatever the rules say: a token scoped to a segment may take
+// other tokens' hosts out of it only with a reviewer's consent.
+func (p ApprovalPolicy) AutoApproval(r ChangeRequest) (string, bool) {
+	if r.Kind == ChangeRemove && r.HostCreatedBy != "" && r.HostCreatedBy != r.Requester {
+		return "", false
+	}
+	for i, rule := range p.AutoApprove {
+		if rule.Kind != r.Kind {
 			continue
 		}
-		if len(r.Segments) == 0 {
+		if len(rule.Segments) == 0 || slices.Contains(rule.Segments, r.Segment) {
 			return fmt.Sprintf("policy:auto_approve[%d]", i), true
-		}
-		for _, s := range r.Segments {
-			if s == seg {
-				return fmt.Sprintf("policy:auto_approve[%d]", i), true
-			}
 		}
 	}
 	return "", false
 }
 
-// CheckApprover enforces the four-eyes rule and the reviewer role.
+// CheckApprover enforces the reviewer role and the four-eyes rule, which compares who answers
+// for the requesting and the approving token (their owners), not the tokens' names.
 func (p ApprovalPolicy) CheckApprover(c Change, a Actor) error {
 	if !a.Role.Can(PermReview) {
 		return Errorf(EFORBIDDEN, "token %s has role %s, which may not approve changes", a.Name, a.Role)
 	}
-	if p.FourEyes && c.RequestedBy == a.Name {
-		return Errorf(EFORBIDDEN, "four-eyes rule: %s requested change %d and so cannot approve it", a.Name, c.ID)
+	if !p.FourEyes {
+		return nil
+	}
+	requester := c.RequestedOwner
+	if requester == "" {
+		requester = c.RequestedBy
+	}
+	if c.RequestedBy == a.Name || requester == a.Principal() {
+		return Errorf(EFORBIDDEN, "four-eyes rule: change %d was requested by %s on behalf of %s, who also answers for token %s; someone else must approve it",
+			c.ID, c.RequestedBy, requester, a.Name)
 	}
 	return nil
 }

@@ -96,7 +96,7 @@ func BenchmarkRegisterHosts(b *testing.B) {
 			if tc.prefill > 0 {
 				prefill(b, db, tc.prefill)
 			}
-			secret, err := db.CreateToken(ctx, "bench", "bench", fabric.RoleBootstrap)
+			secret, err := db.CreateToken(ctx, "bench", fabric.Token{Name: "bench", Role: fabric.RoleBootstrap}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -43,6 +43,11 @@ type Store interface {
 // Config holds the server's plain settings.
 type Config struct {
 	MaxBodyBytes int64 // default 64 KiB
+	// RegistrationsPerMinute limits POST /v1/hosts per token, in this process
+	// (limits.registrations_per_minute); 0 turns the limit off.
+	RegistrationsPerMinute int
+	// Now is the clock of the rate limit; nil means time.Now. Tests may replace it.
+	Now func() time.Time
 }
 
 // Server is the HTTP API.
@@ -56,6 +61,8 @@ type Server struct {
 	router   chi.Router
 	changes  ChangeService // nil until the change workflow is mounted
 	verifier Verifier      // set by SetVerifier; GET /v1/verify answers 503 without it
+
+	registrations *rateLimiter // nil: registrations are not rate-limited
 }
 
 // New returns the API server. Its Handler serves every route.
@@ -63,7 +70,13 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{hosts: hosts, store: store, inv: inv, log: log, cfg: cfg}
+	if cfg.RegistrationsPerMinute > 0 {
+		s.registrations = newRateLimiter(cfg.RegistrationsPerMinute, cfg.Now)
+	}
 	s.metrics = newMetrics(s)
 	r := chi.NewRouter()
 	r.Use(s.requestID, s.observe, s.recoverer)
@@ -78,7 +91,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	r.Handle("/metrics", s.metrics.handler())
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.checkText)
-		r.With(s.auth(fabric.PermHosts)).Post("/hosts", s.registerHost)
+		r.With(s.auth(fabric.PermHosts), s.limitRegistrations).Post("/hosts", s.registerHost)
 		r.With(s.auth(fabric.PermRead)).Get("/hosts", s.listHosts)
 		r.With(s.auth(fabric.PermRead)).Get("/hosts/{name}", s.getHost)
 		r.With(s.auth(fabric.PermHosts)).Delete("/hosts/{name}", s.removeHost)

@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{db: db, tokens: map[fabric.Role]string{}}
 	e.url, e.changes = serve(t, db, inv)
 	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap, fabric.RoleReviewer, fabric.RoleAdmin} {
-		secret, err := db.CreateToken(ctx, "test", string(role)+"-token", role)
+		secret, err := db.CreateToken(ctx, "test", fabric.Token{Name: string(role) + "-token", Role: role, Owner: string(role)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

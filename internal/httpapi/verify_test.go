@@ -53,7 +53,7 @@ func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 	t.Cleanup(ts.Close)
 	e.env = &env{url: ts.URL, db: db, tokens: map[fabric.Role]string{}}
 	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap} {
-		secret, err := db.CreateToken(ctx, "test", string(role)+"-token", role)
+		secret, err := db.CreateToken(ctx, "test", fabric.Token{Name: string(role) + "-token", Role: role, Owner: string(role)}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

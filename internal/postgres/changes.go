@@ -56,11 +56,11 @@ func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h
 
 // fileChangeSQL is the part of a statement that files a change for the host in CTE h (whose id
 // may be NULL: a change of no host) with its ops, events and audit row, in one round trip.
-// Its parameters are $1 to $18, in the order changeArgs gives them.
+// Its parameters are $1 to $19, in the order newChange gives them.
 const fileChangeSQL = `
 	c AS (
-		INSERT INTO changes (kind, status, host_id, requested_by, approved_by, plan_hash, created_at, updated_at)
-		SELECT $1, $2, h.id, $3, $4, $5, $6, $6 FROM h WHERE $7 RETURNING id),
+		INSERT INTO changes (kind, status, host_id, requested_by, requested_owner, approved_by, plan_hash, created_at, updated_at)
+		SELECT $1, $2, h.id, $3, $19, $4, $5, $6, $6 FROM h WHERE $7 RETURNING id),
 	o AS (
 		INSERT INTO change_ops (change_id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, updated_at)
 		SELECT c.id, u.seq, u.stage, false, u.device, u.action, u.prefix, u.next_hop, u.vrf, u.preview, 'pending', $6
@@ -73,36 +73,45 @@ const fileChangeSQL = `
 		INSERT INTO audit (at, actor, action, object, details)
 		SELECT $6, $3, 'change.create', 'change/' || c.id, $18::jsonb FROM c)`
 
-// newChange describes a change about to be filed: its status after the approval policy, and
-// the parameters $1 to $18 of fileChangeSQL.
-func (c *Changes) newChange(actor fabric.Actor, seg string, k fabric.ChangeKind, ops []fabric.ChangeOp, now time.Time) (fabric.ChangeStatus, string, []any) {
+// newChange describes a change of kind k about to be filed for host h (or none): its status
+// after the approval policy, and the parameters $1 to $19 of fileChangeSQL.
+func (c *Changes) newChange(actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp, now time.Time) (fabric.ChangeStatus, string, []any) {
 	status, rule := fabric.ChangePending, ""
 	var approvedBy *string
 	events := []string{"created"}
 	details := []string{fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)}
-	if r, auto := c.policy.AutoApproval(k, seg); auto {
+	if r, auto := c.policy.AutoApproval(changeRequest(actor, h, k)); auto {
 		status, rule, approvedBy = fabric.ChangeApproved, r, &r
 		events, details = append(events, "approved"), append(details, "auto-approved by "+r)
 	}
 	o := opArrays(ops)
 	return status, rule, []any{string(k), string(status), actor.Name, approvedBy, fabric.PlanHash(ops), now, len(ops) > 0,
 		o.seq, o.stage, o.device, o.action, o.prefix, o.nextHop, o.vrf, o.preview,
-		events, details, map[string]any{"kind": string(k), "status": string(status)}}
+		events, details, map[string]any{"kind": string(k), "status": string(status)}, actor.Principal()}
+}
+
+// changeRequest is what the approval policy needs to know of a change of kind k for host h
+// (or none) requested by actor.
+func changeRequest(actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind) fabric.ChangeRequest {
+	r := fabric.ChangeRequest{Kind: k, Requester: actor.Name}
+	if h != nil {
+		r.Segment, r.HostCreatedBy = h.Segment, h.CreatedBy
+	}
+	return r
 }
 
 // insertTx files a change of kind k (for host h, or none) with the given ops inside tx, and
 // queues its first stage when the policy approves it at once.
 func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp) (fabric.Change, error) {
 	now := c.db.Now()
-	seg := ""
 	var hostID *int64
 	if h != nil {
-		seg, hostID = h.Segment, &h.ID
+		hostID = &h.ID
 	}
-	status, rule, args := c.newChange(actor, seg, k, ops, now)
-	ch := fabric.Change{Kind: k, Status: status, Host: h, RequestedBy: actor.Name, ApprovedBy: rule, PlanHash: fabric.PlanHash(ops),
-		CreatedAt: now, UpdatedAt: now, Ops: ops}
-	if err := tx.QueryRow(ctx, `WITH h AS (SELECT $19::bigint AS id),`+fileChangeSQL+` SELECT id FROM c`,
+	status, rule, args := c.newChange(actor, h, k, ops, now)
+	ch := fabric.Change{Kind: k, Status: status, Host: h, RequestedBy: actor.Name, RequestedOwner: actor.Principal(), ApprovedBy: rule,
+		PlanHash: fabric.PlanHash(ops), CreatedAt: now, UpdatedAt: now, Ops: ops}
+	if err := tx.QueryRow(ctx, `WITH h AS (SELECT $20::bigint AS id),`+fileChangeSQL+` SELECT id FROM c`,
 		append(args, hostID)...).Scan(&ch.ID); err != nil {
 		return ch, formatError(err)
 	}
@@ -158,7 +167,7 @@ func insertOps(ctx context.Context, tx pgx.Tx, changeID int64, ops []fabric.Chan
 	return formatError(err)
 }
 
-const changeColumns = `c.id, c.kind, c.status, c.requested_by, coalesce(c.approved_by, ''), coalesce(c.reason, ''), c.plan_hash, c.created_at, c.updated_at,
+const changeColumns = `c.id, c.kind, c.status, c.requested_by, c.requested_owner, coalesce(c.approved_by, ''), coalesce(c.reason, ''), c.plan_hash, c.created_at, c.updated_at,
 	h.id, h.name, h.address, h.subnet, h.segment, h.state`
 
 func scanChange(row pgx.Row) (fabric.Change, error) {
@@ -168,7 +177,7 @@ func scanChange(row pgx.Row) (fabric.Change, error) {
 	var hname, hseg, hstate *string
 	var haddr *netip.Addr
 	var hsub *netip.Prefix
-	err := row.Scan(&ch.ID, &kind, &status, &ch.RequestedBy, &ch.ApprovedBy, &ch.Reason, &ch.PlanHash, &ch.CreatedAt, &ch.UpdatedAt,
+	err := row.Scan(&ch.ID, &kind, &status, &ch.RequestedBy, &ch.RequestedOwner, &ch.ApprovedBy, &ch.Reason, &ch.PlanHash, &ch.CreatedAt, &ch.UpdatedAt,
 		&hid, &hname, &haddr, &hsub, &hseg, &hstate)
 	ch.Kind, ch.Status = fabric.ChangeKind(kind), fabric.ChangeStatus(status)
 	if err == nil && hid != nil {

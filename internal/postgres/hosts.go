@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,13 +15,24 @@ import (
 
 // Hosts is the host registry: it allocates docker0 subnets and records hosts.
 type Hosts struct {
-	db      *DB
-	inv     *fabric.Inventory
-	changes *Changes // files the change for each registration and removal, when set
+	db         *DB
+	inv        *fabric.Inventory
+	changes    *Changes // files the change for each registration and removal, when set
+	pendingCap int      // most pending hosts per segment (limits.pending_per_segment); 0: no cap
 }
 
 // SetChanges makes registrations and removals file changes.
 func (s *Hosts) SetChanges(c *Changes) { s.changes = c }
+
+// SetPendingCap caps the pending hosts of each segment (limits.pending_per_segment): past n,
+// new registrations are refused until a reviewer approves or rejects some. 0 means no cap.
+// The cap is checked before the insert, not under a lock, so registrations racing for a
+// segment's last places may overshoot it by their number.
+func (s *Hosts) SetPendingCap(n int) { s.pendingCap = n }
+
+// pendingRetryAfter is what a registration refused by the pending cap is told to wait: a
+// reviewer has to act first, so any figure is a guess; a minute keeps retrying hosts quiet.
+const pendingRetryAfter = time.Minute
 
 // NewHosts returns the registry for inv, which must already be synced into db.
 func NewHosts(db *DB, inv *fabric.Inventory) *Hosts { return &Hosts{db: db, inv: inv} }
@@ -67,6 +80,13 @@ const maxAllocAttempts = 64
 func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Registration) (fabric.Host, bool, error) {
 	reg, seg, pool, err := s.inv.Place(reg)
 	if err != nil {
+		return fabric.Host{}, false, err
+	}
+	if !actor.MaySegment(seg.Name) {
+		return fabric.Host{}, false, fabric.FieldErrorf(fabric.EFORBIDDEN, "address",
+			"address %s is in segment %s, and token %s may register hosts only in %s", reg.Address, seg.Name, actor.Name, strings.Join(actor.Segments, ", "))
+	}
+	if err := s.checkPendingCap(ctx, reg, seg.Name); err != nil {
 		return fabric.Host{}, false, err
 	}
 	for range maxAllocAttempts {
@@ -119,7 +139,7 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 		if ops, err = s.inv.PlanChange(fabric.ChangeAdd, h, s.changes.preview); err != nil {
 			return h, false, false, err
 		}
-		_, auto = s.changes.policy.AutoApproval(fabric.ChangeAdd, seg.Name)
+		_, auto = s.changes.policy.AutoApproval(changeRequest(actor, &h, fabric.ChangeAdd))
 	}
 	if auto {
 		// The apply job must be queued in the transaction that files the approved change.
@@ -155,6 +175,29 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	return h, false, true, nil
 }
 
+// checkPendingCap refuses a registration in segment seg once seg holds pendingCap pending
+// hosts. A registration whose name or address a live host holds goes through: it files
+// nothing, and the caller needs its answer (the host again, or the conflict).
+func (s *Hosts) checkPendingCap(ctx context.Context, reg fabric.Registration, seg string) error {
+	if s.pendingCap <= 0 {
+		return nil
+	}
+	var pending int
+	var repeat bool
+	err := s.db.Pool.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM (SELECT 1 FROM hosts WHERE segment = $1 AND state = 'pending' LIMIT $2) p),
+		       EXISTS (SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $3 OR address = $4))`,
+		seg, s.pendingCap, reg.Name, reg.Address).Scan(&pending, &repeat)
+	if err != nil {
+		return formatError(err)
+	}
+	if repeat || pending < s.pendingCap {
+		return nil
+	}
+	return &fabric.LimitError{Field: "limits.pending_per_segment", RetryAfter: pendingRetryAfter,
+		Message: fmt.Sprintf("segment %s already has %d hosts waiting for review, the most limits.pending_per_segment allows; register again once some are approved or rejected", seg, pending)}
+}
+
 // insertHost records h and, when ops are given, its add change with its ops, events and the
 // audit rows, in one statement (the registration's hot path: one round trip). The host is
 // not inserted when a live host holds its name, address or an overlapping subnet; created is
@@ -164,15 +207,15 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 	if c == nil {
 		c = &Changes{} // with no ops, the statement files no change
 	}
-	status, rule, args := c.newChange(actor, h.Segment, fabric.ChangeAdd, ops, h.CreatedAt)
+	status, rule, args := c.newChange(actor, h, fabric.ChangeAdd, ops, h.CreatedAt)
 	var hostID, changeID *int64
 	err = q.QueryRow(ctx, `
 		WITH h AS (
 			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-			VALUES ($19, $20, $21, $22, $23, 'pending', $3, $6, $6) ON CONFLICT DO NOTHING RETURNING id),
+			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6) ON CONFLICT DO NOTHING RETURNING id),
 		ha AS (
 			INSERT INTO audit (at, actor, action, object, details)
-			SELECT $6, $3, 'host.register', 'host/' || $19, $24::jsonb FROM h),`+fileChangeSQL+`
+			SELECT $6, $3, 'host.register', 'host/' || $20, $25::jsonb FROM h),`+fileChangeSQL+`
 		SELECT (SELECT id FROM h), (SELECT id FROM c)`,
 		append(args, h.Name, h.Address, h.Segment, h.Pool, h.Subnet,
 			map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()})...,
@@ -331,6 +374,9 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 		}
 		if err != nil {
 			return formatError(err)
+		}
+		if !actor.MaySegment(h.Segment) {
+			return fabric.Errorf(fabric.EFORBIDDEN, "host %s is in segment %s, and token %s may remove hosts only in %s", h.Name, h.Segment, actor.Name, strings.Join(actor.Segments, ", "))
 		}
 		if h.State == fabric.HostRemoving && s.changes == nil {
 			return nil // already on its way out: repeating the request is harmless

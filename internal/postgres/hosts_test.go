@@ -257,7 +257,7 @@ func TestTokens(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	secret, err := db.CreateToken(ctx, "cli", "alice", fabric.RoleReviewer)
+	secret, err := db.CreateToken(ctx, "cli", fabric.Token{Name: "alice", Role: fabric.RoleReviewer, Owner: "alice"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestTokens(t *testing.T) {
 	if err != nil || a.Name != "alice" || a.Role != fabric.RoleReviewer {
 		t.Fatalf("Authenticate() = %+v, %v", a, err)
 	}
-	if _, err := db.CreateToken(ctx, "cli", "alice", fabric.RoleAdmin); code(err) != fabric.ECONFLICT {
+	if _, err := db.CreateToken(ctx, "cli", fabric.Token{Name: "alice", Role: fabric.RoleAdmin, Owner: "alice"}, nil); code(err) != fabric.ECONFLICT {
 		t.Errorf("duplicate CreateToken() = %v", err)
 	}
 	if err := db.RevokeToken(ctx, "cli", "alice"); err != nil {
@@ -298,7 +298,7 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 	defer b.Close()
 	now := time.Now()
 	a.Now = func() time.Time { return now }
-	secret, err := a.CreateToken(ctx, "cli", "ci", fabric.RoleViewer)
+	secret, err := a.CreateToken(ctx, "cli", fabric.Token{Name: "ci", Role: fabric.RoleViewer}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

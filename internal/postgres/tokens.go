@@ -23,13 +23,11 @@ func hashToken(secret string) []byte {
 	return sum[:]
 }
 
-// CreateToken creates a token and returns its secret, which is never stored (only its
-// SHA-256; the secret carries 256 random bits, so a fast hash is enough).
-func (db *DB) CreateToken(ctx context.Context, actor, name string, role fabric.Role) (string, error) {
-	if err := fabric.ValidateName("name", name); err != nil {
-		return "", err
-	}
-	if err := role.Validate(); err != nil {
+// CreateToken creates token t (its name, role, owner and segments; see fabric.Token.Validate,
+// which checks the segments against inv) and returns its secret, which is never stored (only
+// its SHA-256; the secret carries 256 random bits, so a fast hash is enough).
+func (db *DB) CreateToken(ctx context.Context, actor string, t fabric.Token, inv *fabric.Inventory) (string, error) {
+	if err := t.Validate(inv); err != nil {
 		return "", err
 	}
 	raw := make([]byte, 32)
@@ -37,17 +35,22 @@ func (db *DB) CreateToken(ctx context.Context, actor, name string, role fabric.R
 		return "", err
 	}
 	secret := tokenPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	var owner *string
+	if t.Owner != "" {
+		owner = &t.Owner
+	}
+	details := map[string]any{"role": string(t.Role), "owner": t.Owner, "segments": t.Segments}
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		now := db.Now()
-		tag, err := tx.Exec(ctx, `INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING`,
-			name, string(role), hashToken(secret), now)
+		tag, err := tx.Exec(ctx, `INSERT INTO tokens (name, role, owner, segments, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`,
+			t.Name, string(t.Role), owner, t.Segments, hashToken(secret), now)
 		if err != nil {
 			return formatError(err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fabric.FieldErrorf(fabric.ECONFLICT, "name", "a token named %q exists already (revoked tokens keep their name)", name)
+			return fabric.FieldErrorf(fabric.ECONFLICT, "name", "a token named %q exists already (revoked tokens keep their name)", t.Name)
 		}
-		return insertAudit(ctx, tx, now, actor, "token.create", "token/"+name, map[string]any{"role": string(role)})
+		return insertAudit(ctx, tx, now, actor, "token.create", "token/"+t.Name, details)
 	})
 	if err != nil {
 		return "", err
@@ -104,7 +107,7 @@ func (c *authCache) forget(name string) {
 	}
 }
 
-// Authenticate returns the actor owning a live token.
+// Authenticate returns the actor of a live token, with its owner and segments.
 func (db *DB) Authenticate(ctx context.Context, secret string) (fabric.Actor, error) {
 	h := sha256.Sum256([]byte(secret))
 	now := db.Now()
@@ -124,7 +127,8 @@ func (db *DB) authenticate(ctx context.Context, secret string, hash [32]byte) (f
 	}
 	var a fabric.Actor
 	var role string
-	err := db.Pool.QueryRow(ctx, `SELECT name, role FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hash[:]).Scan(&a.Name, &role)
+	err := db.Pool.QueryRow(ctx, `SELECT name, role, coalesce(owner, ''), segments FROM tokens WHERE hash = $1 AND revoked_at IS NULL`, hash[:]).
+		Scan(&a.Name, &role, &a.Owner, &a.Segments)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fabric.Errorf(fabric.EUNAUTHORIZED, "unknown or revoked token")
 	}
@@ -150,7 +154,7 @@ func (db *DB) RevokeToken(ctx context.Context, actor, name string) error {
 
 // Tokens lists every token, revoked ones included; secrets are not kept and so never listed.
 func (db *DB) Tokens(ctx context.Context) ([]fabric.Token, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT name, role, created_at, revoked_at FROM tokens ORDER BY name`)
+	rows, err := db.Pool.Query(ctx, `SELECT name, role, coalesce(owner, ''), segments, created_at, revoked_at FROM tokens ORDER BY name`)
 	if err != nil {
 		return nil, formatError(err)
 	}
@@ -158,7 +162,7 @@ func (db *DB) Tokens(ctx context.Context) ([]fabric.Token, error) {
 		var t fabric.Token
 		var role string
 		var revoked *time.Time
-		err := r.Scan(&t.Name, &role, &t.CreatedAt, &revoked)
+		err := r.Scan(&t.Name, &role, &t.Owner, &t.Segments, &t.CreatedAt, &revoked)
 		t.Role, t.RevokedAt = fabric.Role(role), revoked
 		return t, err
 	})
