@@ -60,10 +60,15 @@ type Hub struct {
 
 	mu        sync.Mutex
 	connected bool
-	handlers  map[string][]func(Event)
+	handlers  []handler // in registration order
 	subs      map[subKey]map[*Subscription]struct{}
 	cancel    context.CancelFunc
 	done      chan struct{}
+}
+
+type handler struct {
+	channel string
+	fn      func(Event)
 }
 
 type subKey struct{ channel, payload string }
@@ -77,16 +82,17 @@ func NewHub(cfg *pgx.ConnConfig, log *slog.Logger) *Hub {
 	cfg = cfg.Copy()
 	cfg.RuntimeParams["application_name"] = hubApplicationName
 	return &Hub{cfg: cfg, log: log, minBackoff: 100 * time.Millisecond, maxBackoff: 5 * time.Second, idle: 30 * time.Second,
-		handlers: map[string][]func(Event){}, subs: map[subKey]map[*Subscription]struct{}{}}
+		subs: map[subKey]map[*Subscription]struct{}{}}
 }
 
 // Handle registers fn for notifications on channel and for every Connected and Disconnected
-// event. fn runs on the hub's goroutine, before any subscription is woken for the same event,
-// so it must be quick and must not block. Call Handle before Start.
+// event. fn runs on the hub's goroutine, after the handlers registered before it and before
+// any subscription is woken for the same event, so it must be quick and must not block. Call
+// Handle before Start.
 func (h *Hub) Handle(channel string, fn func(Event)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.handlers[channel] = append(h.handlers[channel], fn)
+	h.handlers = append(h.handlers, handler{channel, fn})
 }
 
 // Subscription wakes its owner, through C, when a notification with its payload arrives on
@@ -259,13 +265,10 @@ func (h *Hub) transition(up bool) {
 	}
 	h.mu.Lock()
 	h.connected = up
-	var all []func(Event)
-	for _, fns := range h.handlers {
-		all = append(all, fns...)
-	}
+	handlers := h.handlers
 	h.mu.Unlock()
-	for _, fn := range all {
-		fn(Event{Kind: kind})
+	for _, hd := range handlers {
+		hd.fn(Event{Kind: kind})
 	}
 	if !up {
 		return
@@ -281,10 +284,12 @@ func (h *Hub) transition(up bool) {
 
 func (h *Hub) dispatch(e Event) {
 	h.mu.Lock()
-	fns := h.handlers[e.Channel]
+	handlers := h.handlers
 	h.mu.Unlock()
-	for _, fn := range fns {
-		fn(e)
+	for _, hd := range handlers {
+		if hd.channel == e.Channel {
+			hd.fn(e)
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
