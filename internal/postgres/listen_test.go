@@ -21,7 +21,7 @@ import (
 // it can make fail (down) to keep the listener away.
 type testHub struct {
 	*postgres.Hub
-	events chan postgres.Event
+	events  chan postgres.Event
 	down    atomic.Bool   // while true, the hub cannot connect
 	refused chan struct{} // one per connection attempt refused while down
 }
