@@ -306,11 +306,12 @@ func reached(h client.Host, want string) bool {
 	return h.State == want
 }
 
-// retryable errors are worth another poll: no answer, or the server briefly unavailable.
+// retryable errors are worth another poll: no answer, the server briefly unavailable, or
+// too many long-polls open on it at once (429).
 func retryable(err error) bool {
 	var te *client.TransportError
 	var p *client.Problem
-	return errors.As(err, &te) || errors.As(err, &p) && (p.Status == 502 || p.Status == 503 || p.Status == 504)
+	return errors.As(err, &te) || errors.As(err, &p) && (p.Status == 429 || p.Status == 502 || p.Status == 503 || p.Status == 504)
 }
 
 // changeFailure explains a rejected or failed change, with its reason and the failing ops.

@@ -448,6 +448,12 @@ func TestHostWaitOutcomes(t *testing.T) {
 			wantCode: exitFailed, wantText: "change #7 was failed: fw1 refused the route; fw1 add 172.10.0.0/24 via 10.10.20.1: RTNETLINK answers: Network is unreachable", wantPolls: 2,
 		},
 		{
+			name:     "register: a long-poll refused by the server's cap (429) is tried again",
+			args:     []string{"register", "--address", "10.10.10.101", "--wait", "20s"},
+			script:   []fakeStep{{status: 429}, {state: "active", changeState: "applied"}},
+			wantText: "docker-01 is active", wantPolls: 2,
+		},
+		{
 			name:     "deregister: done when the server no longer knows the host",
 			args:     []string{"deregister", "--wait", "20s"},
 			script:   []fakeStep{{state: "removing", changeState: "applying"}, {status: 404}},

@@ -36,6 +36,7 @@ type Main struct {
 	Factories map[fabric.Platform]drivers.Factory
 	Devices   *session.Devices
 	DB        *postgres.DB
+	Hub       *postgres.Hub // LISTENs for the database's notifications: long-polls, token revocations
 	Hosts     *postgres.Hosts
 	Changes   *postgres.Changes
 	Engine    *apply.Engine
@@ -46,7 +47,15 @@ type Main struct {
 	ln     net.Listener
 	server *http.Server
 	served chan error
+
+	metricsLn     net.Listener // metrics.listen, when set
+	metricsServer *http.Server
+	metricsServed chan error
 }
+
+// writeTimeoutMargin is how much longer than the longest long-poll (httpapi.MaxWait) the
+// server gives a response: time to read the host one last time and write it.
+const writeTimeoutMargin = 30 * time.Second
 
 // Factories maps every platform to its driver.
 func Factories() map[fabric.Platform]drivers.Factory {
@@ -98,13 +107,18 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.Hub = postgres.NewHub(m.DB.Pool.Config().ConnConfig, m.Log)
+	m.DB.WatchTokens(m.Hub)
 	m.Hosts = postgres.NewHosts(m.DB, inv)
 	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
 	m.Hosts.SetChanges(m.Changes)
 	m.Hosts.SetPendingCap(m.Config.Limits.PendingPerSegment)
-	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes, RegistrationsPerMinute: m.Config.Limits.RegistrationsPerMinute},
-		inv, m.Hosts, m.DB, m.Log)
+	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes, RegistrationsPerMinute: m.Config.Limits.RegistrationsPerMinute,
+		LongPollsPerToken: m.Config.Limits.LongPollsPerToken, LongPolls: m.Config.Limits.LongPolls,
+		MetricsSeparate: m.Config.Metrics.Listen != "", MetricsRequireToken: m.Config.Metrics.RequireToken,
+	}, inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
+	m.API.SetHostWatcher(m.Hub)
 	// Apply, verify and the drift check share each device's session budget, across processes.
 	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB}
 	m.Verifier = &verify.Verifier{Inv: inv, Devices: m.Devices, Hosts: m.Hosts, MaxAge: m.Config.Verify.MaxAge}
@@ -167,27 +181,31 @@ func (m *Main) preview(device string, ops []fabric.RouteOp) ([]string, error) {
 	return f.Preview(cfg, ops)
 }
 
-// Listen binds the configured address (":0" picks a free port) and starts serving.
+// Listen binds the configured address (":0" picks a free port), and metrics.listen when set,
+// and starts serving.
 func (m *Main) Listen(ctx context.Context) error {
 	ln, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	m.ln = ln
-	m.server = &http.Server{
-		Handler:           m.API.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Long-polls (?wait=) hold responses for up to a few minutes.
-		WriteTimeout: 5 * time.Minute,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
-		BaseContext:  func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	if m.Config.Metrics.Listen != "" {
+		if m.metricsLn, err = net.Listen("tcp", m.Config.Metrics.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
 	}
+	m.ln = ln
+	m.server = m.httpServer(ctx, m.API.Handler(),
+		// Long-polls (?wait=) hold responses for up to httpapi.MaxWait.
+		httpapi.MaxWait+writeTimeoutMargin)
 	if err := m.Engine.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
+		if m.metricsLn != nil {
+			m.metricsLn.Close()
+		}
 		return fmt.Errorf("start apply engine: %w", err)
 	}
+	m.Hub.Start(ctx)
 	m.served = make(chan error, 1)
 	tlsOn := m.Config.TLS.CertFile != ""
 	if tlsOn {
@@ -208,7 +226,46 @@ func (m *Main) Listen(ctx context.Context) error {
 		m.served <- err
 	}()
 	m.Log.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
+	if m.metricsLn != nil {
+		m.serveMetrics(ctx, tlsOn)
+	}
 	return nil
+}
+
+func (m *Main) httpServer(ctx context.Context, h http.Handler, writeTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// serveMetrics serves /metrics alone on metrics.listen, with the API's TLS settings.
+func (m *Main) serveMetrics(ctx context.Context, tlsOn bool) {
+	m.metricsServer = m.httpServer(ctx, m.API.MetricsHandler(), 30*time.Second)
+	m.metricsServed = make(chan error, 1)
+	if tlsOn {
+		m.metricsServer.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else if m.Config.Metrics.RequireToken && !loopback(m.metricsLn.Addr()) {
+		m.Log.Warn("serving /metrics over plain HTTP on a non-loopback address with metrics.require_token: the scraper's token crosses the network in clear text", "addr", m.metricsLn.Addr().String())
+	}
+	go func() {
+		var err error
+		if tlsOn {
+			err = m.metricsServer.ServeTLS(m.metricsLn, m.Config.TLS.CertFile, m.Config.TLS.KeyFile)
+		} else {
+			err = m.metricsServer.Serve(m.metricsLn)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		m.metricsServed <- err
+	}()
+	m.Log.Info("serving /metrics", "addr", m.metricsLn.Addr().String(), "tls", tlsOn, "require_token", m.Config.Metrics.RequireToken)
 }
 
 func loopback(a net.Addr) bool {
@@ -219,6 +276,14 @@ func loopback(a net.Addr) bool {
 // Addr is the address the service listens on.
 func (m *Main) Addr() string { return m.ln.Addr().String() }
 
+// MetricsAddr is the address /metrics is served on when metrics.listen is set, else "".
+func (m *Main) MetricsAddr() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return m.metricsLn.Addr().String()
+}
+
 // Close shuts down gracefully: stop accepting, finish requests in flight, close the database.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
@@ -226,8 +291,15 @@ func (m *Main) Close(ctx context.Context) error {
 		errs = append(errs, m.server.Shutdown(ctx))
 		errs = append(errs, <-m.served)
 	}
+	if m.metricsServer != nil {
+		errs = append(errs, m.metricsServer.Shutdown(ctx))
+		errs = append(errs, <-m.metricsServed)
+	}
 	if m.Engine != nil && m.server != nil {
 		errs = append(errs, m.Engine.Stop(ctx))
+	}
+	if m.Hub != nil {
+		m.Hub.Close()
 	}
 	if m.DB != nil {
 		m.DB.Close()

@@ -237,57 +237,6 @@ func (e withExtra) Error() string     { return e.err.Error() }
 func (e withExtra) Unwrap() error     { return e.err }
 func (e withExtra) ProblemExtra() any { return e.extra }
 
-// waitHost long-polls GET /v1/hosts/{name}?wait=active&timeout=30s until the host reaches the
-// wanted state or its change ends without getting there (rejected, failed, rolled back).
-func (s *Server) waitHost(r *http.Request, h fabric.Host) (fabric.Host, error) {
-	q := r.URL.Query()
-	want := fabric.HostState(q.Get("wait"))
-	if want == "" {
-		return h, nil
-	}
-	if want != fabric.HostActive && want != fabric.HostRemoved {
-		return h, fabric.FieldErrorf(fabric.EINVALID, "wait", "want active or removed, got %q", string(want))
-	}
-	timeout := 30 * time.Second
-	if v := q.Get("timeout"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 || d > 5*time.Minute {
-			return h, fabric.FieldErrorf(fabric.EINVALID, "timeout", "want a duration such as 30s, at most 5m, got %q", v)
-		}
-		timeout = d
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if h.State == want {
-			return h, nil
-		}
-		// The host read carries its newest change: no second query per poll.
-		if c := h.Change; c != nil && c.Status.Final() && c.Status != fabric.ChangeApplied {
-			return h, nil // the change ended without getting there: answer with its state
-		}
-		select {
-		case <-ctx.Done():
-			return h, nil // timeout: answer with the current state
-		case <-tick.C:
-		}
-		next, err := s.hosts.Host(ctx, h.Name)
-		if err != nil {
-			if fabric.ErrorCode(err) == fabric.ENOTFOUND && want == fabric.HostRemoved {
-				h.State = fabric.HostRemoved
-				return h, nil
-			}
-			if ctx.Err() != nil {
-				return h, nil
-			}
-			return h, err
-		}
-		h = next
-	}
-}
-
 func changeRefOf(id int64, status fabric.ChangeStatus, reason string) *changeRef {
 	return &changeRef{ID: id, Status: string(status), Reason: strOrNil(reason)}
 }

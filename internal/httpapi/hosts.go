@@ -119,12 +119,19 @@ func (s *Server) hostView(r *http.Request, h fabric.Host) hostJSON {
 }
 
 func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
-	h, err := s.hosts.Host(r.Context(), chi.URLParam(r, "name"))
+	name := chi.URLParam(r, "name")
+	wait, err := parseWait(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if h, err = s.waitHost(r, h); err != nil {
+	var h fabric.Host
+	if wait.want == "" {
+		h, err = s.hosts.Host(r.Context(), name)
+	} else {
+		h, err = s.waitHost(r.Context(), actor(r.Context()).Name, name, wait)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

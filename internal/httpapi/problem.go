@@ -82,6 +82,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p.Title = http.StatusText(p.Status)
 	var limit *fabric.LimitError
 	if errors.As(err, &limit) {
+		p.Field = limit.Field // which limit: its configuration key
 		// Whole seconds, rounded up: Retry-After takes no fractions (RFC 9110, 10.2.3).
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (limit.RetryAfter+time.Second-1)/time.Second))))
 	}

@@ -48,6 +48,16 @@ type Config struct {
 	RegistrationsPerMinute int
 	// Now is the clock of the rate limit; nil means time.Now. Tests may replace it.
 	Now func() time.Time
+
+	LongPollsPerToken int           // concurrent ?wait= requests per token; default 10
+	LongPolls         int           // concurrent ?wait= requests in all; default 1000
+	LongPollRecheck   time.Duration // a waiting long-poll re-reads its host at least this often; default 5s
+
+	// MetricsSeparate leaves /metrics out of Handler: MetricsHandler serves it on a listener
+	// of its own (metrics.listen).
+	MetricsSeparate bool
+	// MetricsRequireToken makes /metrics ask for a live bearer token (any role).
+	MetricsRequireToken bool
 }
 
 // Server is the HTTP API.
@@ -63,6 +73,8 @@ type Server struct {
 	verifier Verifier      // set by SetVerifier; GET /v1/verify answers 503 without it
 
 	registrations *rateLimiter // nil: registrations are not rate-limited
+	watcher       HostWatcher  // set by SetHostWatcher; long-polls then wake on notifications
+	longPolls     *longPolls
 }
 
 // New returns the API server. Its Handler serves every route.
@@ -73,22 +85,26 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{hosts: hosts, store: store, inv: inv, log: log, cfg: cfg}
+	if cfg.LongPollsPerToken <= 0 {
+		cfg.LongPollsPerToken = defaultLongPollsPerToken
+	}
+	if cfg.LongPolls <= 0 {
+		cfg.LongPolls = defaultLongPolls
+	}
+	if cfg.LongPollRecheck <= 0 {
+		cfg.LongPollRecheck = defaultLongPollRecheck
+	}
+	s := &Server{hosts: hosts, store: store, inv: inv, log: log, cfg: cfg, longPolls: newLongPolls(cfg.LongPollsPerToken, cfg.LongPolls)}
 	if cfg.RegistrationsPerMinute > 0 {
 		s.registrations = newRateLimiter(cfg.RegistrationsPerMinute, cfg.Now)
 	}
 	s.metrics = newMetrics(s)
-	r := chi.NewRouter()
-	r.Use(s.requestID, s.observe, s.recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, fabric.Errorf(fabric.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &requestError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)})
-	})
+	r := s.newRouter()
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	r.Handle("/metrics", s.metrics.handler())
+	if !cfg.MetricsSeparate {
+		r.Handle("/metrics", s.metricsEndpoint())
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(s.checkText)
 		r.With(s.auth(fabric.PermHosts), s.limitRegistrations).Post("/hosts", s.registerHost)
@@ -109,6 +125,35 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	})
 	s.router = r
 	return s
+}
+
+// newRouter returns a router with the common middleware and problem answers for unknown
+// routes and methods.
+func (s *Server) newRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.observe, s.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fabric.Errorf(fabric.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &requestError{status: http.StatusMethodNotAllowed, msg: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)})
+	})
+	return r
+}
+
+// metricsEndpoint serves /metrics, behind a token when the config asks for one.
+func (s *Server) metricsEndpoint() http.Handler {
+	if s.cfg.MetricsRequireToken {
+		return s.auth(anyRole)(s.metrics.handler())
+	}
+	return s.metrics.handler()
+}
+
+// MetricsHandler serves /metrics alone, for a listener of its own (Config.MetricsSeparate).
+func (s *Server) MetricsHandler() http.Handler {
+	r := s.newRouter()
+	r.Handle("/metrics", s.metricsEndpoint())
+	return r
 }
 
 // Router returns the chi router, so that other packages may mount more routes on it.
@@ -173,6 +218,9 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// anyRole, as auth's permission, asks for a live token and nothing more.
+const anyRole fabric.Permission = ""
+
 // auth requires a live bearer token whose role holds perm: 401 without one, 403 with one
 // that lacks the permission.
 func (s *Server) auth(perm fabric.Permission) func(http.Handler) http.Handler {
@@ -189,7 +237,7 @@ func (s *Server) auth(perm fabric.Permission) func(http.Handler) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
-			if !a.Role.Can(perm) {
+			if perm != anyRole && !a.Role.Can(perm) {
 				s.writeError(w, r, fabric.Errorf(fabric.EFORBIDDEN, "token %s has role %s, which may not do this (needs %s)", a.Name, a.Role, perm))
 				return
 			}

@@ -58,9 +58,10 @@ func (db *DB) CreateToken(ctx context.Context, actor string, t fabric.Token, inv
 	return secret, nil
 }
 
-// authCacheTTL bounds how long a process trusts a token it has looked up: a revocation made
-// by another process (returnpath token revoke) takes effect within this time. It saves a
-// query on every API call, about 15% of a registration's database work.
+// authCacheTTL bounds how long a process trusts a token it has looked up. It saves a query on
+// every API call, about 15% of a registration's database work. A revocation reaches every
+// serve process at once through the notification hub (tokens_notify.go); this bound is what
+// is left when no hub watches the cache.
 const authCacheTTL = 2 * time.Second
 
 // authCacheMax bounds the cache; past it the cache starts over.
@@ -75,31 +76,41 @@ type authEntry struct {
 type authCache struct {
 	mu sync.Mutex
 	m  map[[32]byte]authEntry
+	// gen counts invalidations: a lookup that began before one must not fill the cache
+	// with what it read before the revocation.
+	gen uint64
+	// off bypasses the cache while revocations could go unheard (tokens_notify.go).
+	off bool
 }
 
-func (c *authCache) get(h [32]byte, now time.Time) (fabric.Actor, bool) {
+// get returns the cached actor, and the generation to hand put after a database lookup.
+func (c *authCache) get(h [32]byte, now time.Time) (fabric.Actor, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[h]
-	if !ok || now.After(e.expires) {
-		return fabric.Actor{}, false
+	if c.off || !ok || now.After(e.expires) {
+		return fabric.Actor{}, c.gen, false
 	}
-	return e.actor, true
+	return e.actor, c.gen, true
 }
 
-func (c *authCache) put(h [32]byte, a fabric.Actor, now time.Time) {
+func (c *authCache) put(h [32]byte, a fabric.Actor, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.off || gen != c.gen {
+		return
+	}
 	if c.m == nil || len(c.m) >= authCacheMax {
 		c.m = map[[32]byte]authEntry{}
 	}
 	c.m[h] = authEntry{actor: a, expires: now.Add(authCacheTTL)}
 }
 
-// forget drops every cached token of a name (after a revocation in this process).
+// forget drops every cached token of a name (after a revocation, here or in another process).
 func (c *authCache) forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for h, e := range c.m {
 		if e.actor.Name == name {
 			delete(c.m, h)
@@ -111,12 +122,13 @@ func (c *authCache) forget(name string) {
 func (db *DB) Authenticate(ctx context.Context, secret string) (fabric.Actor, error) {
 	h := sha256.Sum256([]byte(secret))
 	now := db.Now()
-	if a, ok := db.auth.get(h, now); ok {
+	a, gen, ok := db.auth.get(h, now)
+	if ok {
 		return a, nil
 	}
 	a, err := db.authenticate(ctx, secret, h)
 	if err == nil {
-		db.auth.put(h, a, now)
+		db.auth.put(h, a, now, gen)
 	}
 	return a, err
 }
@@ -148,6 +160,10 @@ func (db *DB) RevokeToken(ctx context.Context, actor, name string) error {
 			return fabric.Errorf(fabric.ENOTFOUND, "no live token named %q", name)
 		}
 		db.auth.forget(name)
+		// Every serve process's hub hears this at commit and drops the name from its cache.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelTokens, name); err != nil {
+			return formatError(err)
+		}
 		return insertAudit(ctx, tx, now, actor, "token.revoke", "token/"+name, nil)
 	})
 }
