@@ -23,6 +23,20 @@ func (s *Server) SetVerifier(v Verifier) { s.verifier = v }
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := verify.Filter{Device: q.Get("device"), Segment: q.Get("segment")}
+	switch v := q.Get("fresh"); v {
+	case "", "false":
+	case "true":
+		// Only an admin may make the service log in to every device on demand: anyone else
+		// gets a reading at most verify.max_age old.
+		if a := actor(r.Context()); !a.Role.Can(fabric.PermAdmin) {
+			s.writeError(w, r, fabric.FieldErrorf(fabric.EFORBIDDEN, "fresh", "token %s has role %s; only admin tokens may ask for fresh=true", a.Name, a.Role))
+			return
+		}
+		f.Fresh = true
+	default:
+		s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "fresh", "want true or false, got %q", v))
+		return
+	}
 	if f.Device != "" {
 		if _, ok := s.inv.Device(f.Device); !ok {
 			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "device", "no device named %q", f.Device))

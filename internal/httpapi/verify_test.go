@@ -52,7 +52,7 @@ func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e.env = &env{url: ts.URL, db: db, tokens: map[fabric.Role]string{}}
-	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap} {
+	for _, role := range []fabric.Role{fabric.RoleViewer, fabric.RoleBootstrap, fabric.RoleReviewer, fabric.RoleAdmin} {
 		secret, err := db.CreateToken(ctx, "test", fabric.Token{Name: string(role) + "-token", Role: role, Owner: string(role)}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -193,5 +193,36 @@ func TestVerifyEndpointUnconfigured(t *testing.T) {
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != httpapi.ProblemContentType {
 		t.Errorf("Content-Type = %q, want %s", ct, httpapi.ProblemContentType)
+	}
+}
+
+// TestVerifyFreshIsForAdmins: only an admin may make the service log in to every device on
+// demand; everyone else is answered from a reading at most verify.max_age old.
+func TestVerifyFreshIsForAdmins(t *testing.T) {
+	t.Parallel()
+	e := newVerifyEnv(t, true)
+	tests := []struct {
+		name   string
+		query  string
+		role   fabric.Role
+		status int
+		field  string
+	}{
+		{name: "viewer", query: "?fresh=true", role: fabric.RoleViewer, status: http.StatusForbidden, field: "fresh"},
+		{name: "reviewer", query: "?fresh=true", role: fabric.RoleReviewer, status: http.StatusForbidden, field: "fresh"},
+		{name: "admin", query: "?fresh=true", role: fabric.RoleAdmin, status: http.StatusOK},
+		{name: "viewer, not fresh", query: "?fresh=false", role: fabric.RoleViewer, status: http.StatusOK},
+		{name: "not a boolean", query: "?fresh=yes", role: fabric.RoleAdmin, status: http.StatusUnprocessableEntity, field: "fresh"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := e.do(t, "GET", "/v1/verify"+tt.query, tt.role, "")
+			if resp.StatusCode != tt.status {
+				t.Fatalf("GET /v1/verify%s as %s = %d %v, want %d", tt.query, tt.role, resp.StatusCode, body, tt.status)
+			}
+			if tt.field != "" && body["field"] != tt.field {
+				t.Errorf("field = %v, want %s", body["field"], tt.field)
+			}
+		})
 	}
 }

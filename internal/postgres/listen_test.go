@@ -271,8 +271,8 @@ func TestHostNotifications(t *testing.T) {
 			}
 		}},
 		{name: "a remediate change (no host) ends", want: nil, do: func() {
-			exec(`INSERT INTO changes (kind, status, requested_by, plan_hash, created_at, updated_at)
-				VALUES ('remediate', 'applying', 'drift-check', 'h', now(), now())`)
+			exec(`INSERT INTO changes (kind, status, requested_by, requested_owner, plan_hash, created_at, updated_at)
+				VALUES ('remediate', 'applying', 'drift-check', 'drift-check', 'h', now(), now())`)
 			exec(`UPDATE changes SET status = 'applied' WHERE kind = 'remediate'`)
 		}},
 	}

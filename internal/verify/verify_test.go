@@ -208,7 +208,7 @@ func TestVerifyDriftKinds(t *testing.T) {
 		},
 	}
 	got := device(r, "sw1")
-	got.TookMS = 0
+	got.TookMS, got.ReadAt = 0, time.Time{}
 	if diff := gocmp.Diff(got, want, cmpOpts); diff != "" {
 		t.Errorf("sw1 (-got +want):\n%s", diff)
 	}
