@@ -23,7 +23,9 @@ type Cluster struct {
 	Dir     string // holds data/, the socket and the log
 	bin     string
 	runAs   *user.User // nil when not root
+	options string     // the server settings, as pg_ctl -o takes them
 	stopped bool
+	halted  bool // shut down by Halt, data kept
 }
 
 // Options tune the cluster. Durable keeps fsync on (for benchmarks that compare with a real
@@ -102,12 +104,49 @@ func Start(ctx context.Context, parent string, opts Options) (*Cluster, error) {
 		name, val, _ := strings.Cut(s, "=")
 		o = append(o, fmt.Sprintf("-c %s='%s'", name, val))
 	}
-	if err := c.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "postgres.log"), "-w", "-t", "60", "-o", strings.Join(o, " "), "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
+	c.options = strings.Join(o, " ")
+	if err := c.start(ctx); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("%w\n%s", err, log)
+		return nil, err
 	}
 	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	if err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.Dir, "data"), "-l", filepath.Join(c.Dir, "postgres.log"), "-w", "-t", "60", "-o", c.options, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.Dir, "postgres.log"))
+		return fmt.Errorf("%w\n%s", err, log)
+	}
+	return nil
+}
+
+// Halt shuts the server down at once (pg_ctl -m immediate: no checkpoint, clients cut off,
+// as a crash would) and keeps its data directory, so that Resume can start it again on the
+// same socket. Fault-injection tests use it on a cluster of their own. Commits survive it
+// only with synchronous_commit=on in Options.Settings: the default for tests turns it off,
+// and an immediate shutdown loses what the WAL writer had not written yet.
+func (c *Cluster) Halt(ctx context.Context) error {
+	if c.stopped || c.halted {
+		return fmt.Errorf("pgcluster %s: not running", c.Dir)
+	}
+	if err := c.run(ctx, "pg_ctl", "-D", filepath.Join(c.Dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
+		return err
+	}
+	c.halted = true
+	return nil
+}
+
+// Resume starts a cluster that Halt shut down; it runs crash recovery and serves the same
+// databases on the same socket.
+func (c *Cluster) Resume(ctx context.Context) error {
+	if c.stopped || !c.halted {
+		return fmt.Errorf("pgcluster %s: not halted", c.Dir)
+	}
+	if err := c.start(ctx); err != nil {
+		return err
+	}
+	c.halted = false
+	return nil
 }
 
 // URL returns a connection URL for database db over the cluster's unix socket.
@@ -116,13 +155,16 @@ func (c *Cluster) URL(db string) string {
 	return "postgres:///" + db + "?" + q.Encode()
 }
 
-// Stop stops the server at once and removes its directory.
+// Stop stops the server at once (unless Halt did) and removes its directory.
 func (c *Cluster) Stop() error {
 	if c.stopped {
 		return nil
 	}
 	c.stopped = true
-	err := c.run(context.Background(), "pg_ctl", "-D", filepath.Join(c.Dir, "data"), "-m", "immediate", "-w", "stop")
+	var err error
+	if !c.halted {
+		err = c.run(context.Background(), "pg_ctl", "-D", filepath.Join(c.Dir, "data"), "-m", "immediate", "-w", "stop")
+	}
 	if rerr := os.RemoveAll(c.Dir); err == nil {
 		err = rerr
 	}
