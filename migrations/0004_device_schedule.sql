@@ -10,7 +10,11 @@ CREATE TABLE device_schedule (
     -- consecutive sessions that could not reach the device, and when the next may try
     failures        int NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
-    last_error      text
+    last_error      text,
+    -- a session sent lines whose outcome is unknown (it timed out or lost the connection):
+    -- the device may still be working through them, so the next session reads it twice and
+    -- sends nothing until two readings agree
+    unsettled       boolean NOT NULL DEFAULT false
 );
 
 -- +goose StatementBegin

@@ -103,6 +103,8 @@ func TestDriftCheckProposesRemediation(t *testing.T) {
 		`returnpath_ops_total{device="sw1",outcome="applied"} 1`,
 		`returnpath_apply_session_seconds_count{device="fw1"} 2`,
 		`returnpath_fabric_drift_routes{device="fw1",kind="missing"} 1`,
+		`returnpath_device_logins_total{device="fw1",outcome="ok"} `, // apply and verify sessions: their count varies with the verify cache
+		`returnpath_device_login_failures{device="fw1"} 0`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -120,7 +120,9 @@ func (m *Main) Open(ctx context.Context) error {
 	m.API.SetChanges(m.Changes)
 	m.API.SetHostWatcher(m.Hub)
 	// Apply, verify and the drift check share each device's session budget, across processes.
-	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB}
+	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB,
+		Logins: session.NewLoginCounter()}
+	m.API.Metrics().Registry.MustRegister(m.Devices.Logins)
 	m.Verifier = &verify.Verifier{Inv: inv, Devices: m.Devices, Hosts: m.Hosts, MaxAge: m.Config.Verify.MaxAge}
 	m.API.SetVerifier(m.Verifier)
 	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {

@@ -79,7 +79,7 @@ apply, drift-check, cli and system are the service's own and cannot be taken.`,
 				return flagError(err)
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "created token %s with role %s, owner %s, segments %s; its secret is shown only now:\n",
+			tprintf(out, "created token %s with role %s, owner %s, segments %s; its secret is shown only now:\n",
 				name, role, orDash(owner), segmentsText(t.Segments))
 			fmt.Fprintln(out, secret)
 			return nil
@@ -112,7 +112,7 @@ apply, drift-check, cli and system are the service's own and cannot be taken.`,
 				if t.RevokedAt != nil {
 					revoked = t.RevokedAt.Format("2006-01-02 15:04:05Z")
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, orDash(t.Owner), segmentsText(t.Segments),
+				tprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, orDash(t.Owner), segmentsText(t.Segments),
 					t.CreatedAt.Format("2006-01-02 15:04:05Z"), revoked)
 			}
 			return w.Flush()
@@ -131,7 +131,7 @@ apply, drift-check, cli and system are the service's own and cannot be taken.`,
 			if err := db.RevokeToken(cmd.Context(), cliActor, args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
+			tprintf(cmd.OutOrStdout(), "revoked token %s\n", args[0])
 			return nil
 		},
 	}

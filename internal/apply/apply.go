@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	// SessionWait bounds how long a job waits for one of the device's session slots (held by
 	// a verification or the drift check) before it tries again later (default 30s).
 	SessionWait time.Duration
+	// SettleInterval is the gap between the two readings of a device whose last session's
+	// outcome is unknown: nothing is resent until they agree (default 1s).
+	SettleInterval time.Duration
 	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
 	// however many serve processes share the database.
 	Periodic []Periodic
@@ -62,6 +66,9 @@ func (c *Config) defaults() {
 	if c.SessionWait <= 0 {
 		c.SessionWait = 30 * time.Second
 	}
+	if c.SettleInterval <= 0 {
+		c.SettleInterval = time.Second
+	}
 }
 
 // Store is what the engine needs of the change store (postgres.Changes implements it).
@@ -69,10 +76,11 @@ type Store interface {
 	ReadyOps(ctx context.Context, device string, limit int) ([]postgres.ReadyOp, error)
 	StartApplying(ctx context.Context, device string, changeIDs []int64) error
 	Record(ctx context.Context, device string, results []postgres.OpResult) error
-	BeginDeviceWork(ctx context.Context, device string) (time.Duration, error)
-	DeviceUnreachable(ctx context.Context, device, reason string) (time.Time, error)
+	BeginDeviceWork(ctx context.Context, device string) (postgres.DeviceWork, error)
+	DeviceUnreachable(ctx context.Context, device, reason string, unsettled bool) (time.Time, error)
 	DeviceReachable(ctx context.Context, device string) error
 	WakeDevicesWithWork(ctx context.Context, jobKind string) error
+	DeviceSchedules(ctx context.Context) ([]postgres.DeviceSchedule, error)
 	ChangesByStatus(ctx context.Context) (map[fabric.ChangeStatus]int64, error)
 }
 
@@ -232,13 +240,14 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 	if lease != nil {
 		defer lease.Release()
 	}
-	wait, err := e.store.BeginDeviceWork(ctx, dev)
+	begun, err := e.store.BeginDeviceWork(ctx, dev)
 	if err != nil {
 		return err
 	}
-	if wait > 0 {
-		return river.JobSnooze(wait) // the device's login backoff
+	if begun.Wait > 0 {
+		return river.JobSnooze(begun.Wait) // the device's login backoff
 	}
+	unsettled := begun.Unsettled
 	for {
 		ops, err := e.store.ReadyOps(ctx, dev, e.cfg.BatchSize)
 		if err != nil {
@@ -259,13 +268,13 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		if lease == nil {
 			results = e.failAll(ops, safe(leaseErr)) // no configuration or driver for the device
 		} else {
-			results, out = e.session(ctx, lease, dev, ops)
+			results, out = e.session(ctx, lease, dev, ops, unsettled)
 		}
 		rctx := context.WithoutCancel(ctx)
 		if out.retry != nil {
 			// Before Record, so that the job Record may queue for the device's pending ops
 			// waits for the new backoff.
-			next, err := e.store.DeviceUnreachable(rctx, dev, safe(out.retry))
+			next, err := e.store.DeviceUnreachable(rctx, dev, safe(out.retry), out.unsettled)
 			if err != nil {
 				return err
 			}
@@ -275,6 +284,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 			if err := e.store.DeviceReachable(rctx, dev); err != nil {
 				return err
 			}
+			unsettled = false
 		}
 		if err := e.store.Record(rctx, dev, results); err != nil {
 			return err
@@ -290,13 +300,20 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 
 // outcome is what a session says about the device beyond each op's result.
 type outcome struct {
-	reached bool  // a session was opened
-	retry   error // the device must be tried again after its backoff: unreachable, or sent with an unknown outcome
+	reached   bool  // a session was opened
+	retry     error // the device must be tried again after its backoff: unreachable, or sent with an unknown outcome
+	unsettled bool  // lines were sent whose outcome is unknown: the device may still be working through them
 }
 
 // session opens the device once, pushes what differs, reads back, and says what happened to
 // each op. retryIn > 0 asks for another session after that long.
-func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, ops []postgres.ReadyOp) ([]postgres.OpResult, outcome) {
+//
+// When the device is unsettled (an earlier session sent lines and lost sight of them), the
+// device may still be typing them: a stalled CLI that resumes works through its buffered lines
+// even after the session that sent them is gone. Resending what a reading lacks would then type
+// lines twice, so the session reads the device twice, SettleInterval apart, and sends nothing
+// until two readings agree.
+func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, ops []postgres.ReadyOp, unsettled bool) ([]postgres.OpResult, outcome) {
 	start := time.Now()
 	defer func() { e.sessionSeconds.WithLabelValues(dev).Observe(time.Since(start).Seconds()) }()
 	drv, err := lease.Open(ctx)
@@ -305,9 +322,12 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 	}
 	defer drv.Close()
 	have, err := drv.Routes(ctx)
+	if err == nil && unsettled {
+		have, err = e.settled(ctx, drv, dev, have)
+	}
 	if err != nil {
 		rs, out := e.notSent(dev, ops, err)
-		out.reached = true
+		out.reached, out.unsettled = true, unsettled
 		return rs, out
 	}
 	results := make([]postgres.OpResult, len(ops))
@@ -341,6 +361,7 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 			}
 		}
 		out.reached = true
+		out.unsettled = kind == drivers.KindIndeterminate
 		return rs, out
 	}
 	rejected := map[int]drivers.Rejection{}
@@ -366,11 +387,12 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 		}
 		switch {
 		case rerr != nil:
-			r.Status, r.Error, out.retry = fabric.OpPending, "sent, but the read-back failed: "+safe(rerr), rerr
+			r.Status, r.Error, out.retry, out.unsettled = fabric.OpPending, "sent, but the read-back failed: "+safe(rerr), rerr, true
 		case reflected(ops[i].Op, now):
 			r.Status = fabric.OpApplied
 		case applyErr != nil && (kind == drivers.KindIndeterminate || kind == drivers.KindInternal):
-			r.Status, r.Error, out.retry = fabric.OpPending, "outcome unknown, not on the device: will resend: "+safe(applyErr), applyErr
+			r.Status, r.Error, out.retry, out.unsettled = fabric.OpPending,
+				"outcome unknown, not on the device yet: the device is read again until it settles, then what it lacks is sent: "+safe(applyErr), applyErr, true
 		case applyErr != nil:
 			r.Status, r.Error = fabric.OpFailed, safe(applyErr)
 		default:
@@ -378,6 +400,27 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 		}
 	}
 	return results, out
+}
+
+// settled reads the device again SettleInterval after first and returns the reading if the two
+// agree; otherwise an indeterminate error: the device is still changing.
+func (e *Engine) settled(ctx context.Context, drv drivers.Driver, dev string, first []fabric.Route) ([]fabric.Route, error) {
+	t := time.NewTimer(e.cfg.SettleInterval)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return nil, &drivers.Error{Kind: drivers.KindIndeterminate, Device: dev, Op: "read", Err: ctx.Err()}
+	case <-t.C:
+	}
+	second, err := drv.Routes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !maps.Equal(routeSet(first), routeSet(second)) {
+		return nil, drivers.Errorf(drivers.KindIndeterminate, dev, "read",
+			"the device's routes are still changing after a session whose outcome is unknown (%d, then %d routes): nothing is sent until two readings agree", len(first), len(second))
+	}
+	return second, nil
 }
 
 // notSent handles a session that could not send anything: unreachable devices are retried
@@ -435,11 +478,21 @@ func reflected(op fabric.RouteOp, have map[fabric.Route]bool) bool {
 	return !have[op.Route]
 }
 
-var changesDesc = prometheus.NewDesc("returnpath_changes", "Changes by status.", []string{"status"}, nil)
+var (
+	changesDesc  = prometheus.NewDesc("returnpath_changes", "Changes by status.", []string{"status"}, nil)
+	failuresDesc = prometheus.NewDesc("returnpath_device_login_failures",
+		"Consecutive apply sessions that could not reach the device (0 once one does), across all processes.", []string{"device"}, nil)
+	nextLoginDesc = prometheus.NewDesc("returnpath_device_next_login_timestamp_seconds",
+		"When the apply engine may next log in to a device that failed: the end of its backoff.", []string{"device"}, nil)
+)
 
 type changeCollector struct{ store Store }
 
-func (c *changeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- changesDesc }
+func (c *changeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- changesDesc
+	ch <- failuresDesc
+	ch <- nextLoginDesc
+}
 
 func (c *changeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -451,5 +504,15 @@ func (c *changeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range []fabric.ChangeStatus{fabric.ChangePending, fabric.ChangeApproved, fabric.ChangeApplying, fabric.ChangeApplied,
 		fabric.ChangeRejected, fabric.ChangeFailed, fabric.ChangeRolledBack} {
 		ch <- prometheus.MustNewConstMetric(changesDesc, prometheus.GaugeValue, float64(by[s]), string(s))
+	}
+	scheds, err := c.store.DeviceSchedules(ctx)
+	if err != nil {
+		return
+	}
+	for _, s := range scheds {
+		ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.GaugeValue, float64(s.Failures), s.Device)
+		if s.NextAttemptAt != nil {
+			ch <- prometheus.MustNewConstMetric(nextLoginDesc, prometheus.GaugeValue, float64(s.NextAttemptAt.UnixMilli())/1000, s.Device)
+		}
 	}
 }

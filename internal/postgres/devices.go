@@ -31,41 +31,52 @@ func (c *Changes) wakeTx(ctx context.Context, tx pgx.Tx, devices []string) error
 	return c.enq.EnqueueTx(ctx, tx, wake)
 }
 
+// DeviceWork is what an apply job learns when it begins a device's work.
+type DeviceWork struct {
+	// Wait > 0: the device's login backoff has that long to run; the job has not begun.
+	Wait time.Duration
+	// Unsettled: an earlier session's outcome is unknown, and the device may still be
+	// working through what it was sent.
+	Unsettled bool
+}
+
 // BeginDeviceWork is called by an apply job for device before it reads the device's ready
 // ops. If the device's retry schedule allows a login now, it marks the job's work as started
-// (new work from now on queues a new job) and returns 0; otherwise it changes nothing and
-// returns how long to wait.
-func (c *Changes) BeginDeviceWork(ctx context.Context, device string) (time.Duration, error) {
+// (new work from now on queues a new job); otherwise it changes nothing and says how long to
+// wait.
+func (c *Changes) BeginDeviceWork(ctx context.Context, device string) (DeviceWork, error) {
 	for {
 		now := c.db.Now()
-		var exists bool
+		var started, unsettled bool
 		var next *time.Time
 		err := c.db.Pool.QueryRow(ctx, `
 			WITH upd AS (UPDATE device_schedule SET job_queued = false
 			             WHERE device = $1 AND (next_attempt_at IS NULL OR next_attempt_at <= $2) RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM upd) OR NOT EXISTS (SELECT 1 FROM device_schedule WHERE device = $1),
-			       (SELECT next_attempt_at FROM device_schedule WHERE device = $1)`,
-			device, now).Scan(&exists, &next)
+			       (SELECT next_attempt_at FROM device_schedule WHERE device = $1),
+			       coalesce((SELECT unsettled FROM device_schedule WHERE device = $1), false)`,
+			device, now).Scan(&started, &next, &unsettled)
 		if err != nil {
-			return 0, formatError(err)
+			return DeviceWork{}, formatError(err)
 		}
-		if exists {
-			// Started; a device new to this database gets its row (nobody could have queued a
-			// job through its flag yet).
+		if started {
+			// A device new to this database gets its row (nobody could have queued a job
+			// through its flag yet).
 			_, err := c.db.Pool.Exec(ctx, `INSERT INTO device_schedule (device) VALUES ($1) ON CONFLICT DO NOTHING`, device)
-			return 0, formatError(err)
+			return DeviceWork{Unsettled: unsettled}, formatError(err)
 		}
 		if next != nil && next.After(now) {
-			return next.Sub(now), nil
+			return DeviceWork{Wait: next.Sub(now), Unsettled: unsettled}, nil
 		}
 		// The schedule changed under the statement's snapshot: read it again.
 	}
 }
 
-// DeviceUnreachable records a session that could not reach device: the device's failure count
-// grows, its next login waits fabric.LoginBackoff, and an apply job is queued for then (unless
-// one is queued already). It returns when the next login may happen.
-func (c *Changes) DeviceUnreachable(ctx context.Context, device, reason string) (time.Time, error) {
+// DeviceUnreachable records a session that could not reach device, or whose outcome is unknown
+// (unsettled): the device's failure count grows, its next login waits fabric.LoginBackoff, and
+// an apply job is queued for then (unless one is queued already). An unsettled device stays so
+// until a session finds it settled (DeviceReachable). It returns when the next login may happen.
+func (c *Changes) DeviceUnreachable(ctx context.Context, device, reason string, unsettled bool) (time.Time, error) {
 	var next time.Time
 	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
 		var failures int
@@ -77,8 +88,8 @@ func (c *Changes) DeviceUnreachable(ctx context.Context, device, reason string) 
 			return formatError(err)
 		}
 		next = c.db.Now().Add(fabric.LoginBackoff(failures))
-		if _, err := tx.Exec(ctx, `UPDATE device_schedule SET next_attempt_at = $2, last_error = $3 WHERE device = $1`,
-			device, next, reason); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE device_schedule SET next_attempt_at = $2, last_error = $3, unsettled = unsettled OR $4
+			WHERE device = $1`, device, next, reason, unsettled); err != nil {
 			return formatError(err)
 		}
 		return c.wakeTx(ctx, tx, []string{device})
@@ -86,10 +97,11 @@ func (c *Changes) DeviceUnreachable(ctx context.Context, device, reason string) 
 	return next, err
 }
 
-// DeviceReachable records a session that reached device: its retry schedule starts over.
+// DeviceReachable records a session that reached device and found it settled: its retry
+// schedule starts over.
 func (c *Changes) DeviceReachable(ctx context.Context, device string) error {
-	_, err := c.db.Pool.Exec(ctx, `UPDATE device_schedule SET failures = 0, next_attempt_at = NULL, last_error = NULL
-		WHERE device = $1 AND (failures > 0 OR next_attempt_at IS NOT NULL)`, device)
+	_, err := c.db.Pool.Exec(ctx, `UPDATE device_schedule SET failures = 0, next_attempt_at = NULL, last_error = NULL, unsettled = false
+		WHERE device = $1 AND (failures > 0 OR next_attempt_at IS NOT NULL OR unsettled)`, device)
 	return formatError(err)
 }
 
@@ -127,10 +139,10 @@ type DeviceSchedule struct {
 	LastError     string
 }
 
-// DeviceSchedules returns the retry state of every device that has failed logins.
+// DeviceSchedules returns the retry state of every device the engine has worked.
 func (c *Changes) DeviceSchedules(ctx context.Context) ([]DeviceSchedule, error) {
 	rows, err := c.db.Pool.Query(ctx, `SELECT device, failures, next_attempt_at, coalesce(last_error, '')
-		FROM device_schedule WHERE failures > 0 ORDER BY device`)
+		FROM device_schedule ORDER BY device`)
 	if err != nil {
 		return nil, formatError(err)
 	}

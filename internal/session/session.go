@@ -12,6 +12,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/internal/fabric"
 )
@@ -34,6 +36,15 @@ type Devices struct {
 	// Budget enforces the budget across processes; nil enforces nothing (a test, or a tool
 	// that never runs beside the service).
 	Budget Budget
+	// Logins, when set, counts every session opened, by device and outcome ("ok" or the
+	// driver's error kind): the login attempts a device sees from this process.
+	Logins *prometheus.CounterVec
+}
+
+// NewLoginCounter returns the counter for Devices.Logins.
+func NewLoginCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "returnpath_device_logins_total",
+		Help: "Device sessions opened (logins) by this process, by outcome: ok or the driver's error kind."}, []string{"device", "outcome"})
 }
 
 // BusyError says that every session slot of a device stayed in use until the caller gave up.
@@ -52,6 +63,7 @@ type Lease struct {
 	Config  drivers.Config
 	factory drivers.Factory
 	release func()
+	logins  *prometheus.CounterVec
 }
 
 // Config returns the device's driver configuration.
@@ -82,7 +94,7 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lease{Config: cfg, factory: f, release: func() {}}
+	l := &Lease{Config: cfg, factory: f, release: func() {}, logins: d.Logins}
 	if d.Budget == nil {
 		return l, nil
 	}
@@ -113,7 +125,15 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 
 // Open opens a session to the leased device.
 func (l *Lease) Open(ctx context.Context) (drivers.Driver, error) {
-	return l.factory.Open(ctx, l.Config)
+	d, err := l.factory.Open(ctx, l.Config)
+	if l.logins != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = drivers.KindOf(err).String()
+		}
+		l.logins.WithLabelValues(l.Config.Name, outcome).Inc()
+	}
+	return d, err
 }
 
 // Release gives the slot back. It is safe to call more than once.
