@@ -93,8 +93,11 @@ printf '   on the docker host uplink: %s\n' "$(head -1 "$WORK/capture.txt" | sed
 say "CI verifies the fabric" "Exit 0: every device holds exactly the routes the registry says."
 as ci verify && ok "in sync (exit 0)"
 
-say "Someone deletes the firewall's route by hand"
+say "Someone deletes the firewall's route by hand" \
+	"CI's next run finds it. (Verify shares a device reading for up to verify.max_age, 5 s, so that no" \
+	"caller can make the service log in to a device per request: the demo waits that long.)"
 run ip netns exec "$LAB_FW1" ip route del 172.10.10.0/24
+sleep 5.2
 set +e; as ci verify; rc=$?; set -e
 [ $rc = 1 ] && bad "drift found (exit 1)" || { bad "verify exited $rc, expected 1"; exit 1; }
 

@@ -132,6 +132,8 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Monitor.OnDrift = m.proposeRemediation
 	}
 	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize,
+		// A verification right after a change must read the changed device again.
+		AfterSession: m.Verifier.Forget,
 		// The drift check runs as a River periodic job: once per interval across all
 		// processes, so that two processes never file two remediation proposals.
 		Periodic: []apply.Periodic{{Name: "drift_check", Interval: m.Config.Drift.Interval, Run: func(ctx context.Context) error {

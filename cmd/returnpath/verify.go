@@ -33,7 +33,7 @@ const (
 type verifyOptions struct {
 	device, segment string
 	format, output  string
-	direct          bool
+	direct, fresh   bool
 	timeout         time.Duration
 }
 
@@ -69,6 +69,7 @@ database (database_url) and the devices of the configuration file itself (break-
 	f.StringVar(&o.format, "format", "text", "output format: text, json or junit")
 	f.StringVar(&o.output, "output", "", "write the report to this file instead of standard output")
 	f.BoolVar(&o.direct, "direct", false, "no server: read the database and the devices of --config directly")
+	f.BoolVar(&o.fresh, "fresh", false, "read every device now rather than accept a reading up to verify.max_age old (admin tokens only)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
 }
@@ -90,7 +91,7 @@ func runVerify(cmd *cobra.Command, o verifyOptions, factories func() map[fabric.
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
-	filter := verify.Filter{Device: o.device, Segment: o.segment}
+	filter := verify.Filter{Device: o.device, Segment: o.segment, Fresh: o.fresh}
 	var report verify.Report
 	if o.direct {
 		report, err = verifyDirect(ctx, cfg, factories(), filter)
@@ -137,6 +138,9 @@ func verifyRemote(ctx context.Context, cfg *Config, f verify.Filter, timeout tim
 	}
 	if f.Segment != "" {
 		q.Set("segment", f.Segment)
+	}
+	if f.Fresh {
+		q.Set("fresh", "true")
 	}
 	path := "/v1/verify"
 	if len(q) > 0 {

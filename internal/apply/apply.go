@@ -35,6 +35,9 @@ type Config struct {
 	// SessionWait bounds how long a job waits for one of the device's session slots (held by
 	// a verification or the drift check) before it tries again later (default 30s).
 	SessionWait time.Duration
+	// AfterSession, when set, is called after each session the engine had with a device
+	// (the verifier forgets its reading of the device).
+	AfterSession func(device string)
 	// SettleInterval is the gap between the two readings of a device whose last session's
 	// outcome is unknown: nothing is resent until they agree (default 1s).
 	SettleInterval time.Duration
@@ -288,6 +291,9 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		}
 		if err := e.store.Record(rctx, dev, results); err != nil {
 			return err
+		}
+		if e.cfg.AfterSession != nil && lease != nil {
+			e.cfg.AfterSession(dev)
 		}
 		for _, r := range results {
 			e.opsApplied.WithLabelValues(dev, string(r.Status)).Inc()

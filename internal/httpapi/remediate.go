@@ -20,7 +20,8 @@ func (s *Server) remediate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	rep, err := s.verifier.Verify(r.Context(), verify.Filter{Device: q.Get("device"), Segment: q.Get("segment")})
+	// A remediation is planned from the devices as they are now, never from a shared reading.
+	rep, err := s.verifier.Verify(r.Context(), verify.Filter{Device: q.Get("device"), Segment: q.Get("segment"), Fresh: true})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

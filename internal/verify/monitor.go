@@ -92,7 +92,8 @@ func (m *Monitor) Run(ctx context.Context) {
 // Check verifies the whole fabric once, updates the gauges and calls OnDrift on drift. A
 // device that could not be read keeps its last drift figures and is marked unreachable.
 func (m *Monitor) Check(ctx context.Context) (Report, error) {
-	r, err := m.verifier.Verify(ctx, Filter{})
+	// The periodic check reads every device: a shared reading would hide drift made since.
+	r, err := m.verifier.Verify(ctx, Filter{Fresh: true})
 	if err != nil {
 		return r, err
 	}

@@ -24,6 +24,20 @@ type readings struct {
 	mu       sync.Mutex
 	last     map[string]reading
 	inflight map[string]*flight
+	gen      map[string]uint64 // bumped by forget: a read begun before it is not kept
+}
+
+// forget drops device's reading, and keeps a read in flight from being stored: the device was
+// just changed.
+func (rs *readings) forget(device string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.gen == nil {
+		rs.gen = map[string]uint64{}
+	}
+	rs.gen[device]++
+	delete(rs.last, device)
+	delete(rs.inflight, device)
 }
 
 type flight struct {
@@ -46,7 +60,7 @@ func (rs *readings) get(ctx context.Context, device string, maxAge time.Duration
 			rs.inflight, rs.last = map[string]*flight{}, map[string]reading{}
 		}
 		rs.inflight[device] = f
-		go rs.run(device, f, now, read)
+		go rs.run(device, rs.gen[device], f, now, read)
 	}
 	rs.mu.Unlock()
 	select {
@@ -62,15 +76,17 @@ const readTimeout = 2 * time.Minute
 
 // run reads the device on its own context: a caller that gives up does not cancel the read
 // others wait for.
-func (rs *readings) run(device string, f *flight, now func() time.Time, read func(context.Context) ([]fabric.Route, error)) {
+func (rs *readings) run(device string, gen uint64, f *flight, now func() time.Time, read func(context.Context) ([]fabric.Route, error)) {
 	start, at := time.Now(), now()
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	routes, err := read(ctx)
 	f.r = reading{routes: routes, err: err, at: at, took: time.Since(start)}
 	rs.mu.Lock()
-	rs.last[device] = f.r
-	delete(rs.inflight, device)
+	if rs.gen[device] == gen {
+		rs.last[device] = f.r
+		delete(rs.inflight, device)
+	}
 	rs.mu.Unlock()
 	close(f.done)
 }

@@ -112,3 +112,30 @@ func TestVerifyUnreachableIsNotHammered(t *testing.T) {
 		t.Errorf("%d logins to an unreachable device for 5 verifications within max_age, want 1", got)
 	}
 }
+
+// TestVerifyForgetAfterAChange: after the apply engine changed a device (Forget), the next
+// verification reads that device again, and only that one.
+func TestVerifyForgetAfterAChange(t *testing.T) {
+	t.Parallel()
+	f := newFleet()
+	opens := countOpens(f)
+	f.v.MaxAge = time.Minute
+	for range 2 {
+		if _, err := f.v.Verify(context.Background(), verify.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.v.Forget("sw1")
+	if _, err := f.v.Verify(context.Background(), verify.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range opens {
+		want := int64(1)
+		if name == "sw1" {
+			want = 2
+		}
+		if got := n.Load(); got != want {
+			t.Errorf("%s: %d sessions, want %d", name, got, want)
+		}
+	}
+}

@@ -280,6 +280,10 @@ func (v *Verifier) check(ctx context.Context, d fabric.Device, intent []fabric.I
 	return out
 }
 
+// Forget drops the reading of device kept for MaxAge: the apply engine calls it after each
+// session, so that a verification right after a change reads the device again.
+func (v *Verifier) Forget(device string) { v.readings.forget(device) }
+
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
 		return v.Now().UTC()
