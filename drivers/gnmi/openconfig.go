@@ -260,4 +260,3 @@ func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 func (e *openConfig) routes(snap *snapshot, managed []netip.Prefix) []fabric.Route {
 	return managedRoutes(snap, managed, e.vrf)
 }
-
