@@ -10,6 +10,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -56,6 +57,16 @@ type Harness struct {
 	Plant func(ctx context.Context, r fabric.Route) error
 	// Remove deletes a route out of band.
 	Remove func(ctx context.Context, r fabric.Route) error
+
+	// PlantNextHops plants, out of band, one route on prefix p in the default VRF via every
+	// next hop of nhs, in that order, as the device would hold a route someone else made or
+	// edited: Routes must read it as one route per next hop, counted as the driver's own (on
+	// Linux: a multipath route with the driver's protocol). nil skips the cases that need it.
+	PlantNextHops func(ctx context.Context, p netip.Prefix, nhs []netip.Addr) error
+	// ForeignIndexes is true when the device keys a route's next hops by an index and
+	// PlantNextHops uses indexes the driver never chooses (gNMI: "AUTO_1_...", "7"). It is
+	// false where next hops have no index (FRR, Linux), which skips ForeignIndexedNextHop.
+	ForeignIndexes bool
 
 	// Reject returns a route on prefix p that the device refuses, and a substring of the
 	// text the device answers with. nil skips the rejection case.
@@ -106,6 +117,9 @@ func Run(t *testing.T, h Harness) {
 		{"Delete", s.testDelete},
 		{"DeleteMissing", s.testDeleteMissing},
 		{"ChangeNextHop", s.testChangeNextHop},
+		{"RepairWrongNextHop", s.testRepairWrongNextHop},
+		{"RepairForeignIndexedNextHop", s.testRepairForeignIndexed},
+		{"RepairExtraNextHop", s.testRepairExtraNextHop},
 		{"Rejected", s.testRejected},
 		{"OutsideManaged", s.testOutsideManaged},
 		{"ForeignUntouched", s.testForeign},
@@ -381,6 +395,149 @@ func (s *suite) testChangeNextHop(t *testing.T, ctx context.Context) {
 	batch := []fabric.RouteOp{{Action: fabric.ActionDelete, Route: old}, {Action: fabric.ActionAdd, Route: new}}
 	s.apply(t, ctx, d, batch)
 	s.wantRoutes(t, ctx, d, []fabric.Route{new})
+}
+
+// repair checks a drift case end to end, as verify and a remediation change would handle it:
+// the driver's routes compared with intent must show exactly the drift check expects, the
+// ops fabric.RemediationOps derives from it must apply, and afterwards the driver must read
+// intent plus kept, with the foreign route outside the pools still on the device.
+func (s *suite) repair(t *testing.T, ctx context.Context, d drivers.Driver, outside fabric.Route, intent, kept []fabric.Route, check func(fabric.Drift) string) {
+	t.Helper()
+	want := make([]fabric.IntentRoute, 0, len(intent)+len(kept))
+	for _, r := range slices.Concat(intent, kept) {
+		want = append(want, fabric.IntentRoute{Route: r, Host: "h-" + r.Prefix.String(), State: fabric.HostActive})
+	}
+	have, err := d.Routes(ctx)
+	if err != nil {
+		t.Fatalf("Routes: %v", err)
+	}
+	drift := fabric.CompareRoutes(want, have, s.h.Config.Managed)
+	if problem := check(drift); problem != "" {
+		t.Fatalf("verify: %s; drift = %+v", problem, drift)
+	}
+	var batch []fabric.RouteOp
+	for _, op := range fabric.RemediationOps(s.h.Config.Name, drift) {
+		batch = append(batch, op.Op)
+	}
+	s.cleanup(t, batch)
+	if err := d.Apply(ctx, batch); err != nil {
+		t.Fatalf("Apply remediation %v: %v", batch, err)
+	}
+	s.wantRoutes(t, ctx, d, slices.Concat(intent, kept))
+	// A new session reads the device afresh: the repair is on the device, not in a cache.
+	have, err = s.open(t, ctx).Routes(ctx)
+	if err != nil {
+		t.Fatalf("Routes: %v", err)
+	}
+	if drift := fabric.CompareRoutes(want, have, s.h.Config.Managed); !drift.InSync() {
+		t.Errorf("verify after the remediation: drift = %+v, want none", drift)
+	}
+	if !s.listed(t, ctx, outside) {
+		t.Errorf("foreign route %s outside the pools is gone", outside)
+	}
+}
+
+// plantOutside plants a foreign route outside the pools, removed when t ends.
+func (s *suite) plantOutside(t *testing.T, ctx context.Context) fabric.Route {
+	t.Helper()
+	outside := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	if err := s.h.Plant(ctx, outside); err != nil {
+		t.Fatalf("Plant %s: %v", outside, err)
+	}
+	t.Cleanup(func() {
+		if err := s.h.Remove(context.Background(), outside); err != nil {
+			t.Errorf("Remove %s: %v", outside, err)
+		}
+	})
+	return outside
+}
+
+// wrongNextHop returns a check for exactly one wrong next hop, got instead of want.
+func wrongNextHop(want, got fabric.Route) func(fabric.Drift) string {
+	return func(d fabric.Drift) string {
+		if len(d.WrongNextHop) != 1 || d.WrongNextHop[0].Want.Route != want || d.WrongNextHop[0].Got != got ||
+			len(d.Missing) != 0 || len(d.Unexpected) != 0 {
+			return fmt.Sprintf("want exactly one wrong next hop, %s instead of %s", got, want)
+		}
+		return ""
+	}
+}
+
+// testRepairWrongNextHop: a route the driver added, whose next hop intent has since changed.
+func (s *suite) testRepairWrongNextHop(t *testing.T, ctx context.Context) {
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 2)
+	stale, neighbour := s.route(ps[0], 0), s.route(ps[1], 0)
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, stale, neighbour))
+	want := s.route(ps[0], 1)
+	s.repair(t, ctx, d, s.plantOutside(t, ctx), []fabric.Route{want}, []fabric.Route{neighbour}, wrongNextHop(want, stale))
+}
+
+// testRepairForeignIndexedNextHop: a route whose one next hop the device keeps under an index
+// of its own, pointing the wrong way. Deleting it by the driver's own index would miss it, and
+// merging the right next hop in would leave both.
+func (s *suite) testRepairForeignIndexed(t *testing.T, ctx context.Context) {
+	if s.h.PlantNextHops == nil || !s.h.ForeignIndexes {
+		s.skip(t, "RepairForeignIndexedNextHop", "the device keys next hops by no index, or the harness cannot plant one")
+	}
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 2)
+	planted := s.route(ps[0], 0)
+	s.plantNextHops(t, ctx, ps[0], planted.NextHop)
+	neighbour := s.route(ps[1], 0)
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, neighbour))
+	// Read back under the device's index, the route is what it is: one route, one next hop.
+	s.wantRoutes(t, ctx, d, []fabric.Route{planted, neighbour})
+	want := s.route(ps[0], 1)
+	s.repair(t, ctx, d, s.plantOutside(t, ctx), []fabric.Route{want}, []fabric.Route{neighbour}, wrongNextHop(want, planted))
+}
+
+// testRepairExtraNextHop: a route with the intended next hop and another one beside it.
+func (s *suite) testRepairExtraNextHop(t *testing.T, ctx context.Context) {
+	if s.h.PlantNextHops == nil {
+		s.skip(t, "RepairExtraNextHop", "harness has no PlantNextHops: the device cannot hold two next hops for a prefix")
+	}
+	d := s.open(t, ctx)
+	ps := s.prefixes(t, 3)
+	neighbour := s.route(ps[2], 1)
+	s.apply(t, ctx, d, ops(fabric.ActionAdd, neighbour))
+	outside := s.plantOutside(t, ctx)
+	// The extra next hop both after the intended one and before it: devices list next hops in
+	// order, and a driver must not take the first one for the route.
+	for i, order := range [][2]int{{0, 1}, {1, 0}} {
+		p := ps[i]
+		want, extra := s.route(p, 0), s.route(p, 1)
+		s.plantNextHops(t, ctx, p, s.h.NextHops[order[0]], s.h.NextHops[order[1]])
+		s.wantRoutes(t, ctx, d, slices.Concat([]fabric.Route{want, extra, neighbour}, s.repaired(ps[:i])))
+		s.repair(t, ctx, d, outside, []fabric.Route{want}, slices.Concat([]fabric.Route{neighbour}, s.repaired(ps[:i])), func(d fabric.Drift) string {
+			if len(d.Unexpected) != 1 || d.Unexpected[0] != extra || len(d.WrongNextHop) != 0 || len(d.Missing) != 0 {
+				return fmt.Sprintf("want exactly one unexpected route, %s", extra)
+			}
+			return ""
+		})
+	}
+}
+
+// repaired returns the routes testRepairExtraNextHop left on ps.
+func (s *suite) repaired(ps []netip.Prefix) []fabric.Route {
+	out := make([]fabric.Route, len(ps))
+	for i, p := range ps {
+		out[i] = s.route(p, 0)
+	}
+	return out
+}
+
+// plantNextHops plants p via nhs out of band; the driver deletes every route on p at cleanup.
+func (s *suite) plantNextHops(t *testing.T, ctx context.Context, p netip.Prefix, nhs ...netip.Addr) {
+	t.Helper()
+	rs := make([]fabric.Route, len(nhs))
+	for i, nh := range nhs {
+		rs[i] = fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh}
+	}
+	s.cleanup(t, ops(fabric.ActionAdd, rs...))
+	if err := s.h.PlantNextHops(ctx, p, nhs); err != nil {
+		t.Fatalf("PlantNextHops %s via %v: %v", p, nhs, err)
+	}
 }
 
 func (s *suite) testRejected(t *testing.T, ctx context.Context) {

@@ -39,6 +39,14 @@ func fakeHarness(f *drivertest.Fake) drivertest.Harness {
 		List:      func(context.Context) ([]fabric.Route, error) { return f.AllRoutes(), nil },
 		Plant:     func(_ context.Context, r fabric.Route) error { f.Plant(r); return nil },
 		Remove:    func(_ context.Context, r fabric.Route) error { f.Remove(r); return nil },
+		// The Fake holds routes, not next-hop lists: several next hops are several routes.
+		PlantNextHops: func(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
+			for _, nh := range nhs {
+				f.Plant(fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh})
+			}
+			return nil
+		},
+		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the Fake keys next hops by no index"},
 		Reject: func(p netip.Prefix) (fabric.Route, string) {
 			f.Set(drivertest.WithReject(p, "% Unknown command: ip route"))
 			return fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}, "% Unknown command"

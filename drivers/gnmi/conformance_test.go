@@ -46,6 +46,9 @@ func harness(t *testing.T, dev *device) drivertest.Harness {
 		List:           dev.list,
 		Plant:          dev.plant,
 		Remove:         dev.remove,
+		// Both models key a route's next hops by an index the device may choose itself.
+		PlantNextHops:  dev.plantNextHops,
+		ForeignIndexes: true,
 		// A gNMI device applies a SetRequest whole or not at all.
 		Reject: dev.reject,
 		Atomic: true,

@@ -3,6 +3,7 @@ package gnmi
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -51,8 +52,12 @@ type gkey struct {
 
 // snapshot is what a read found on the device.
 type snapshot struct {
-	// hops holds every static route read, managed or not, with its next hops by index.
+	// hops holds every static route read, managed or not, with its next hops by the index
+	// the device gave them ("0", "1", "AUTO_1_10.0.0.1", ...).
 	hops map[rkey]map[string]netip.Addr
+	// entries holds the index of every OpenConfig next-hop entry read, with an address or
+	// not (DROP, an interface): a static route is only deleted whole when none is left.
+	entries map[rkey]map[string]bool
 	// groupOf and groups hold SR Linux's route-to-group references and groups' next hops.
 	groupOf map[rkey]string
 	groups  map[gkey]map[string]netip.Addr
@@ -61,13 +66,15 @@ type snapshot struct {
 func newSnapshot() *snapshot {
 	return &snapshot{
 		hops:    map[rkey]map[string]netip.Addr{},
+		entries: map[rkey]map[string]bool{},
 		groupOf: map[rkey]string{},
 		groups:  map[gkey]map[string]netip.Addr{},
 	}
 }
 
-// nextHops returns k's next hops ordered by index.
-func nextHops(m map[string]netip.Addr) []netip.Addr {
+// indexes returns m's keys in the order a device lists them: numbers numerically, before
+// and then other names alphabetically.
+func indexes[V any](m map[string]V) []string {
 	idx := make([]string, 0, len(m))
 	for i := range m {
 		idx = append(idx, i)
@@ -75,16 +82,71 @@ func nextHops(m map[string]netip.Addr) []netip.Addr {
 	slices.SortFunc(idx, func(a, b string) int {
 		na, ea := strconv.Atoi(a)
 		nb, eb := strconv.Atoi(b)
-		if ea == nil && eb == nil {
+		switch {
+		case ea == nil && eb == nil:
 			return na - nb
+		case ea == nil:
+			return -1
+		case eb == nil:
+			return 1
 		}
 		return strings.Compare(a, b)
 	})
+	return idx
+}
+
+// nextHops returns m's next hops ordered by index.
+func nextHops(m map[string]netip.Addr) []netip.Addr {
+	idx := indexes(m)
 	out := make([]netip.Addr, len(idx))
 	for i, x := range idx {
 		out[i] = m[x]
 	}
 	return out
+}
+
+// freeIndex returns the lowest number not in taken, as a list key.
+func freeIndex(taken map[string]bool) string {
+	for i := 0; ; i++ {
+		if s := strconv.Itoa(i); !taken[s] {
+			return s
+		}
+	}
+}
+
+// indexed is a next hop at a list index.
+type indexed struct {
+	index string
+	addr  netip.Addr
+}
+
+// diffHops says how a next-hop list holding hm comes to hold exactly the next hops fin: the
+// indexes to delete, in index order, and the next hops to write, each at the lowest index
+// free. Indexes in keep are neither deleted nor reused. Entries are deleted by the index the
+// device holds them under, whatever it is, so a next hop is never left behind because its
+// index is not the one returnpath would have chosen.
+func diffHops(hm map[string]netip.Addr, fin []netip.Addr, keep map[string]bool) (drop []string, add []indexed) {
+	taken := maps.Clone(keep)
+	if taken == nil {
+		taken = map[string]bool{}
+	}
+	var held []netip.Addr
+	for _, i := range indexes(hm) {
+		if slices.Contains(fin, hm[i]) && !slices.Contains(held, hm[i]) {
+			taken[i] = true
+			held = append(held, hm[i])
+		} else if !taken[i] {
+			drop = append(drop, i)
+		}
+	}
+	for _, a := range fin {
+		if !slices.Contains(held, a) {
+			i := freeIndex(taken)
+			taken[i] = true
+			add = append(add, indexed{index: i, addr: a})
+		}
+	}
+	return drop, add
 }
 
 // set records next hop nh at index idx of a route or group.

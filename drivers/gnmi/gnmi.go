@@ -283,29 +283,58 @@ func touchedNIs(ops []op) []string {
 	return nis
 }
 
-// simulate applies ops in order to the routes snap holds for the keys ops touch and returns
-// those keys in first-touch order with the next hop each ends with (invalid: absent).
+// simulate applies ops in order to the next hops snap holds for the keys ops touch and
+// returns those keys in first-touch order with the next hops each ends with (none: the route
+// is gone). An add puts its next hop on the route beside any others, as a second static route
+// line would on FRR; a delete takes away exactly its own next hop and leaves the others.
 // Without a snapshot every touched route is taken to be absent at first.
-func simulate(snap *snapshot, ops []op) ([]rkey, map[rkey]netip.Addr) {
-	final := make(map[rkey]netip.Addr, len(ops))
+func simulate(snap *snapshot, ops []op) ([]rkey, map[rkey][]netip.Addr) {
+	final := make(map[rkey][]netip.Addr, len(ops))
 	keys := make([]rkey, 0, len(ops))
 	for _, o := range ops {
 		k := o.key()
 		if _, seen := final[k]; !seen {
 			keys = append(keys, k)
-			final[k] = single(snap, k)
+			final[k] = current(snap, k)
 		}
 		switch o.action {
 		case fabric.ActionAdd:
-			final[k] = o.nextHop
-		case fabric.ActionDelete:
-			// A route with another next hop is not the one the op names: leave it.
-			if final[k] == o.nextHop {
-				final[k] = netip.Addr{}
+			if !slices.Contains(final[k], o.nextHop) {
+				final[k] = append(final[k], o.nextHop)
 			}
+		case fabric.ActionDelete:
+			final[k] = slices.DeleteFunc(final[k], func(a netip.Addr) bool { return a == o.nextHop })
 		}
 	}
 	return keys, final
+}
+
+// current returns the distinct next hops snap holds for k, in index order; never nil, so
+// that simulate can tell a touched key from an untouched one.
+func current(snap *snapshot, k rkey) []netip.Addr {
+	out := []netip.Addr{}
+	if snap == nil {
+		return out
+	}
+	for _, a := range nextHops(snap.hops[k]) {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// sameHops reports whether a and b hold the same next hops, in any order.
+func sameHops(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // managedRoutes turns a snapshot into fabric routes inside managed, sorted.

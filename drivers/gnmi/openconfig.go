@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
@@ -31,9 +32,6 @@ var Presets = map[string]Preset{
 // ocStaticIdentity is the protocol identity of static routes, qualified as RFC 7951 wants
 // identityref values.
 const ocStaticIdentity = "openconfig-policy-types:STATIC"
-
-// ocNextHopIndex is the index of the one next hop returnpath gives a route.
-const ocNextHopIndex = "0"
 
 type openConfig struct {
 	defaultNI string
@@ -109,41 +107,60 @@ func ocSlot(list string) (int, string, bool) {
 
 func (e *openConfig) decode(snap *snapshot, ns []*gpb.Notification) error {
 	return walkUpdates(ns, ocSlot, func(k keys, parent, name string, v any) {
-		if name != "next-hop" || parent != "config" || k[0] == "" || k[1] == "" || k[2] == "" {
+		if k[0] == "" || k[1] == "" || k[2] == "" {
 			return
 		}
-		p, err1 := netip.ParsePrefix(k[1])
-		nh, err2 := netip.ParseAddr(scalar(v))
-		if err1 != nil || err2 != nil {
+		p, err := netip.ParsePrefix(k[1])
+		if err != nil {
+			return
+		}
+		rk := rkey{ni: k[0], prefix: p.Masked()}
+		if m := snap.entries[rk]; m != nil {
+			m[k[2]] = true
+		} else {
+			snap.entries[rk] = map[string]bool{k[2]: true}
+		}
+		if name != "next-hop" || parent != "config" {
+			return
+		}
+		nh, err := netip.ParseAddr(scalar(v))
+		if err != nil {
 			return // not an address next hop (DROP, LOCAL_LINK, ...): not returnpath's
 		}
-		set(snap.hops, rkey{ni: k[0], prefix: p.Masked()}, k[2], nh)
+		set(snap.hops, rk, k[2], nh)
 	})
 }
 
-func (e *openConfig) needsSnapshot(ops []op) bool {
-	for _, o := range ops {
-		if o.action == fabric.ActionDelete {
-			return true
-		}
-	}
-	return false
-}
+// needsSnapshot is always true: the device names next-hop entries its own way, so every
+// change is planned against the indexes it holds.
+func (e *openConfig) needsSnapshot([]op) bool { return true }
 
 func (e *openConfig) assume(snap *snapshot, o op) {
-	set(snap.hops, o.key(), ocNextHopIndex, o.nextHop)
+	hm := snap.hops[o.key()]
+	if slices.Contains(nextHops(hm), o.nextHop) {
+		return
+	}
+	taken := map[string]bool{}
+	for i := range hm {
+		taken[i] = true
+	}
+	set(snap.hops, o.key(), freeIndex(taken), o.nextHop)
 }
 
-// ocStaticJSON renders a static route with its one next hop. It is written by hand because
-// it runs once per route; prefix and nextHop come from netip values, whose text holds only hex
-// digits, '.', ':' and '/', so nothing needs escaping.
-func ocStaticJSON(prefix, nextHop string) []byte {
-	b := make([]byte, 0, 128+2*len(prefix)+len(nextHop))
+// ocStaticJSON renders a static route with one next hop at index. It is written by hand
+// because it runs once per route; prefix and nextHop come from netip values, whose text holds
+// only hex digits, '.', ':' and '/', and index is a number, so nothing needs escaping.
+func ocStaticJSON(prefix, index, nextHop string) []byte {
+	b := make([]byte, 0, 128+2*len(prefix)+2*len(index)+len(nextHop))
 	b = append(b, `{"prefix":"`...)
 	b = append(b, prefix...)
 	b = append(b, `","config":{"prefix":"`...)
 	b = append(b, prefix...)
-	b = append(b, `"},"next-hops":{"next-hop":[{"index":"`+ocNextHopIndex+`","config":{"index":"`+ocNextHopIndex+`","next-hop":"`...)
+	b = append(b, `"},"next-hops":{"next-hop":[{"index":"`...)
+	b = append(b, index...)
+	b = append(b, `","config":{"index":"`...)
+	b = append(b, index...)
+	b = append(b, `","next-hop":"`...)
 	b = append(b, nextHop...)
 	b = append(b, `"}}]}}`...)
 	return b
@@ -178,24 +195,53 @@ func (sp *staticPaths) path(k rkey) *gpb.Path {
 	return &gpb.Path{Elem: append(elems, &gpb.PathElem{Name: "static", Key: map[string]string{"prefix": k.prefix.String()}})}
 }
 
+func (sp *staticPaths) nextHop(k rkey, index string) *gpb.Path {
+	p := sp.path(k)
+	p.Elem = append(p.Elem, elem("next-hops"), elem("next-hop", "index", index))
+	return p
+}
+
+// plan turns each touched route's next hops into their final set. A next hop that goes is
+// deleted by the index the device holds it under, and the route entry as a whole only when no
+// next-hop entry at all is left. A next hop that comes is merged in at the lowest free numeric
+// index. Deletes precede updates in a SetRequest, so a change of next hop never leaves both
+// behind, as a merge of the new next hop alone would when the old one sits under another
+// index.
 func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
+	if snap == nil {
+		snap = newSnapshot()
+	}
 	order, final := simulate(snap, ops)
 	paths := &staticPaths{e: e, above: map[string][]*gpb.PathElem{}}
 	req := &gpb.SetRequest{}
 	var protoNIs []string
 	var updates []*gpb.Update
 	for _, k := range order {
-		cur := single(snap, k)
-		fin := final[k]
-		switch {
-		case !fin.IsValid() && cur.IsValid():
-			req.Delete = append(req.Delete, paths.path(k))
-		case fin.IsValid() && fin != cur:
-			if !containsString(protoNIs, k.ni) {
-				protoNIs = append(protoNIs, k.ni)
+		cur, fin := current(snap, k), final[k]
+		if sameHops(cur, fin) {
+			continue
+		}
+		hm := snap.hops[k]
+		other := map[string]bool{}
+		for i := range snap.entries[k] {
+			if _, isAddr := hm[i]; !isAddr {
+				other[i] = true // DROP, an interface: not returnpath's to remove
 			}
+		}
+		if len(fin) == 0 && len(other) == 0 {
+			req.Delete = append(req.Delete, paths.path(k))
+			continue
+		}
+		drop, add := diffHops(hm, fin, other)
+		for _, i := range drop {
+			req.Delete = append(req.Delete, paths.nextHop(k, i))
+		}
+		if len(add) > 0 && !slices.Contains(protoNIs, k.ni) {
+			protoNIs = append(protoNIs, k.ni)
+		}
+		for _, a := range add {
 			updates = append(updates, &gpb.Update{Path: paths.path(k), Val: &gpb.TypedValue{
-				Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: ocStaticJSON(k.prefix.String(), fin.String())},
+				Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: ocStaticJSON(k.prefix.String(), a.index, a.addr.String())},
 			}})
 		}
 	}
@@ -213,26 +259,4 @@ func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 
 func (e *openConfig) routes(snap *snapshot, managed []netip.Prefix) []fabric.Route {
 	return managedRoutes(snap, managed, e.vrf)
-}
-
-// single returns the route's next hop when the snapshot holds it with exactly one.
-func single(snap *snapshot, k rkey) netip.Addr {
-	if snap == nil {
-		return netip.Addr{}
-	}
-	if hm := snap.hops[k]; len(hm) == 1 {
-		for _, a := range hm {
-			return a
-		}
-	}
-	return netip.Addr{}
-}
-
-func containsString(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -19,7 +20,11 @@ const SRLGroupPrefix = "returnpath-"
 
 // srl is the SR Linux native encoding: a route references a next-hop-group by name, so
 // returnpath keeps one group per next hop and network-instance, created in the same
-// SetRequest as the first route that uses it and removed with the last.
+// SetRequest as the first route that uses it and removed with the last. A group may be shared
+// by routes, so returnpath never edits one to change a route: it points the route at the
+// group of its final next hops instead (a route left with several next hops gets a group named
+// after all of them, "returnpath-10.0.0.1+10.0.0.2"). Groups whose names lack SRLGroupPrefix
+// are the operator's and are never changed or removed, even when no route uses them any more.
 type srl struct {
 	defaultNI string
 }
@@ -35,7 +40,20 @@ func newSRL(c drivers.GNMIConfig) (*srl, error) {
 func (e *srl) networkInstance(vrf string) string { return niFor(vrf, e.defaultNI) }
 func (e *srl) vrf(ni string) (string, bool)      { return vrfFor(ni, e.defaultNI) }
 
-func srlGroupName(nh netip.Addr) string { return SRLGroupPrefix + nh.String() }
+// srlGroupName names returnpath's group for a route via nhs.
+func srlGroupName(nhs []netip.Addr) string {
+	nhs = slices.Clone(nhs)
+	slices.SortFunc(nhs, netip.Addr.Compare)
+	var b strings.Builder
+	b.WriteString(SRLGroupPrefix)
+	for i, a := range nhs {
+		if i > 0 {
+			b.WriteByte('+')
+		}
+		b.WriteString(a.String())
+	}
+	return b.String()
+}
 
 func (e *srl) readPaths(nis []string) []*gpb.Path {
 	if nis == nil {
@@ -101,7 +119,7 @@ func (e *srl) resolve(snap *snapshot) {
 func (e *srl) needsSnapshot([]op) bool { return true }
 
 func (e *srl) assume(snap *snapshot, o op) {
-	g := srlGroupName(o.nextHop)
+	g := srlGroupName([]netip.Addr{o.nextHop})
 	snap.groupOf[o.key()] = g
 	set(snap.groups, gkey{ni: o.ni, name: g}, "0", o.nextHop)
 	set(snap.hops, o.key(), "0", o.nextHop)
@@ -171,15 +189,17 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	req := &gpb.SetRequest{}
 	paths := srlRoutePaths{}
 	var groups []gkey
-	need := map[gkey]netip.Addr{}
+	need := map[gkey][]netip.Addr{}
 	var routes []*gpb.Update
 	for _, k := range order {
-		cur, fin := single(snap, k), final[k]
+		cur, fin := current(snap, k), final[k]
 		old, hadGroup := snap.groupOf[k]
 		switch {
-		case !fin.IsValid() && cur.IsValid():
+		case sameHops(cur, fin):
+			continue
+		case len(fin) == 0:
 			req.Delete = append(req.Delete, paths.path(k))
-		case fin.IsValid() && fin != cur:
+		default:
 			g := gkey{ni: k.ni, name: srlGroupName(fin)}
 			users[g]++
 			if _, ok := need[g]; !ok {
@@ -189,8 +209,6 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 			routes = append(routes, &gpb.Update{Path: paths.path(k), Val: &gpb.TypedValue{
 				Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: srlRouteJSON(k.prefix.String(), g.name)},
 			}})
-		default:
-			continue
 		}
 		if hadGroup {
 			users[gkey{ni: k.ni, name: old}]--
@@ -199,12 +217,23 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	// Groups first, so that a reader of the request sees each group before its routes; the
 	// device validates the request as a whole either way.
 	for _, g := range groups {
-		if hm := snap.groups[g]; len(hm) == 1 && hm["0"] == need[g] {
+		drop, add := diffHops(snap.groups[g], need[g], nil)
+		for _, i := range drop {
+			// Someone edited a group of ours: it must end with exactly its name's next hops.
+			p := srlGroupPath(g)
+			p.Elem = append(p.Elem, elem("nexthop", "index", i))
+			req.Delete = append(req.Delete, p)
+		}
+		if len(add) == 0 {
 			continue // already there as we would write it
 		}
+		nhs := make([]srlNextHop, len(add))
+		for i, a := range add {
+			n, _ := strconv.ParseUint(a.index, 10, 16) // freeIndex returns small numbers
+			nhs[i] = srlNextHop{Index: uint16(n), IPAddress: a.addr.String(), Resolve: true}
+		}
 		req.Update = append(req.Update, &gpb.Update{Path: srlGroupPath(g), Val: jsonVal(srlGroup{
-			Name: g.name, AdminState: "enable",
-			Nexthop: []srlNextHop{{Index: 0, IPAddress: need[g].String(), Resolve: true}},
+			Name: g.name, AdminState: "enable", Nexthop: nhs,
 		})})
 	}
 	req.Update = append(req.Update, routes...)

@@ -311,6 +311,53 @@ func (d *device) plant(_ context.Context, r fabric.Route) error {
 	return d.target.Apply(req)
 }
 
+// plantNextHops adds p via nhs to the default network-instance directly, under next-hop
+// indexes a device chooses for itself and returnpath never does: on OpenConfig
+// "AUTO_<n>_<address>" and the bare address, as vendors name them; on SR Linux an operator's
+// group with indexes from 7 on.
+func (d *device) plantNextHops(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
+	ni := d.ni(fabric.DefaultVRF)
+	var req *gpb.SetRequest
+	if d.platform == fabric.PlatformNokiaSRL {
+		g := foreignGroup(fabric.Route{Prefix: p})
+		var hops []string
+		for i, nh := range nhs {
+			hops = append(hops, fmt.Sprintf(`{"index":%d,"ip-address":%q}`, 7+i, nh))
+		}
+		req = &gpb.SetRequest{Update: []*gpb.Update{
+			upd(mustParse(fmt.Sprintf("/network-instance[name=%s]/next-hop-groups/group[name=%s]", ni, g)),
+				fmt.Sprintf(`{"name":%q,"nexthop":[%s]}`, g, strings.Join(hops, ","))),
+			upd(mustParse(fmt.Sprintf("/network-instance[name=%s]/static-routes/route[prefix=%s]", ni, p)),
+				fmt.Sprintf(`{"prefix":%q,"next-hop-group":%q}`, p, g)),
+		}}
+		return d.target.Apply(req)
+	}
+	pp := fmt.Sprintf("/network-instances/network-instance[name=%s]/protocols/protocol[identifier=STATIC][name=DEFAULT]", ni)
+	var hops []string
+	for i, nh := range nhs {
+		idx := nh.String()
+		if i%2 == 0 {
+			idx = fmt.Sprintf("AUTO_%d_%s", i+1, nh)
+		}
+		hops = append(hops, fmt.Sprintf(`{"index":%q,"config":{"index":%q,"next-hop":%q}}`, idx, idx, nh))
+	}
+	req = &gpb.SetRequest{Update: []*gpb.Update{
+		upd(mustParse(pp), `{"identifier":"openconfig-policy-types:STATIC","name":"DEFAULT","config":{"identifier":"openconfig-policy-types:STATIC","name":"DEFAULT"}}`),
+		upd(mustParse(pp+fmt.Sprintf("/static-routes/static[prefix=%s]", p)),
+			fmt.Sprintf(`{"prefix":%q,"config":{"prefix":%q},"next-hops":{"next-hop":[%s]}}`, p, p, strings.Join(hops, ","))),
+	}}
+	return d.target.Apply(req)
+}
+
+// mustParse parses a path the test built from known-good parts.
+func mustParse(s string) *gpb.Path {
+	p, err := ygot.StringToStructuredPath(s)
+	if err != nil {
+		panic(fmt.Sprintf("path %q: %v", s, err))
+	}
+	return p
+}
+
 // remove deletes r from the device directly.
 func (d *device) remove(_ context.Context, r fabric.Route) error {
 	ni := d.ni(r.VRF)

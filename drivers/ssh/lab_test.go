@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,13 +106,23 @@ func frrHarness(t *testing.T, l *lab.Lab) drivertest.Harness {
 		NextHops:        []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
 		VRF:             "blue",
 		VRFNotInstalled: true, // no vrf kernel module here: FRR keeps the VRF's routes as config
-		SkipReasons: map[string]string{"Rejected": "FRR 8.4 accepts every well-formed static route, so no valid op is refused; " +
-			"TestFRRRejectedLine covers refusal attribution with a substituted line"},
+		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "FRR keys static next hops by address, not by an index",
+			"Rejected": "FRR 8.4 accepts every well-formed static route, so no valid op is refused; " +
+				"TestFRRRejectedLine covers refusal attribution with a substituted line"},
 		Unmanaged: labUnmanaged,
 		List:      list,
 		Plant: func(ctx context.Context, r fabric.Route) error {
 			_, err := l.Vtysh(ctx, "sw1", frrRouteLine(r))
 			return err
+		},
+		// FRR holds one "ip route P NH" line per next hop.
+		PlantNextHops: func(ctx context.Context, p netip.Prefix, nhs []netip.Addr) error {
+			for _, nh := range nhs {
+				if _, err := l.Vtysh(ctx, "sw1", frrRouteLine(fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh})); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		Remove: func(ctx context.Context, r fabric.Route) error {
 			out, err := l.Vtysh(ctx, "sw1", "no "+frrRouteLine(r))
@@ -138,7 +149,8 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 		NextHops:       []netip.Addr{netip.MustParseAddr("10.10.20.1"), netip.MustParseAddr("10.10.20.3")},
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
-		SkipReasons:    map[string]string{"VRF": "this machine has no vrf kernel module, so the firewall has no VRF"},
+		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the kernel keys a route's next hops by no index",
+			"VRF": "this machine has no vrf kernel module, so the firewall has no VRF"},
 		List: func(ctx context.Context) ([]fabric.Route, error) {
 			out, err := l.Exec(ctx, "fw1", "ip", "-json", "route", "show")
 			if err != nil {
@@ -149,6 +161,16 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 		// A foreign route: the same kind of route, but with the "static" protocol.
 		Plant: func(ctx context.Context, r fabric.Route) error {
 			_, err := l.Exec(ctx, "fw1", "ip", "route", "add", r.Prefix.String(), "via", r.NextHop.String(), "proto", "static")
+			return err
+		},
+		// A multipath route carrying the driver's protocol, as an operator editing one of
+		// returnpath's routes by hand would leave it.
+		PlantNextHops: func(ctx context.Context, p netip.Prefix, nhs []netip.Addr) error {
+			args := []string{"ip", "route", "add", p.String(), "proto", strconv.Itoa(linuxProto(cfg))}
+			for _, nh := range nhs {
+				args = append(args, "nexthop", "via", nh.String())
+			}
+			_, err := l.Exec(ctx, "fw1", args...)
 			return err
 		},
 		Remove: func(ctx context.Context, r fabric.Route) error {

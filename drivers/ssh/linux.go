@@ -3,7 +3,9 @@ package ssh
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,6 +54,53 @@ func linuxOpLine(op fabric.RouteOp, proto int) string {
 		b.WriteString(op.Route.VRF)
 	}
 	return b.String()
+}
+
+// linuxLines renders ops as "ip -batch" lines, one per op. multipath holds the next hops of
+// the driver's routes that have several (by VRF and prefix), as read from the device; it is
+// updated as the ops are rendered. A delete of one next hop of such a route cannot be a
+// "route del": the kernel matches a delete against a multipath route's first next hop only,
+// so it would take the whole route away (the first) or nothing (any other). It becomes a
+// "route replace" of the route with the next hops that remain instead, which can only hit
+// the route that carries them: the kernel holds one route per table, prefix and metric.
+func linuxLines(ops []fabric.RouteOp, proto int, multipath map[fabric.RouteKey][]netip.Addr) []string {
+	lines := make([]string, len(ops))
+	for i, op := range ops {
+		hops := multipath[op.Route.Key()]
+		if op.Action != fabric.ActionDelete || len(hops) < 2 || !slices.Contains(hops, op.Route.NextHop) {
+			lines[i] = linuxOpLine(op, proto)
+			continue
+		}
+		rest := slices.DeleteFunc(slices.Clone(hops), func(a netip.Addr) bool { return a == op.Route.NextHop })
+		multipath[op.Route.Key()] = rest
+		var b strings.Builder
+		b.WriteString("route replace ")
+		b.WriteString(op.Route.Prefix.String())
+		b.WriteString(" proto ")
+		b.WriteString(strconv.Itoa(proto))
+		if len(rest) == 1 {
+			b.WriteString(" via " + rest[0].String())
+		} else {
+			for _, a := range rest {
+				b.WriteString(" nexthop via " + a.String())
+			}
+		}
+		if op.Route.VRF != fabric.DefaultVRF {
+			b.WriteString(" vrf " + op.Route.VRF)
+		}
+		lines[i] = b.String()
+	}
+	return lines
+}
+
+// multipathOf groups rs by VRF and prefix and keeps the groups with several next hops.
+func multipathOf(rs []fabric.Route) map[fabric.RouteKey][]netip.Addr {
+	all := map[fabric.RouteKey][]netip.Addr{}
+	for _, r := range rs {
+		all[r.Key()] = append(all[r.Key()], r.NextHop)
+	}
+	maps.DeleteFunc(all, func(_ fabric.RouteKey, hops []netip.Addr) bool { return len(hops) < 2 })
+	return all
 }
 
 // LinuxPreview renders ops as the lines the Linux driver feeds to one "ip -force -batch -",

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,9 +190,21 @@ func (d *LinuxDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 		return err
 	}
 	proto := linuxProto(d.cfg)
+	var multipath map[fabric.RouteKey][]netip.Addr
+	if slices.ContainsFunc(ops, func(op fabric.RouteOp) bool { return op.Action == fabric.ActionDelete }) {
+		rs, err := d.routes(ctx)
+		if err != nil {
+			return err
+		}
+		multipath = multipathOf(rs)
+	}
+	inBatch := make([]fabric.RouteOp, len(batch))
+	for j, i := range batch {
+		inBatch[j] = ops[i]
+	}
 	var in bytes.Buffer
-	for _, i := range batch {
-		in.WriteString(linuxOpLine(ops[i], proto))
+	for _, line := range linuxLines(inBatch, proto, multipath) {
+		in.WriteString(line)
 		in.WriteByte('\n')
 	}
 	texts := map[int]string{} // op index -> device text of a failed line

@@ -316,3 +316,38 @@ func FuzzLinuxBatchErrors(f *testing.F) {
 		}
 	})
 }
+
+// TestLinuxLinesMultipath pins how a delete of one next hop of a multipath route is written:
+// a replace with the next hops that remain, never a "route del" that the kernel would match
+// against the first next hop only.
+func TestLinuxLinesMultipath(t *testing.T) {
+	t.Parallel()
+	a, b, c := netip.MustParseAddr("10.10.20.1"), netip.MustParseAddr("10.10.20.3"), netip.MustParseAddr("10.10.20.5")
+	p := netip.MustParsePrefix("172.10.1.0/24")
+	r := func(vrf string, nh netip.Addr) fabric.Route { return fabric.Route{VRF: vrf, Prefix: p, NextHop: nh} }
+	del := func(r fabric.Route) fabric.RouteOp { return fabric.RouteOp{Action: fabric.ActionDelete, Route: r} }
+	for _, tc := range []struct {
+		name string
+		have []fabric.Route
+		ops  []fabric.RouteOp
+		want []string
+	}{
+		{name: "single next hop", have: []fabric.Route{r("default", a)}, ops: []fabric.RouteOp{del(r("default", a))},
+			want: []string{"route del 172.10.1.0/24 via 10.10.20.1 proto 202"}},
+		{name: "first of two", have: []fabric.Route{r("default", a), r("default", b)}, ops: []fabric.RouteOp{del(r("default", a))},
+			want: []string{"route replace 172.10.1.0/24 proto 202 via 10.10.20.3"}},
+		{name: "one of three, then another", have: []fabric.Route{r("blue", a), r("blue", b), r("blue", c)},
+			ops: []fabric.RouteOp{del(r("blue", b)), del(r("blue", a))},
+			want: []string{"route replace 172.10.1.0/24 proto 202 nexthop via 10.10.20.1 nexthop via 10.10.20.5 vrf blue",
+				"route replace 172.10.1.0/24 proto 202 via 10.10.20.5 vrf blue"}},
+		{name: "next hop not on the route", have: []fabric.Route{r("default", a), r("default", b)}, ops: []fabric.RouteOp{del(r("default", c))},
+			want: []string{"route del 172.10.1.0/24 via 10.10.20.5 proto 202"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := linuxLines(tc.ops, DefaultLinuxProto, multipathOf(tc.have))
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("lines (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
