@@ -92,7 +92,7 @@ func New(cfg Config, pool *pgxpool.Pool, store Store, log *slog.Logger, reg prom
 		}, []string{"webhook", "outcome"})}
 	for _, w := range cfg.Webhooks {
 		d.hooks[w.Name] = w
-		d.clients[w.Name] = w.client(cfg.Timeout)
+		d.clients[w.Name] = w.Client(cfg.Timeout)
 	}
 	if reg != nil {
 		if err := reg.Register(d.outcomes); err != nil {

@@ -61,10 +61,10 @@ type Answer struct {
 // maxAnswer is how much of a receiver's answer is read: enough to show a person.
 const maxAnswer = 64 << 10
 
-// client returns the HTTP client for posting to w: it verifies the receiver's certificate
+// Client returns the HTTP client for posting to w: it verifies the receiver's certificate
 // against w's roots and never follows a redirect (a POST must not silently turn into a GET
 // somewhere else; the 3xx fails the delivery and the operator fixes the URL).
-func (w Webhook) client(timeout time.Duration) *http.Client {
+func (w Webhook) Client(timeout time.Duration) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: w.RootCAs}
 	return &http.Client{Transport: tr, Timeout: timeout,
