@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +24,6 @@ import (
 type hookReceiver struct {
 	srv    *httptest.Server
 	caFile string
-	mu     sync.Mutex
-	bodies []map[string]any
 	got    chan map[string]any
 }
 

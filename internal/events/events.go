@@ -175,7 +175,9 @@ type worker struct {
 }
 
 // Timeout leaves the POST its own timeout and time to record the outcome.
-func (w *worker) Timeout(*river.Job[deliverArgs]) time.Duration { return w.d.cfg.Timeout + 30*time.Second }
+func (w *worker) Timeout(*river.Job[deliverArgs]) time.Duration {
+	return w.d.cfg.Timeout + 30*time.Second
+}
 
 // NextRetry backs off from RetryBase to RetryMax.
 func (w *worker) NextRetry(j *river.Job[deliverArgs]) time.Time {

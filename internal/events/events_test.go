@@ -178,7 +178,9 @@ func newEnv(t *testing.T, cfg events.Config) *env {
 	for _, d := range inv.Devices {
 		cfgs[d.Name] = drivers.Config{Name: d.Name, Platform: d.Platform, Address: d.Address, VRF: d.VRF, Managed: inv.ManagedPrefixes()}
 	}
-	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) { return drivertest.FakePreview(cfgs[dev], ops) }
+	preview := func(dev string, ops []fabric.RouteOp) ([]string, error) {
+		return drivertest.FakePreview(cfgs[dev], ops)
+	}
 	e := &env{db: db, store: postgres.NewDeliveries(db), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	e.changes = postgres.NewChanges(db, inv, preview, fabric.ApprovalPolicy{FourEyes: true})
 	e.hosts = postgres.NewHosts(db, inv)
