@@ -34,6 +34,8 @@ type Config struct {
 	Verify       VerifyConfig    `mapstructure:"verify"`
 	Limits       LimitsConfig    `mapstructure:"limits"`
 	Metrics      MetricsConfig   `mapstructure:"metrics"`
+	Events       EventsConfig    `mapstructure:"events"`
+	UI           UIConfig        `mapstructure:"ui"`
 	// Server and Token are what the client commands (host, changes, verify) use to reach a
 	// running service.
 	Server string `mapstructure:"server"`
@@ -167,6 +169,8 @@ func loadConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 	v.SetDefault("limits.long_polls", 1000)
 	v.SetDefault("metrics.listen", "")
 	v.SetDefault("metrics.require_token", false)
+	v.SetDefault("events.retry_deadline", time.Hour)
+	v.SetDefault("ui.base_url", "")
 	v.SetDefault("server", "")
 	v.SetDefault("token", "")
 	v.SetEnvPrefix("RETURNPATH")
@@ -335,6 +339,9 @@ func (c *Config) Validate() error {
 		if n < 1 {
 			return fmt.Errorf("%s: want at least 1, got %d", key, n)
 		}
+	}
+	if err := c.validateEvents(); err != nil {
+		return err
 	}
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
 		return fmt.Errorf("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)

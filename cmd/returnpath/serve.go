@@ -12,12 +12,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/gnmi"
 	"github.com/returnpath/returnpath/drivers/ssh"
 	"github.com/returnpath/returnpath/internal/apply"
+	"github.com/returnpath/returnpath/internal/events"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/postgres"
@@ -40,6 +42,8 @@ type Main struct {
 	Hosts     *postgres.Hosts
 	Changes   *postgres.Changes
 	Engine    *apply.Engine
+	Events    *events.Dispatcher   // outgoing webhooks
+	Webhooks  *postgres.Deliveries // their deliveries
 	Verifier  *verify.Verifier
 	Monitor   *verify.Monitor
 	API       *httpapi.Server
@@ -128,8 +132,21 @@ func (m *Main) Open(ctx context.Context) error {
 	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {
 		return err
 	}
-	if m.Config.Drift.Remediate == "propose" {
-		m.Monitor.OnDrift = m.proposeRemediation
+	hooks, err := m.Config.Webhooks()
+	if err != nil {
+		return err
+	}
+	m.Webhooks = postgres.NewDeliveries(m.DB)
+	m.API.SetDeliveries(m.Webhooks)
+	// The worker runs even with no webhook configured, so that deliveries queued before a
+	// webhook was removed from the configuration end as failed rather than wait forever.
+	m.Events, err = events.New(events.Config{Webhooks: hooks, RetryDeadline: m.Config.Events.RetryDeadline, BaseURL: m.Config.UI.BaseURL},
+		m.DB.Pool, m.Webhooks, m.Log, m.API.Metrics().Registry)
+	if err != nil {
+		return err
+	}
+	if m.Config.Drift.Remediate == "propose" || len(hooks) > 0 {
+		m.Monitor.OnDrift = m.onDrift
 	}
 	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize,
 		// A verification right after a change must read the changed device again.
@@ -139,13 +156,37 @@ func (m *Main) Open(ctx context.Context) error {
 		Periodic: []apply.Periodic{{Name: "drift_check", Interval: m.Config.Drift.Interval, Run: func(ctx context.Context) error {
 			_, err := m.Monitor.Check(ctx)
 			return err
-		}}}}
+		}}},
+		Register: m.Events.Register, Queues: map[string]river.QueueConfig{events.Queue: m.Events.QueueConfig()}}
 	m.Engine, err = apply.New(ac, m.DB.Pool, m.Changes, m.DB, m.Devices, m.Log, m.API.Metrics().Registry)
 	if err != nil {
 		return err
 	}
 	m.Changes.SetEnqueuer(m.Engine)
+	m.Events.SetInserter(m.Engine)
+	if len(hooks) > 0 {
+		// Without webhooks, registration stays one statement with no transaction around it.
+		m.Changes.SetEventSink(m.Events)
+	}
 	return nil
+}
+
+// onDrift tells the webhooks of drift the periodic check found, and proposes its remediation
+// when drift.remediate is propose.
+func (m *Main) onDrift(ctx context.Context, rep verify.Report) {
+	e := fabric.Event{Kind: fabric.EventDriftFound, At: rep.CheckedAt}
+	for _, d := range rep.Devices {
+		if d.Status == verify.StatusDrift {
+			e.Drift = append(e.Drift, fabric.DeviceDrift{Device: d.Device, Missing: len(d.Missing), Unexpected: len(d.Unexpected),
+				WrongNextHop: len(d.WrongNextHop)})
+		}
+	}
+	if err := m.Events.Emit(ctx, []fabric.Event{e}); err != nil {
+		m.Log.Warn("drift.found webhooks", "err", err)
+	}
+	if m.Config.Drift.Remediate == "propose" {
+		m.proposeRemediation(ctx, rep)
+	}
 }
 
 // driftActor files remediation changes found by the periodic drift check.
@@ -395,6 +436,9 @@ func newConfigCmd() *cobra.Command {
 				return err
 			}
 			if _, err := cfg.DriverConfigs(inv); err != nil {
+				return err
+			}
+			if _, err := cfg.Webhooks(); err != nil {
 				return err
 			}
 			for _, w := range warnings {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/internal/fabric"
@@ -44,6 +45,12 @@ type Config struct {
 	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
 	// however many serve processes share the database.
 	Periodic []Periodic
+	// Register adds other packages' River workers (the webhook deliveries) to the engine's
+	// client, and Queues their queues. A process runs one River client: River elects one
+	// leader among all clients on a database, and only the leader runs the periodic jobs
+	// (the kicker, the drift check), so a second client could leave them unrun.
+	Register func(*river.Workers) error
+	Queues   map[string]river.QueueConfig
 }
 
 // Periodic is a task River runs on an interval, once across all processes.
@@ -172,9 +179,16 @@ func New(cfg Config, pool *pgxpool.Pool, store Store, locker Locker, devices *se
 	})); err != nil {
 		return nil, err
 	}
+	if cfg.Register != nil {
+		if err := cfg.Register(workers); err != nil {
+			return nil, err
+		}
+	}
+	queues := map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Concurrency}}
+	maps.Copy(queues, cfg.Queues)
 	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger:            log.With("component", "river"),
-		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: cfg.Concurrency}},
+		Queues:            queues,
 		Workers:           workers,
 		FetchCooldown:     10 * time.Millisecond,
 		FetchPollInterval: 250 * time.Millisecond,
@@ -208,6 +222,11 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) err
 	}
 	_, err := e.river.InsertManyTx(ctx, tx, params)
 	return err
+}
+
+// InsertManyTx queues other packages' jobs (see Config.Register) inside tx.
+func (e *Engine) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return e.river.InsertManyTx(ctx, tx, params)
 }
 
 // kick queues devices that have work and no job: after a crash, or a job River discarded.

@@ -62,15 +62,16 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	hosts    HostRegistry
-	store    Store
-	inv      *fabric.Inventory
-	log      *slog.Logger
-	cfg      Config
-	metrics  *Metrics
-	router   chi.Router
-	changes  ChangeService // nil until the change workflow is mounted
-	verifier Verifier      // set by SetVerifier; GET /v1/verify answers 503 without it
+	hosts      HostRegistry
+	store      Store
+	inv        *fabric.Inventory
+	log        *slog.Logger
+	cfg        Config
+	metrics    *Metrics
+	router     chi.Router
+	changes    ChangeService  // nil until the change workflow is mounted
+	verifier   Verifier       // set by SetVerifier; GET /v1/verify answers 503 without it
+	deliveries DeliveryLister // set by SetDeliveries; GET /v1/events/deliveries answers 503 without it
 
 	registrations *rateLimiter // nil: registrations are not rate-limited
 	watcher       HostWatcher  // set by SetHostWatcher; long-polls then wake on notifications
@@ -122,6 +123,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermReview)).Post("/changes/{id}/retry", s.retryChange)
 		r.With(s.auth(fabric.PermRead)).Get("/verify", s.verify)
 		r.With(s.auth(fabric.PermReview)).Post("/verify/remediate", s.remediate)
+		r.With(s.auth(fabric.PermAdmin)).Get("/events/deliveries", s.listDeliveries)
 	})
 	s.router = r
 	return s

@@ -134,7 +134,7 @@ func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Ti
 		}
 	}
 	if s.Final != "" {
-		if err := c.finishTx(ctx, tx, id, s.Final, s.Reason, now); err != nil {
+		if err := c.finishTx(ctx, tx, ch, s.Final, s.Reason, now); err != nil {
 			return nil, err
 		}
 		return nil, c.moveHostTx(ctx, tx, ch.Host, s.Host, now)
@@ -181,14 +181,22 @@ func (c *Changes) moveHostTx(ctx context.Context, tx pgx.Tx, h *fabric.Host, sta
 	return nil
 }
 
-func (c *Changes) finishTx(ctx context.Context, tx pgx.Tx, id int64, status fabric.ChangeStatus, reason string, now time.Time) error {
+func (c *Changes) finishTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, status fabric.ChangeStatus, reason string, now time.Time) error {
+	id := ch.ID
 	if _, err := tx.Exec(ctx, `UPDATE changes SET status = $2, reason = coalesce(nullif($3, ''), reason), updated_at = $4 WHERE id = $1`, id, string(status), reason, now); err != nil {
 		return formatError(err)
 	}
 	if err := addEvent(ctx, tx, id, now, string(status), reason); err != nil {
 		return err
 	}
-	return insertAudit(ctx, tx, now, "apply", "change."+string(status), fmt.Sprintf("change/%d", id), nil)
+	if err := insertAudit(ctx, tx, now, "apply", "change."+string(status), fmt.Sprintf("change/%d", id), nil); err != nil {
+		return err
+	}
+	ch.Status, ch.UpdatedAt = status, now
+	if reason != "" {
+		ch.Reason = reason
+	}
+	return c.emitTx(ctx, tx, ch, now)
 }
 
 // ChangesByStatus counts changes by status, for metrics.

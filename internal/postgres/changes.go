@@ -19,6 +19,12 @@ type Enqueuer interface {
 	EnqueueTx(ctx context.Context, tx pgx.Tx, devices []string) error
 }
 
+// EventSink queues the outgoing webhooks of events inside the caller's transaction, so that
+// an event is told if and only if the state change it tells of commits.
+type EventSink interface {
+	EmitTx(ctx context.Context, tx pgx.Tx, events []fabric.Event) error
+}
+
 // Changes stores changes and moves them through review.
 type Changes struct {
 	db      *DB
@@ -26,6 +32,7 @@ type Changes struct {
 	preview fabric.PreviewFunc
 	policy  fabric.ApprovalPolicy
 	enq     Enqueuer
+	events  EventSink // nil: no webhooks
 }
 
 // NewChanges returns the change store. preview renders each op's native lines.
@@ -35,6 +42,21 @@ func NewChanges(db *DB, inv *fabric.Inventory, preview fabric.PreviewFunc, polic
 
 // SetEnqueuer connects the apply engine.
 func (c *Changes) SetEnqueuer(e Enqueuer) { c.enq = e }
+
+// SetEventSink connects the outgoing webhooks.
+func (c *Changes) SetEventSink(s EventSink) { c.events = s }
+
+// emitTx tells the event sink, inside tx, that ch entered its status (if that is an event).
+func (c *Changes) emitTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, now time.Time) error {
+	if c.events == nil {
+		return nil
+	}
+	kind, ok := fabric.StatusEvent(ch.Status)
+	if !ok {
+		return nil
+	}
+	return c.events.EmitTx(ctx, tx, []fabric.Event{{Kind: kind, At: now, Change: &ch}})
+}
 
 // Policy returns the approval policy.
 func (c *Changes) Policy() fabric.ApprovalPolicy { return c.policy }
@@ -114,6 +136,9 @@ func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h
 	if err := tx.QueryRow(ctx, `WITH h AS (SELECT $20::bigint AS id),`+fileChangeSQL+` SELECT id FROM c`,
 		append(args, hostID)...).Scan(&ch.ID); err != nil {
 		return ch, formatError(err)
+	}
+	if err := c.emitTx(ctx, tx, ch, now); err != nil {
+		return ch, err
 	}
 	if rule != "" {
 		if err := c.enqueueTx(ctx, tx, firstStageDevices(ops)); err != nil {
@@ -325,6 +350,10 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 		if err := insertAudit(ctx, tx, now, actor.Name, "change.approve", fmt.Sprintf("change/%d", id), map[string]any{"plan_hash": planHash}); err != nil {
 			return err
 		}
+		ch.Status, ch.ApprovedBy, ch.UpdatedAt = fabric.ChangeApproved, actor.Name, now
+		if err := c.emitTx(ctx, tx, ch, now); err != nil {
+			return err
+		}
 		return c.enqueueTx(ctx, tx, firstStageDevices(ch.Ops))
 	})
 	if err == nil && stale != "" {
@@ -416,7 +445,7 @@ func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabr
 			if err := c.replanTx(ctx, tx, id, plan.Ops, plan.PlanHash, now); err != nil {
 				return err
 			}
-		} else if err := c.retryTx(ctx, tx, actor, id, plan, now); err != nil {
+		} else if err := c.retryTx(ctx, tx, actor, ch, plan, now); err != nil {
 			return err
 		}
 		out, err = c.changeQ(ctx, tx, id, false)
@@ -449,7 +478,8 @@ func (c *Changes) retryStateTx(ctx context.Context, tx pgx.Tx, ch fabric.Change)
 // retryTx queues the change's plan again from its first op. Leftover rollback ops are dropped
 // and every forward op is pending again with no attempts and no first error, so that each
 // device gets the whole retry deadline again; the engine sends only what a device lacks.
-func (c *Changes) retryTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, id int64, plan fabric.RetryPlan, now time.Time) error {
+func (c *Changes) retryTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, ch fabric.Change, plan fabric.RetryPlan, now time.Time) error {
+	id := ch.ID
 	if _, err := tx.Exec(ctx, `DELETE FROM change_ops WHERE change_id = $1 AND rollback`, id); err != nil {
 		return formatError(err)
 	}
@@ -464,6 +494,11 @@ func (c *Changes) retryTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, id
 		return err
 	}
 	if err := insertAudit(ctx, tx, now, actor.Name, "change.retry", fmt.Sprintf("change/%d", id), nil); err != nil {
+		return err
+	}
+	// A retry approves the change again: reviewers hear of it as an approval.
+	ch.Status, ch.Reason, ch.Ops, ch.UpdatedAt = fabric.ChangeApproved, "", plan.Ops, now
+	if err := c.emitTx(ctx, tx, ch, now); err != nil {
 		return err
 	}
 	return c.enqueueTx(ctx, tx, plan.Ready)

@@ -141,11 +141,22 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 		}
 		_, auto = s.changes.policy.AutoApproval(changeRequest(actor, &h, fabric.ChangeAdd))
 	}
-	if auto {
-		// The apply job must be queued in the transaction that files the approved change.
+	if auto || (s.changes != nil && s.changes.events != nil) {
+		// The apply job and the webhooks' deliveries must be queued in the transaction that
+		// files the change.
 		err = s.db.inTx(ctx, func(tx pgx.Tx) error {
 			if created, _, err = s.insertHost(ctx, tx, actor, &h, ops); err != nil || !created {
 				return err
+			}
+			if h.Change != nil {
+				ch := fabric.Change{ID: h.Change.ID, Kind: fabric.ChangeAdd, Status: h.Change.Status, Host: &h, RequestedBy: actor.Name,
+					RequestedOwner: actor.Principal(), PlanHash: fabric.PlanHash(ops), CreatedAt: now, UpdatedAt: now, Ops: ops}
+				if err := s.changes.emitTx(ctx, tx, ch, now); err != nil {
+					return err
+				}
+			}
+			if !auto {
+				return nil
 			}
 			return s.changes.enqueueTx(ctx, tx, firstStageDevices(ops))
 		})
