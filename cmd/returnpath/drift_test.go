@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -109,5 +110,58 @@ func TestDriftCheckProposesRemediation(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestDriftCheckSendsDriftFound: the periodic check that finds drift sends drift.found to a
+// webhook that asked for it, signed, naming the device and the count of each kind.
+func TestDriftCheckSendsDriftFound(t *testing.T) {
+	const secret = "drift-secret-7c2a91"
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	t.Setenv("RETURNPATH_TEST_HOOK_SECRET", secret)
+	rc := newHookReceiver(t, secret, http.StatusOK, "")
+	cfgText := strings.ReplaceAll(testConfig, "%DB%", pgtest.URL(t))
+	cfgText = strings.Replace(cfgText, "  auto_approve: []", "  auto_approve: [{action: add}]\ndrift:\n  interval: 1h", 1)
+	cfgText += fmt.Sprintf(`events:
+  webhooks:
+    - name: oncall
+      url: %s/hook
+      ca_file: %s
+      secret_env: RETURNPATH_TEST_HOOK_SECRET
+      events: [drift.found]
+`, rc.srv.URL, rc.caFile)
+	cfg, err := loadConfig(writeConfig(t, cfgText), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, fw := drivertest.NewFake("sw1"), drivertest.NewFake("fw1")
+	fac := drivertest.FakeFactory(sw, fw)
+	m := &Main{Config: cfg, Log: slog.New(slog.DiscardHandler), Migrate: true,
+		Factories: map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}}
+	ctx := context.Background()
+	if err := m.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	// A leftover route on the firewall, inside the pool, that no host explains.
+	fw.Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.200.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
+	if _, err := m.Monitor.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	select {
+	case body = <-rc.got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no drift.found webhook within 30s")
+	}
+	drift, _ := body["drift"].([]any)
+	if body["event"] != "drift.found" || len(drift) != 1 {
+		t.Fatalf("body = %v, want drift.found for one device", body)
+	}
+	if d := drift[0].(map[string]any); d["device"] != "fw1" || d["unexpected"] != float64(1) {
+		t.Errorf("drift = %v, want fw1 with 1 unexpected route", d)
 	}
 }

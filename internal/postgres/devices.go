@@ -107,16 +107,38 @@ func (c *Changes) DeviceReachable(ctx context.Context, device string) error {
 
 // WakeDevicesWithWork queues an apply job for every device that has ready ops and none
 // queued: the safety net for work whose job was lost. A device whose flag says a job is queued
-// but that has no live job of kind jobKind (River discarded or cancelled it) is repaired first.
+// is repaired first when no job of kind jobKind waits for it (River discarded or cancelled it)
+// and nobody holds its apply lock: the job that set the flag died with its process before it
+// began (River shows it "running" until it rescues it, minutes later).
 func (c *Changes) WakeDevicesWithWork(ctx context.Context, jobKind string) error {
-	return c.db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			UPDATE device_schedule s SET job_queued = false
-			WHERE job_queued AND NOT EXISTS (
-				SELECT 1 FROM river_job j WHERE j.kind = $1 AND j.args->>'device' = s.device
-				AND j.state IN ('available', 'pending', 'running', 'retryable', 'scheduled'))`, jobKind); err != nil {
+	rows, err := c.db.Pool.Query(ctx, `
+		SELECT device FROM device_schedule s WHERE job_queued AND NOT EXISTS (
+			SELECT 1 FROM river_job j WHERE j.kind = $1 AND j.args->>'device' = s.device
+			AND j.state IN ('available', 'pending', 'retryable', 'scheduled'))`, jobKind)
+	if err != nil {
+		return formatError(err)
+	}
+	suspects, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return formatError(err)
+	}
+	for _, d := range suspects {
+		unlock, free, err := c.db.TryLockDevice(ctx, d)
+		if err != nil {
+			return err
+		}
+		if !free {
+			continue // a live job works the device and will see new work
+		}
+		_, err = c.db.Pool.Exec(ctx, `UPDATE device_schedule s SET job_queued = false WHERE device = $1 AND job_queued AND NOT EXISTS (
+			SELECT 1 FROM river_job j WHERE j.kind = $2 AND j.args->>'device' = s.device
+			AND j.state IN ('available', 'pending', 'retryable', 'scheduled'))`, d, jobKind)
+		unlock()
+		if err != nil {
 			return formatError(err)
 		}
+	}
+	return c.db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
 			SELECT DISTINCT o.device FROM change_ops o JOIN changes c ON c.id = o.change_id
 			WHERE o.status = 'pending' AND c.status IN ('approved', 'applying') ORDER BY 1`)

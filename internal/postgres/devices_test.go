@@ -1,0 +1,98 @@
+package postgres_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/returnpath/returnpath/internal/fabric"
+)
+
+// recordingEnqueuer records the devices it is asked to queue a job for.
+type recordingEnqueuer struct {
+	mu    sync.Mutex
+	woken []string
+}
+
+func (r *recordingEnqueuer) EnqueueTx(_ context.Context, _ pgx.Tx, devices []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.woken = append(r.woken, devices...)
+	return nil
+}
+
+func (r *recordingEnqueuer) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.woken
+	r.woken = nil
+	slices.Sort(out)
+	return out
+}
+
+// TestWakeQueuesOneJobPerDevice: however many changes want a device, one job is queued for it
+// until that job begins its work; then the next change queues a new one.
+func TestWakeQueuesOneJobPerDevice(t *testing.T) {
+	t.Parallel()
+	l := newLifecycle(t)
+	enq := &recordingEnqueuer{}
+	l.changes.SetEnqueuer(enq)
+	ctx := context.Background()
+	for i, a := range []string{"10.10.10.1", "10.10.10.2", "10.10.10.3"} {
+		if _, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "h" + string(rune('a'+i)), Address: addr(a)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := enq.take(); !slices.Equal(got, []string{"sw1"}) {
+		t.Fatalf("jobs queued for three auto-approved registrations: %v, want one for sw1", got)
+	}
+	begun, err := l.changes.BeginDeviceWork(ctx, "sw1")
+	if err != nil || begun.Wait != 0 {
+		t.Fatalf("BeginDeviceWork = %+v, %v", begun, err)
+	}
+	if _, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "hd", Address: addr("10.10.10.4")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := enq.take(); !slices.Equal(got, []string{"sw1"}) {
+		t.Errorf("jobs queued after the job began: %v, want a new one for sw1", got)
+	}
+}
+
+// TestWakeRepairsALostJob: a device whose flag says a job is queued, with no such job (River
+// discarded it, or the process that fetched it died before it began), gets a new one from the
+// kicker, unless a live job holds the device's apply lock.
+func TestWakeRepairsALostJob(t *testing.T) {
+	t.Parallel()
+	l := newLifecycle(t)
+	enq := &recordingEnqueuer{}
+	l.changes.SetEnqueuer(enq)
+	ctx := context.Background()
+	if _, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "h1", Address: addr("10.10.10.1")}); err != nil {
+		t.Fatal(err)
+	}
+	enq.take() // sw1's flag is now set, and the recorder queued no River job
+
+	unlock, ok, err := l.db.TryLockDevice(ctx, "sw1")
+	if err != nil || !ok {
+		t.Fatalf("TryLockDevice = %v, %v", ok, err)
+	}
+	if err := l.changes.WakeDevicesWithWork(ctx, "returnpath_apply_device"); err != nil {
+		t.Fatal(err)
+	}
+	// fw1's op waits for sw1's stage, but its device has ready work listed too: it had no
+	// flag, so it gets its job; sw1 is held by a live job and is left alone.
+	if got := enq.take(); !slices.Equal(got, []string{"fw1"}) {
+		t.Errorf("woken while sw1's apply lock is held: %v, want [fw1]", got)
+	}
+	unlock()
+	if err := l.changes.WakeDevicesWithWork(ctx, "returnpath_apply_device"); err != nil {
+		t.Fatal(err)
+	}
+	// Both flags are set and no River job exists for either (the recorder queues none).
+	if got := enq.take(); !slices.Equal(got, []string{"fw1", "sw1"}) {
+		t.Errorf("woken once nobody holds sw1: %v, want [fw1 sw1]", got)
+	}
+}
