@@ -124,26 +124,16 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if v := q.Get("after"); v != "" {
-		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before < 1 {
-			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "after", "want the next of the previous page, got %q", v))
-			return
-		}
+	if f.Before, err = keysetAfter(q); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	list, next, err := s.changes.List(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := listJSON[changeJSON]{Items: make([]changeJSON, 0, len(list))}
-	for _, c := range list {
-		out.Items = append(out.Items, toChangeJSON(c))
-	}
-	if next != 0 {
-		n := strconv.FormatInt(next, 10)
-		out.Next = &n
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, idPage(list, next, toChangeJSON))
 }
 
 func (s *Server) getChange(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/returnpath/returnpath/internal/fabric"
@@ -61,24 +60,14 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if v := q.Get("after"); v != "" {
-		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before < 1 {
-			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "after", "want the next of the previous page, got %q", v))
-			return
-		}
+	if f.Before, err = keysetAfter(q); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	list, next, err := s.deliveries.List(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out := listJSON[deliveryJSON]{Items: make([]deliveryJSON, 0, len(list))}
-	for _, d := range list {
-		out.Items = append(out.Items, toDeliveryJSON(d))
-	}
-	if next != 0 {
-		n := strconv.FormatInt(next, 10)
-		out.Next = &n
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, idPage(list, next, toDeliveryJSON))
 }

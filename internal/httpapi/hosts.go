@@ -1,9 +1,9 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -145,6 +145,34 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 type listJSON[T any] struct {
 	Items []T     `json:"items"`
 	Next  *string `json:"next"`
+}
+
+// idPage is a page of a list keyed by id, newest first: next is the cursor of the following
+// page, 0 at the end.
+func idPage[T, J any](list []T, next int64, conv func(T) J) listJSON[J] {
+	out := listJSON[J]{Items: make([]J, 0, len(list))}
+	for _, v := range list {
+		out.Items = append(out.Items, conv(v))
+	}
+	if next != 0 {
+		n := strconv.FormatInt(next, 10)
+		out.Next = &n
+	}
+	return out
+}
+
+// keysetAfter parses ?after=, the next of the previous page of a list keyed by id; 0 when
+// absent.
+func keysetAfter(q url.Values) (int64, error) {
+	v := q.Get("after")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fabric.FieldErrorf(fabric.EINVALID, "after", "want the next of the previous page, got %q", v)
+	}
+	return n, nil
 }
 
 func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
@@ -297,13 +325,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := listJSON[auditJSON]{Items: make([]auditJSON, 0, len(entries))}
-	for _, e := range entries {
-		out.Items = append(out.Items, auditJSON(e))
-	}
-	if next != 0 {
-		n := fmt.Sprint(next)
-		out.Next = &n
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, idPage(entries, next, func(e fabric.AuditEntry) auditJSON { return auditJSON(e) }))
 }
