@@ -38,6 +38,12 @@ type InstalledReader interface {
 	InstalledRoutes(ctx context.Context) ([]fabric.Route, error)
 }
 
+// Versioner is implemented by drivers that can report the platform's version in one line
+// (`returnpath device check` prints it). Version only reads; it never changes the device.
+type Versioner interface {
+	Version(ctx context.Context) (string, error)
+}
+
 // Factory opens sessions to and renders previews for one platform.
 type Factory struct {
 	// Open connects to the device described by cfg.

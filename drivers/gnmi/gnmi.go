@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +51,10 @@ type Driver struct {
 	closeErr  error
 }
 
-var _ drivers.Driver = (*Driver)(nil)
+var (
+	_ drivers.Driver    = (*Driver)(nil)
+	_ drivers.Versioner = (*Driver)(nil)
+)
 
 // Factory returns the driver factory for both gNMI platforms.
 func Factory() drivers.Factory {
@@ -129,6 +133,48 @@ func Open(ctx context.Context, cfg drivers.Config) (*Driver, error) {
 		return nil, classify(cfg.Name, "connect", err, false)
 	}
 	return d, nil
+}
+
+// Version asks for the target's capabilities and returns its gNMI version and supported
+// models, e.g. "gNMI 0.10.0, 3 models: openconfig-network-instance 4.4.1, ...".
+func (d *Driver) Version(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	resp, err := d.tgt.Capabilities(ctx)
+	if err != nil {
+		return "", classify(d.cfg.Name, "read", err, false)
+	}
+	return capabilitiesLine(resp), nil
+}
+
+// capabilitiesLine renders a Capabilities response in one line: the gNMI version, then the
+// number of models and the first few of them, sorted by name.
+func capabilitiesLine(resp *gpb.CapabilityResponse) string {
+	const shown = 3
+	v := resp.GetGNMIVersion()
+	if v == "" {
+		v = "(version not given)"
+	}
+	models := make([]string, 0, len(resp.GetSupportedModels()))
+	for _, m := range resp.GetSupportedModels() {
+		s := m.GetName()
+		if m.GetVersion() != "" {
+			s += " " + m.GetVersion()
+		}
+		models = append(models, s)
+	}
+	slices.Sort(models)
+	line := fmt.Sprintf("gNMI %s, %d models", v, len(models))
+	if len(models) == 1 {
+		line = fmt.Sprintf("gNMI %s, 1 model", v)
+	}
+	if len(models) > 0 {
+		line += ": " + strings.Join(models[:min(shown, len(models))], ", ")
+		if len(models) > shown {
+			line += ", ..."
+		}
+	}
+	return line
 }
 
 // Close ends the session. It is safe to call more than once.

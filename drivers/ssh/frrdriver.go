@@ -47,6 +47,7 @@ type FRRDriver struct {
 var (
 	_ drivers.Driver          = (*FRRDriver)(nil)
 	_ drivers.InstalledReader = (*FRRDriver)(nil)
+	_ drivers.Versioner       = (*FRRDriver)(nil)
 )
 
 // OpenFRR connects to the vtysh of the device described by cfg (the SSH login must land in
@@ -146,6 +147,21 @@ func (d *FRRDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
 		return nil, err
 	}
 	return managedOnly(d.cfg, parseFRRStaticConfig(out)), nil
+}
+
+// Version returns the first line of "show version", e.g. "FRRouting 10.1 (sw1) on Linux(6.8.0).".
+func (d *FRRDriver) Version(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
+	defer cancel()
+	out, err := d.command(ctx, "show version")
+	if err != nil {
+		return "", err
+	}
+	v := versionLine(out)
+	if v == "" {
+		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
+	}
+	return v, nil
 }
 
 // InstalledRoutes returns the static routes FRR installed in the forwarding table, inside

@@ -35,7 +35,10 @@ type LinuxDriver struct {
 	closed bool
 }
 
-var _ drivers.Driver = (*LinuxDriver)(nil)
+var (
+	_ drivers.Driver    = (*LinuxDriver)(nil)
+	_ drivers.Versioner = (*LinuxDriver)(nil)
+)
 
 // OpenLinux connects to the device described by cfg. With cfg.Linux.Sudo, changes run as
 // "sudo -n ip"; reads never need privileges.
@@ -322,6 +325,26 @@ func (d *LinuxDriver) batchFailure(text string, someFailed bool) error {
 		return drivers.Errorf(drivers.KindAuth, d.cfg.Name, "apply", "sudo refused to run ip: %s", text)
 	}
 	return drivers.Errorf(drivers.KindIndeterminate, d.cfg.Name, "apply", "ip stopped part way through the batch: %s", text)
+}
+
+// linuxVersionCmd prints the kernel ("Linux 6.8.0-45-generic") and, where the box has
+// /etc/os-release, its PRETTY_NAME on a second line. It is a constant: nothing a user
+// configured goes into it.
+const linuxVersionCmd = `uname -sr; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null; true`
+
+// Version returns the kernel and distribution, e.g. "Linux 6.8.0-45-generic (Ubuntu 24.04.1 LTS)".
+func (d *LinuxDriver) Version(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
+	defer cancel()
+	res, err := d.run(ctx, linuxVersionCmd, nil)
+	if err != nil {
+		return "", d.readErr(err)
+	}
+	v := linuxVersion(string(res.stdout))
+	if v == "" {
+		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "uname printed nothing (exit status %d): %s", res.status, strings.TrimSpace(string(res.stderr)))
+	}
+	return v, nil
 }
 
 // Close ends the connection; it is safe to call more than once.
