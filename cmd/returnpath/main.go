@@ -51,7 +51,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("config", "", "configuration file (default ./returnpath.yaml, then /etc/returnpath/returnpath.yaml)")
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd(), newDeviceCmd())
 	return root
 }
 
