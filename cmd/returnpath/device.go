@@ -229,7 +229,11 @@ const (
 // calls Apply.
 func checkDevice(ctx context.Context, inv *fabric.Inventory, devs *session.Devices, name string, wait time.Duration) deviceCheck {
 	dev, _ := inv.Device(name)
-	c := deviceCheck{Device: name, Platform: string(dev.Platform), Address: dev.Address.String(), MaxSessions: devs.Max(name), Routes: []checkRoute{}}
+	addr := dev.Address.String()
+	if dev.Address.Port() == 0 {
+		addr = dev.Address.Addr().String() // the transport's default port
+	}
+	c := deviceCheck{Device: name, Platform: string(dev.Platform), Address: addr, MaxSessions: devs.Max(name), Routes: []checkRoute{}}
 	fail := func(stage, kind string, err error) deviceCheck {
 		c.OK, c.FailedAt, c.ErrorKind, c.Error = false, stage, kind, err.Error()
 		return c
