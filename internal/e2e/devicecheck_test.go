@@ -50,7 +50,9 @@ func TestLabDeviceCheck(t *testing.T) {
 	if _, err := l.Vtysh(ctx, "sw1", "ip route "+swRoute.String()+" "+host.Uplink.String()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = l.Vtysh(context.Background(), "sw1", "no ip route "+swRoute.String()+" "+host.Uplink.String()) })
+	t.Cleanup(func() {
+		_, _ = l.Vtysh(context.Background(), "sw1", "no ip route "+swRoute.String()+" "+host.Uplink.String())
+	})
 	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", fwRoute.String(), "via", "10.10.20.1", "proto", "202"); err != nil {
 		t.Fatal(err)
 	}
