@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Driver is an open session to one device.
@@ -22,12 +22,12 @@ import (
 type Driver interface {
 	// Routes returns the device's static routes whose prefixes lie inside the managed
 	// prefixes, in all VRFs the device has, as the device's configuration (intent) holds them.
-	Routes(ctx context.Context) ([]fabric.Route, error)
+	Routes(ctx context.Context) ([]route.Route, error)
 	// Apply pushes ops to the device as one batch, in the given order. A nil error means
 	// every op was accepted. Otherwise the error is an *Error whose Kind says what the
 	// caller may do next; for KindRejected, Rejections lists the refused ops with the
 	// device's own text, and every op not listed was accepted.
-	Apply(ctx context.Context, ops []fabric.RouteOp) error
+	Apply(ctx context.Context, ops []route.RouteOp) error
 	// Close ends the session. It is safe to call more than once.
 	Close() error
 }
@@ -35,7 +35,7 @@ type Driver interface {
 // InstalledReader is implemented by drivers that can tell configured routes from routes the
 // device has installed in its forwarding table (FRR installs asynchronously).
 type InstalledReader interface {
-	InstalledRoutes(ctx context.Context) ([]fabric.Route, error)
+	InstalledRoutes(ctx context.Context) ([]route.Route, error)
 }
 
 // Versioner is implemented by drivers that can report the platform's version in one line
@@ -50,7 +50,7 @@ type Factory struct {
 	Open func(ctx context.Context, cfg Config) (Driver, error)
 	// Preview renders ops in the device's native syntax, one entry per line or element, in
 	// the order they would be sent. It is pure: no device is contacted.
-	Preview func(cfg Config, ops []fabric.RouteOp) ([]string, error)
+	Preview func(cfg Config, ops []route.RouteOp) ([]string, error)
 }
 
 // HostKeyPolicy says how SSH drivers treat the device's host key.
@@ -76,7 +76,7 @@ func (s Secret) Reveal() string { return string(s) }
 // configuration file; drivers receive plain, validated values.
 type Config struct {
 	Name       string
-	Platform   fabric.Platform
+	Platform   route.Platform
 	Address    netip.AddrPort // management address; port 0 means the transport's default
 	VRF        string         // default VRF for ops that name none
 	Managed    []netip.Prefix // the pools: the only prefixes the driver may read or change
@@ -153,7 +153,7 @@ func (k Kind) Retryable() bool { return k == KindUnreachable }
 // Rejection is one op the device refused, with the device's own text.
 type Rejection struct {
 	Index  int // position in the batch passed to Apply
-	Op     fabric.RouteOp
+	Op     route.RouteOp
 	Output string
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Harness connects the suite to one device reached by one transport.
@@ -33,7 +33,7 @@ type Harness struct {
 	// Open opens a session; usually the transport's Factory().Open.
 	Open func(ctx context.Context, cfg drivers.Config) (drivers.Driver, error)
 	// Preview is the transport's pure preview; nil skips the preview case.
-	Preview func(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error)
+	Preview func(cfg drivers.Config, ops []route.RouteOp) ([]string, error)
 
 	// NextHops are at least two next hops the device accepts in every VRF the suite uses.
 	NextHops []netip.Addr
@@ -52,11 +52,11 @@ type Harness struct {
 
 	// List returns every static route on the device, in every VRF, managed or not, read out
 	// of band.
-	List func(ctx context.Context) ([]fabric.Route, error)
+	List func(ctx context.Context) ([]route.Route, error)
 	// Plant adds a foreign route out of band (on Linux: not with the driver's protocol).
-	Plant func(ctx context.Context, r fabric.Route) error
+	Plant func(ctx context.Context, r route.Route) error
 	// Remove deletes a route out of band.
-	Remove func(ctx context.Context, r fabric.Route) error
+	Remove func(ctx context.Context, r route.Route) error
 
 	// PlantNextHops plants, out of band, one route on prefix p in the default VRF via every
 	// next hop of nhs, in that order, as the device would hold a route someone else made or
@@ -70,7 +70,7 @@ type Harness struct {
 
 	// Reject returns a route on prefix p that the device refuses, and a substring of the
 	// text the device answers with. nil skips the rejection case.
-	Reject func(p netip.Prefix) (fabric.Route, string)
+	Reject func(p netip.Prefix) (route.Route, string)
 	// Atomic is true when the device applies a batch whole or not at all (gNMI). The
 	// Rejected case then expects every op of the batch listed, in order, each with the
 	// device's text, and none of the batch's routes on the device afterwards.
@@ -149,7 +149,7 @@ func newSuite(t *testing.T, h Harness) *suite {
 		t.Fatal("drivertest: Harness.Config.Managed is empty")
 	case len(h.NextHops) < 2:
 		t.Fatal("drivertest: Harness needs two NextHops")
-	case !h.Unmanaged.IsValid() || fabric.Managed(h.Unmanaged, h.Config.Managed):
+	case !h.Unmanaged.IsValid() || route.Managed(h.Unmanaged, h.Config.Managed):
 		t.Fatalf("drivertest: Harness.Unmanaged %s must be a prefix outside the pools", h.Unmanaged)
 	}
 	pool := h.Config.Managed[0]
@@ -192,14 +192,14 @@ func (s *suite) prefixes(t *testing.T, n int) []netip.Prefix {
 	return ps
 }
 
-func (s *suite) route(p netip.Prefix, hop int) fabric.Route {
-	return fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: s.h.NextHops[hop]}
+func (s *suite) route(p netip.Prefix, hop int) route.Route {
+	return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: s.h.NextHops[hop]}
 }
 
-func ops(action fabric.Action, rs ...fabric.Route) []fabric.RouteOp {
-	out := make([]fabric.RouteOp, len(rs))
+func ops(action route.Action, rs ...route.Route) []route.RouteOp {
+	out := make([]route.RouteOp, len(rs))
 	for i, r := range rs {
-		out[i] = fabric.RouteOp{Action: action, Route: r}
+		out[i] = route.RouteOp{Action: action, Route: r}
 	}
 	return out
 }
@@ -234,14 +234,14 @@ func (s *suite) reset(t *testing.T) {
 		t.Fatalf("Routes: %v", err)
 	}
 	if len(rs) > 0 {
-		if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+		if err := d.Apply(ctx, ops(route.ActionDelete, rs...)); err != nil {
 			t.Fatalf("Apply (reset): %v", err)
 		}
 	}
 }
 
 // apply applies ops and deletes their routes when the test ends.
-func (s *suite) apply(t *testing.T, ctx context.Context, d drivers.Driver, batch []fabric.RouteOp) {
+func (s *suite) apply(t *testing.T, ctx context.Context, d drivers.Driver, batch []route.RouteOp) {
 	t.Helper()
 	s.cleanup(t, batch)
 	if err := d.Apply(ctx, batch); err != nil {
@@ -250,10 +250,10 @@ func (s *suite) apply(t *testing.T, ctx context.Context, d drivers.Driver, batch
 }
 
 // cleanup removes the routes of batch's adds through a fresh session when t ends.
-func (s *suite) cleanup(t *testing.T, batch []fabric.RouteOp) {
-	var rs []fabric.Route
+func (s *suite) cleanup(t *testing.T, batch []route.RouteOp) {
+	var rs []route.Route
 	for _, op := range batch {
-		if op.Action == fabric.ActionAdd {
+		if op.Action == route.ActionAdd {
 			rs = append(rs, op.Route)
 		}
 	}
@@ -269,7 +269,7 @@ func (s *suite) cleanup(t *testing.T, batch []fabric.RouteOp) {
 			return
 		}
 		defer d.Close()
-		if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+		if err := d.Apply(ctx, ops(route.ActionDelete, rs...)); err != nil {
 			t.Errorf("cleanup Apply: %v", err)
 		}
 	})
@@ -279,7 +279,7 @@ var routeOpts = cmp.Options{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{
 
 // wantRoutes checks that the driver reads exactly want; when the driver can read installed
 // routes, it also waits for want to be installed.
-func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, want []fabric.Route) {
+func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, want []route.Route) {
 	t.Helper()
 	want = slices.Clone(want)
 	SortRoutes(want)
@@ -296,9 +296,9 @@ func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, 
 		return
 	}
 	if s.h.VRFNotInstalled {
-		want = slices.DeleteFunc(want, func(r fabric.Route) bool { return r.VRF == s.h.VRF })
+		want = slices.DeleteFunc(want, func(r route.Route) bool { return r.VRF == s.h.VRF })
 	}
-	var inst []fabric.Route
+	var inst []route.Route
 	for {
 		inst, err = ir.InstalledRoutes(ctx)
 		if err != nil {
@@ -317,7 +317,7 @@ func (s *suite) wantRoutes(t *testing.T, ctx context.Context, d drivers.Driver, 
 }
 
 // listed reports whether the out-of-band listing holds r.
-func (s *suite) listed(t *testing.T, ctx context.Context, r fabric.Route) bool {
+func (s *suite) listed(t *testing.T, ctx context.Context, r route.Route) bool {
 	t.Helper()
 	all, err := s.h.List(ctx)
 	if err != nil {
@@ -345,8 +345,8 @@ func (s *suite) testOpenClose(t *testing.T, ctx context.Context) {
 func (s *suite) testAddAndRead(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 3)
-	want := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, want...))
+	want := []route.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
+	s.apply(t, ctx, d, ops(route.ActionAdd, want...))
 	s.wantRoutes(t, ctx, d, want)
 	// A new session sees the same routes: they live on the device, not in the session.
 	s.wantRoutes(t, ctx, s.open(t, ctx), want)
@@ -355,9 +355,9 @@ func (s *suite) testAddAndRead(t *testing.T, ctx context.Context) {
 func (s *suite) testReapply(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
-	want := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1)}
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, want...))
-	if err := d.Apply(ctx, ops(fabric.ActionAdd, want...)); err != nil {
+	want := []route.Route{s.route(ps[0], 0), s.route(ps[1], 1)}
+	s.apply(t, ctx, d, ops(route.ActionAdd, want...))
+	if err := d.Apply(ctx, ops(route.ActionAdd, want...)); err != nil {
 		t.Fatalf("re-Apply of the same adds: %v", err)
 	}
 	s.wantRoutes(t, ctx, d, want)
@@ -366,9 +366,9 @@ func (s *suite) testReapply(t *testing.T, ctx context.Context) {
 func (s *suite) testDelete(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 3)
-	rs := []fabric.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, rs...))
-	if err := d.Apply(ctx, ops(fabric.ActionDelete, rs[0], rs[2])); err != nil {
+	rs := []route.Route{s.route(ps[0], 0), s.route(ps[1], 1), s.route(ps[2], 0)}
+	s.apply(t, ctx, d, ops(route.ActionAdd, rs...))
+	if err := d.Apply(ctx, ops(route.ActionDelete, rs[0], rs[2])); err != nil {
 		t.Fatalf("Apply deletes: %v", err)
 	}
 	s.wantRoutes(t, ctx, d, rs[1:2])
@@ -378,59 +378,53 @@ func (s *suite) testDeleteMissing(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
 	kept := s.route(ps[1], 0)
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, kept))
+	s.apply(t, ctx, d, ops(route.ActionAdd, kept))
 	// A missing prefix, and a present prefix with another next hop: neither is an error, and
 	// the route that is there stays.
-	if err := d.Apply(ctx, ops(fabric.ActionDelete, s.route(ps[0], 0), s.route(ps[1], 1))); err != nil {
+	if err := d.Apply(ctx, ops(route.ActionDelete, s.route(ps[0], 0), s.route(ps[1], 1))); err != nil {
 		t.Fatalf("Apply deletes of missing routes: %v", err)
 	}
-	s.wantRoutes(t, ctx, d, []fabric.Route{kept})
+	s.wantRoutes(t, ctx, d, []route.Route{kept})
 }
 
 func (s *suite) testChangeNextHop(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	p := s.prefixes(t, 1)[0]
 	old, new := s.route(p, 0), s.route(p, 1)
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, old))
-	batch := []fabric.RouteOp{{Action: fabric.ActionDelete, Route: old}, {Action: fabric.ActionAdd, Route: new}}
+	s.apply(t, ctx, d, ops(route.ActionAdd, old))
+	batch := []route.RouteOp{{Action: route.ActionDelete, Route: old}, {Action: route.ActionAdd, Route: new}}
 	s.apply(t, ctx, d, batch)
-	s.wantRoutes(t, ctx, d, []fabric.Route{new})
+	s.wantRoutes(t, ctx, d, []route.Route{new})
 }
 
 // repair checks a drift case end to end, as verify and a remediation change would handle it:
 // the driver's routes compared with intent must show exactly the drift check expects, the
-// ops fabric.RemediationOps derives from it must apply, and afterwards the driver must read
-// intent plus kept, with the foreign route outside the pools still on the device.
-func (s *suite) repair(t *testing.T, ctx context.Context, d drivers.Driver, outside fabric.Route, intent, kept []fabric.Route, check func(fabric.Drift) string) {
+// remediation ops derived from it must apply, and afterwards the driver must read intent plus
+// kept, with the foreign route outside the pools still on the device.
+func (s *suite) repair(t *testing.T, ctx context.Context, d drivers.Driver, outside route.Route, intent, kept []route.Route, check func(drift) string) {
 	t.Helper()
-	want := make([]fabric.IntentRoute, 0, len(intent)+len(kept))
-	for _, r := range slices.Concat(intent, kept) {
-		want = append(want, fabric.IntentRoute{Route: r, Host: "h-" + r.Prefix.String(), State: fabric.HostActive})
-	}
+	want := slices.Concat(intent, kept)
 	have, err := d.Routes(ctx)
 	if err != nil {
 		t.Fatalf("Routes: %v", err)
 	}
-	drift := fabric.CompareRoutes(want, have, s.h.Config.Managed)
-	if problem := check(drift); problem != "" {
-		t.Fatalf("verify: %s; drift = %+v", problem, drift)
+	dr := compareRoutes(want, have, s.h.Config.Managed)
+	if problem := check(dr); problem != "" {
+		t.Fatalf("verify: %s; drift = %+v", problem, dr)
 	}
-	var batch []fabric.RouteOp
-	for _, op := range fabric.RemediationOps(s.h.Config.Name, drift) {
-		batch = append(batch, op.Op)
-	}
+	batch := dr.remediation()
 	s.cleanup(t, batch)
 	if err := d.Apply(ctx, batch); err != nil {
 		t.Fatalf("Apply remediation %v: %v", batch, err)
 	}
-	s.wantRoutes(t, ctx, d, slices.Concat(intent, kept))
+	s.wantRoutes(t, ctx, d, want)
 	// A new session reads the device afresh: the repair is on the device, not in a cache.
 	have, err = s.open(t, ctx).Routes(ctx)
 	if err != nil {
 		t.Fatalf("Routes: %v", err)
 	}
-	if drift := fabric.CompareRoutes(want, have, s.h.Config.Managed); !drift.InSync() {
-		t.Errorf("verify after the remediation: drift = %+v, want none", drift)
+	if dr := compareRoutes(want, have, s.h.Config.Managed); !dr.inSync() {
+		t.Errorf("verify after the remediation: drift = %+v, want none", dr)
 	}
 	if !s.listed(t, ctx, outside) {
 		t.Errorf("foreign route %s outside the pools is gone", outside)
@@ -438,9 +432,9 @@ func (s *suite) repair(t *testing.T, ctx context.Context, d drivers.Driver, outs
 }
 
 // plantOutside plants a foreign route outside the pools, removed when t ends.
-func (s *suite) plantOutside(t *testing.T, ctx context.Context) fabric.Route {
+func (s *suite) plantOutside(t *testing.T, ctx context.Context) route.Route {
 	t.Helper()
-	outside := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
 	if err := s.h.Plant(ctx, outside); err != nil {
 		t.Fatalf("Plant %s: %v", outside, err)
 	}
@@ -453,9 +447,9 @@ func (s *suite) plantOutside(t *testing.T, ctx context.Context) fabric.Route {
 }
 
 // wrongNextHop returns a check for exactly one wrong next hop, got instead of want.
-func wrongNextHop(want, got fabric.Route) func(fabric.Drift) string {
-	return func(d fabric.Drift) string {
-		if len(d.WrongNextHop) != 1 || d.WrongNextHop[0].Want.Route != want || d.WrongNextHop[0].Got != got ||
+func wrongNextHop(want, got route.Route) func(drift) string {
+	return func(d drift) string {
+		if len(d.WrongNextHop) != 1 || d.WrongNextHop[0].Want != want || d.WrongNextHop[0].Got != got ||
 			len(d.Missing) != 0 || len(d.Unexpected) != 0 {
 			return fmt.Sprintf("want exactly one wrong next hop, %s instead of %s", got, want)
 		}
@@ -468,9 +462,9 @@ func (s *suite) testRepairWrongNextHop(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
 	stale, neighbour := s.route(ps[0], 0), s.route(ps[1], 0)
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, stale, neighbour))
+	s.apply(t, ctx, d, ops(route.ActionAdd, stale, neighbour))
 	want := s.route(ps[0], 1)
-	s.repair(t, ctx, d, s.plantOutside(t, ctx), []fabric.Route{want}, []fabric.Route{neighbour}, wrongNextHop(want, stale))
+	s.repair(t, ctx, d, s.plantOutside(t, ctx), []route.Route{want}, []route.Route{neighbour}, wrongNextHop(want, stale))
 }
 
 // testRepairForeignIndexedNextHop: a route whose one next hop the device keeps under an index
@@ -485,11 +479,11 @@ func (s *suite) testRepairForeignIndexed(t *testing.T, ctx context.Context) {
 	planted := s.route(ps[0], 0)
 	s.plantNextHops(t, ctx, ps[0], planted.NextHop)
 	neighbour := s.route(ps[1], 0)
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, neighbour))
+	s.apply(t, ctx, d, ops(route.ActionAdd, neighbour))
 	// Read back under the device's index, the route is what it is: one route, one next hop.
-	s.wantRoutes(t, ctx, d, []fabric.Route{planted, neighbour})
+	s.wantRoutes(t, ctx, d, []route.Route{planted, neighbour})
 	want := s.route(ps[0], 1)
-	s.repair(t, ctx, d, s.plantOutside(t, ctx), []fabric.Route{want}, []fabric.Route{neighbour}, wrongNextHop(want, planted))
+	s.repair(t, ctx, d, s.plantOutside(t, ctx), []route.Route{want}, []route.Route{neighbour}, wrongNextHop(want, planted))
 }
 
 // testRepairExtraNextHop: a route with the intended next hop and another one beside it.
@@ -500,7 +494,7 @@ func (s *suite) testRepairExtraNextHop(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 3)
 	neighbour := s.route(ps[2], 1)
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, neighbour))
+	s.apply(t, ctx, d, ops(route.ActionAdd, neighbour))
 	outside := s.plantOutside(t, ctx)
 	// The extra next hop both after the intended one and before it: devices list next hops in
 	// order, and a driver must not take the first one for the route.
@@ -508,8 +502,8 @@ func (s *suite) testRepairExtraNextHop(t *testing.T, ctx context.Context) {
 		p := ps[i]
 		want, extra := s.route(p, 0), s.route(p, 1)
 		s.plantNextHops(t, ctx, p, s.h.NextHops[order[0]], s.h.NextHops[order[1]])
-		s.wantRoutes(t, ctx, d, slices.Concat([]fabric.Route{want, extra, neighbour}, s.repaired(ps[:i])))
-		s.repair(t, ctx, d, outside, []fabric.Route{want}, slices.Concat([]fabric.Route{neighbour}, s.repaired(ps[:i])), func(d fabric.Drift) string {
+		s.wantRoutes(t, ctx, d, slices.Concat([]route.Route{want, extra, neighbour}, s.repaired(ps[:i])))
+		s.repair(t, ctx, d, outside, []route.Route{want}, slices.Concat([]route.Route{neighbour}, s.repaired(ps[:i])), func(d drift) string {
 			if len(d.Unexpected) != 1 || d.Unexpected[0] != extra || len(d.WrongNextHop) != 0 || len(d.Missing) != 0 {
 				return fmt.Sprintf("want exactly one unexpected route, %s", extra)
 			}
@@ -519,8 +513,8 @@ func (s *suite) testRepairExtraNextHop(t *testing.T, ctx context.Context) {
 }
 
 // repaired returns the routes testRepairExtraNextHop left on ps.
-func (s *suite) repaired(ps []netip.Prefix) []fabric.Route {
-	out := make([]fabric.Route, len(ps))
+func (s *suite) repaired(ps []netip.Prefix) []route.Route {
+	out := make([]route.Route, len(ps))
 	for i, p := range ps {
 		out[i] = s.route(p, 0)
 	}
@@ -530,11 +524,11 @@ func (s *suite) repaired(ps []netip.Prefix) []fabric.Route {
 // plantNextHops plants p via nhs out of band; the driver deletes every route on p at cleanup.
 func (s *suite) plantNextHops(t *testing.T, ctx context.Context, p netip.Prefix, nhs ...netip.Addr) {
 	t.Helper()
-	rs := make([]fabric.Route, len(nhs))
+	rs := make([]route.Route, len(nhs))
 	for i, nh := range nhs {
-		rs[i] = fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh}
+		rs[i] = route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: nh}
 	}
-	s.cleanup(t, ops(fabric.ActionAdd, rs...))
+	s.cleanup(t, ops(route.ActionAdd, rs...))
 	if err := s.h.PlantNextHops(ctx, p, nhs); err != nil {
 		t.Fatalf("PlantNextHops %s via %v: %v", p, nhs, err)
 	}
@@ -547,14 +541,14 @@ func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 4)
 	bad, text := s.h.Reject(ps[1])
-	good := []fabric.Route{s.route(ps[0], 0), s.route(ps[2], 1), s.route(ps[3], 0)}
-	batch := []fabric.RouteOp{
-		{Action: fabric.ActionAdd, Route: good[0]},
-		{Action: fabric.ActionAdd, Route: bad},
-		{Action: fabric.ActionAdd, Route: good[1]},
-		{Action: fabric.ActionAdd, Route: good[2]},
+	good := []route.Route{s.route(ps[0], 0), s.route(ps[2], 1), s.route(ps[3], 0)}
+	batch := []route.RouteOp{
+		{Action: route.ActionAdd, Route: good[0]},
+		{Action: route.ActionAdd, Route: bad},
+		{Action: route.ActionAdd, Route: good[1]},
+		{Action: route.ActionAdd, Route: good[2]},
 	}
-	s.cleanup(t, ops(fabric.ActionAdd, good...)) // the refused route never landed: do not delete it
+	s.cleanup(t, ops(route.ActionAdd, good...)) // the refused route never landed: do not delete it
 	err := d.Apply(ctx, batch)
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
@@ -589,8 +583,8 @@ func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 func (s *suite) testOutsideManaged(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	in := s.route(s.prefixes(t, 1)[0], 0)
-	out := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
-	batch := ops(fabric.ActionAdd, in, out)
+	out := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	batch := ops(route.ActionAdd, in, out)
 	s.cleanup(t, batch[:1])
 	t.Cleanup(func() { _ = s.h.Remove(context.Background(), out) })
 	err := d.Apply(ctx, batch)
@@ -608,10 +602,10 @@ func (s *suite) testOutsideManaged(t *testing.T, ctx context.Context) {
 }
 
 func (s *suite) testForeign(t *testing.T, ctx context.Context) {
-	outside := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
 	ps := s.prefixes(t, 3)
 	inside := s.route(ps[0], 1)
-	for _, r := range []fabric.Route{outside, inside} {
+	for _, r := range []route.Route{outside, inside} {
 		if err := s.h.Plant(ctx, r); err != nil {
 			t.Fatalf("Plant %s: %v", r, err)
 		}
@@ -622,24 +616,24 @@ func (s *suite) testForeign(t *testing.T, ctx context.Context) {
 		})
 	}
 	d := s.open(t, ctx)
-	ours := []fabric.Route{s.route(ps[1], 0), s.route(ps[2], 1)}
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, ours...))
-	if err := d.Apply(ctx, ops(fabric.ActionDelete, ours[1])); err != nil {
+	ours := []route.Route{s.route(ps[1], 0), s.route(ps[2], 1)}
+	s.apply(t, ctx, d, ops(route.ActionAdd, ours...))
+	if err := d.Apply(ctx, ops(route.ActionDelete, ours[1])); err != nil {
 		t.Fatalf("Apply delete: %v", err)
 	}
 	want := ours[:1]
 	if !s.h.MarksOwnership {
-		want = append([]fabric.Route{inside}, want...)
+		want = append([]route.Route{inside}, want...)
 	}
 	s.wantRoutes(t, ctx, d, want)
 	if s.h.MarksOwnership {
 		// Deleting the foreign route by its exact prefix and next hop must leave it alone:
 		// the driver only deletes routes it marked as its own.
-		if err := d.Apply(ctx, ops(fabric.ActionDelete, inside)); err != nil {
+		if err := d.Apply(ctx, ops(route.ActionDelete, inside)); err != nil {
 			t.Fatalf("Apply delete of a foreign route: %v", err)
 		}
 	}
-	for _, r := range []fabric.Route{outside, inside} {
+	for _, r := range []route.Route{outside, inside} {
 		if !s.listed(t, ctx, r) {
 			t.Errorf("foreign route %s is gone", r)
 		}
@@ -653,29 +647,29 @@ func (s *suite) testVRF(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
 	inDefault := s.route(ps[0], 0)
-	inVRF := fabric.Route{VRF: s.h.VRF, Prefix: ps[0], NextHop: s.h.NextHops[1]}
-	onlyVRF := fabric.Route{VRF: s.h.VRF, Prefix: ps[1], NextHop: s.h.NextHops[0]}
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, inDefault, inVRF, onlyVRF))
-	s.wantRoutes(t, ctx, d, []fabric.Route{inDefault, inVRF, onlyVRF})
-	if err := d.Apply(ctx, ops(fabric.ActionDelete, inVRF)); err != nil {
+	inVRF := route.Route{VRF: s.h.VRF, Prefix: ps[0], NextHop: s.h.NextHops[1]}
+	onlyVRF := route.Route{VRF: s.h.VRF, Prefix: ps[1], NextHop: s.h.NextHops[0]}
+	s.apply(t, ctx, d, ops(route.ActionAdd, inDefault, inVRF, onlyVRF))
+	s.wantRoutes(t, ctx, d, []route.Route{inDefault, inVRF, onlyVRF})
+	if err := d.Apply(ctx, ops(route.ActionDelete, inVRF)); err != nil {
 		t.Fatalf("Apply delete in VRF: %v", err)
 	}
-	s.wantRoutes(t, ctx, d, []fabric.Route{inDefault, onlyVRF})
+	s.wantRoutes(t, ctx, d, []route.Route{inDefault, onlyVRF})
 }
 
 func (s *suite) testBatch(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, s.h.BatchSize)
-	rs := make([]fabric.Route, len(ps))
+	rs := make([]route.Route, len(ps))
 	for i, p := range ps {
 		rs[i] = s.route(p, i%2)
 	}
 	start := time.Now()
-	s.apply(t, ctx, d, ops(fabric.ActionAdd, rs...))
+	s.apply(t, ctx, d, ops(route.ActionAdd, rs...))
 	t.Logf("added %d routes in %v", len(rs), time.Since(start))
 	s.wantRoutes(t, ctx, d, rs)
 	start = time.Now()
-	if err := d.Apply(ctx, ops(fabric.ActionDelete, rs...)); err != nil {
+	if err := d.Apply(ctx, ops(route.ActionDelete, rs...)); err != nil {
 		t.Fatalf("Apply deletes: %v", err)
 	}
 	t.Logf("deleted %d routes in %v", len(rs), time.Since(start))
@@ -687,9 +681,9 @@ func (s *suite) testPreview(t *testing.T, ctx context.Context) {
 		s.skip(t, "Preview", "harness has no Preview")
 	}
 	ps := s.prefixes(t, 2)
-	batch := []fabric.RouteOp{
-		{Action: fabric.ActionAdd, Route: s.route(ps[0], 0)},
-		{Action: fabric.ActionDelete, Route: s.route(ps[1], 1)},
+	batch := []route.RouteOp{
+		{Action: route.ActionAdd, Route: s.route(ps[0], 0)},
+		{Action: route.ActionDelete, Route: s.route(ps[1], 1)},
 	}
 	lines, err := s.h.Preview(s.h.Config, batch)
 	if err != nil {
@@ -703,8 +697,8 @@ func (s *suite) testPreview(t *testing.T, ctx context.Context) {
 			t.Errorf("Preview line %q holds a control character", l)
 		}
 	}
-	out := fabric.Route{VRF: fabric.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
-	if _, err := s.h.Preview(s.h.Config, ops(fabric.ActionAdd, out)); err == nil {
+	out := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	if _, err := s.h.Preview(s.h.Config, ops(route.ActionAdd, out)); err == nil {
 		t.Errorf("Preview of a prefix outside the pools = nil error, want an error")
 	}
 	// Preview is pure: nothing reached the device.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Fake is an in-memory device. Its routes persist across sessions, so a test can open, apply,
@@ -25,15 +25,15 @@ type Fake struct {
 	name string
 
 	mu     sync.Mutex
-	routes map[fabric.Route]struct{}
+	routes map[route.Route]struct{}
 	opts   fakeOptions
 
 	sessions   int
 	open       int
 	maxOpen    int
 	opsApplied int
-	applied    []fabric.RouteOp
-	perRoute   map[fabric.Route]int
+	applied    []route.RouteOp
+	perRoute   map[route.Route]int
 }
 
 type fakeOptions struct {
@@ -86,7 +86,7 @@ func WithReject(p netip.Prefix, text string) FakeOption {
 // is rejected with the text "% VRF <name> does not exist". Without it every valid VRF exists.
 func WithVRFs(names ...string) FakeOption {
 	return func(o *fakeOptions) {
-		o.vrfs = map[string]bool{fabric.DefaultVRF: true}
+		o.vrfs = map[string]bool{route.DefaultVRF: true}
 		for _, n := range names {
 			o.vrfs[n] = true
 		}
@@ -104,8 +104,8 @@ func WithIndeterminateAfter(n int) FakeOption {
 func NewFake(name string, opts ...FakeOption) *Fake {
 	f := &Fake{
 		name:     name,
-		routes:   map[fabric.Route]struct{}{},
-		perRoute: map[fabric.Route]int{},
+		routes:   map[route.Route]struct{}{},
+		perRoute: map[route.Route]int{},
 		opts:     fakeOptions{indeterminate: -1},
 	}
 	f.Set(opts...)
@@ -157,7 +157,7 @@ func FakeFactory(fakes ...*Fake) drivers.Factory {
 
 // FakePreview renders ops the way the Fake would log them, one line per op. It validates
 // every op exactly as Apply does.
-func FakePreview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+func FakePreview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	if err := checkOps(cfg, ops); err != nil {
 		return nil, err
 	}
@@ -170,12 +170,12 @@ func FakePreview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
 
 // checkOps refuses a batch before anything is sent when an op is invalid or lies outside the
 // managed prefixes, as every driver must.
-func checkOps(cfg drivers.Config, ops []fabric.RouteOp) error {
+func checkOps(cfg drivers.Config, ops []route.RouteOp) error {
 	for i, op := range ops {
 		if err := op.Validate(); err != nil {
 			return drivers.Errorf(drivers.KindInternal, cfg.Name, "apply", "op %d (%s): %w", i, op, err)
 		}
-		if !fabric.Managed(op.Route.Prefix, cfg.Managed) {
+		if !route.Managed(op.Route.Prefix, cfg.Managed) {
 			return drivers.Errorf(drivers.KindInternal, cfg.Name, "apply", "op %d (%s): prefix outside the managed prefixes", i, op)
 		}
 	}
@@ -219,24 +219,24 @@ func wait(ctx context.Context, d time.Duration) error {
 }
 
 // Plant adds r to the device out of band, as an operator typing on the device would.
-func (f *Fake) Plant(r fabric.Route) {
+func (f *Fake) Plant(r route.Route) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.routes[r] = struct{}{}
 }
 
 // Remove deletes r from the device out of band.
-func (f *Fake) Remove(r fabric.Route) {
+func (f *Fake) Remove(r route.Route) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.routes, r)
 }
 
 // AllRoutes returns every route the device holds, managed or not, sorted.
-func (f *Fake) AllRoutes() []fabric.Route {
+func (f *Fake) AllRoutes() []route.Route {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rs := make([]fabric.Route, 0, len(f.routes))
+	rs := make([]route.Route, 0, len(f.routes))
 	for r := range f.routes {
 		rs = append(rs, r)
 	}
@@ -267,14 +267,14 @@ func (f *Fake) MaxConcurrentSessions() int {
 
 // OpsApplied returns how many ops have been applied on route r (adds and deletes; rejected
 // ops are not counted).
-func (f *Fake) OpsApplied(r fabric.Route) int {
+func (f *Fake) OpsApplied(r route.Route) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.perRoute[r]
 }
 
 // Applied returns every op the device applied, in order.
-func (f *Fake) Applied() []fabric.RouteOp {
+func (f *Fake) Applied() []route.RouteOp {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.applied)
@@ -296,7 +296,7 @@ var (
 )
 
 // Routes returns the device's routes inside the managed prefixes.
-func (d *FakeDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
+func (d *FakeDriver) Routes(ctx context.Context) ([]route.Route, error) {
 	if err := d.check("read"); err != nil {
 		return nil, err
 	}
@@ -307,9 +307,9 @@ func (d *FakeDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
 	if err := wait(ctx, lat); err != nil {
 		return nil, &drivers.Error{Kind: drivers.KindUnreachable, Device: d.cfg.Name, Op: "read", Err: err}
 	}
-	var rs []fabric.Route
+	var rs []route.Route
 	for _, r := range f.AllRoutes() {
-		if fabric.Managed(r.Prefix, d.cfg.Managed) {
+		if route.Managed(r.Prefix, d.cfg.Managed) {
 			rs = append(rs, r)
 		}
 	}
@@ -317,12 +317,12 @@ func (d *FakeDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
 }
 
 // InstalledRoutes returns the same routes as Routes: the Fake installs synchronously.
-func (d *FakeDriver) InstalledRoutes(ctx context.Context) ([]fabric.Route, error) {
+func (d *FakeDriver) InstalledRoutes(ctx context.Context) ([]route.Route, error) {
 	return d.Routes(ctx)
 }
 
 // Apply applies ops in order and accounts for each one.
-func (d *FakeDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
+func (d *FakeDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if err := d.check("apply"); err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ func (d *FakeDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 	return nil
 }
 
-func (d *FakeDriver) refuse(o fakeOptions, op fabric.RouteOp) (string, bool) {
+func (d *FakeDriver) refuse(o fakeOptions, op route.RouteOp) (string, bool) {
 	if text, ok := o.rejects[op.Route.Prefix]; ok {
 		return text, true
 	}
@@ -366,7 +366,7 @@ func (d *FakeDriver) refuse(o fakeOptions, op fabric.RouteOp) (string, bool) {
 	return "", false
 }
 
-func (d *FakeDriver) applyOne(op fabric.RouteOp) error {
+func (d *FakeDriver) applyOne(op route.RouteOp) error {
 	f := d.fake
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -377,9 +377,9 @@ func (d *FakeDriver) applyOne(op fabric.RouteOp) error {
 		f.opts.indeterminate--
 	}
 	switch op.Action {
-	case fabric.ActionAdd:
+	case route.ActionAdd:
 		f.routes[op.Route] = struct{}{}
-	case fabric.ActionDelete:
+	case route.ActionDelete:
 		delete(f.routes, op.Route)
 	}
 	f.opsApplied++
@@ -412,8 +412,8 @@ func (d *FakeDriver) Close() error {
 }
 
 // SortRoutes sorts routes by VRF, prefix and next hop, the order the suite compares in.
-func SortRoutes(rs []fabric.Route) {
-	slices.SortFunc(rs, func(a, b fabric.Route) int {
+func SortRoutes(rs []route.Route) {
+	slices.SortFunc(rs, func(a, b route.Route) int {
 		if c := cmp.Compare(a.VRF, b.VRF); c != 0 {
 			return c
 		}

@@ -13,14 +13,14 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 func fakeConfig() drivers.Config {
 	return drivers.Config{
 		Name:     "fake1",
-		Platform: fabric.PlatformFRR,
-		VRF:      fabric.DefaultVRF,
+		Platform: route.PlatformFRR,
+		VRF:      route.DefaultVRF,
 		Managed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16"), netip.MustParsePrefix("172.20.0.0/16")},
 		Username: "rp",
 		Password: "s3cret-pw",
@@ -36,20 +36,20 @@ func fakeHarness(f *drivertest.Fake) drivertest.Harness {
 		NextHops:  []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
 		VRF:       "blue",
 		Unmanaged: netip.MustParsePrefix("10.99.0.0/24"),
-		List:      func(context.Context) ([]fabric.Route, error) { return f.AllRoutes(), nil },
-		Plant:     func(_ context.Context, r fabric.Route) error { f.Plant(r); return nil },
-		Remove:    func(_ context.Context, r fabric.Route) error { f.Remove(r); return nil },
+		List:      func(context.Context) ([]route.Route, error) { return f.AllRoutes(), nil },
+		Plant:     func(_ context.Context, r route.Route) error { f.Plant(r); return nil },
+		Remove:    func(_ context.Context, r route.Route) error { f.Remove(r); return nil },
 		// The Fake holds routes, not next-hop lists: several next hops are several routes.
 		PlantNextHops: func(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
 			for _, nh := range nhs {
-				f.Plant(fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh})
+				f.Plant(route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: nh})
 			}
 			return nil
 		},
 		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the Fake keys next hops by no index"},
-		Reject: func(p netip.Prefix) (fabric.Route, string) {
+		Reject: func(p netip.Prefix) (route.Route, string) {
 			f.Set(drivertest.WithReject(p, "% Unknown command: ip route"))
-			return fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}, "% Unknown command"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}, "% Unknown command"
 		},
 		WrongPassword: func(cfg drivers.Config) drivers.Config { cfg.Password = "wrong-pw"; return cfg },
 		Unreachable: func(cfg drivers.Config) drivers.Config {
@@ -72,10 +72,10 @@ func TestFakeConformance(t *testing.T) {
 	}
 }
 
-func add(r fabric.Route) fabric.RouteOp { return fabric.RouteOp{Action: fabric.ActionAdd, Route: r} }
+func add(r route.Route) route.RouteOp { return route.RouteOp{Action: route.ActionAdd, Route: r} }
 
-func rt(p, nh string) fabric.Route {
-	return fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix(p), NextHop: netip.MustParseAddr(nh)}
+func rt(p, nh string) route.Route {
+	return route.Route{VRF: route.DefaultVRF, Prefix: netip.MustParsePrefix(p), NextHop: netip.MustParseAddr(nh)}
 }
 
 var eq = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
@@ -89,7 +89,7 @@ func TestFakeStatePersistsAcrossSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rt("172.16.1.0/24", "10.0.0.1")
-	if err := d.Apply(ctx, []fabric.RouteOp{add(r)}); err != nil {
+	if err := d.Apply(ctx, []route.RouteOp{add(r)}); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -102,7 +102,7 @@ func TestFakeStatePersistsAcrossSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(got, []fabric.Route{r}, eq); diff != "" {
+	if diff := cmp.Diff(got, []route.Route{r}, eq); diff != "" {
 		t.Errorf("Routes (-got +want):\n%s", diff)
 	}
 	if got := f.Sessions(); got != 2 {
@@ -119,8 +119,8 @@ func TestFakeIndeterminateAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	rs := []fabric.Route{rt("172.16.1.0/24", "10.0.0.1"), rt("172.16.2.0/24", "10.0.0.1"), rt("172.16.3.0/24", "10.0.0.1")}
-	err = d.Apply(ctx, []fabric.RouteOp{add(rs[0]), add(rs[1]), add(rs[2])})
+	rs := []route.Route{rt("172.16.1.0/24", "10.0.0.1"), rt("172.16.2.0/24", "10.0.0.1"), rt("172.16.3.0/24", "10.0.0.1")}
+	err = d.Apply(ctx, []route.RouteOp{add(rs[0]), add(rs[1]), add(rs[2])})
 	if got := drivers.KindOf(err); got != drivers.KindIndeterminate {
 		t.Fatalf("Apply error kind = %s (%v), want indeterminate", got, err)
 	}
@@ -188,14 +188,14 @@ func TestFakeCountsOpsPerRoute(t *testing.T) {
 	}
 	defer d.Close()
 	r := rt("172.16.1.0/24", "10.0.0.1")
-	del := fabric.RouteOp{Action: fabric.ActionDelete, Route: r}
-	if err := d.Apply(ctx, []fabric.RouteOp{add(r), del, add(r)}); err != nil {
+	del := route.RouteOp{Action: route.ActionDelete, Route: r}
+	if err := d.Apply(ctx, []route.RouteOp{add(r), del, add(r)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.OpsApplied(r); got != 3 {
 		t.Errorf("OpsApplied = %d, want 3", got)
 	}
-	if diff := cmp.Diff(f.Applied(), []fabric.RouteOp{add(r), del, add(r)}, eq); diff != "" {
+	if diff := cmp.Diff(f.Applied(), []route.RouteOp{add(r), del, add(r)}, eq); diff != "" {
 		t.Errorf("Applied (-got +want):\n%s", diff)
 	}
 }

@@ -12,26 +12,26 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
-var benchPlatforms = []fabric.Platform{fabric.PlatformOpenConfig, fabric.PlatformNokiaSRL}
+var benchPlatforms = []route.Platform{route.PlatformOpenConfig, route.PlatformNokiaSRL}
 
 // benchDevice starts a device for a benchmark, with an operation timeout long enough for the
 // OpenConfig target to validate 10,000 routes in one Set on a loaded machine.
-func benchDevice(b *testing.B, platform fabric.Platform, pki *testPKI) *device {
+func benchDevice(b *testing.B, platform route.Platform, pki *testPKI) *device {
 	dev := startDevice(b, platform, pki)
 	dev.cfg.OpTimeout = 10 * time.Minute
 	return dev
 }
 
 // benchRoutes returns n routes in testPool (/30s from 172.20.0.0), alternating next hops.
-func benchRoutes(n int) []fabric.Route {
-	rs := make([]fabric.Route, n)
+func benchRoutes(n int) []route.Route {
+	rs := make([]route.Route, n)
 	for i := range rs {
 		a := uint32(172)<<24 | uint32(20)<<16 | uint32(i)<<2
-		rs[i] = fabric.Route{
-			VRF:     fabric.DefaultVRF,
+		rs[i] = route.Route{
+			VRF:     route.DefaultVRF,
 			Prefix:  netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 30),
 			NextHop: []netip.Addr{nh1, nh2}[i%2],
 		}
@@ -197,7 +197,7 @@ func BenchmarkDecode10000(b *testing.B) {
 			// Drop the target's 10,000-route tree so that the garbage collector's scans of it
 			// are not charged to the driver: in production the device's heap is elsewhere.
 			top := "/network-instances"
-			if platform == fabric.PlatformNokiaSRL {
+			if platform == route.PlatformNokiaSRL {
 				top = "/network-instance[name=default]"
 			}
 			if err := dev.target.Apply(&gpb.SetRequest{Delete: []*gpb.Path{mustPath(b, top)}}); err != nil {

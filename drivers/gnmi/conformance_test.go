@@ -7,14 +7,14 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // TestConformance runs the shared driver suite against both schema-validating targets, over
 // TLS with a CA made for the test and over plain gRPC.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, platform := range []fabric.Platform{fabric.PlatformOpenConfig, fabric.PlatformNokiaSRL} {
+	for _, platform := range []route.Platform{route.PlatformOpenConfig, route.PlatformNokiaSRL} {
 		for _, secure := range []bool{true, false} {
 			name := string(platform) + "/plain"
 			if secure {

@@ -20,7 +20,7 @@ import (
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
 	"github.com/returnpath/returnpath/drivers/gnmi/gnmitarget"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -30,17 +30,17 @@ var (
 	nh2 = netip.MustParseAddr("10.10.10.102")
 )
 
-func route(vrf, prefix string, nh netip.Addr) fabric.Route {
-	return fabric.Route{VRF: vrf, Prefix: netip.MustParsePrefix(prefix), NextHop: nh}
+func rt(vrf, prefix string, nh netip.Addr) route.Route {
+	return route.Route{VRF: vrf, Prefix: netip.MustParsePrefix(prefix), NextHop: nh}
 }
 
-func add(rs ...fabric.Route) []fabric.RouteOp { return opsOf(fabric.ActionAdd, rs...) }
-func del(rs ...fabric.Route) []fabric.RouteOp { return opsOf(fabric.ActionDelete, rs...) }
+func add(rs ...route.Route) []route.RouteOp { return opsOf(route.ActionAdd, rs...) }
+func del(rs ...route.Route) []route.RouteOp { return opsOf(route.ActionDelete, rs...) }
 
-func opsOf(a fabric.Action, rs ...fabric.Route) []fabric.RouteOp {
-	out := make([]fabric.RouteOp, len(rs))
+func opsOf(a route.Action, rs ...route.Route) []route.RouteOp {
+	out := make([]route.RouteOp, len(rs))
 	for i, r := range rs {
-		out[i] = fabric.RouteOp{Action: a, Route: r}
+		out[i] = route.RouteOp{Action: a, Route: r}
 	}
 	return out
 }
@@ -69,18 +69,18 @@ func golden(t *testing.T, name string, got []string) {
 func TestPreviewGolden(t *testing.T) {
 	t.Parallel()
 	batch := slices.Concat(
-		add(route("default", "172.20.1.0/24", nh1), route("default", "172.20.2.0/24", nh1), route(testVRF, "172.20.1.0/24", nh2)),
-		del(route("default", "172.20.3.0/24", nh2)),
-		add(route("default", "2001:db8:20::/64", netip.MustParseAddr("2001:db8::1"))),
+		add(rt("default", "172.20.1.0/24", nh1), rt("default", "172.20.2.0/24", nh1), rt(testVRF, "172.20.1.0/24", nh2)),
+		del(rt("default", "172.20.3.0/24", nh2)),
+		add(rt("default", "2001:db8:20::/64", netip.MustParseAddr("2001:db8::1"))),
 	)
 	for _, tc := range []struct {
 		file string
 		cfg  drivers.Config
 	}{
-		{"openconfig.golden", drivers.Config{Platform: fabric.PlatformOpenConfig}},
-		{"openconfig_arista.golden", drivers.Config{Platform: fabric.PlatformOpenConfig, GNMI: drivers.GNMIConfig{Preset: "arista"}}},
-		{"openconfig_override.golden", drivers.Config{Platform: fabric.PlatformOpenConfig, GNMI: drivers.GNMIConfig{Preset: "nokia", NetworkInstance: "main", Protocol: "rp"}}},
-		{"nokia_srl.golden", drivers.Config{Platform: fabric.PlatformNokiaSRL}},
+		{"openconfig.golden", drivers.Config{Platform: route.PlatformOpenConfig}},
+		{"openconfig_arista.golden", drivers.Config{Platform: route.PlatformOpenConfig, GNMI: drivers.GNMIConfig{Preset: "arista"}}},
+		{"openconfig_override.golden", drivers.Config{Platform: route.PlatformOpenConfig, GNMI: drivers.GNMIConfig{Preset: "nokia", NetworkInstance: "main", Protocol: "rp"}}},
+		{"nokia_srl.golden", drivers.Config{Platform: route.PlatformNokiaSRL}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			tc.cfg.Managed = []netip.Prefix{testPool, netip.MustParsePrefix("2001:db8:20::/48")}
@@ -95,22 +95,22 @@ func TestPreviewGolden(t *testing.T) {
 
 func TestPreviewRefuses(t *testing.T) {
 	t.Parallel()
-	cfg := drivers.Config{Platform: fabric.PlatformOpenConfig, Managed: []netip.Prefix{testPool}}
+	cfg := drivers.Config{Platform: route.PlatformOpenConfig, Managed: []netip.Prefix{testPool}}
 	for _, tc := range []struct {
 		name string
 		cfg  drivers.Config
-		ops  []fabric.RouteOp
+		ops  []route.RouteOp
 		want string
 	}{
-		{"outside pools", cfg, add(route("default", "10.99.0.0/24", nh1)), "outside the managed prefixes"},
-		{"host bits", cfg, add(route("default", "172.20.1.1/24", nh1)), "host bits"},
-		{"bad vrf", cfg, add(route("bl ue", "172.20.1.0/24", nh1)), "invalid VRF"},
-		{"family", cfg, add(route("default", "172.20.1.0/24", netip.MustParseAddr("2001:db8::1"))), "different address families"},
-		{"unknown preset", drivers.Config{Platform: fabric.PlatformOpenConfig, Managed: cfg.Managed, GNMI: drivers.GNMIConfig{Preset: "acme"}},
-			add(route("default", "172.20.1.0/24", nh1)), "unknown gnmi preset"},
-		{"bad protocol name", drivers.Config{Platform: fabric.PlatformOpenConfig, Managed: cfg.Managed, GNMI: drivers.GNMIConfig{Protocol: "x]/y"}},
-			add(route("default", "172.20.1.0/24", nh1)), "gnmi protocol"},
-		{"ssh platform", drivers.Config{Platform: fabric.PlatformFRR, Managed: cfg.Managed}, add(route("default", "172.20.1.0/24", nh1)), "not a gNMI platform"},
+		{"outside pools", cfg, add(rt("default", "10.99.0.0/24", nh1)), "outside the managed prefixes"},
+		{"host bits", cfg, add(rt("default", "172.20.1.1/24", nh1)), "host bits"},
+		{"bad vrf", cfg, add(rt("bl ue", "172.20.1.0/24", nh1)), "invalid VRF"},
+		{"family", cfg, add(rt("default", "172.20.1.0/24", netip.MustParseAddr("2001:db8::1"))), "different address families"},
+		{"unknown preset", drivers.Config{Platform: route.PlatformOpenConfig, Managed: cfg.Managed, GNMI: drivers.GNMIConfig{Preset: "acme"}},
+			add(rt("default", "172.20.1.0/24", nh1)), "unknown gnmi preset"},
+		{"bad protocol name", drivers.Config{Platform: route.PlatformOpenConfig, Managed: cfg.Managed, GNMI: drivers.GNMIConfig{Protocol: "x]/y"}},
+			add(rt("default", "172.20.1.0/24", nh1)), "gnmi protocol"},
+		{"ssh platform", drivers.Config{Platform: route.PlatformFRR, Managed: cfg.Managed}, add(rt("default", "172.20.1.0/24", nh1)), "not a gNMI platform"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Preview(tc.cfg, tc.ops)
@@ -131,7 +131,7 @@ func openDriver(t *testing.T, cfg drivers.Config) *Driver {
 	return d
 }
 
-func listed(t *testing.T, dev *device) []fabric.Route {
+func listed(t *testing.T, dev *device) []route.Route {
 	t.Helper()
 	rs, err := dev.list(t.Context())
 	if err != nil {
@@ -145,17 +145,17 @@ func listed(t *testing.T, dev *device) []fabric.Route {
 // is reported as a rejection of every op, with the device's status.
 func TestApplyRejectedIsAtomic(t *testing.T) {
 	t.Parallel()
-	for _, platform := range []fabric.Platform{fabric.PlatformOpenConfig, fabric.PlatformNokiaSRL} {
+	for _, platform := range []route.Platform{route.PlatformOpenConfig, route.PlatformNokiaSRL} {
 		t.Run(string(platform), func(t *testing.T) {
 			t.Parallel()
 			dev := startDevice(t, platform, nil)
 			d := openDriver(t, dev.cfg)
-			before := route("default", "172.20.9.0/24", nh1)
+			before := rt("default", "172.20.9.0/24", nh1)
 			if err := d.Apply(t.Context(), add(before)); err != nil {
 				t.Fatal(err)
 			}
 			bad, text := dev.reject(netip.MustParsePrefix("172.20.2.0/24"))
-			batch := slices.Concat(del(before), add(route("default", "172.20.1.0/24", nh1), bad, route("default", "172.20.3.0/24", nh2)))
+			batch := slices.Concat(del(before), add(rt("default", "172.20.1.0/24", nh1), bad, rt("default", "172.20.3.0/24", nh2)))
 			err := d.Apply(t.Context(), batch)
 			var de *drivers.Error
 			if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
@@ -174,7 +174,7 @@ func TestApplyRejectedIsAtomic(t *testing.T) {
 			if diff := cmp.Diff(idx, []int{0, 1, 2, 3}); diff != "" {
 				t.Errorf("rejected indexes (-got +want):\n%s", diff)
 			}
-			if diff := cmp.Diff(listed(t, dev), []fabric.Route{before}, routeCmp); diff != "" {
+			if diff := cmp.Diff(listed(t, dev), []route.Route{before}, routeCmp); diff != "" {
 				t.Errorf("device changed by a refused SetRequest (-got +want):\n%s", diff)
 			}
 		})
@@ -185,14 +185,14 @@ func TestApplyRejectedIsAtomic(t *testing.T) {
 // already satisfies sends none.
 func TestApplyOneSetRequest(t *testing.T) {
 	t.Parallel()
-	for _, platform := range []fabric.Platform{fabric.PlatformOpenConfig, fabric.PlatformNokiaSRL} {
+	for _, platform := range []route.Platform{route.PlatformOpenConfig, route.PlatformNokiaSRL} {
 		t.Run(string(platform), func(t *testing.T) {
 			t.Parallel()
 			dev := startDevice(t, platform, nil)
 			d := openDriver(t, dev.cfg)
-			var rs []fabric.Route
+			var rs []route.Route
 			for i := range 50 {
-				rs = append(rs, fabric.Route{VRF: "default", Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 20, byte(i), 0}), 24), NextHop: nh1})
+				rs = append(rs, route.Route{VRF: "default", Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 20, byte(i), 0}), 24), NextHop: nh1})
 			}
 			sets0, _ := dev.target.Counts()
 			if err := d.Apply(t.Context(), add(rs...)); err != nil {
@@ -202,7 +202,7 @@ func TestApplyOneSetRequest(t *testing.T) {
 			if sets1-sets0 != 1 {
 				t.Errorf("Apply of 50 adds sent %d SetRequests, want 1", sets1-sets0)
 			}
-			if err := d.Apply(t.Context(), del(route("default", "172.20.200.0/24", nh1))); err != nil {
+			if err := d.Apply(t.Context(), del(rt("default", "172.20.200.0/24", nh1))); err != nil {
 				t.Fatal(err)
 			}
 			if sets2, _ := dev.target.Counts(); sets2 != sets1 {
@@ -219,23 +219,23 @@ func TestApplyOneSetRequest(t *testing.T) {
 // by routes, removed with its last route, and never touching an operator's group.
 func TestSRLGroups(t *testing.T) {
 	t.Parallel()
-	dev := startDevice(t, fabric.PlatformNokiaSRL, nil)
+	dev := startDevice(t, route.PlatformNokiaSRL, nil)
 	d := openDriver(t, dev.cfg)
-	a, b := route("default", "172.20.1.0/24", nh1), route("default", "172.20.2.0/24", nh1)
-	foreign := route("default", "10.99.0.0/24", nh1)
+	a, b := rt("default", "172.20.1.0/24", nh1), rt("default", "172.20.2.0/24", nh1)
+	foreign := rt("default", "10.99.0.0/24", nh1)
 	if err := dev.plant(t.Context(), foreign); err != nil {
 		t.Fatal(err)
 	}
 	g1, g2, fg := SRLGroupPrefix+nh1.String(), SRLGroupPrefix+nh2.String(), foreignGroup(foreign)
 	steps := []struct {
 		name string
-		ops  []fabric.RouteOp
+		ops  []route.RouteOp
 		want []string
 	}{
 		{"two routes share a group", add(a, b), []string{g1, fg}},
 		{"group stays while used", del(a), []string{g1, fg}},
-		{"next hop change moves the group", slices.Concat(del(b), add(route("default", "172.20.2.0/24", nh2))), []string{g2, fg}},
-		{"last route removes it", del(route("default", "172.20.2.0/24", nh2)), []string{fg}},
+		{"next hop change moves the group", slices.Concat(del(b), add(rt("default", "172.20.2.0/24", nh2))), []string{g2, fg}},
+		{"last route removes it", del(rt("default", "172.20.2.0/24", nh2)), []string{fg}},
 	}
 	for _, s := range steps {
 		if err := d.Apply(t.Context(), s.ops); err != nil {
@@ -255,7 +255,7 @@ func TestSRLGroups(t *testing.T) {
 // indeterminate, not retryable.
 func TestApplyIndeterminate(t *testing.T) {
 	t.Parallel()
-	dev := startDevice(t, fabric.PlatformOpenConfig, nil)
+	dev := startDevice(t, route.PlatformOpenConfig, nil)
 	cfg := dev.cfg
 	cfg.OpTimeout = 300 * time.Millisecond
 	d := openDriver(t, cfg)
@@ -265,7 +265,7 @@ func TestApplyIndeterminate(t *testing.T) {
 		<-ctx.Done() // a device that hangs mid-commit
 		return ctx.Err()
 	})
-	err := d.Apply(t.Context(), add(route("default", "172.20.1.0/24", nh1)))
+	err := d.Apply(t.Context(), add(rt("default", "172.20.1.0/24", nh1)))
 	if k := drivers.KindOf(err); k != drivers.KindIndeterminate {
 		t.Fatalf("Apply = %v (kind %s), want indeterminate", err, k)
 	}
@@ -281,7 +281,7 @@ func TestApplyIndeterminate(t *testing.T) {
 // indeterminate instead: TestApplyIndeterminate.)
 func TestApplyUnreachable(t *testing.T) {
 	t.Parallel()
-	dev := startDevice(t, fabric.PlatformOpenConfig, nil)
+	dev := startDevice(t, route.PlatformOpenConfig, nil)
 	cfg := dev.cfg
 	cfg.OpTimeout = 2 * time.Second
 	d := openDriver(t, cfg)
@@ -292,7 +292,7 @@ func TestApplyUnreachable(t *testing.T) {
 	if _, err := d.Routes(t.Context()); drivers.KindOf(err) != drivers.KindUnreachable {
 		t.Fatalf("Routes = %v, want unreachable", err)
 	}
-	err := d.Apply(t.Context(), add(route("default", "172.20.1.0/24", nh1)))
+	err := d.Apply(t.Context(), add(rt("default", "172.20.1.0/24", nh1)))
 	if k := drivers.KindOf(err); k != drivers.KindUnreachable || !k.Retryable() {
 		t.Fatalf("Apply = %v (kind %s), want unreachable", err, k)
 	}
@@ -303,7 +303,7 @@ func TestApplyUnreachable(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	pki := newPKI(t)
-	dev := startDevice(t, fabric.PlatformNokiaSRL, pki, gnmitarget.WithTLS(pki.mTLS()))
+	dev := startDevice(t, route.PlatformNokiaSRL, pki, gnmitarget.WithTLS(pki.mTLS()))
 	cfg := dev.cfg
 	cfg.GNMI.CertFile, cfg.GNMI.KeyFile = pki.clientCert, pki.clientKey
 	d := openDriver(t, cfg)
@@ -342,7 +342,7 @@ func TestDecodeShapes(t *testing.T) {
 		if err := e.decode(snap, ns); err != nil {
 			t.Fatal(err)
 		}
-		want := []fabric.Route{route("blue", "172.20.2.0/24", nh2), route("default", "172.20.1.0/24", nh1)}
+		want := []route.Route{rt("blue", "172.20.2.0/24", nh2), rt("default", "172.20.1.0/24", nh1)}
 		drivertest.SortRoutes(want)
 		got := e.routes(snap, managed)
 		drivertest.SortRoutes(got)
@@ -369,7 +369,7 @@ func TestDecodeShapes(t *testing.T) {
 		if err := e.decode(snap, ns); err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(e.routes(snap, managed), []fabric.Route{route("default", "172.20.1.0/24", nh1)}, routeCmp); diff != "" {
+		if diff := cmp.Diff(e.routes(snap, managed), []route.Route{rt("default", "172.20.1.0/24", nh1)}, routeCmp); diff != "" {
 			t.Errorf("routes (-got +want):\n%s", diff)
 		}
 	})

@@ -12,7 +12,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // encoding is one YANG model's way of reading and writing static routes.
@@ -32,14 +32,14 @@ type encoding interface {
 	// plan builds the one SetRequest for ops; snap is nil when needsSnapshot was false.
 	plan(snap *snapshot, ops []op) *gpb.SetRequest
 	// routes returns snap's routes inside managed.
-	routes(snap *snapshot, managed []netip.Prefix) []fabric.Route
+	routes(snap *snapshot, managed []netip.Prefix) []route.Route
 }
 
 func newEncoding(cfg drivers.Config) (encoding, error) {
 	switch cfg.Platform {
-	case fabric.PlatformOpenConfig:
+	case route.PlatformOpenConfig:
 		return newOpenConfig(cfg.GNMI)
-	case fabric.PlatformNokiaSRL:
+	case route.PlatformNokiaSRL:
 		return newSRL(cfg.GNMI)
 	}
 	return nil, fmt.Errorf("platform %q is not a gNMI platform (want openconfig or nokia_srl)", cfg.Platform)

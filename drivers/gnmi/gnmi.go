@@ -1,8 +1,8 @@
 // Package gnmi is the gNMI transport: it reads and changes static routes on devices that take
 // configuration over gNMI, through gnmic's pkg/api. Two encodings are supported, chosen by the
-// device's platform: the OpenConfig network-instance model (fabric.PlatformOpenConfig, with
+// device's platform: the OpenConfig network-instance model (route.PlatformOpenConfig, with
 // vendor presets for the network-instance and protocol names) and the Nokia SR Linux native
-// model (fabric.PlatformNokiaSRL, one next-hop-group per next hop).
+// model (route.PlatformNokiaSRL, one next-hop-group per next hop).
 //
 // A batch of ops is one SetRequest, which the device applies whole or not at all. Reads are
 // Get requests for configuration data in JSON_IETF, filtered to the managed prefixes. The
@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Default ports when Config.Address has port 0.
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg drivers.Config) (*Driver, error) {
 	addr := cfg.Address
 	if addr.Port() == 0 {
 		port := uint16(DefaultPortOpenConfig)
-		if cfg.Platform == fabric.PlatformNokiaSRL {
+		if cfg.Platform == route.PlatformNokiaSRL {
 			port = DefaultPortSRL
 		}
 		addr = netip.AddrPortFrom(addr.Addr(), port)
@@ -184,7 +184,7 @@ func (d *Driver) Close() error {
 }
 
 // Routes returns the configured static routes inside cfg.Managed, in every network-instance.
-func (d *Driver) Routes(ctx context.Context) ([]fabric.Route, error) {
+func (d *Driver) Routes(ctx context.Context) ([]route.Route, error) {
 	snap, err := d.read(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -217,7 +217,7 @@ func (d *Driver) read(ctx context.Context, nis []string) (*snapshot, error) {
 // Apply sends ops as one SetRequest. The device applies it whole or not at all, so a refusal
 // lists every op of the batch with the device's gNMI status. Adding a route that exists and
 // deleting one that does not (or that has another next hop) are not errors.
-func (d *Driver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
+func (d *Driver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	rops, err := resolve(d.cfg, ops)
 	if err != nil {
 		return &drivers.Error{Kind: drivers.KindInternal, Device: d.cfg.Name, Op: "apply", Err: err}
@@ -257,7 +257,7 @@ func (d *Driver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 // update, as "delete <path>" or "update <path> <json>". It cannot see the device: it assumes
 // that the routes ops delete exist and that the routes ops add do not, and for SR Linux that
 // no other route uses the next-hop-groups of deleted routes.
-func Preview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	enc, err := newEncoding(cfg)
 	if err != nil {
 		return nil, err
@@ -268,7 +268,7 @@ func Preview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
 	}
 	snap := newSnapshot()
 	for _, op := range rops {
-		if op.action == fabric.ActionDelete {
+		if op.action == route.ActionDelete {
 			enc.assume(snap, op)
 		}
 	}
@@ -278,7 +278,7 @@ func Preview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
 // op is a validated RouteOp resolved to the device's network-instance.
 type op struct {
 	index   int
-	action  fabric.Action
+	action  route.Action
 	ni      string
 	prefix  netip.Prefix
 	nextHop netip.Addr
@@ -298,7 +298,7 @@ func cmpKey(a, b rkey) int {
 
 // resolve validates every op and maps its VRF to a network-instance. Any invalid op, or any
 // prefix outside the managed pools, refuses the whole batch before anything is sent.
-func resolve(cfg drivers.Config, ops []fabric.RouteOp) ([]op, error) {
+func resolve(cfg drivers.Config, ops []route.RouteOp) ([]op, error) {
 	enc, err := newEncoding(cfg)
 	if err != nil {
 		return nil, err
@@ -306,12 +306,12 @@ func resolve(cfg drivers.Config, ops []fabric.RouteOp) ([]op, error) {
 	out := make([]op, 0, len(ops))
 	for i, o := range ops {
 		if o.Route.VRF == "" {
-			o.Route.VRF = cmp.Or(cfg.VRF, fabric.DefaultVRF)
+			o.Route.VRF = cmp.Or(cfg.VRF, route.DefaultVRF)
 		}
 		if err := o.Validate(); err != nil {
 			return nil, fmt.Errorf("op %d (%s): %w", i, o, err)
 		}
-		if !fabric.Managed(o.Route.Prefix, cfg.Managed) {
+		if !route.Managed(o.Route.Prefix, cfg.Managed) {
 			return nil, fmt.Errorf("op %d (%s): prefix %s is outside the managed prefixes", i, o, o.Route.Prefix)
 		}
 		out = append(out, op{index: i, action: o.Action, ni: enc.networkInstance(o.Route.VRF), prefix: o.Route.Prefix, nextHop: o.Route.NextHop})
@@ -344,11 +344,11 @@ func simulate(snap *snapshot, ops []op) ([]rkey, map[rkey][]netip.Addr) {
 			final[k] = current(snap, k)
 		}
 		switch o.action {
-		case fabric.ActionAdd:
+		case route.ActionAdd:
 			if !slices.Contains(final[k], o.nextHop) {
 				final[k] = append(final[k], o.nextHop)
 			}
-		case fabric.ActionDelete:
+		case route.ActionDelete:
 			final[k] = slices.DeleteFunc(final[k], func(a netip.Addr) bool { return a == o.nextHop })
 		}
 	}
@@ -384,10 +384,10 @@ func sameHops(a, b []netip.Addr) bool {
 }
 
 // managedRoutes turns a snapshot into fabric routes inside managed, sorted.
-func managedRoutes(snap *snapshot, managed []netip.Prefix, vrf func(ni string) (string, bool)) []fabric.Route {
-	var out []fabric.Route
+func managedRoutes(snap *snapshot, managed []netip.Prefix, vrf func(ni string) (string, bool)) []route.Route {
+	var out []route.Route
 	for k, hm := range snap.hops {
-		if !fabric.Managed(k.prefix, managed) {
+		if !route.Managed(k.prefix, managed) {
 			continue
 		}
 		v, ok := vrf(k.ni)
@@ -395,10 +395,10 @@ func managedRoutes(snap *snapshot, managed []netip.Prefix, vrf func(ni string) (
 			continue
 		}
 		for _, h := range nextHops(hm) {
-			out = append(out, fabric.Route{VRF: v, Prefix: k.prefix, NextHop: h})
+			out = append(out, route.Route{VRF: v, Prefix: k.prefix, NextHop: h})
 		}
 	}
-	slices.SortFunc(out, func(a, b fabric.Route) int {
+	slices.SortFunc(out, func(a, b route.Route) int {
 		return cmp.Or(cmpKey(rkey{a.VRF, a.Prefix}, rkey{b.VRF, b.Prefix}), a.NextHop.Compare(b.NextHop))
 	})
 	return out

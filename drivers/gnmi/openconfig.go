@@ -9,7 +9,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Preset holds the names a vendor gives the default network-instance and the static routing
@@ -44,10 +44,10 @@ func newOpenConfig(c drivers.GNMIConfig) (*openConfig, error) {
 		return nil, fmt.Errorf("unknown gnmi preset %q (want arista, cisco_iosxr, juniper, nokia or empty)", c.Preset)
 	}
 	e := &openConfig{defaultNI: cmp.Or(c.NetworkInstance, p.NetworkInstance), protocol: cmp.Or(c.Protocol, p.Protocol)}
-	if err := fabric.ValidateVRF(e.defaultNI); err != nil {
+	if err := route.ValidateVRF(e.defaultNI); err != nil {
 		return nil, fmt.Errorf("gnmi network_instance: %w", err)
 	}
-	if err := fabric.ValidateVRF(e.protocol); err != nil {
+	if err := route.ValidateVRF(e.protocol); err != nil {
 		return nil, fmt.Errorf("gnmi protocol: %w", err)
 	}
 	return e, nil
@@ -57,7 +57,7 @@ func (e *openConfig) networkInstance(vrf string) string { return niFor(vrf, e.de
 func (e *openConfig) vrf(ni string) (string, bool)      { return vrfFor(ni, e.defaultNI) }
 
 func niFor(vrf, defaultNI string) string {
-	if vrf == fabric.DefaultVRF {
+	if vrf == route.DefaultVRF {
 		return defaultNI
 	}
 	return vrf
@@ -66,8 +66,8 @@ func niFor(vrf, defaultNI string) string {
 func vrfFor(ni, defaultNI string) (string, bool) {
 	switch {
 	case ni == defaultNI:
-		return fabric.DefaultVRF, true
-	case ni == fabric.DefaultVRF || fabric.ValidateVRF(ni) != nil:
+		return route.DefaultVRF, true
+	case ni == route.DefaultVRF || route.ValidateVRF(ni) != nil:
 		return "", false // "default" is not the default instance here: no VRF can name it
 	}
 	return ni, true
@@ -257,6 +257,6 @@ func (e *openConfig) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	return req
 }
 
-func (e *openConfig) routes(snap *snapshot, managed []netip.Prefix) []fabric.Route {
+func (e *openConfig) routes(snap *snapshot, managed []netip.Prefix) []route.Route {
 	return managedRoutes(snap, managed, e.vrf)
 }

@@ -11,7 +11,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // SRLGroupPrefix starts the name of every next-hop-group returnpath creates on SR Linux
@@ -31,7 +31,7 @@ type srl struct {
 
 func newSRL(c drivers.GNMIConfig) (*srl, error) {
 	e := &srl{defaultNI: cmp.Or(c.NetworkInstance, "default")}
-	if err := fabric.ValidateVRF(e.defaultNI); err != nil {
+	if err := route.ValidateVRF(e.defaultNI); err != nil {
 		return nil, fmt.Errorf("gnmi network_instance: %w", err)
 	}
 	return e, nil
@@ -250,7 +250,7 @@ func (e *srl) plan(snap *snapshot, ops []op) *gpb.SetRequest {
 	return req
 }
 
-func (e *srl) routes(snap *snapshot, managed []netip.Prefix) []fabric.Route {
+func (e *srl) routes(snap *snapshot, managed []netip.Prefix) []route.Route {
 	e.resolve(snap)
 	return managedRoutes(snap, managed, e.vrf)
 }

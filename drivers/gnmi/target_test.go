@@ -26,7 +26,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/gnmi/gnmitarget"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Test credentials: not secret, but the suite checks that errors never reveal them.
@@ -155,20 +155,20 @@ func writeFile(t testing.TB, path string, b []byte) {
 type device struct {
 	target   *gnmitarget.Target
 	cfg      drivers.Config
-	platform fabric.Platform
+	platform route.Platform
 	pki      *testPKI
 }
 
 // startDevice starts a target for platform, over TLS when pki is not nil, seeded with the
 // default network-instance and testVRF, and returns a driver config for it.
-func startDevice(t testing.TB, platform fabric.Platform, pki *testPKI, opts ...gnmitarget.Option) *device {
+func startDevice(t testing.TB, platform route.Platform, pki *testPKI, opts ...gnmitarget.Option) *device {
 	t.Helper()
 	var model *gnmitarget.Model
 	var err error
 	switch platform {
-	case fabric.PlatformOpenConfig:
+	case route.PlatformOpenConfig:
 		model, err = gnmitarget.OpenConfig()
-	case fabric.PlatformNokiaSRL:
+	case route.PlatformNokiaSRL:
 		model, err = gnmitarget.SRLinux()
 	}
 	if err != nil {
@@ -224,7 +224,7 @@ func upd(p *gpb.Path, v string) *gpb.Update { return &gpb.Update{Path: p, Val: j
 // seed creates the network-instances a device has out of the box, plus testVRF.
 func (d *device) seed() *gpb.SetRequest {
 	p := func(s string) *gpb.Path { q, _ := ygot.StringToStructuredPath(s); return q }
-	if d.platform == fabric.PlatformNokiaSRL {
+	if d.platform == route.PlatformNokiaSRL {
 		return &gpb.SetRequest{Update: []*gpb.Update{
 			upd(p("/network-instance[name=default]"), `{"name":"default","type":"default"}`),
 			upd(p("/network-instance[name="+testVRF+"]"), `{"name":"`+testVRF+`","type":"ip-vrf"}`),
@@ -239,10 +239,10 @@ func (d *device) seed() *gpb.SetRequest {
 }
 
 func (d *device) ni(vrf string) string {
-	if vrf != fabric.DefaultVRF {
+	if vrf != route.DefaultVRF {
 		return vrf
 	}
-	if d.platform == fabric.PlatformNokiaSRL {
+	if d.platform == route.PlatformNokiaSRL {
 		return "default"
 	}
 	return "DEFAULT"
@@ -253,9 +253,9 @@ func (d *device) ni(vrf string) string {
 // the schema refuses (its name leafref has no config/name). The SR Linux subset lets a route
 // create its network-instance, so there the target refuses p the way SR Linux fails a commit
 // it cannot apply.
-func (d *device) reject(p netip.Prefix) (fabric.Route, string) {
-	r := fabric.Route{VRF: "nosuch", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}
-	if d.platform == fabric.PlatformOpenConfig {
+func (d *device) reject(p netip.Prefix) (route.Route, string) {
+	r := route.Route{VRF: "nosuch", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}
+	if d.platform == route.PlatformOpenConfig {
 		return r, "InvalidArgument: validation"
 	}
 	d.target.SetHook(func(_ context.Context, req *gpb.SetRequest) error {
@@ -270,16 +270,16 @@ func (d *device) reject(p netip.Prefix) (fabric.Route, string) {
 }
 
 // foreignGroup names the group an operator would have made for a planted SR Linux route.
-func foreignGroup(r fabric.Route) string {
+func foreignGroup(r route.Route) string {
 	return "ops-" + strings.NewReplacer("/", "_", ":", "_").Replace(r.Prefix.String())
 }
 
 // plant adds r to the device directly, written by hand rather than by the driver, as an
 // operator's route would be.
-func (d *device) plant(_ context.Context, r fabric.Route) error {
+func (d *device) plant(_ context.Context, r route.Route) error {
 	ni := d.ni(r.VRF)
 	var req *gpb.SetRequest
-	if d.platform == fabric.PlatformNokiaSRL {
+	if d.platform == route.PlatformNokiaSRL {
 		g := foreignGroup(r)
 		gp, err := ygot.StringToStructuredPath(fmt.Sprintf("/network-instance[name=%s]/next-hop-groups/group[name=%s]", ni, g))
 		if err != nil {
@@ -316,10 +316,10 @@ func (d *device) plant(_ context.Context, r fabric.Route) error {
 // "AUTO_<n>_<address>" and the bare address, as vendors name them; on SR Linux an operator's
 // group with indexes from 7 on.
 func (d *device) plantNextHops(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
-	ni := d.ni(fabric.DefaultVRF)
+	ni := d.ni(route.DefaultVRF)
 	var req *gpb.SetRequest
-	if d.platform == fabric.PlatformNokiaSRL {
-		g := foreignGroup(fabric.Route{Prefix: p})
+	if d.platform == route.PlatformNokiaSRL {
+		g := foreignGroup(route.Route{Prefix: p})
 		var hops []string
 		for i, nh := range nhs {
 			hops = append(hops, fmt.Sprintf(`{"index":%d,"ip-address":%q}`, 7+i, nh))
@@ -359,10 +359,10 @@ func mustParse(s string) *gpb.Path {
 }
 
 // remove deletes r from the device directly.
-func (d *device) remove(_ context.Context, r fabric.Route) error {
+func (d *device) remove(_ context.Context, r route.Route) error {
 	ni := d.ni(r.VRF)
 	var paths []string
-	if d.platform == fabric.PlatformNokiaSRL {
+	if d.platform == route.PlatformNokiaSRL {
 		paths = []string{
 			fmt.Sprintf("/network-instance[name=%s]/static-routes/route[prefix=%s]", ni, r.Prefix),
 			fmt.Sprintf("/network-instance[name=%s]/next-hop-groups/group[name=%s]", ni, foreignGroup(r)),
@@ -418,15 +418,15 @@ func leafValue(v *gpb.TypedValue) any {
 
 // list returns every static route on the device, managed or not, read from the target's
 // own tree.
-func (d *device) list(context.Context) ([]fabric.Route, error) {
+func (d *device) list(context.Context) ([]route.Route, error) {
 	lv, err := d.leaves()
 	if err != nil {
 		return nil, err
 	}
-	var out []fabric.Route
+	var out []route.Route
 	vrf := func(ni string) string {
-		if ni == d.ni(fabric.DefaultVRF) {
-			return fabric.DefaultVRF
+		if ni == d.ni(route.DefaultVRF) {
+			return route.DefaultVRF
 		}
 		return ni
 	}
@@ -437,13 +437,13 @@ func (d *device) list(context.Context) ([]fabric.Route, error) {
 		}
 		el := p.Elem
 		switch d.platform {
-		case fabric.PlatformOpenConfig:
+		case route.PlatformOpenConfig:
 			// /network-instances/network-instance[name]/protocols/protocol/static-routes/static[prefix]/next-hops/next-hop[index]/config/next-hop
 			if len(el) != 10 || el[4].Name != "static-routes" || el[8].Name != "config" || el[9].Name != "next-hop" {
 				continue
 			}
-			out = append(out, fabric.Route{VRF: vrf(el[1].Key["name"]), Prefix: netip.MustParsePrefix(el[5].Key["prefix"]), NextHop: netip.MustParseAddr(val)})
-		case fabric.PlatformNokiaSRL:
+			out = append(out, route.Route{VRF: vrf(el[1].Key["name"]), Prefix: netip.MustParsePrefix(el[5].Key["prefix"]), NextHop: netip.MustParseAddr(val)})
+		case route.PlatformNokiaSRL:
 			// /network-instance[name]/static-routes/route[prefix]/next-hop-group
 			if len(el) != 4 || el[1].Name != "static-routes" || el[3].Name != "next-hop-group" {
 				continue
@@ -451,7 +451,7 @@ func (d *device) list(context.Context) ([]fabric.Route, error) {
 			ni := el[0].Key["name"]
 			for gp, ip := range lv {
 				if strings.HasPrefix(gp, fmt.Sprintf("/network-instance[name=%s]/next-hop-groups/group[name=%s]/nexthop[", ni, val)) && strings.HasSuffix(gp, "]/ip-address") {
-					out = append(out, fabric.Route{VRF: vrf(ni), Prefix: netip.MustParsePrefix(el[2].Key["prefix"]), NextHop: netip.MustParseAddr(ip)})
+					out = append(out, route.Route{VRF: vrf(ni), Prefix: netip.MustParsePrefix(el[2].Key["prefix"]), NextHop: netip.MustParseAddr(ip)})
 				}
 			}
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
 )
 
@@ -23,17 +23,17 @@ import (
 const benchRoutes = 5000
 
 // benchOps returns n adds (or deletes) of /29s of the lab pool via nh.
-func benchOps(n int, action fabric.Action, nh netip.Addr) []fabric.RouteOp {
+func benchOps(n int, action route.Action, nh netip.Addr) []route.RouteOp {
 	base := labPool.Addr().As4()
-	ops := make([]fabric.RouteOp, n)
+	ops := make([]route.RouteOp, n)
 	for i := range ops {
 		a := base
 		v := uint32(i) << 3
 		a[1] += byte(v >> 16)
 		a[2] += byte(v >> 8)
 		a[3] += byte(v)
-		ops[i] = fabric.RouteOp{Action: action, Route: fabric.Route{
-			VRF: fabric.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 29), NextHop: nh}}
+		ops[i] = route.RouteOp{Action: action, Route: route.Route{
+			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 29), NextHop: nh}}
 	}
 	return ops
 }
@@ -49,7 +49,7 @@ func benchOpen(b *testing.B, open func(context.Context, drivers.Config) (drivers
 	return d
 }
 
-func mustApply(b *testing.B, d drivers.Driver, ops []fabric.RouteOp) {
+func mustApply(b *testing.B, d drivers.Driver, ops []route.RouteOp) {
 	b.Helper()
 	if err := d.Apply(b.Context(), ops); err != nil {
 		b.Fatal(err)
@@ -61,8 +61,8 @@ func mustApply(b *testing.B, d drivers.Driver, ops []fabric.RouteOp) {
 // installing (or removing) the previous batch in its forwarding table, so that one
 // iteration's asynchronous kernel work does not compete with the next one's push.
 func benchBatch(b *testing.B, d drivers.Driver, nh netip.Addr, del bool) {
-	adds := benchOps(benchRoutes, fabric.ActionAdd, nh)
-	dels := benchOps(benchRoutes, fabric.ActionDelete, nh)
+	adds := benchOps(benchRoutes, route.ActionAdd, nh)
+	dels := benchOps(benchRoutes, route.ActionDelete, nh)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -107,9 +107,9 @@ func settle(b *testing.B, d drivers.Driver, n int) {
 
 // benchRead measures reading back 5,000 routes.
 func benchRead(b *testing.B, d drivers.Driver, nh netip.Addr) {
-	mustApply(b, d, benchOps(benchRoutes, fabric.ActionAdd, nh))
+	mustApply(b, d, benchOps(benchRoutes, route.ActionAdd, nh))
 	b.Cleanup(func() {
-		if err := d.Apply(context.Background(), benchOps(benchRoutes, fabric.ActionDelete, nh)); err != nil {
+		if err := d.Apply(context.Background(), benchOps(benchRoutes, route.ActionDelete, nh)); err != nil {
 			b.Error(err)
 		}
 	})
@@ -197,7 +197,7 @@ func BenchmarkLinuxOpen(b *testing.B) {
 func BenchmarkFRRVtyshLocal5000(b *testing.B) {
 	l := labtest.Require(b)
 	d := l.Devices["sw1"]
-	file := func(name string, action fabric.Action) string {
+	file := func(name string, action route.Action) string {
 		var in strings.Builder
 		in.WriteString("configure terminal\n")
 		for _, c := range frrBatch(benchOps(benchRoutes, action, frrNH)) {
@@ -209,7 +209,7 @@ func BenchmarkFRRVtyshLocal5000(b *testing.B) {
 		}
 		return path
 	}
-	add, del := file("add", fabric.ActionAdd), file("del", fabric.ActionDelete)
+	add, del := file("add", route.ActionAdd), file("del", route.ActionDelete)
 	vtysh := func(path string) {
 		// The namespace's FRR runtime directory is /var/run/frr/<namespace> (internal/lab).
 		if _, err := l.Exec(b.Context(), "sw1", "sh", "-c", "vtysh -N "+d.Namespace+" --config_dir /var/run/frr < "+path); err != nil {

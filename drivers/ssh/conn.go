@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Defaults for drivers.Config fields left zero.
@@ -41,12 +41,12 @@ func opTimeout(cfg drivers.Config) time.Duration {
 
 // checkOps refuses a batch before anything is sent when an op is invalid or lies outside the
 // managed prefixes: a driver never touches a route outside the pools.
-func checkOps(cfg drivers.Config, ops []fabric.RouteOp) error {
+func checkOps(cfg drivers.Config, ops []route.RouteOp) error {
 	for i, op := range ops {
 		if err := op.Validate(); err != nil {
 			return drivers.Errorf(drivers.KindInternal, cfg.Name, "apply", "op %d (%s): %w", i, op, err)
 		}
-		if !fabric.Managed(op.Route.Prefix, cfg.Managed) {
+		if !route.Managed(op.Route.Prefix, cfg.Managed) {
 			return drivers.Errorf(drivers.KindInternal, cfg.Name, "apply", "op %d (%s): prefix outside the managed prefixes", i, op)
 		}
 	}
@@ -54,10 +54,10 @@ func checkOps(cfg drivers.Config, ops []fabric.RouteOp) error {
 }
 
 // managedOnly keeps the routes inside cfg.Managed.
-func managedOnly(cfg drivers.Config, rs []fabric.Route) []fabric.Route {
+func managedOnly(cfg drivers.Config, rs []route.Route) []route.Route {
 	out := rs[:0]
 	for _, r := range rs {
-		if fabric.Managed(r.Prefix, cfg.Managed) {
+		if route.Managed(r.Prefix, cfg.Managed) {
 			out = append(out, r)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // FRR rendering and parsing. Everything here is pure: the driver in frrdriver.go feeds it the
@@ -18,7 +18,7 @@ import (
 // frrRouteLine renders one static route in vtysh configuration syntax:
 // "ip route 172.10.10.0/24 10.10.10.101 vrf blue" ("ipv6 route" for IPv6, no vrf keyword in
 // the default VRF). r must have passed Validate, which is what keeps every byte printable.
-func frrRouteLine(r fabric.Route) string {
+func frrRouteLine(r route.Route) string {
 	var b strings.Builder
 	if r.Prefix.Addr().Is4() {
 		b.WriteString("ip route ")
@@ -28,7 +28,7 @@ func frrRouteLine(r fabric.Route) string {
 	b.WriteString(r.Prefix.String())
 	b.WriteByte(' ')
 	b.WriteString(r.NextHop.String())
-	if r.VRF != fabric.DefaultVRF {
+	if r.VRF != route.DefaultVRF {
 		b.WriteString(" vrf ")
 		b.WriteString(r.VRF)
 	}
@@ -36,8 +36,8 @@ func frrRouteLine(r fabric.Route) string {
 }
 
 // frrOpLine renders one op: the route line for an add, "no " and the route line for a delete.
-func frrOpLine(op fabric.RouteOp) string {
-	if op.Action == fabric.ActionDelete {
+func frrOpLine(op route.RouteOp) string {
+	if op.Action == route.ActionDelete {
 		return "no " + frrRouteLine(op.Route)
 	}
 	return frrRouteLine(op.Route)
@@ -45,7 +45,7 @@ func frrOpLine(op fabric.RouteOp) string {
 
 // FRRPreview renders ops as the configuration lines the FRR driver sends, in order. It checks
 // every op as Apply does: invalid ops and prefixes outside cfg.Managed are refused.
-func FRRPreview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+func FRRPreview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	if err := checkOps(cfg, ops); err != nil {
 		return nil, err
 	}
@@ -61,9 +61,9 @@ func FRRPreview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
 // label, table or blackhole is someone else's and is left out, so the driver never plans
 // against (or deletes) it. VRF blocks ("vrf X" ... "exit-vrf") set the VRF of the lines
 // inside them.
-func parseFRRStaticConfig(text string) []fabric.Route {
-	var routes []fabric.Route
-	vrf := fabric.DefaultVRF
+func parseFRRStaticConfig(text string) []route.Route {
+	var routes []route.Route
+	vrf := route.DefaultVRF
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -71,13 +71,13 @@ func parseFRRStaticConfig(text string) []fabric.Route {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && f[0] == "vrf" && !strings.HasPrefix(line, " "):
-			if fabric.ValidateVRF(f[1]) != nil {
+			if route.ValidateVRF(f[1]) != nil {
 				vrf = "" // a VRF returnpath cannot name: skip its routes
 				continue
 			}
 			vrf = f[1]
 		case len(f) >= 1 && (f[0] == "exit-vrf" || (f[0] == "!" && !strings.HasPrefix(line, " "))):
-			vrf = fabric.DefaultVRF
+			vrf = route.DefaultVRF
 		case len(f) >= 4 && (f[0] == "ip" || f[0] == "ipv6") && f[1] == "route":
 			r, ok := parseFRRRouteFields(f, vrf)
 			if ok {
@@ -90,28 +90,28 @@ func parseFRRStaticConfig(text string) []fabric.Route {
 
 // parseFRRRouteFields parses "ip route P NH" or "ip route P NH vrf V" (the form FRR uses for
 // routes configured outside a vrf block in older releases).
-func parseFRRRouteFields(f []string, vrf string) (fabric.Route, bool) {
+func parseFRRRouteFields(f []string, vrf string) (route.Route, bool) {
 	if vrf == "" {
-		return fabric.Route{}, false
+		return route.Route{}, false
 	}
 	switch {
 	case len(f) == 4:
-	case len(f) == 6 && f[4] == "vrf" && vrf == fabric.DefaultVRF:
+	case len(f) == 6 && f[4] == "vrf" && vrf == route.DefaultVRF:
 		vrf = f[5]
 	default:
-		return fabric.Route{}, false
+		return route.Route{}, false
 	}
 	p, err := netip.ParsePrefix(f[2])
 	if err != nil {
-		return fabric.Route{}, false
+		return route.Route{}, false
 	}
 	nh, err := netip.ParseAddr(f[3])
 	if err != nil {
-		return fabric.Route{}, false
+		return route.Route{}, false
 	}
-	r := fabric.Route{VRF: vrf, Prefix: p, NextHop: nh}
+	r := route.Route{VRF: vrf, Prefix: p, NextHop: nh}
 	if r.Validate() != nil || (f[0] == "ip") != p.Addr().Is4() {
-		return fabric.Route{}, false
+		return route.Route{}, false
 	}
 	return r, true
 }
@@ -133,12 +133,12 @@ type frrRouteJSON struct {
 // ...") and returns the static routes FRR installed in the forwarding table, one per next
 // hop that is in the FIB. Both the single-VRF shape {prefix: [entries]} and the all-VRF shape
 // {vrf: {prefix: [entries]}} are understood.
-func parseFRRInstalled(data []byte) ([]fabric.Route, error) {
+func parseFRRInstalled(data []byte) ([]route.Route, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("parse route json: %w", err)
 	}
-	var routes []fabric.Route
+	var routes []route.Route
 	for key, raw := range top {
 		var entries []frrRouteJSON
 		if err := json.Unmarshal(raw, &entries); err == nil {
@@ -156,7 +156,7 @@ func parseFRRInstalled(data []byte) ([]fabric.Route, error) {
 	return routes, nil
 }
 
-func appendInstalled(routes []fabric.Route, entries []frrRouteJSON) []fabric.Route {
+func appendInstalled(routes []route.Route, entries []frrRouteJSON) []route.Route {
 	for _, e := range entries {
 		if e.Protocol != "static" || !e.Installed {
 			continue
@@ -167,14 +167,14 @@ func appendInstalled(routes []fabric.Route, entries []frrRouteJSON) []fabric.Rou
 		}
 		vrf := e.VRFName
 		if vrf == "" {
-			vrf = fabric.DefaultVRF
+			vrf = route.DefaultVRF
 		}
 		for _, nh := range e.Nexthops {
 			a, err := netip.ParseAddr(nh.IP)
 			if err != nil || !nh.FIB {
 				continue
 			}
-			r := fabric.Route{VRF: vrf, Prefix: p, NextHop: a}
+			r := route.Route{VRF: vrf, Prefix: p, NextHop: a}
 			if r.Validate() == nil {
 				routes = append(routes, r)
 			}
@@ -235,14 +235,14 @@ func frrEchoMatches(echo, sent string) bool {
 // there ("% Refusing to remove a non-existent route") is success: the route is gone either
 // way. Informational lines ("Static Route to ... not installed currently because dependent
 // config not fully available") are not errors.
-func frrRefusal(op fabric.RouteOp, output []string) string {
+func frrRefusal(op route.RouteOp, output []string) string {
 	var errs []string
 	for _, l := range output {
 		t := strings.TrimSpace(l)
 		if !strings.HasPrefix(t, "%") {
 			continue
 		}
-		if op.Action == fabric.ActionDelete && strings.HasPrefix(t, frrNonExistent) {
+		if op.Action == route.ActionDelete && strings.HasPrefix(t, frrNonExistent) {
 			continue
 		}
 		errs = append(errs, t)

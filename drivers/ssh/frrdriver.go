@@ -17,7 +17,7 @@ import (
 	"github.com/scrapli/scrapligo/platform"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 //go:embed frr.yaml
@@ -139,7 +139,7 @@ func (d *FRRDriver) abort() {
 
 // Routes returns the static routes of the running configuration (intent) inside the managed
 // prefixes, in every VRF.
-func (d *FRRDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
+func (d *FRRDriver) Routes(ctx context.Context) ([]route.Route, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
 	out, err := d.command(ctx, "show running-config staticd")
@@ -167,10 +167,10 @@ func (d *FRRDriver) Version(ctx context.Context) (string, error) {
 // InstalledRoutes returns the static routes FRR installed in the forwarding table, inside
 // the managed prefixes, in every VRF. Installation is asynchronous: right after Apply it can
 // lag the configuration by tens of milliseconds.
-func (d *FRRDriver) InstalledRoutes(ctx context.Context) ([]fabric.Route, error) {
+func (d *FRRDriver) InstalledRoutes(ctx context.Context) ([]route.Route, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
-	var all []fabric.Route
+	var all []route.Route
 	for _, cmd := range []string{"show ip route vrf all static json", "show ipv6 route vrf all static json"} {
 		out, err := d.command(ctx, cmd)
 		if err != nil {
@@ -188,7 +188,7 @@ func (d *FRRDriver) InstalledRoutes(ctx context.Context) ([]fabric.Route, error)
 // Apply pushes ops as one batch inside FRR's bulk-load wrapper. The whole batch is written
 // without waiting for each echo; vtysh answers line by line, in order, so every error line is
 // attributed to the op whose line caused it.
-func (d *FRRDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
+func (d *FRRDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if err := checkOps(d.cfg, ops); err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (d *FRRDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 
 // frrBatch returns the lines of a batch: the wrapper around one line per op, then "end" so
 // that the exec prompt marks the end of vtysh's answer.
-func frrBatch(ops []fabric.RouteOp) []string {
+func frrBatch(ops []route.RouteOp) []string {
 	cmds := make([]string, 0, len(ops)+3)
 	cmds = append(cmds, frrBulkStart)
 	for _, op := range ops {
@@ -280,7 +280,7 @@ func (d *FRRDriver) push(ctx context.Context, cmds []string) (string, error) {
 // frrOutcome attributes vtysh's answer to the ops: nil when every line was accepted, a
 // rejected error listing the refused ops otherwise. A transcript that cannot be matched line
 // for line, or an error on the wrapper itself, makes the outcome indeterminate.
-func frrOutcome(device string, ops []fabric.RouteOp, cmds []string, transcript string) error {
+func frrOutcome(device string, ops []route.RouteOp, cmds []string, transcript string) error {
 	results := splitFRRTranscript(transcript)
 	if len(results) != len(cmds)+1 {
 		return drivers.Errorf(drivers.KindIndeterminate, device, "apply",
@@ -294,7 +294,7 @@ func frrOutcome(device string, ops []fabric.RouteOp, cmds []string, transcript s
 				"vtysh echoed %q where %q was sent; re-read the device", r.Echo, cmd)
 		}
 		if i == 0 || i > len(ops) {
-			if text := frrRefusal(fabric.RouteOp{Action: fabric.ActionAdd}, r.Output); text != "" {
+			if text := frrRefusal(route.RouteOp{Action: route.ActionAdd}, r.Output); text != "" {
 				return drivers.Errorf(drivers.KindIndeterminate, device, "apply", "%s: %s", cmd, text)
 			}
 			continue

@@ -15,7 +15,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 	"github.com/returnpath/returnpath/internal/lab"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
 )
@@ -33,10 +33,10 @@ func TestFRRRejectedLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ops := []fabric.RouteOp{
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")},
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.201.0/24", "10.10.10.101")},
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.202.0/24", "10.10.10.102")},
+	ops := []route.RouteOp{
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.201.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.202.0/24", "10.10.10.102")},
 	}
 	t.Cleanup(func() {
 		c, err := OpenFRR(context.Background(), frrConfig(l))
@@ -44,7 +44,7 @@ func TestFRRRejectedLine(t *testing.T) {
 			t.Fatalf("cleanup: %v", err)
 		}
 		defer c.Close()
-		if err := c.Apply(context.Background(), []fabric.RouteOp{ops[0].Inverse(), ops[2].Inverse()}); err != nil {
+		if err := c.Apply(context.Background(), []route.RouteOp{ops[0].Inverse(), ops[2].Inverse()}); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
@@ -70,7 +70,7 @@ func TestFRRRejectedLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(got, []fabric.Route{ops[0].Route, ops[2].Route}, routeCmp); diff != "" {
+	if diff := cmp.Diff(got, []route.Route{ops[0].Route, ops[2].Route}, routeCmp); diff != "" {
 		t.Errorf("routes after the batch (-got +want):\n%s", diff)
 	}
 }
@@ -180,7 +180,7 @@ func TestLinuxForeignSameKey(t *testing.T) {
 	}
 	defer d.Close()
 	ours := mustRoute("default", "172.10.210.0/24", "10.10.20.3")
-	err = d.Apply(ctx, []fabric.RouteOp{{Action: fabric.ActionAdd, Route: ours}})
+	err = d.Apply(ctx, []route.RouteOp{{Action: route.ActionAdd, Route: ours}})
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected || len(de.Rejections) != 1 || !strings.Contains(de.Rejections[0].Output, "File exists") {
 		t.Fatalf("Apply over a foreign route = %v, want one rejection with File exists", err)
@@ -216,7 +216,7 @@ func TestCancelMidBatch(t *testing.T) {
 		nh  netip.Addr
 	}{{frrConfig(l), frrNH}, {linuxConfig(l), linuxNH}} {
 		t.Run(tc.cfg.Name, func(t *testing.T) {
-			ops := benchOps(benchRoutes, fabric.ActionAdd, tc.nh)
+			ops := benchOps(benchRoutes, route.ActionAdd, tc.nh)
 			t.Cleanup(func() { removeAll(t, tc.cfg, quiescentRoutes(t, l, tc.cfg)) })
 			d, err := Open(t.Context(), tc.cfg)
 			if err != nil {
@@ -225,7 +225,7 @@ func TestCancelMidBatch(t *testing.T) {
 			defer d.Close()
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			if tc.cfg.Platform == fabric.PlatformFRR {
+			if tc.cfg.Platform == route.PlatformFRR {
 				time.AfterFunc(300*time.Millisecond, cancel)
 			} else {
 				probe, err := Open(t.Context(), tc.cfg)
@@ -266,8 +266,8 @@ func TestCancelMidBatch(t *testing.T) {
 // routes. vtysh keeps reading the lines that reached it after the session dropped and
 // commits the bulk-load wrapper's pending lines when it exits, so on FRR this waits for the
 // namespace's vtysh processes to be gone; then, on both platforms, until two reads agree.
-func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []fabric.Route {
-	if cfg.Platform == fabric.PlatformFRR {
+func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []route.Route {
+	if cfg.Platform == route.PlatformFRR {
 		ns := l.Devices[cfg.Name].Namespace
 		deadline := time.Now().Add(time.Minute)
 		// pgrep fails when no process matches: the dropped session's vtysh has exited.
@@ -283,7 +283,7 @@ func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []fabric.Rout
 		t.Fatalf("read: %v", err)
 	}
 	defer d.Close()
-	var rs []fabric.Route
+	var rs []route.Route
 	for prev := -1; ; prev = len(rs) {
 		if rs, err = d.Routes(context.Background()); err != nil {
 			t.Fatalf("read: %v", err)
@@ -296,15 +296,15 @@ func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []fabric.Rout
 }
 
 // removeAll deletes rs through a fresh session.
-func removeAll(t *testing.T, cfg drivers.Config, rs []fabric.Route) {
+func removeAll(t *testing.T, cfg drivers.Config, rs []route.Route) {
 	d, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}
 	defer d.Close()
-	del := make([]fabric.RouteOp, len(rs))
+	del := make([]route.RouteOp, len(rs))
 	for i, r := range rs {
-		del[i] = fabric.RouteOp{Action: fabric.ActionDelete, Route: r}
+		del[i] = route.RouteOp{Action: route.ActionDelete, Route: r}
 	}
 	if err := d.Apply(context.Background(), del); err != nil {
 		t.Errorf("cleanup: %v", err)
@@ -323,14 +323,14 @@ func TestFRRIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	rs := []fabric.Route{
+	rs := []route.Route{
 		mustRoute("default", "172.10.220.0/24", "10.10.10.101"),
 		mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1"),
 		mustRoute("blue", "2001:db8:100:2::/64", "fe80::1"),
 	}
-	add := make([]fabric.RouteOp, len(rs))
+	add := make([]route.RouteOp, len(rs))
 	for i, r := range rs {
-		add[i] = fabric.RouteOp{Action: fabric.ActionAdd, Route: r}
+		add[i] = route.RouteOp{Action: route.ActionAdd, Route: r}
 	}
 	if err := d.Apply(ctx, add); err != nil {
 		t.Fatal(err)
@@ -340,12 +340,12 @@ func TestFRRIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	drivertest.SortRoutes(got)
-	want := append([]fabric.Route(nil), rs...)
+	want := append([]route.Route(nil), rs...)
 	drivertest.SortRoutes(want)
 	if diff := cmp.Diff(got, want, routeCmp); diff != "" {
 		t.Errorf("Routes (-got +want):\n%s", diff)
 	}
-	del := make([]fabric.RouteOp, len(rs))
+	del := make([]route.RouteOp, len(rs))
 	for i, op := range add {
 		del[i] = op.Inverse()
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 	"github.com/returnpath/returnpath/internal/lab"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
 )
@@ -34,9 +34,9 @@ func frrConfig(l *lab.Lab) drivers.Config {
 	d := l.Devices["sw1"]
 	return drivers.Config{
 		Name:     d.Name,
-		Platform: fabric.PlatformFRR,
+		Platform: route.PlatformFRR,
 		Address:  d.Mgmt,
-		VRF:      fabric.DefaultVRF,
+		VRF:      route.DefaultVRF,
 		Managed:  []netip.Prefix{labPool},
 		Username: d.Username,
 		Password: drivers.Secret(d.Password),
@@ -49,9 +49,9 @@ func linuxConfig(l *lab.Lab) drivers.Config {
 	d := l.Devices["fw1"]
 	return drivers.Config{
 		Name:     d.Name,
-		Platform: fabric.PlatformLinux,
+		Platform: route.PlatformLinux,
 		Address:  d.Mgmt,
-		VRF:      fabric.DefaultVRF,
+		VRF:      route.DefaultVRF,
 		Managed:  []netip.Prefix{labPool},
 		Username: d.Username,
 		Password: drivers.Secret(d.Password),
@@ -92,7 +92,7 @@ func hostKeyCases(t *testing.T, l *lab.Lab, h *drivertest.Harness, device, other
 }
 
 func frrHarness(t *testing.T, l *lab.Lab) drivertest.Harness {
-	list := func(ctx context.Context) ([]fabric.Route, error) {
+	list := func(ctx context.Context) ([]route.Route, error) {
 		out, err := l.Vtysh(ctx, "sw1", "show running-config staticd")
 		if err != nil {
 			return nil, err
@@ -111,20 +111,20 @@ func frrHarness(t *testing.T, l *lab.Lab) drivertest.Harness {
 				"TestFRRRejectedLine covers refusal attribution with a substituted line"},
 		Unmanaged: labUnmanaged,
 		List:      list,
-		Plant: func(ctx context.Context, r fabric.Route) error {
+		Plant: func(ctx context.Context, r route.Route) error {
 			_, err := l.Vtysh(ctx, "sw1", frrRouteLine(r))
 			return err
 		},
 		// FRR holds one "ip route P NH" line per next hop.
 		PlantNextHops: func(ctx context.Context, p netip.Prefix, nhs []netip.Addr) error {
 			for _, nh := range nhs {
-				if _, err := l.Vtysh(ctx, "sw1", frrRouteLine(fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: nh})); err != nil {
+				if _, err := l.Vtysh(ctx, "sw1", frrRouteLine(route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: nh})); err != nil {
 					return err
 				}
 			}
 			return nil
 		},
-		Remove: func(ctx context.Context, r fabric.Route) error {
+		Remove: func(ctx context.Context, r route.Route) error {
 			out, err := l.Vtysh(ctx, "sw1", "no "+frrRouteLine(r))
 			if err != nil && strings.Contains(out, frrNonExistent) {
 				return nil
@@ -151,7 +151,7 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 		MarksOwnership: true,
 		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the kernel keys a route's next hops by no index",
 			"VRF": "this machine has no vrf kernel module, so the firewall has no VRF"},
-		List: func(ctx context.Context) ([]fabric.Route, error) {
+		List: func(ctx context.Context) ([]route.Route, error) {
 			out, err := l.Exec(ctx, "fw1", "ip", "-json", "route", "show")
 			if err != nil {
 				return nil, err
@@ -159,7 +159,7 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 			return parseLinuxRoutes(out, nil)
 		},
 		// A foreign route: the same kind of route, but with the "static" protocol.
-		Plant: func(ctx context.Context, r fabric.Route) error {
+		Plant: func(ctx context.Context, r route.Route) error {
 			_, err := l.Exec(ctx, "fw1", "ip", "route", "add", r.Prefix.String(), "via", r.NextHop.String(), "proto", "static")
 			return err
 		},
@@ -173,13 +173,13 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 			_, err := l.Exec(ctx, "fw1", args...)
 			return err
 		},
-		Remove: func(ctx context.Context, r fabric.Route) error {
+		Remove: func(ctx context.Context, r route.Route) error {
 			_, err := l.Exec(ctx, "fw1", "ip", "route", "del", r.Prefix.String(), "via", r.NextHop.String())
 			return err
 		},
 		// The kernel refuses a gateway that is not on a connected network.
-		Reject: func(p netip.Prefix) (fabric.Route, string) {
-			return fabric.Route{VRF: fabric.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.99.0.1")}, "Nexthop has invalid gateway"
+		Reject: func(p netip.Prefix) (route.Route, string) {
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.99.0.1")}, "Nexthop has invalid gateway"
 		},
 	}
 	hostKeyCases(t, l, &h, "fw1", "sw1")

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Linux rendering and parsing. Everything here is pure: the driver in linuxdriver.go feeds it
@@ -37,9 +37,9 @@ func linuxProto(cfg drivers.Config) int {
 // prefix. "add" fails with "File exists" instead, which the driver resolves by reading the
 // device (our own identical route already there is success; anything else is a refusal).
 // Deletes name the protocol, so the kernel only ever deletes a route that carries our mark.
-func linuxOpLine(op fabric.RouteOp, proto int) string {
+func linuxOpLine(op route.RouteOp, proto int) string {
 	var b strings.Builder
-	if op.Action == fabric.ActionDelete {
+	if op.Action == route.ActionDelete {
 		b.WriteString("route del ")
 	} else {
 		b.WriteString("route add ")
@@ -49,7 +49,7 @@ func linuxOpLine(op fabric.RouteOp, proto int) string {
 	b.WriteString(op.Route.NextHop.String())
 	b.WriteString(" proto ")
 	b.WriteString(strconv.Itoa(proto))
-	if op.Route.VRF != fabric.DefaultVRF {
+	if op.Route.VRF != route.DefaultVRF {
 		b.WriteString(" vrf ")
 		b.WriteString(op.Route.VRF)
 	}
@@ -63,11 +63,11 @@ func linuxOpLine(op fabric.RouteOp, proto int) string {
 // so it would take the whole route away (the first) or nothing (any other). It becomes a
 // "route replace" of the route with the next hops that remain instead, which can only hit
 // the route that carries them: the kernel holds one route per table, prefix and metric.
-func linuxLines(ops []fabric.RouteOp, proto int, multipath map[fabric.RouteKey][]netip.Addr) []string {
+func linuxLines(ops []route.RouteOp, proto int, multipath map[route.RouteKey][]netip.Addr) []string {
 	lines := make([]string, len(ops))
 	for i, op := range ops {
 		hops := multipath[op.Route.Key()]
-		if op.Action != fabric.ActionDelete || len(hops) < 2 || !slices.Contains(hops, op.Route.NextHop) {
+		if op.Action != route.ActionDelete || len(hops) < 2 || !slices.Contains(hops, op.Route.NextHop) {
 			lines[i] = linuxOpLine(op, proto)
 			continue
 		}
@@ -85,7 +85,7 @@ func linuxLines(ops []fabric.RouteOp, proto int, multipath map[fabric.RouteKey][
 				b.WriteString(" nexthop via " + a.String())
 			}
 		}
-		if op.Route.VRF != fabric.DefaultVRF {
+		if op.Route.VRF != route.DefaultVRF {
 			b.WriteString(" vrf " + op.Route.VRF)
 		}
 		lines[i] = b.String()
@@ -94,18 +94,18 @@ func linuxLines(ops []fabric.RouteOp, proto int, multipath map[fabric.RouteKey][
 }
 
 // multipathOf groups rs by VRF and prefix and keeps the groups with several next hops.
-func multipathOf(rs []fabric.Route) map[fabric.RouteKey][]netip.Addr {
-	all := map[fabric.RouteKey][]netip.Addr{}
+func multipathOf(rs []route.Route) map[route.RouteKey][]netip.Addr {
+	all := map[route.RouteKey][]netip.Addr{}
 	for _, r := range rs {
 		all[r.Key()] = append(all[r.Key()], r.NextHop)
 	}
-	maps.DeleteFunc(all, func(_ fabric.RouteKey, hops []netip.Addr) bool { return len(hops) < 2 })
+	maps.DeleteFunc(all, func(_ route.RouteKey, hops []netip.Addr) bool { return len(hops) < 2 })
 	return all
 }
 
 // LinuxPreview renders ops as the lines the Linux driver feeds to one "ip -force -batch -",
 // in order. It checks every op as Apply does.
-func LinuxPreview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+func LinuxPreview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	if err := checkOps(cfg, ops); err != nil {
 		return nil, err
 	}
@@ -155,7 +155,7 @@ func parseLinuxVRFs(data []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("parse vrf json: %w", err)
 	}
 	for _, v := range vrfs {
-		if fabric.ValidateVRF(v.Name) == nil {
+		if route.ValidateVRF(v.Name) == nil {
 			tables[strconv.Itoa(v.Table)] = v.Name
 		}
 	}
@@ -166,7 +166,7 @@ func parseLinuxVRFs(data []byte) (map[string]string, error) {
 // gateway (multipath routes give several). Routes in the main table are in the default VRF;
 // routes in a VRF's table (vrfTables, from parseLinuxVRFs) in that VRF; routes in any other
 // table, and routes without a gateway, are not returnpath's and are left out.
-func parseLinuxRoutes(data []byte, vrfTables map[string]string) ([]fabric.Route, error) {
+func parseLinuxRoutes(data []byte, vrfTables map[string]string) ([]route.Route, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, nil
 	}
@@ -174,9 +174,9 @@ func parseLinuxRoutes(data []byte, vrfTables map[string]string) ([]fabric.Route,
 	if err := json.Unmarshal(data, &entries); err != nil {
 		return nil, fmt.Errorf("parse route json: %w", err)
 	}
-	var routes []fabric.Route
+	var routes []route.Route
 	for _, e := range entries {
-		vrf := fabric.DefaultVRF
+		vrf := route.DefaultVRF
 		switch e.Table {
 		case "", "main", "254":
 		default:
@@ -202,7 +202,7 @@ func parseLinuxRoutes(data []byte, vrfTables map[string]string) ([]fabric.Route,
 			if err != nil {
 				continue
 			}
-			r := fabric.Route{VRF: vrf, Prefix: p, NextHop: a}
+			r := route.Route{VRF: vrf, Prefix: p, NextHop: a}
 			if r.Validate() == nil {
 				routes = append(routes, r)
 			}

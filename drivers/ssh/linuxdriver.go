@@ -16,7 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // LinuxDriver is a session to a Linux router or firewall over SSH. Each read or batch runs
@@ -109,7 +109,7 @@ func (d *LinuxDriver) run(ctx context.Context, cmd string, stdin []byte) (runRes
 
 // Routes returns the routes carrying the driver's protocol inside the managed prefixes, in
 // the main table (default VRF) and in every VRF's table.
-func (d *LinuxDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
+func (d *LinuxDriver) Routes(ctx context.Context) ([]route.Route, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
 	rs, err := d.routes(ctx)
@@ -119,7 +119,7 @@ func (d *LinuxDriver) Routes(ctx context.Context) ([]fabric.Route, error) {
 	return managedOnly(d.cfg, rs), nil
 }
 
-func (d *LinuxDriver) routes(ctx context.Context) ([]fabric.Route, error) {
+func (d *LinuxDriver) routes(ctx context.Context) ([]route.Route, error) {
 	proto := strconv.Itoa(linuxProto(d.cfg))
 	cmd := "ip -json -4 route show table all proto " + proto + " && ip -json -6 route show table all proto " + proto
 	res, err := d.run(ctx, cmd, nil)
@@ -131,7 +131,7 @@ func (d *LinuxDriver) routes(ctx context.Context) ([]fabric.Route, error) {
 	}
 	var vrfs map[string]string
 	dec := json.NewDecoder(bytes.NewReader(res.stdout))
-	var all []fabric.Route
+	var all []route.Route
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
@@ -179,7 +179,7 @@ func (d *LinuxDriver) readErr(err error) error {
 // the same next hop; otherwise it is refused with the kernel's text and the other route is
 // left alone. Ops in a VRF the device does not have run one by one, since ip would abort the
 // rest of the batch on them; they are refused with ip's own text.
-func (d *LinuxDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
+func (d *LinuxDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if err := checkOps(d.cfg, ops); err != nil {
 		return err
 	}
@@ -193,15 +193,15 @@ func (d *LinuxDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 		return err
 	}
 	proto := linuxProto(d.cfg)
-	var multipath map[fabric.RouteKey][]netip.Addr
-	if slices.ContainsFunc(ops, func(op fabric.RouteOp) bool { return op.Action == fabric.ActionDelete }) {
+	var multipath map[route.RouteKey][]netip.Addr
+	if slices.ContainsFunc(ops, func(op route.RouteOp) bool { return op.Action == route.ActionDelete }) {
 		rs, err := d.routes(ctx)
 		if err != nil {
 			return err
 		}
 		multipath = multipathOf(rs)
 	}
-	inBatch := make([]fabric.RouteOp, len(batch))
+	inBatch := make([]route.RouteOp, len(batch))
 	for j, i := range batch {
 		inBatch[j] = ops[i]
 	}
@@ -245,10 +245,10 @@ func (d *LinuxDriver) Apply(ctx context.Context, ops []fabric.RouteOp) error {
 
 // splitByVRF returns the indexes of ops that can go in the batch and of ops in a VRF the
 // device does not have.
-func (d *LinuxDriver) splitByVRF(ctx context.Context, ops []fabric.RouteOp) (batch, alone []int, err error) {
+func (d *LinuxDriver) splitByVRF(ctx context.Context, ops []route.RouteOp) (batch, alone []int, err error) {
 	var known map[string]bool
 	for i, op := range ops {
-		if op.Route.VRF == fabric.DefaultVRF {
+		if op.Route.VRF == route.DefaultVRF {
 			batch = append(batch, i)
 			continue
 		}
@@ -273,8 +273,8 @@ func (d *LinuxDriver) splitByVRF(ctx context.Context, ops []fabric.RouteOp) (bat
 
 // outcome turns the failed lines into the result: benign answers are success, the rest
 // rejections.
-func (d *LinuxDriver) outcome(ctx context.Context, ops []fabric.RouteOp, texts map[int]string) error {
-	var have []fabric.Route
+func (d *LinuxDriver) outcome(ctx context.Context, ops []route.RouteOp, texts map[int]string) error {
+	var have []route.Route
 	read := false
 	var rejected []drivers.Rejection
 	idx := make([]int, 0, len(texts))
@@ -285,9 +285,9 @@ func (d *LinuxDriver) outcome(ctx context.Context, ops []fabric.RouteOp, texts m
 	for _, i := range idx {
 		op, text := ops[i], texts[i]
 		switch {
-		case op.Action == fabric.ActionDelete && strings.Contains(text, linuxNoSuch):
+		case op.Action == route.ActionDelete && strings.Contains(text, linuxNoSuch):
 			continue
-		case op.Action == fabric.ActionAdd && strings.Contains(text, linuxExists):
+		case op.Action == route.ActionAdd && strings.Contains(text, linuxExists):
 			if !read {
 				rs, err := d.routes(ctx)
 				if err != nil {

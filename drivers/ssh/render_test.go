@@ -14,7 +14,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -46,7 +46,7 @@ func readTestdata(t *testing.T, name string) []byte {
 	return b
 }
 
-func routesText(rs []fabric.Route) string {
+func routesText(rs []route.Route) string {
 	drivertest.SortRoutes(rs)
 	var b strings.Builder
 	for _, r := range rs {
@@ -55,7 +55,7 @@ func routesText(rs []fabric.Route) string {
 	return b.String()
 }
 
-func previewConfig(p fabric.Platform) drivers.Config {
+func previewConfig(p route.Platform) drivers.Config {
 	return drivers.Config{
 		Name:     "dev1",
 		Platform: p,
@@ -63,27 +63,27 @@ func previewConfig(p fabric.Platform) drivers.Config {
 	}
 }
 
-func mustRoute(vrf, p, nh string) fabric.Route {
-	return fabric.Route{VRF: vrf, Prefix: netip.MustParsePrefix(p), NextHop: netip.MustParseAddr(nh)}
+func mustRoute(vrf, p, nh string) route.Route {
+	return route.Route{VRF: vrf, Prefix: netip.MustParsePrefix(p), NextHop: netip.MustParseAddr(nh)}
 }
 
-var previewOps = []fabric.RouteOp{
-	{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.10.101")},
-	{Action: fabric.ActionDelete, Route: mustRoute("default", "172.10.20.0/24", "10.10.10.102")},
-	{Action: fabric.ActionAdd, Route: mustRoute("blue", "172.10.30.0/24", "10.10.20.1")},
-	{Action: fabric.ActionDelete, Route: mustRoute("Tenant_1.a-b", "172.10.40.5/32", "10.10.20.1")},
-	{Action: fabric.ActionAdd, Route: mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1")},
-	{Action: fabric.ActionAdd, Route: mustRoute("default", "2001:db8:100:2::/64", "fe80::1")},
+var previewOps = []route.RouteOp{
+	{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.10.101")},
+	{Action: route.ActionDelete, Route: mustRoute("default", "172.10.20.0/24", "10.10.10.102")},
+	{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.30.0/24", "10.10.20.1")},
+	{Action: route.ActionDelete, Route: mustRoute("Tenant_1.a-b", "172.10.40.5/32", "10.10.20.1")},
+	{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1")},
+	{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:2::/64", "fe80::1")},
 }
 
 func TestPreviewGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		platform fabric.Platform
+		platform route.Platform
 		file     string
 	}{
-		{fabric.PlatformFRR, "frr_preview.golden"},
-		{fabric.PlatformLinux, "linux_preview.golden"},
+		{route.PlatformFRR, "frr_preview.golden"},
+		{route.PlatformLinux, "linux_preview.golden"},
 	} {
 		lines, err := Preview(previewConfig(tc.platform), previewOps)
 		if err != nil {
@@ -95,23 +95,23 @@ func TestPreviewGolden(t *testing.T) {
 
 func TestPreviewRefuses(t *testing.T) {
 	t.Parallel()
-	bad := []fabric.RouteOp{
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "10.200.0.0/24", "10.10.10.1")},                                                                    // outside the pools
-		{Action: fabric.ActionAdd, Route: mustRoute("bad vrf", "172.10.1.0/24", "10.10.10.1")},                                                                    // VRF with a space
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.10.1.0/24", "2001:db8::1")},                                                                   // mixed families
-		{Action: "replace", Route: mustRoute("default", "172.10.1.0/24", "10.10.10.1")},                                                                           // unknown action
-		{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.5/24"), NextHop: netip.MustParseAddr("10.0.0.1")}}, // host bits
+	bad := []route.RouteOp{
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.200.0.0/24", "10.10.10.1")},                                                                   // outside the pools
+		{Action: route.ActionAdd, Route: mustRoute("bad vrf", "172.10.1.0/24", "10.10.10.1")},                                                                   // VRF with a space
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.1.0/24", "2001:db8::1")},                                                                  // mixed families
+		{Action: "replace", Route: mustRoute("default", "172.10.1.0/24", "10.10.10.1")},                                                                         // unknown action
+		{Action: route.ActionAdd, Route: route.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.5/24"), NextHop: netip.MustParseAddr("10.0.0.1")}}, // host bits
 	}
-	for _, p := range []fabric.Platform{fabric.PlatformFRR, fabric.PlatformLinux} {
+	for _, p := range []route.Platform{route.PlatformFRR, route.PlatformLinux} {
 		for _, op := range bad {
-			if lines, err := Preview(previewConfig(p), []fabric.RouteOp{op}); err == nil {
+			if lines, err := Preview(previewConfig(p), []route.RouteOp{op}); err == nil {
 				t.Errorf("%s: Preview(%s) = %q, want an error", p, op, lines)
 			} else if drivers.KindOf(err) != drivers.KindInternal {
 				t.Errorf("%s: Preview(%s) error kind %s, want internal", p, op, drivers.KindOf(err))
 			}
 		}
 	}
-	cfg := previewConfig(fabric.PlatformLinux)
+	cfg := previewConfig(route.PlatformLinux)
 	cfg.Linux.Proto = 300
 	if _, err := Preview(cfg, previewOps[:1]); err == nil {
 		t.Error("Preview with protocol 300 = nil error, want an error")
@@ -148,13 +148,13 @@ func TestParseFRRInstalled(t *testing.T) {
 func TestFRROutcome(t *testing.T) {
 	t.Parallel()
 	transcript := string(readTestdata(t, "frr_transcript_rejected.txt"))
-	ops := []fabric.RouteOp{
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.16.8.0/28", "10.10.10.101")},
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "172.16.8.16/28", "10.10.10.101")}, // sent as /33 below
-		{Action: fabric.ActionDelete, Route: mustRoute("default", "172.16.8.32/28", "10.10.10.101")},
-		{Action: fabric.ActionAdd, Route: mustRoute("nosuch", "172.16.8.48/28", "10.10.10.101")},
-		{Action: fabric.ActionAdd, Route: mustRoute("default", "2001:db8:8::/64", "2001:db8::1")}, // sent with an IPv4 next hop below
-		{Action: fabric.ActionAdd, Route: mustRoute("VeryLongVrfNameThatIs32Characte", "172.16.8.64/28", "10.10.10.102")},
+	ops := []route.RouteOp{
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.16.8.0/28", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "172.16.8.16/28", "10.10.10.101")}, // sent as /33 below
+		{Action: route.ActionDelete, Route: mustRoute("default", "172.16.8.32/28", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("nosuch", "172.16.8.48/28", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:8::/64", "2001:db8::1")}, // sent with an IPv4 next hop below
+		{Action: route.ActionAdd, Route: mustRoute("VeryLongVrfNameThatIs32Characte", "172.16.8.64/28", "10.10.10.102")},
 	}
 	cmds := frrBatch(ops)
 	cmds[2] = "ip route 172.16.8.16/33 10.10.10.101"
@@ -237,15 +237,15 @@ func FuzzRender(f *testing.F) {
 		if err1 != nil || err2 != nil {
 			return
 		}
-		action := fabric.ActionDelete
+		action := route.ActionDelete
 		if add {
-			action = fabric.ActionAdd
+			action = route.ActionAdd
 		}
-		op := fabric.RouteOp{Action: action, Route: fabric.Route{VRF: vrf, Prefix: p, NextHop: a}}
-		for _, platform := range []fabric.Platform{fabric.PlatformFRR, fabric.PlatformLinux} {
+		op := route.RouteOp{Action: action, Route: route.Route{VRF: vrf, Prefix: p, NextHop: a}}
+		for _, platform := range []route.Platform{route.PlatformFRR, route.PlatformLinux} {
 			cfg := previewConfig(platform)
 			cfg.Managed = append(cfg.Managed, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
-			lines, err := Preview(cfg, []fabric.RouteOp{op})
+			lines, err := Preview(cfg, []route.RouteOp{op})
 			if op.Validate() != nil {
 				if err == nil {
 					t.Fatalf("%s: invalid op %s rendered %q", platform, op, lines)
@@ -324,23 +324,23 @@ func TestLinuxLinesMultipath(t *testing.T) {
 	t.Parallel()
 	a, b, c := netip.MustParseAddr("10.10.20.1"), netip.MustParseAddr("10.10.20.3"), netip.MustParseAddr("10.10.20.5")
 	p := netip.MustParsePrefix("172.10.1.0/24")
-	r := func(vrf string, nh netip.Addr) fabric.Route { return fabric.Route{VRF: vrf, Prefix: p, NextHop: nh} }
-	del := func(r fabric.Route) fabric.RouteOp { return fabric.RouteOp{Action: fabric.ActionDelete, Route: r} }
+	r := func(vrf string, nh netip.Addr) route.Route { return route.Route{VRF: vrf, Prefix: p, NextHop: nh} }
+	del := func(r route.Route) route.RouteOp { return route.RouteOp{Action: route.ActionDelete, Route: r} }
 	for _, tc := range []struct {
 		name string
-		have []fabric.Route
-		ops  []fabric.RouteOp
+		have []route.Route
+		ops  []route.RouteOp
 		want []string
 	}{
-		{name: "single next hop", have: []fabric.Route{r("default", a)}, ops: []fabric.RouteOp{del(r("default", a))},
+		{name: "single next hop", have: []route.Route{r("default", a)}, ops: []route.RouteOp{del(r("default", a))},
 			want: []string{"route del 172.10.1.0/24 via 10.10.20.1 proto 202"}},
-		{name: "first of two", have: []fabric.Route{r("default", a), r("default", b)}, ops: []fabric.RouteOp{del(r("default", a))},
+		{name: "first of two", have: []route.Route{r("default", a), r("default", b)}, ops: []route.RouteOp{del(r("default", a))},
 			want: []string{"route replace 172.10.1.0/24 proto 202 via 10.10.20.3"}},
-		{name: "one of three, then another", have: []fabric.Route{r("blue", a), r("blue", b), r("blue", c)},
-			ops: []fabric.RouteOp{del(r("blue", b)), del(r("blue", a))},
+		{name: "one of three, then another", have: []route.Route{r("blue", a), r("blue", b), r("blue", c)},
+			ops: []route.RouteOp{del(r("blue", b)), del(r("blue", a))},
 			want: []string{"route replace 172.10.1.0/24 proto 202 nexthop via 10.10.20.1 nexthop via 10.10.20.5 vrf blue",
 				"route replace 172.10.1.0/24 proto 202 via 10.10.20.5 vrf blue"}},
-		{name: "next hop not on the route", have: []fabric.Route{r("default", a), r("default", b)}, ops: []fabric.RouteOp{del(r("default", c))},
+		{name: "next hop not on the route", have: []route.Route{r("default", a), r("default", b)}, ops: []route.RouteOp{del(r("default", c))},
 			want: []string{"route del 172.10.1.0/24 via 10.10.20.5 proto 202"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,27 +12,27 @@ import (
 	"context"
 
 	"github.com/returnpath/returnpath/drivers"
-	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
 // Open connects to the device described by cfg with the driver of its platform (frr or
 // linux).
 func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	switch cfg.Platform {
-	case fabric.PlatformFRR:
+	case route.PlatformFRR:
 		return openFRR(ctx, cfg)
-	case fabric.PlatformLinux:
+	case route.PlatformLinux:
 		return openLinux(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
 
 // Preview renders ops in the native syntax of cfg's platform, without contacting the device.
-func Preview(cfg drivers.Config, ops []fabric.RouteOp) ([]string, error) {
+func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	switch cfg.Platform {
-	case fabric.PlatformFRR:
+	case route.PlatformFRR:
 		return FRRPreview(cfg, ops)
-	case fabric.PlatformLinux:
+	case route.PlatformLinux:
 		return LinuxPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))

@@ -132,7 +132,7 @@ func StageOps(path []string, ops []DeviceOp, preview PreviewFunc) ([]ChangeOp, e
 	out := make([]ChangeOp, 0, len(ordered))
 	stage, last := -1, ""
 	for i, o := range ordered {
-		if err := o.Op.Validate(); err != nil {
+		if err := invalid(o.Op.Validate()); err != nil {
 			return nil, err
 		}
 		if o.Device != last {

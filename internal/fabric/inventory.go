@@ -146,7 +146,7 @@ func (d Device) Validate() error {
 	if err := ValidateName("name", d.Name); err != nil {
 		return err
 	}
-	if err := d.Platform.Validate(); err != nil {
+	if err := ValidatePlatform(d.Platform); err != nil {
 		return err
 	}
 	if err := d.Transport.Validate(); err != nil {

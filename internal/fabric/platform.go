@@ -1,14 +1,16 @@
 package fabric
 
+import "github.com/returnpath/returnpath/drivers/route"
+
 // Platform names a device operating system returnpath can render routes for.
-type Platform string
+type Platform = route.Platform
 
 // Supported platforms.
 const (
-	PlatformFRR        Platform = "frr"        // FRRouting vtysh over SSH
-	PlatformLinux      Platform = "linux"      // Linux iproute2 over SSH
-	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
-	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
+	PlatformFRR        = route.PlatformFRR        // FRRouting vtysh over SSH
+	PlatformLinux      = route.PlatformLinux      // Linux iproute2 over SSH
+	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
+	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
 )
 
 // Transport is how returnpath reaches a device.
@@ -28,8 +30,8 @@ var Platforms = map[Platform]Transport{
 	PlatformNokiaSRL:   TransportGNMI,
 }
 
-// Validate reports whether p is a supported platform.
-func (p Platform) Validate() error {
+// ValidatePlatform reports whether p is a supported platform.
+func ValidatePlatform(p Platform) error {
 	if _, ok := Platforms[p]; !ok {
 		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig or nokia_srl)", string(p))
 	}

@@ -1,118 +1,48 @@
 package fabric
 
 import (
-	"fmt"
+	"errors"
 	"net/netip"
-	"regexp"
+
+	"github.com/returnpath/returnpath/drivers/route"
 )
 
-// Action is what a RouteOp does to a device.
-type Action string
+// The route value types live in the public leaf package drivers/route so that drivers outside
+// this module can use them; the domain uses the very same types under these names.
+type (
+	// Action is what a RouteOp does to a device.
+	Action = route.Action
+	// Route is one static route as a single device holds it: prefix via next hop in a VRF.
+	Route = route.Route
+	// RouteKey identifies a route for set comparisons.
+	RouteKey = route.RouteKey
+	// RouteOp is one change to one device's routes.
+	RouteOp = route.RouteOp
+)
 
 // The two route actions.
 const (
-	ActionAdd    Action = "add"
-	ActionDelete Action = "delete"
+	ActionAdd    = route.ActionAdd
+	ActionDelete = route.ActionDelete
 )
 
-// Validate reports whether a is a known action.
-func (a Action) Validate() error {
-	switch a {
-	case ActionAdd, ActionDelete:
-		return nil
-	}
-	return FieldErrorf(EINVALID, "action", "unknown action %q (want add or delete)", string(a))
-}
-
 // DefaultVRF is the name of the default routing table on every platform.
-const DefaultVRF = "default"
+const DefaultVRF = route.DefaultVRF
 
-var vrfRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$`)
+// ValidateVRF checks that name is a VRF name safe to render into any device syntax; see
+// route.ValidateVRF. Its error is an EINVALID *Error naming the field.
+func ValidateVRF(name string) error { return invalid(route.ValidateVRF(name)) }
 
-// ValidateVRF checks that name is a VRF name safe to render into any device syntax: 1 to 32
-// characters of letters, digits, '_', '.', '-', starting with a letter or digit.
-func ValidateVRF(name string) error {
-	if !vrfRE.MatchString(name) {
-		return FieldErrorf(EINVALID, "vrf", "invalid VRF name %q: 1-32 letters, digits, '_', '.', '-'", name)
+// Managed reports whether p lies inside one of the managed prefixes.
+func Managed(p netip.Prefix, managed []netip.Prefix) bool { return route.Managed(p, managed) }
+
+// invalid turns a validation error of package route into an EINVALID *Error naming the same
+// field, so that the API answers it as a bad request and not as an internal error. Domain
+// code validates route values through it.
+func invalid(err error) error {
+	var fe *route.FieldError
+	if errors.As(err, &fe) {
+		return FieldErrorf(EINVALID, fe.Field, "%s", fe.Message)
 	}
-	return nil
-}
-
-// Route is one static route as a single device holds it: prefix via next hop in a VRF.
-type Route struct {
-	VRF     string       // DefaultVRF for the default table; never empty once validated
-	Prefix  netip.Prefix // always masked (no host bits)
-	NextHop netip.Addr
-}
-
-// Validate checks that r can be rendered safely on any platform.
-func (r Route) Validate() error {
-	if err := ValidateVRF(r.VRF); err != nil {
-		return err
-	}
-	if !r.Prefix.IsValid() {
-		return FieldErrorf(EINVALID, "prefix", "missing or invalid prefix")
-	}
-	if r.Prefix != r.Prefix.Masked() {
-		return FieldErrorf(EINVALID, "prefix", "prefix %s has host bits set (did you mean %s?)", r.Prefix, r.Prefix.Masked())
-	}
-	if !r.NextHop.IsValid() {
-		return FieldErrorf(EINVALID, "next_hop", "missing or invalid next hop")
-	}
-	if r.NextHop.Zone() != "" {
-		return FieldErrorf(EINVALID, "next_hop", "next hop %s must not carry a zone", r.NextHop)
-	}
-	if r.NextHop.Is4() != r.Prefix.Addr().Is4() {
-		return FieldErrorf(EINVALID, "next_hop", "next hop %s and prefix %s are of different address families", r.NextHop, r.Prefix)
-	}
-	return nil
-}
-
-// String renders r for logs and messages, e.g. "172.10.10.0/24 via 10.10.10.101 vrf default".
-func (r Route) String() string {
-	return fmt.Sprintf("%s via %s vrf %s", r.Prefix, r.NextHop, r.VRF)
-}
-
-// Key identifies a route for set comparisons.
-type RouteKey struct {
-	VRF    string
-	Prefix netip.Prefix
-}
-
-// Key returns the route's identity: one next hop per prefix and VRF is what returnpath manages.
-func (r Route) Key() RouteKey { return RouteKey{VRF: r.VRF, Prefix: r.Prefix} }
-
-// RouteOp is one change to one device's routes.
-type RouteOp struct {
-	Action Action
-	Route  Route
-}
-
-// Validate checks the action and the route.
-func (o RouteOp) Validate() error {
-	if err := o.Action.Validate(); err != nil {
-		return err
-	}
-	return o.Route.Validate()
-}
-
-func (o RouteOp) String() string { return string(o.Action) + " " + o.Route.String() }
-
-// Inverse returns the op that undoes o.
-func (o RouteOp) Inverse() RouteOp {
-	if o.Action == ActionAdd {
-		return RouteOp{Action: ActionDelete, Route: o.Route}
-	}
-	return RouteOp{Action: ActionAdd, Route: o.Route}
-}
-
-// Managed reports whether p lies inside one of the managed prefixes. Drivers use it so that
-// they never read, add or delete a route outside the configured pools.
-func Managed(p netip.Prefix, managed []netip.Prefix) bool {
-	for _, m := range managed {
-		if m.Bits() <= p.Bits() && m.Contains(p.Addr()) {
-			return true
-		}
-	}
-	return false
+	return err
 }
