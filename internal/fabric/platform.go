@@ -9,6 +9,7 @@ const (
 	PlatformLinux      Platform = "linux"      // Linux iproute2 over SSH
 	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
 )
 
 // Transport is how returnpath reaches a device.
@@ -26,12 +27,13 @@ var Platforms = map[Platform]Transport{
 	PlatformLinux:      TransportSSH,
 	PlatformOpenConfig: TransportGNMI,
 	PlatformNokiaSRL:   TransportGNMI,
+	PlatformAristaEOS:  TransportSSH,
 }
 
 // Validate reports whether p is a supported platform.
 func (p Platform) Validate() error {
 	if _, ok := Platforms[p]; !ok {
-		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig or nokia_srl)", string(p))
+		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig, nokia_srl or arista_eos)", string(p))
 	}
 	return nil
 }
