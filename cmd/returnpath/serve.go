@@ -68,6 +68,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformLinux:      ssh.LinuxFactory(),
 		fabric.PlatformOpenConfig: gnmi.Factory(),
 		fabric.PlatformNokiaSRL:   gnmi.Factory(),
+		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
 	}
 }
 

@@ -33,6 +33,7 @@ const (
 	PlatformLinux      Platform = "linux"      // Linux iproute2 over SSH
 	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
 )
 
 // Action is what a RouteOp does to a device.

@@ -1,5 +1,6 @@
 // Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
-// vtysh (platform frr, on scrapligo with an embedded platform definition) and plain Linux
+// vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
+// switches (platform arista_eos, on scrapligo's own arista_eos definition) and plain Linux
 // routers and firewalls managed with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
@@ -23,6 +24,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openFRR(ctx, cfg)
 	case route.PlatformLinux:
 		return openLinux(ctx, cfg)
+	case route.PlatformAristaEOS:
+		return openEOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -34,11 +37,13 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return FRRPreview(cfg, ops)
 	case route.PlatformLinux:
 		return LinuxPreview(cfg, ops)
+	case route.PlatformAristaEOS:
+		return EOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
 
-// Factory returns a factory for both SSH platforms; it dispatches on Config.Platform.
+// Factory returns a factory for every SSH platform; it dispatches on Config.Platform.
 func Factory() drivers.Factory {
 	return drivers.Factory{Open: Open, Preview: Preview}
 }
@@ -57,6 +62,22 @@ func LinuxFactory() drivers.Factory {
 		Open:    openLinux,
 		Preview: LinuxPreview,
 	}
+}
+
+// EOSFactory returns the factory of platform arista_eos.
+func EOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openEOS,
+		Preview: EOSPreview,
+	}
+}
+
+func openEOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenEOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // openFRR and openLinux return a nil interface, not a typed nil, on error.

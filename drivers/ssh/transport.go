@@ -18,6 +18,7 @@ import (
 // host key policy (accept-new) and classify connection errors.
 type shellTransport struct {
 	client *ssh.Client
+	pty    bool // ask for a terminal first (EOS's CLI expects one; vtysh must not have one)
 
 	mu      sync.Mutex
 	session *ssh.Session
@@ -46,6 +47,15 @@ func (t *shellTransport) Open(*transport.Args) error {
 	}
 	// vtysh prints its errors on stdout; nothing the driver parses comes on stderr.
 	s.Stderr = io.Discard
+	if t.pty {
+		// No local echo from the terminal: the CLI's line editor echoes each line itself. A
+		// wide terminal keeps long route lines from wrapping.
+		modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+		if err := s.RequestPty("vt100", 0, 32767, modes); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	if err := s.Shell(); err != nil {
 		s.Close()
 		return err

@@ -11,6 +11,7 @@ const (
 	PlatformLinux      = route.PlatformLinux      // Linux iproute2 over SSH
 	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
 )
 
 // Transport is how returnpath reaches a device.
@@ -28,12 +29,13 @@ var Platforms = map[Platform]Transport{
 	PlatformLinux:      TransportSSH,
 	PlatformOpenConfig: TransportGNMI,
 	PlatformNokiaSRL:   TransportGNMI,
+	PlatformAristaEOS:  TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.
 func ValidatePlatform(p Platform) error {
 	if _, ok := Platforms[p]; !ok {
-		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig or nokia_srl)", string(p))
+		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig, nokia_srl or arista_eos)", string(p))
 	}
 	return nil
 }
