@@ -331,3 +331,30 @@ func BenchmarkEOSOpen(b *testing.B) {
 		d.Close()
 	}
 }
+
+// TestEOSVersion: device check's version line comes from "show version": the model and the
+// software image version, read through the same session, with the routes still readable after.
+func TestEOSVersion(t *testing.T) {
+	t.Parallel()
+	_, cfg := startEOS(t, eos.Options{})
+	d := openEOSTest(t, cfg)
+	v, err := d.Version(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != "Arista vEOS-lab, software image version 4.28.3M" {
+		t.Errorf("Version = %q", v)
+	}
+	if _, err := d.Routes(t.Context()); err != nil {
+		t.Errorf("Routes after Version: %v", err)
+	}
+	for _, tc := range []struct{ name, out, want string }{
+		{name: "model and image", out: "Arista DCS-7050SX-64\nHardware version: 01.11\nSoftware image version: 4.20.5F\n", want: "Arista DCS-7050SX-64, software image version 4.20.5F"},
+		{name: "no image line", out: "Arista DCS-7050SX-64\n", want: "Arista DCS-7050SX-64"},
+		{name: "nothing", out: "\n", want: ""},
+	} {
+		if got := eosVersion(tc.out); got != tc.want {
+			t.Errorf("%s: eosVersion = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -36,7 +36,10 @@ type EOSDriver struct {
 	closed bool
 }
 
-var _ drivers.Driver = (*EOSDriver)(nil)
+var (
+	_ drivers.Driver    = (*EOSDriver)(nil)
+	_ drivers.Versioner = (*EOSDriver)(nil)
+)
 
 // eosSessions numbers the configuration sessions this process opens.
 var eosSessions atomic.Uint64
@@ -187,6 +190,27 @@ func (d *EOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 		return nil, drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "session is closed")
 	}
 	return d.owned(ctx)
+}
+
+// Version returns the switch's model and software image version from "show version", e.g.
+// "Arista DCS-7050SX-64, software image version 4.28.3M".
+func (d *EOSDriver) Version(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
+	defer cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "session is closed")
+	}
+	out, err := d.show(ctx, "show version")
+	if err != nil {
+		return "", err
+	}
+	v := eosVersion(out)
+	if v == "" {
+		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
+	}
+	return v, nil
 }
 
 // Apply pushes ops as one configuration session. Deletes of routes the switch does not hold

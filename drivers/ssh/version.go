@@ -41,3 +41,15 @@ func linuxVersion(out string) string {
 	}
 	return v
 }
+
+// eosVersion turns EOS's "show version" into one line: the model (its first line) and the
+// software image version, when it prints one.
+func eosVersion(out string) string {
+	model := versionLine(out)
+	for line := range strings.Lines(out) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Software image version:"); ok && strings.TrimSpace(v) != "" {
+			return model + ", software image version " + strings.TrimSpace(v)
+		}
+	}
+	return model
+}

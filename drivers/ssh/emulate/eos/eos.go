@@ -559,11 +559,17 @@ func reserved(a netip.Addr) bool {
 	return a.Is4() && netip.MustParsePrefix("240.0.0.0/4").Contains(a)
 }
 
-// show answers "show running-config section ip route" (and "... ipv6 route"), rendering
-// the running table as EOS prints static routes.
+// show answers "show version" and "show running-config section ip route" (and "... ipv6
+// route"), rendering the running table as EOS prints static routes.
 func (c *cli) show(f []string) string {
 	if len(f) == 0 {
 		return incomplete
+	}
+	if len(f) == 1 && f[0] == "version" {
+		// The first lines of EOS's "show version", in its layout (model, then labelled
+		// fields); the values are the emulation's own.
+		return "Arista vEOS-lab\nHardware version:\nSerial number: EMULATED\nSystem MAC address:  0000.0000.0000\n\n" +
+			"Software image version: 4.28.3M\nArchitecture: x86_64\n"
 	}
 	if f[0] != "running-config" {
 		return invalid
