@@ -7,6 +7,9 @@ CREATE TABLE device_schedule (
     -- true while an apply job for the device is queued and has not started its work yet;
     -- whoever sets it inserts that job, in the same transaction.
     job_queued      boolean NOT NULL DEFAULT false,
+    -- when the flag was last set, or confirmed by a job that waits out the device's backoff:
+    -- the kicker repairs only a flag older than a grace period (see WakeDevicesWithWork)
+    queued_at       timestamptz,
     -- consecutive sessions that could not reach the device, and when the next may try
     failures        int NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,
@@ -31,7 +34,7 @@ DECLARE
 BEGIN
     FOR d IN SELECT DISTINCT u FROM unnest(devs) AS u ORDER BY 1 LOOP
         LOOP
-            UPDATE device_schedule s SET job_queued = true WHERE s.device = d AND NOT s.job_queued;
+            UPDATE device_schedule s SET job_queued = true, queued_at = now() WHERE s.device = d AND NOT s.job_queued;
             IF FOUND THEN
                 RETURN NEXT d;
                 EXIT;

@@ -39,8 +39,9 @@ type Config struct {
 	// AfterSession, when set, is called after each session the engine had with a device
 	// (the verifier forgets its reading of the device).
 	AfterSession func(device string)
-	// SettleInterval is the gap between the two readings of a device whose last session's
-	// outcome is unknown: nothing is resent until they agree (default 1s).
+	// SettleInterval is the least gap between the two readings of a device whose last
+	// session's outcome is unknown: nothing is resent until they agree (default 1s). The gap
+	// is at least the device's op timeout too: see settled.
 	SettleInterval time.Duration
 	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
 	// however many serve processes share the database.
@@ -348,7 +349,7 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 	defer drv.Close()
 	have, err := drv.Routes(ctx)
 	if err == nil && unsettled {
-		have, err = e.settled(ctx, drv, dev, have)
+		have, err = e.settled(ctx, drv, dev, have, max(e.cfg.SettleInterval, lease.Config.OpTimeout))
 	}
 	if err != nil {
 		rs, out := e.notSent(dev, ops, err)
@@ -427,10 +428,14 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 	return results, out
 }
 
-// settled reads the device again SettleInterval after first and returns the reading if the two
-// agree; otherwise an indeterminate error: the device is still changing.
-func (e *Engine) settled(ctx context.Context, drv drivers.Driver, dev string, first []fabric.Route) ([]fabric.Route, error) {
-	t := time.NewTimer(e.cfg.SettleInterval)
+// settled reads the device again gap after first and returns the reading if the two agree;
+// otherwise an indeterminate error: the device is still changing. The gap is at least the
+// device's op timeout: a CLI that took a batch in a configuration transaction (FRR's bulk
+// wrapper) shows none of its lines until it reaches the end of what it was sent, so two
+// quick readings can agree while it is still working through them. Given as long as the lost
+// session had, it has finished (and its lines show) by the second reading.
+func (e *Engine) settled(ctx context.Context, drv drivers.Driver, dev string, first []fabric.Route, gap time.Duration) ([]fabric.Route, error) {
+	t := time.NewTimer(gap)
 	select {
 	case <-ctx.Done():
 		t.Stop()

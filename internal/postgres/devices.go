@@ -66,6 +66,11 @@ func (c *Changes) BeginDeviceWork(ctx context.Context, device string) (DeviceWor
 			return DeviceWork{Unsettled: unsettled}, formatError(err)
 		}
 		if next != nil && next.After(now) {
+			// The job stays the device's queued job through its snooze: say so, so that the
+			// kicker does not take it for lost.
+			if _, err := c.db.Pool.Exec(ctx, `UPDATE device_schedule SET queued_at = now() WHERE device = $1 AND job_queued`, device); err != nil {
+				return DeviceWork{}, formatError(err)
+			}
 			return DeviceWork{Wait: next.Sub(now), Unsettled: unsettled}, nil
 		}
 		// The schedule changed under the statement's snapshot: read it again.
@@ -107,14 +112,16 @@ func (c *Changes) DeviceReachable(ctx context.Context, device string) error {
 
 // WakeDevicesWithWork queues an apply job for every device that has ready ops and none
 // queued: the safety net for work whose job was lost. A device whose flag says a job is queued
-// is repaired first when no job of kind jobKind waits for it (River discarded or cancelled it)
-// and nobody holds its apply lock: the job that set the flag died with its process before it
-// began (River shows it "running" until it rescues it, minutes later).
+// is repaired first when no job of kind jobKind waits for it (River discarded or cancelled it),
+// nobody holds its apply lock, and the flag is older than flagGrace: the job that set it died
+// with its process before it began (River shows it "running" until it rescues it, minutes
+// later). The grace keeps a live job that was just fetched, and has not taken the lock yet,
+// from being taken for lost.
 func (c *Changes) WakeDevicesWithWork(ctx context.Context, jobKind string) error {
 	rows, err := c.db.Pool.Query(ctx, `
-		SELECT device FROM device_schedule s WHERE job_queued AND NOT EXISTS (
+		SELECT device FROM device_schedule s WHERE job_queued AND queued_at < now() - make_interval(secs => $2) AND NOT EXISTS (
 			SELECT 1 FROM river_job j WHERE j.kind = $1 AND j.args->>'device' = s.device
-			AND j.state IN ('available', 'pending', 'retryable', 'scheduled'))`, jobKind)
+			AND j.state IN ('available', 'pending', 'retryable', 'scheduled'))`, jobKind, flagGrace.Seconds())
 	if err != nil {
 		return formatError(err)
 	}
@@ -152,6 +159,9 @@ func (c *Changes) WakeDevicesWithWork(ctx context.Context, jobKind string) error
 		return c.wakeTx(ctx, tx, devices)
 	})
 }
+
+// flagGrace is how old a job_queued flag must be before the kicker may take its job for lost.
+const flagGrace = 10 * time.Second
 
 // DeviceSchedule is a device's retry state, for the API and the CLI.
 type DeviceSchedule struct {

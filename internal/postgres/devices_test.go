@@ -74,6 +74,16 @@ func TestWakeRepairsALostJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	enq.take() // sw1's flag is now set, and the recorder queued no River job
+	if err := l.changes.WakeDevicesWithWork(ctx, "returnpath_apply_device"); err != nil {
+		t.Fatal(err)
+	}
+	// A flag younger than the grace may belong to a live job that has not locked yet.
+	if got := enq.take(); !slices.Equal(got, []string{"fw1"}) {
+		t.Errorf("woken while sw1's flag is fresh: %v, want [fw1]", got)
+	}
+	if _, err := l.db.Pool.Exec(ctx, `UPDATE device_schedule SET queued_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
+	}
 
 	unlock, ok, err := l.db.TryLockDevice(ctx, "sw1")
 	if err != nil || !ok {
@@ -82,10 +92,13 @@ func TestWakeRepairsALostJob(t *testing.T) {
 	if err := l.changes.WakeDevicesWithWork(ctx, "returnpath_apply_device"); err != nil {
 		t.Fatal(err)
 	}
-	// fw1's op waits for sw1's stage, but its device has ready work listed too: it had no
-	// flag, so it gets its job; sw1 is held by a live job and is left alone.
+	// fw1's flag is old and its job lost too, so it gets a new one; sw1 is held by a live
+	// job and is left alone.
 	if got := enq.take(); !slices.Equal(got, []string{"fw1"}) {
 		t.Errorf("woken while sw1's apply lock is held: %v, want [fw1]", got)
+	}
+	if _, err := l.db.Pool.Exec(ctx, `UPDATE device_schedule SET queued_at = now() - interval '1 minute'`); err != nil {
+		t.Fatal(err)
 	}
 	unlock()
 	if err := l.changes.WakeDevicesWithWork(ctx, "returnpath_apply_device"); err != nil {
