@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scrapli/scrapligo/driver/network"
+	"github.com/scrapli/scrapligo/driver/options"
+	"github.com/scrapli/scrapligo/platform"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
@@ -236,4 +239,47 @@ func hostOf(cfg drivers.Config) (string, int) {
 		port = defaultPort
 	}
 	return cfg.Address.Addr().String(), port
+}
+
+// openCLI opens a scrapligo network driver over an SSH client of ours (dial: host keys,
+// credentials, timeouts), for the platform definition def (an embedded name or YAML bytes).
+// pty asks for a terminal (EOS's CLI wants one; vtysh must not have one); cli names the
+// program in errors. Opening the CLI (on-open included) is bounded by ctx and the connect
+// timeout; later operations by the op timeout.
+func openCLI(ctx context.Context, cfg drivers.Config, def any, platformName string, pty bool, cli string) (*network.Driver, error) {
+	client, err := dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	host, port := hostOf(cfg)
+	p, err := platform.NewPlatform(def, host,
+		options.WithCustomTransport(&shellTransport{client: client, pty: pty}),
+		options.WithPort(port),
+		options.WithAuthBypass(),
+		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
+		options.WithReadDelay(200*time.Microsecond),
+	)
+	if err != nil {
+		client.Close()
+		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "%s platform: %w", platformName, err)
+	}
+	nd, err := p.GetNetworkDriver()
+	if err != nil {
+		client.Close()
+		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "%s platform: %w", platformName, err)
+	}
+	opened := make(chan error, 1)
+	go func() { opened <- nd.Open() }()
+	select {
+	case err = <-opened:
+	case <-ctx.Done():
+		client.Close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		client.Close()
+		return nil, drivers.Errorf(drivers.KindUnreachable, cfg.Name, "connect", "open %s: %w", cli, err)
+	}
+	nd.Channel.TimeoutOps = opTimeout(cfg)
+	return nd, nil
 }

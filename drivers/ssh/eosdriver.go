@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/scrapli/scrapligo/driver/network"
-	"github.com/scrapli/scrapligo/driver/options"
-	"github.com/scrapli/scrapligo/platform"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/route"
@@ -47,41 +45,10 @@ var eosSessions atomic.Uint64
 // OpenEOS connects to the switch described by cfg, enters privileged mode ("enable", with no
 // enable password) and turns paging off.
 func OpenEOS(ctx context.Context, cfg drivers.Config) (*EOSDriver, error) {
-	client, err := dial(ctx, cfg)
+	nd, err := openCLI(ctx, cfg, "arista_eos", "arista_eos", true, "CLI")
 	if err != nil {
 		return nil, err
 	}
-	host, port := hostOf(cfg)
-	tr := &shellTransport{client: client, pty: true}
-	p, err := platform.NewPlatform("arista_eos", host,
-		options.WithCustomTransport(tr),
-		options.WithPort(port),
-		options.WithAuthBypass(),
-		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
-		options.WithReadDelay(200*time.Microsecond),
-	)
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "arista_eos platform: %w", err)
-	}
-	nd, err := p.GetNetworkDriver()
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "arista_eos platform: %w", err)
-	}
-	opened := make(chan error, 1)
-	go func() { opened <- nd.Open() }()
-	select {
-	case err = <-opened:
-	case <-ctx.Done():
-		client.Close()
-		err = ctx.Err()
-	}
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindUnreachable, cfg.Name, "connect", "open CLI: %w", err)
-	}
-	nd.Channel.TimeoutOps = opTimeout(cfg)
 	return &EOSDriver{cfg: cfg, nd: nd}, nil
 }
 

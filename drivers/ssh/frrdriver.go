@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/scrapli/scrapligo/driver/network"
-	"github.com/scrapli/scrapligo/driver/options"
-	"github.com/scrapli/scrapligo/platform"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/route"
@@ -53,41 +51,10 @@ var (
 // OpenFRR connects to the vtysh of the device described by cfg (the SSH login must land in
 // vtysh, e.g. through sshd's ForceCommand) and disables paging.
 func OpenFRR(ctx context.Context, cfg drivers.Config) (*FRRDriver, error) {
-	client, err := dial(ctx, cfg)
+	nd, err := openCLI(ctx, cfg, frrPlatformYAML, "frr", false, "vtysh")
 	if err != nil {
 		return nil, err
 	}
-	host, port := hostOf(cfg)
-	tr := &shellTransport{client: client}
-	p, err := platform.NewPlatform(frrPlatformYAML, host,
-		options.WithCustomTransport(tr),
-		options.WithPort(port),
-		options.WithAuthBypass(),
-		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
-		options.WithReadDelay(200*time.Microsecond),
-	)
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "frr platform: %w", err)
-	}
-	nd, err := p.GetNetworkDriver()
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "frr platform: %w", err)
-	}
-	opened := make(chan error, 1)
-	go func() { opened <- nd.Open() }()
-	select {
-	case err = <-opened:
-	case <-ctx.Done():
-		client.Close()
-		err = ctx.Err()
-	}
-	if err != nil {
-		client.Close()
-		return nil, drivers.Errorf(drivers.KindUnreachable, cfg.Name, "connect", "open vtysh: %w", err)
-	}
-	nd.Channel.TimeoutOps = opTimeout(cfg)
 	return &FRRDriver{cfg: cfg, nd: nd}, nil
 }
 
