@@ -233,6 +233,21 @@ type verifyReport struct {
 	} `json:"devices"`
 }
 
+// verifyInSync asks GET /v1/verify until the fabric is in sync or within runs out (a device
+// that has just come back may fail a first read, and verify keeps that reading for
+// verify.max_age), and returns the last report.
+func verifyInSync(tb testing.TB, url, tok string, within time.Duration) verifyReport {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := verifyFabric(tb, url, tok)
+		if r.InSync || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 func verifyFabric(tb testing.TB, url, tok string) verifyReport {
 	tb.Helper()
 	req, _ := http.NewRequest("GET", url+"/v1/verify", nil)

@@ -493,7 +493,8 @@ func TestFlappingManagementLink(t *testing.T) {
 	if sw, fw := deviceRoutes(t, l); sw != n || fw != n {
 		t.Errorf("sw1 holds %d and fw1 %d routes, want %d each", sw, fw, n)
 	}
-	if r := verifyFabric(t, url, viewer); !r.InSync {
+	// The link has just come up for good: the switch may miss a first read.
+	if r := verifyInSync(t, url, viewer, 30*time.Second); !r.InSync {
 		t.Errorf("verify: %+v", r)
 	}
 }

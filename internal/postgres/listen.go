@@ -86,9 +86,10 @@ func NewHub(cfg *pgx.ConnConfig, log *slog.Logger) *Hub {
 }
 
 // Handle registers fn for notifications on channel and for every Connected and Disconnected
-// event. fn runs on the hub's goroutine, after the handlers registered before it and before
-// any subscription is woken for the same event, so it must be quick and must not block. Call
-// Handle before Start.
+// event. fn runs on the hub's goroutine, after the handlers registered before it; for a
+// notification before any subscription is woken for it, for Connected after every
+// subscription has been woken to resync. It must be quick and must not block. Call Handle
+// before Start.
 func (h *Hub) Handle(channel string, fn func(Event)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -256,8 +257,9 @@ func (h *Hub) receive(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// transition records the connection state and tells handlers, then (on a reconnect) wakes
-// every subscription so that it re-reads.
+// transition records the connection state, (on a reconnect) wakes every subscription so that
+// it re-reads, and then tells handlers: once a handler has seen Connected, every subscription
+// made before it has been woken, and none made after it will be by this connect.
 func (h *Hub) transition(up bool) {
 	kind := Disconnected
 	if up {
@@ -266,19 +268,16 @@ func (h *Hub) transition(up bool) {
 	h.mu.Lock()
 	h.connected = up
 	handlers := h.handlers
+	if up {
+		for _, m := range h.subs {
+			for s := range m {
+				s.wake()
+			}
+		}
+	}
 	h.mu.Unlock()
 	for _, hd := range handlers {
 		hd.fn(Event{Kind: kind})
-	}
-	if !up {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, m := range h.subs {
-		for s := range m {
-			s.wake()
-		}
 	}
 }
 
