@@ -3,16 +3,11 @@ package ssh
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/scrapli/scrapligo/driver/network"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/route"
@@ -27,11 +22,7 @@ import (
 // Ownership is marked on the box: every route the driver adds carries "name returnpath",
 // reads list only such routes, and deletes are sent only for routes read back with it.
 type EOSDriver struct {
-	cfg drivers.Config
-
-	mu     sync.Mutex
-	nd     *network.Driver
-	closed bool
+	cliSession
 }
 
 var (
@@ -49,66 +40,11 @@ func OpenEOS(ctx context.Context, cfg drivers.Config) (*EOSDriver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EOSDriver{cfg: cfg, nd: nd}, nil
+	return &EOSDriver{cliSession{cfg: cfg, nd: nd}}, nil
 }
 
-// abort drops the session after a timeout or a broken read; it is unusable afterwards.
-func (d *EOSDriver) abort() {
-	_ = d.nd.Transport.Close(true)
-	d.closed = true
-}
-
-// exchange writes in and reads the CLI's answer until done says it is complete. With more
-// set, a pager prompt ("--More--") at the end of what arrived is answered with a space, so
-// that output reads whole even when paging could not be turned off. d.mu must be held.
-func (d *EOSDriver) exchange(ctx context.Context, in string, more bool, done func(out []byte) bool) (string, error) {
-	writeErr := make(chan error, 1)
-	go func() { writeErr <- d.nd.Channel.Write([]byte(in), false) }()
-	var out []byte
-	written := false
-	for {
-		b, err := d.nd.Channel.Read()
-		if err != nil {
-			d.abort()
-			return string(out), fmt.Errorf("session lost: %w", err)
-		}
-		if len(b) > 0 {
-			out = append(out, b...)
-			tail := out[max(0, len(out)-40):]
-			if more && bytes.HasSuffix(bytes.TrimRight(tail, " "), []byte("--More--")) {
-				if err := d.nd.Channel.Write([]byte(" "), false); err != nil {
-					d.abort()
-					return string(out), fmt.Errorf("answer pager: %w", err)
-				}
-				continue
-			}
-			if done(out) {
-				break
-			}
-			continue
-		}
-		select {
-		case err := <-writeErr:
-			if err != nil {
-				d.abort()
-				return string(out), fmt.Errorf("write: %w", err)
-			}
-			written = true
-		case <-ctx.Done():
-			d.abort()
-			return string(out), ctx.Err()
-		default:
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if !written {
-		if err := <-writeErr; err != nil {
-			d.abort()
-			return string(out), fmt.Errorf("write: %w", err)
-		}
-	}
-	return string(out), nil
-}
+// eosPager is the marker EOS prints when output fills the terminal with paging on.
+var eosPager = []byte("--More--")
 
 // show runs a show command in privileged mode and returns its output without echo and
 // prompt. d.mu must be held.
@@ -116,7 +52,7 @@ func (d *EOSDriver) show(ctx context.Context, cmd string) (string, error) {
 	if err := d.nd.AcquirePriv("privilege-exec"); err != nil {
 		return "", drivers.Errorf(drivers.KindUnreachable, d.cfg.Name, "read", "enter privileged mode: %w", err)
 	}
-	out, err := d.exchange(ctx, cmd+"\n", true, func(out []byte) bool {
+	out, err := d.exchange(ctx, cmd+"\n", eosPager, func(out []byte) bool {
 		return eosExecPromptEnd.Match(out[max(0, len(out)-80):])
 	})
 	if err != nil {
@@ -151,11 +87,10 @@ func (d *EOSDriver) owned(ctx context.Context) ([]route.Route, error) {
 func (d *EOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "session is closed")
+	if err := d.lock("read"); err != nil {
+		return nil, err
 	}
+	defer d.mu.Unlock()
 	return d.owned(ctx)
 }
 
@@ -164,11 +99,10 @@ func (d *EOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 func (d *EOSDriver) Version(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "session is closed")
+	if err := d.lock("read"); err != nil {
+		return "", err
 	}
+	defer d.mu.Unlock()
 	out, err := d.show(ctx, "show version")
 	if err != nil {
 		return "", err
@@ -195,11 +129,10 @@ func (d *EOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
 	defer cancel()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return drivers.Errorf(drivers.KindInternal, d.cfg.Name, "apply", "session is closed")
+	if err := d.lock("apply"); err != nil {
+		return err
 	}
+	defer d.mu.Unlock()
 	send, index, err := d.sendable(ctx, ops)
 	if err != nil {
 		return err
@@ -222,7 +155,7 @@ func (d *EOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	}
 	// One prompt after each line sent; count them as complete lines arrive.
 	prompts, scanned := 0, 0
-	transcript, err := d.exchange(ctx, in.String(), false, func(out []byte) bool {
+	transcript, err := d.exchange(ctx, in.String(), nil, func(out []byte) bool {
 		for {
 			nl := bytes.IndexByte(out[scanned:], '\n')
 			if nl < 0 {
@@ -251,7 +184,7 @@ func (d *EOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 			return d.refused(ctx, ops, index[i], text)
 		}
 	}
-	out, err := d.exchange(ctx, "commit\n", false, func(out []byte) bool {
+	out, err := d.exchange(ctx, "commit\n", nil, func(out []byte) bool {
 		return eosPromptEnd.Match(out[max(0, len(out)-80):])
 	})
 	if err != nil {
@@ -321,24 +254,8 @@ func (d *EOSDriver) refused(ctx context.Context, ops []route.RouteOp, bad int, t
 
 // abortSession discards the open configuration session and returns to privileged mode.
 func (d *EOSDriver) abortSession(ctx context.Context) error {
-	_, err := d.exchange(ctx, "abort\n", false, func(out []byte) bool {
+	_, err := d.exchange(ctx, "abort\n", nil, func(out []byte) bool {
 		return eosExecPromptEnd.Match(out[max(0, len(out)-80):])
 	})
 	return err
-}
-
-// Close leaves the CLI and ends the session. The CLI closing the stream (io.EOF) is success.
-// Close is safe to call more than once.
-func (d *EOSDriver) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	err := d.nd.Close()
-	if err != nil && !errors.Is(err, io.EOF) && !isClosedErr(err) {
-		return drivers.Errorf(drivers.KindInternal, d.cfg.Name, "close", "%w", err)
-	}
-	return nil
 }

@@ -30,14 +30,8 @@
 package eos
 
 import (
-	"bufio"
-	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -45,6 +39,8 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/returnpath/returnpath/drivers/ssh/emulate/cliserver"
 )
 
 // Route is one static route in the emulated running-config.
@@ -79,19 +75,14 @@ type Options struct {
 
 // Device is an emulated EOS switch listening on 127.0.0.1.
 type Device struct {
-	opts   Options
-	ln     net.Listener
-	signer ssh.Signer
-	config *ssh.ServerConfig
+	opts Options
+	srv  *cliserver.Server
 
 	mu         sync.Mutex
 	running    table
 	failCommit string // text of the next commit's failure; "" for none
 	dropCommit bool   // close the connection during the next commit, after applying it
 	commits    int
-	conns      map[net.Conn]struct{}
-	closed     bool
-	wg         sync.WaitGroup
 }
 
 // Start starts a device with an empty route table.
@@ -102,53 +93,29 @@ func Start(opts Options) (*Device, error) {
 	if opts.PageLines <= 0 {
 		opts.PageLines = 24
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	d := &Device{opts: opts, running: table{}}
+	srv, err := cliserver.Start(cliserver.Options{
+		Username: opts.Username,
+		Password: opts.Password,
+		Shell:    func(s *cliserver.Session) { (&cli{d: d, s: s}).run() },
+	})
 	if err != nil {
 		return nil, err
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	d := &Device{opts: opts, signer: signer, running: table{}, conns: map[net.Conn]struct{}{}}
-	d.config = &ssh.ServerConfig{
-		PasswordCallback: func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			if c.User() == opts.Username && string(pw) == opts.Password {
-				return nil, nil
-			}
-			return nil, errors.New("access denied")
-		},
-	}
-	d.config.AddHostKey(signer)
-	d.ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	d.wg.Add(1)
-	go d.serve()
+	d.srv = srv
 	return d, nil
 }
 
 // Addr is the device's SSH address.
 func (d *Device) Addr() netip.AddrPort {
-	return netip.MustParseAddrPort(d.ln.Addr().String())
+	return d.srv.Addr()
 }
 
 // HostKey is the device's SSH host key.
-func (d *Device) HostKey() ssh.PublicKey { return d.signer.PublicKey() }
+func (d *Device) HostKey() ssh.PublicKey { return d.srv.HostKey() }
 
 // Close stops the device and drops every session.
-func (d *Device) Close() error {
-	d.mu.Lock()
-	d.closed = true
-	for c := range d.conns {
-		c.Close()
-	}
-	d.mu.Unlock()
-	err := d.ln.Close()
-	d.wg.Wait()
-	return err
-}
+func (d *Device) Close() error { return d.srv.Close() }
 
 // Routes returns the running route table, sorted as running-config lists it.
 func (d *Device) Routes() []Route {
@@ -220,79 +187,10 @@ func sorted(t table) []Route {
 	return out
 }
 
-func (d *Device) serve() {
-	defer d.wg.Done()
-	for {
-		c, err := d.ln.Accept()
-		if err != nil {
-			return
-		}
-		d.mu.Lock()
-		if d.closed {
-			d.mu.Unlock()
-			c.Close()
-			return
-		}
-		d.conns[c] = struct{}{}
-		d.mu.Unlock()
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			defer func() {
-				d.mu.Lock()
-				delete(d.conns, c)
-				d.mu.Unlock()
-				c.Close()
-			}()
-			d.conn(c)
-		}()
-	}
-}
-
-func (d *Device) conn(c net.Conn) {
-	sc, chans, reqs, err := ssh.NewServerConn(c, d.config)
-	if err != nil {
-		return
-	}
-	defer sc.Close()
-	go ssh.DiscardRequests(reqs)
-	for nc := range chans {
-		if nc.ChannelType() != "session" {
-			_ = nc.Reject(ssh.UnknownChannelType, "only sessions")
-			continue
-		}
-		ch, creqs, err := nc.Accept()
-		if err != nil {
-			return
-		}
-		shell := make(chan struct{})
-		go func() {
-			once := sync.Once{}
-			for r := range creqs {
-				switch r.Type {
-				case "pty-req", "env", "window-change":
-					_ = r.Reply(true, nil)
-				case "shell":
-					_ = r.Reply(true, nil)
-					once.Do(func() { close(shell) })
-				default:
-					_ = r.Reply(false, nil)
-				}
-			}
-		}()
-		<-shell
-		(&cli{d: d, ch: ch, in: bufio.NewReader(ch), sc: sc}).run()
-		ch.Close()
-		return
-	}
-}
-
 // cli is one login session's command-line interface.
 type cli struct {
 	d      *Device
-	ch     ssh.Channel
-	sc     *ssh.ServerConn
-	in     *bufio.Reader
+	s      *cliserver.Session
 	priv   bool
 	paging bool // terminal length other than 0
 	// session is the open configuration session's name and candidate config, nil outside one.
@@ -311,18 +209,13 @@ func (c *cli) prompt() string {
 	return h + ">"
 }
 
-func (c *cli) write(s string) bool {
-	_, err := io.WriteString(c.ch, strings.ReplaceAll(s, "\n", "\r\n"))
-	return err == nil
-}
-
 func (c *cli) run() {
 	c.paging = true
-	if !c.write(c.prompt()) {
+	if !c.s.Write(c.prompt()) {
 		return
 	}
 	for {
-		line, ok := c.readLine()
+		line, ok := c.s.ReadLine()
 		if !ok {
 			return
 		}
@@ -330,72 +223,18 @@ func (c *cli) run() {
 		if quit {
 			return
 		}
-		if !c.output(out) || !c.write(c.prompt()) {
+		if !c.output(out) || !c.s.Write(c.prompt()) {
 			return
-		}
-	}
-}
-
-// readLine reads one line as the line editor does, echoing characters as they arrive (a
-// client waiting for the echo of what it typed before pressing return sees it) and the end
-// of the line as CR LF.
-func (c *cli) readLine() (string, bool) {
-	var line, echo []byte
-	for {
-		b, err := c.in.ReadByte()
-		if err != nil {
-			return "", false
-		}
-		switch b {
-		case '\r':
-			continue
-		case '\n':
-			if len(echo) > 0 && !c.write(string(echo)) {
-				return "", false
-			}
-			return string(line), c.write("\n")
-		}
-		line = append(line, b)
-		echo = append(echo, b)
-		if c.in.Buffered() == 0 {
-			if !c.write(string(echo)) {
-				return "", false
-			}
-			echo = echo[:0]
 		}
 	}
 }
 
 // output writes a command's output, paging it when paging is on.
 func (c *cli) output(out string) bool {
-	if out == "" {
-		return true
+	if !c.paging {
+		return c.s.Write(out)
 	}
-	lines := strings.SplitAfter(out, "\n")
-	if !c.paging || len(lines) < c.d.opts.PageLines {
-		return c.write(out)
-	}
-	for i, l := range lines {
-		if i > 0 && i%(c.d.opts.PageLines-1) == 0 {
-			if !c.write(" --More-- ") {
-				return false
-			}
-			b, err := c.in.ReadByte()
-			if err != nil {
-				return false
-			}
-			if !c.write("\r          \r") {
-				return false
-			}
-			if b == 'q' {
-				return true
-			}
-		}
-		if !c.write(l) {
-			return false
-		}
-	}
-	return true
+	return c.s.Page(out, c.d.opts.PageLines, " --More-- ")
 }
 
 const (
@@ -489,7 +328,7 @@ func (c *cli) commit() (string, bool) {
 	d.mu.Unlock()
 	c.session, c.candidate = nil, nil
 	if drop {
-		c.sc.Close()
+		c.s.Drop()
 		return "", true
 	}
 	return "", false

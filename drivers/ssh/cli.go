@@ -1,0 +1,115 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/scrapli/scrapligo/driver/network"
+
+	"github.com/returnpath/returnpath/drivers"
+)
+
+// cliSession is the part every vendor CLI driver of this package shares: a scrapligo
+// network driver opened by openCLI, a lock that serialises operations on it, and a raw
+// exchange that writes a whole batch at once and reads the CLI's answer until the driver
+// says it is complete. A timeout or a broken read drops the session (it cannot be trusted
+// to be at a prompt afterwards); later operations then fail with "session is closed".
+type cliSession struct {
+	cfg drivers.Config
+
+	mu     sync.Mutex
+	nd     *network.Driver
+	closed bool
+}
+
+// lock takes the session for one operation, or fails when the session was dropped. The
+// caller unlocks c.mu.
+func (c *cliSession) lock(op string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return drivers.Errorf(drivers.KindInternal, c.cfg.Name, op, "session is closed")
+	}
+	return nil
+}
+
+// drop closes the transport after a timeout or a broken read; the session is unusable
+// afterwards. c.mu must be held.
+func (c *cliSession) drop() {
+	_ = c.nd.Transport.Close(true)
+	c.closed = true
+}
+
+// exchange writes in and reads the CLI's answer until done says it is complete. With pager
+// set (e.g. "--More--"), a pager prompt at the end of what arrived, trailing spaces aside, is
+// answered with a space, so that output reads whole even when paging could not be turned
+// off. c.mu must be held.
+func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done func(out []byte) bool) (string, error) {
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- c.nd.Channel.Write([]byte(in), false) }()
+	var out []byte
+	written := false
+	for {
+		b, err := c.nd.Channel.Read()
+		if err != nil {
+			c.drop()
+			return string(out), fmt.Errorf("session lost: %w", err)
+		}
+		if len(b) > 0 {
+			out = append(out, b...)
+			tail := out[max(0, len(out)-len(pager)-40):]
+			if len(pager) > 0 && bytes.HasSuffix(bytes.TrimRight(tail, " "), pager) {
+				if err := c.nd.Channel.Write([]byte(" "), false); err != nil {
+					c.drop()
+					return string(out), fmt.Errorf("answer pager: %w", err)
+				}
+				continue
+			}
+			if done(out) {
+				break
+			}
+			continue
+		}
+		select {
+		case err := <-writeErr:
+			if err != nil {
+				c.drop()
+				return string(out), fmt.Errorf("write: %w", err)
+			}
+			written = true
+		case <-ctx.Done():
+			c.drop()
+			return string(out), ctx.Err()
+		default:
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !written {
+		if err := <-writeErr; err != nil {
+			c.drop()
+			return string(out), fmt.Errorf("write: %w", err)
+		}
+	}
+	return string(out), nil
+}
+
+// Close leaves the CLI and ends the session. The CLI closing the stream (io.EOF) is success.
+// Close is safe to call more than once.
+func (c *cliSession) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	err := c.nd.Close()
+	if err != nil && !errors.Is(err, io.EOF) && !isClosedErr(err) {
+		return drivers.Errorf(drivers.KindInternal, c.cfg.Name, "close", "%w", err)
+	}
+	return nil
+}
