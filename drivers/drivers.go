@@ -51,6 +51,10 @@ type Factory struct {
 	// Preview renders ops in the device's native syntax, one entry per line or element, in
 	// the order they would be sent. It is pure: no device is contacted.
 	Preview func(cfg Config, ops []route.RouteOp) ([]string, error)
+	// Check, when set, validates the platform's own settings in cfg (e.g. a firewall's
+	// egress interface) when the service starts. Its error names the key at fault relative
+	// to the device entry, as a *route.FieldError ("panos.virtual_router").
+	Check func(cfg Config) error
 }
 
 // HostKeyPolicy says how SSH drivers treat the device's host key.

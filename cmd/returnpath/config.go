@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/route"
 	"github.com/returnpath/returnpath/internal/fabric"
 )
 
@@ -454,6 +455,15 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		g := d.GNMI
 		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
 			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
+		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
+			if err := f.Check(dc); err != nil {
+				var fe *route.FieldError
+				if errors.As(err, &fe) {
+					return nil, fmt.Errorf("%s.%s: %s", key, fe.Field, fe.Message)
+				}
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
 		out[d.Name] = dc
 	}
 	return out, nil

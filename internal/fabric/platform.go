@@ -1,6 +1,11 @@
 package fabric
 
-import "github.com/returnpath/returnpath/drivers/route"
+import (
+	"slices"
+	"strings"
+
+	"github.com/returnpath/returnpath/drivers/route"
+)
 
 // Platform names a device operating system returnpath can render routes for.
 type Platform = route.Platform
@@ -35,7 +40,12 @@ var Platforms = map[Platform]Transport{
 // ValidatePlatform reports whether p is a supported platform.
 func ValidatePlatform(p Platform) error {
 	if _, ok := Platforms[p]; !ok {
-		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want frr, linux, openconfig, nokia_srl or arista_eos)", string(p))
+		names := make([]string, 0, len(Platforms))
+		for name := range Platforms {
+			names = append(names, string(name))
+		}
+		slices.Sort(names)
+		return FieldErrorf(EINVALID, "platform", "unknown platform %q (want one of %s)", string(p), strings.Join(names, ", "))
 	}
 	return nil
 }
