@@ -26,6 +26,7 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	@out=$$($(GO) mod tidy -diff); if [ -n "$$out" ]; then echo "go.mod/go.sum are not tidy (run 'go mod tidy'):"; echo "$$out"; exit 1; fi
+	./scripts/check-alerts.sh docs/alerts.yml
 
 # Benchmarks; results and the exact commands are recorded in docs/benchmarks.md.
 bench:
