@@ -61,7 +61,7 @@ func Settle(ch Change) Settlement {
 		reason := describeFailure(failed)
 		undo := undoOps(applied)
 		return Settlement{SkipPending: true, Undo: undo, Ready: readyDevices(undo), Reason: reason,
-			Event: ChangeEvent{What: "rolling_back", Detail: "undoing "+strings.Replace(CountOps(len(applied)), " op", " applied op", 1)+" because "+reason}}
+			Event: ChangeEvent{What: "rolling_back", Detail: "undoing " + strings.Replace(CountOps(len(applied)), " op", " applied op", 1) + " because " + reason}}
 	case len(applied) == len(forward):
 		s := Settlement{Final: ChangeApplied}
 		if ch.Host != nil {
