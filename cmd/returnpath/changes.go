@@ -176,7 +176,7 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n%s\n", paint(ansiBold, fmt.Sprintf("%d ops, in the order they are applied:", len(ch.Ops))))
+	fmt.Fprintf(out, "\n%s\n", paint(ansiBold, countOf(len(ch.Ops), "op", "ops")+", in the order they are applied:"))
 	device := ""
 	for i, op := range ch.Ops {
 		if op.Device != device || i == 0 {
@@ -189,7 +189,7 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		}
 		state := term(op.Status)
 		if op.Attempts > 0 {
-			state += fmt.Sprintf(", %d attempts", op.Attempts)
+			state += ", " + countOf(op.Attempts, "attempt", "attempts")
 		}
 		tprintf(out, "  %2d. %s %s via %s (vrf %s) ", i+1, sign, op.Prefix, op.NextHop, op.VRF)
 		fmt.Fprintf(out, "%s\n", paint(ansiDim, "["+state+"]"))
@@ -198,8 +198,15 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 				fmt.Fprintf(out, "        %s\n", paint(code, term(line)))
 			}
 		}
+		if r := retrying(op); r != "" {
+			fmt.Fprintf(out, "        %s\n", paint(ansiDim, r))
+		}
 		if op.Error != nil && *op.Error != "" {
-			fmt.Fprintf(out, "        %s\n", paint(ansiRed, "error: "+term(*op.Error)))
+			label := "error: "
+			if op.Status == "pending" {
+				label = "last error: " // the op is still being retried
+			}
+			fmt.Fprintf(out, "        %s\n", paint(ansiRed, label+term(*op.Error)))
 		}
 		if op.Output != nil && *op.Output != "" {
 			for _, line := range strings.Split(strings.TrimRight(*op.Output, "\n"), "\n") {
@@ -216,6 +223,19 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		return ew.Flush()
 	}
 	return nil
+}
+
+// retrying says until when the engine retries an op whose device it could not reach, and when
+// it next tries; "" for an op that is not being retried.
+func retrying(op client.ChangeOp) string {
+	var parts []string
+	if op.GivesUpAt != nil {
+		parts = append(parts, "retrying until "+op.GivesUpAt.UTC().Format(time.RFC3339)+" (apply.retry_deadline after the first error)")
+	}
+	if op.NextAttemptAt != nil {
+		parts = append(parts, "next attempt at "+op.NextAttemptAt.UTC().Format(time.RFC3339))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newChangesApproveCmd() *cobra.Command {
@@ -323,7 +343,12 @@ func changeAction(cmd *cobra.Command, arg string, act func(context.Context, *cli
 		return emitJSON(out, true, ch, err)
 	}
 	if err == nil {
-		tprintf(out, "change #%d %s: now %s\n\n", ch.ID, did, ch.Status)
+		// "approved: now approved" says nothing twice; "approved: now applying" says something.
+		if string(ch.Status) == did {
+			tprintf(out, "change #%d %s\n\n", ch.ID, did)
+		} else {
+			tprintf(out, "change #%d %s: now %s\n\n", ch.ID, did, ch.Status)
+		}
 	}
 	if perr := printChange(out, ch, isTerminal(out)); perr != nil && err == nil {
 		return perr

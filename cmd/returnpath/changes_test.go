@@ -335,7 +335,7 @@ plan hash     sha256:3remove
         ip route del 172.10.0.0/24 via 10.10.20.1 proto 202
 
   sw1
-   2. - 172.10.0.0/24 via 10.10.10.101 (vrf default) [failed, 1 attempts]
+   2. - 172.10.0.0/24 via 10.10.10.101 (vrf default) [failed, 1 attempt]
         no ip route 172.10.0.0/24 10.10.10.101
         error: % Unknown command
 
@@ -369,13 +369,36 @@ events:
 	}
 }
 
+// TestChangesShowRetryingOp: an op waiting for an unreachable device says until when it is
+// retried, when the device is next tried, and its last error; counts take their plural.
+func TestChangesShowRetryingOp(t *testing.T) {
+	op := fakeOp("sw1", "add", "pending", strp("device unreachable, retrying: connection refused"))
+	op.Attempts = 3
+	next, until := time.Date(2026, 11, 26, 10, 0, 8, 0, time.UTC), time.Date(2026, 11, 26, 10, 5, 0, 0, time.UTC)
+	op.NextAttemptAt, op.GivesUpAt = &next, &until
+	var b strings.Builder
+	if err := printChange(&b, *newFakeChange(4, "add", "applying", nil, nil, []client.ChangeOp{op}), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"1 op, in the order they are applied:",
+		"[pending, 3 attempts]",
+		"retrying until 2026-11-26T10:05:00Z (apply.retry_deadline after the first error); next attempt at 2026-11-26T10:00:08Z",
+		"last error: device unreachable, retrying: connection refused",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("show does not say %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestChangesApproveRejectRetry(t *testing.T) {
 	f, _ := startFakeChanges(t)
 	out, err := run(t, "changes", "approve", "4")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.HasPrefix(out, "change #4 approved: now approved\n\nchange #4: add, approved\n") || !strings.Contains(out, "approved by   reviewer") {
+	if !strings.HasPrefix(out, "change #4 approved\n\nchange #4: add, approved\n") || !strings.Contains(out, "approved by   reviewer") {
 		t.Errorf("approve output:\n%s", out)
 	}
 	_, err = run(t, "changes", "approve", "4")

@@ -62,22 +62,40 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v", err)
 	}
+	// The service allocates the pool's first subnet, 172.10.0.0/24: the demo asks for none.
 	for _, want := range []string{
+		"postgres returnpath", // lab status lists the lab's database
 		"no reply (the reply dies at the firewall)",
-		"ip route 172.10.10.0/24 10.10.10.101",              // the switch's line the reviewer saw
-		"route add 172.10.10.0/24 via 10.10.20.1 proto 202", // the firewall's
+		"ip route 172.10.0.0/24 10.10.10.101",              // the switch's line the reviewer saw
+		"route add 172.10.0.0/24 via 10.10.20.1 proto 202", // the firewall's
 		"host docker-01 is active",
-		"172.10.10.2 > 198.51.100.1: ICMP echo request", // not NATed on the host's uplink
+		"172.10.0.2 > 198.51.100.1: ICMP echo request", // not NATed on the host's uplink
 		"in sync (exit 0)",
-		"fw1  missing  172.10.10.0/24 via 10.10.20.1",
+		"fw1  missing  172.10.0.0/24 via 10.10.20.1",
 		"drift found (exit 1)",
+		"1 op, in the order they are applied:", // the remediation
 		"in sync again (exit 0)",
 		"sw1: 0 routes   fw1: 0 routes",
+		"DRIFT: 1 of 2 devices, 1 route differs from intent",
 		"pool docker: 0 of 256 subnets allocated",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo did not show %q", want)
 		}
+	}
+	// The narration tells the truth: no subnet asked for, nothing said twice, plurals right,
+	// no empty events heading, and the host registered before dockerd took the bip.
+	for _, wrong := range []string{"--subnet", "approved: now approved", "1 ops", "1 routes", "1 attempts", "not rewritten"} {
+		if strings.Contains(out.String(), wrong) {
+			t.Errorf("the demo says %q", wrong)
+		}
+	}
+	if n := strings.Count(out.String(), "events:"); n != 1 {
+		t.Errorf("the demo shows %d events headings, want 1 (the full change the reviewer reads)", n)
+	}
+	registered, dockerd := strings.Index(out.String(), "daemon.json now:"), strings.Index(out.String(), "host1: docker0 ")
+	if registered < 0 || dockerd < 0 || dockerd < registered {
+		t.Errorf("dockerd took its bip (at %d) before the host was registered (at %d)", dockerd, registered)
 	}
 	if after := rootNamespace(t); after != before {
 		t.Errorf("the root namespace changed:\nbefore:\n%s\nafter:\n%s", before, after)

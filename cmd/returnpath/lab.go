@@ -88,8 +88,17 @@ func newLabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(cmd.OutOrStdout(), st.String())
-			if !st.Healthy() {
+			out := cmd.OutOrStdout()
+			fmt.Fprint(out, st.String())
+			healthy := st.Healthy()
+			// The lab's own PostgreSQL (none when lab up was given --database-url).
+			for _, pg := range pgcluster.Find(dir) {
+				pid, ok := pg.PID()
+				healthy = healthy && ok
+				fmt.Fprintf(out, "  postgres %-15s pid %-7d %s\n", "returnpath", pid, labUpDown(ok))
+				fmt.Fprintf(out, "           database_url %s\n", pg.URL("returnpath"))
+			}
+			if !healthy {
 				return exitCode{code: 1}
 			}
 			return nil
@@ -161,4 +170,11 @@ func newLabCmd() *cobra.Command {
 	_ = dockerd.MarkFlagRequired("daemon-json")
 	cmd.AddCommand(up, down, status, env, dockerd)
 	return cmd
+}
+
+func labUpDown(ok bool) string {
+	if ok {
+		return "up"
+	}
+	return "DOWN"
 }

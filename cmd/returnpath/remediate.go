@@ -35,7 +35,7 @@ func newRemediateCmd() *cobra.Command {
 			if err := c.Do(cmd.Context(), http.MethodPost, path, nil, &ch); err != nil {
 				return err
 			}
-			tprintf(cmd.OutOrStdout(), "filed remediate change #%d (%s) with %d ops; review it with 'returnpath changes show %d'\n", ch.ID, ch.Status, len(ch.Ops), ch.ID)
+			tprintf(cmd.OutOrStdout(), "filed remediate change #%d (%s) with %s; review it with 'returnpath changes show %d'\n", ch.ID, ch.Status, countOf(len(ch.Ops), "op", "ops"), ch.ID)
 			return nil
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -164,6 +165,7 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 	m.Changes.SetEnqueuer(m.Engine)
+	m.Changes.SetRetryDeadline(m.Engine.RetryDeadline())
 	m.Events.SetInserter(m.Engine)
 	if len(hooks) > 0 {
 		// Without webhooks, registration stays one statement with no transaction around it.
@@ -353,10 +355,20 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func newLogger(level string) *slog.Logger {
+func newLogger(level string) *slog.Logger { return newLoggerTo(os.Stderr, level) }
+
+// newLoggerTo logs JSON lines to w. A time.Duration is written as a Go duration string
+// ("1.5s"), never as the JSON handler's bare nanoseconds: our own lines log durations as
+// took_ms, and this covers the rest (River's, and any line that forgets).
+func newLoggerTo(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			a.Value = slog.StringValue(a.Value.Duration().String())
+		}
+		return a
+	}}))
 }
 
 func newServeCmd() *cobra.Command {

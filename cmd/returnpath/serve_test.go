@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -176,5 +177,19 @@ func waitCondition(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within 10s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLoggerWritesDurationsForPeople: the service's JSON log never writes a duration as bare
+// nanoseconds; whatever logs a time.Duration gets a Go duration string.
+func TestLoggerWritesDurationsForPeople(t *testing.T) {
+	var b strings.Builder
+	newLoggerTo(&b, "info").Info("x", "retry_in", 1500*time.Millisecond, slog.Group("g", slog.Duration("wait", 2*time.Minute)))
+	var got map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &got); err != nil {
+		t.Fatalf("%v: %s", err, b.String())
+	}
+	if got["retry_in"] != "1.5s" || got["g"].(map[string]any)["wait"] != "2m0s" {
+		t.Errorf("logged %s, want durations as Go duration strings", b.String())
 	}
 }

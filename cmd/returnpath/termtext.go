@@ -91,3 +91,11 @@ func tprintf(w io.Writer, format string, a ...any) {
 func tsprintf(format string, a ...any) string {
 	return fmt.Sprintf(format, termArgs(a)...)
 }
+
+// countOf writes n with the noun's singular or plural: "1 op", "2 ops", "0 ops".
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

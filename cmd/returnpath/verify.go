@@ -282,9 +282,13 @@ func verdict(r verify.Report) string {
 	}
 	switch {
 	case r.Unreachable() > 0:
-		return fmt.Sprintf("NOT VERIFIED: %d of %d devices could not be read; %d drift (%d routes) (%s)", r.Unreachable(), n, r.Drifted(), routes, msText(r.TookMS))
+		return fmt.Sprintf("NOT VERIFIED: %d of %d devices could not be read; %d drift (%s) (%s)", r.Unreachable(), n, r.Drifted(), countOf(routes, "route", "routes"), msText(r.TookMS))
 	case r.Drifted() > 0:
-		return fmt.Sprintf("DRIFT: %d of %d devices, %d routes differ from intent (%s)", r.Drifted(), n, routes, msText(r.TookMS))
+		differ := countOf(routes, "route", "routes") + " differ"
+		if routes == 1 {
+			differ = "1 route differs"
+		}
+		return fmt.Sprintf("DRIFT: %d of %d devices, %s from intent (%s)", r.Drifted(), n, differ, msText(r.TookMS))
 	}
 	return fmt.Sprintf("IN SYNC: %d devices hold exactly their intent (%s)", n, msText(r.TookMS))
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,7 +87,7 @@ func (c *Config) defaults() {
 type Store interface {
 	ReadyOps(ctx context.Context, device string, limit int) ([]postgres.ReadyOp, error)
 	StartApplying(ctx context.Context, device string, changeIDs []int64) error
-	Record(ctx context.Context, device string, results []postgres.OpResult) error
+	Record(ctx context.Context, device string, results []postgres.OpResult) ([]fabric.Ended, error)
 	BeginDeviceWork(ctx context.Context, device string) (postgres.DeviceWork, error)
 	DeviceUnreachable(ctx context.Context, device, reason string, unsettled bool) (time.Time, error)
 	DeviceReachable(ctx context.Context, device string) error
@@ -111,7 +112,8 @@ type Engine struct {
 
 	sessionSeconds *prometheus.HistogramVec
 	sessionErrors  *prometheus.CounterVec
-	opsApplied     *prometheus.CounterVec
+	opsSettled     *prometheus.CounterVec
+	opAttempts     *prometheus.CounterVec
 }
 
 type applyArgs struct {
@@ -143,11 +145,17 @@ func New(cfg Config, pool *pgxpool.Pool, store Store, locker Locker, devices *se
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"device"}),
 		sessionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "returnpath_device_session_errors_total", Help: "Device session failures by kind."}, []string{"device", "kind"}),
-		opsApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "returnpath_ops_total", Help: "Route ops settled by the apply engine, by outcome."}, []string{"device", "outcome"}),
+		opsSettled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "returnpath_ops_total",
+			Help: "Route ops of the changes the apply engine ended, each counted once by its final status (applied, failed, rolled_back, skipped)."},
+			[]string{"device", "outcome"}),
+		opAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "returnpath_op_attempts_total",
+			Help: "Times the apply engine sent a route op to a device, or tried to and could not reach it (retries included)."},
+			[]string{"device"}),
 	}
 	if reg != nil {
-		reg.MustRegister(e.sessionSeconds, e.sessionErrors, e.opsApplied, &changeCollector{store: store})
+		reg.MustRegister(e.sessionSeconds, e.sessionErrors, e.opsSettled, e.opAttempts, &changeCollector{store: store})
 	}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, river.WorkFunc(e.work)); err != nil {
@@ -309,20 +317,45 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 			}
 			unsettled = false
 		}
-		if err := e.store.Record(rctx, dev, results); err != nil {
+		ended, err := e.store.Record(rctx, dev, results)
+		if err != nil {
 			return err
 		}
 		if e.cfg.AfterSession != nil && lease != nil {
 			e.cfg.AfterSession(dev)
 		}
 		for _, r := range results {
-			e.opsApplied.WithLabelValues(dev, string(r.Status)).Inc()
+			if r.Attempted {
+				e.opAttempts.WithLabelValues(dev).Inc()
+			}
+		}
+		for _, end := range ended {
+			e.ended(end)
 		}
 		if out.retry != nil {
 			return nil // DeviceUnreachable queued the device's next job
 		}
 	}
 }
+
+// ended logs a change the engine finished, one info line whatever its status (a failure
+// already had its warnings from the sessions), and counts its ops,
+// each once, in its final status: an op retried ten times is one op and ten attempts.
+func (e *Engine) ended(end fabric.Ended) {
+	for _, o := range end.Ops {
+		e.opsSettled.WithLabelValues(o.Device, string(o.Status)).Inc()
+	}
+	attrs := []any{"change", end.ID, "host", end.Host, "action", string(end.Kind), "status", string(end.Status),
+		"devices", strings.Join(end.Devices, ","), "ops", len(end.Ops), "took_ms", end.Took.Milliseconds()}
+	if end.Reason != "" {
+		attrs = append(attrs, "reason", end.Reason)
+	}
+	e.log.Info("change settled", attrs...)
+}
+
+// RetryDeadline is how long the engine retries an unreachable device's ops before failing
+// them (Config.RetryDeadline with its default): what the change store shows as GivesUpAt.
+func (e *Engine) RetryDeadline() time.Duration { return e.cfg.RetryDeadline }
 
 // outcome is what a session says about the device beyond each op's result.
 type outcome struct {
@@ -467,7 +500,7 @@ func (e *Engine) notSent(dev string, ops []postgres.ReadyOp, err error) ([]postg
 	for i, o := range ops {
 		results[i] = postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpPending, Unreachable: true,
 			Error: "device unreachable, retrying: " + safe(err)}
-		if o.FirstErrorAt != nil && time.Since(*o.FirstErrorAt) > e.cfg.RetryDeadline {
+		if o.FirstErrorAt != nil && time.Now().After(fabric.GivesUpAt(*o.FirstErrorAt, e.cfg.RetryDeadline)) {
 			results[i].Status = fabric.OpFailed
 			results[i].Error = fmt.Sprintf("device unreachable for more than %s: %s", e.cfg.RetryDeadline, safe(err))
 			continue

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/returnpath/returnpath/drivers"
@@ -94,6 +96,70 @@ type env struct {
 	changes *postgres.Changes
 	sw, fw  *drivertest.Fake
 	tl      *timeline
+	logs    *logBuffer
+	reg     *prometheus.Registry
+}
+
+// logBuffer collects the engine's JSON log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// records returns the logged records whose msg is msg.
+func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	text := l.b.String()
+	l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// metrics returns the values of the series of the counter or gauge name, keyed by their
+// labels as "k=v,k=v" in label order.
+func (e *env) metrics(t *testing.T, name string) map[string]float64 {
+	t.Helper()
+	families, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue()
+			if m.GetGauge() != nil {
+				v = m.GetGauge().GetValue()
+			}
+			out[strings.Join(labels, ",")] = v
+		}
+	}
+	return out
 }
 
 func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Config)) *env {
@@ -104,7 +170,7 @@ func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Conf
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, sw: drivertest.NewFake("sw1"), fw: drivertest.NewFake("fw1"), tl: &timeline{}}
+	e := &env{db: db, sw: drivertest.NewFake("sw1"), fw: drivertest.NewFake("fw1"), tl: &timeline{}, logs: &logBuffer{}, reg: prometheus.NewRegistry()}
 	fac := e.tl.factory(e.sw, e.fw)
 	factories := map[fabric.Platform]drivers.Factory{fabric.PlatformFRR: fac, fabric.PlatformLinux: fac}
 	cfgs := map[string]drivers.Config{}
@@ -122,11 +188,12 @@ func newEnv(t *testing.T, policy fabric.ApprovalPolicy, opts ...func(*apply.Conf
 		o(&cfg)
 	}
 	devs := &session.Devices{Configs: cfgs, Factories: factories, Budget: db}
-	eng, err := apply.New(cfg, db.Pool, e.changes, db, devs, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	eng, err := apply.New(cfg, db.Pool, e.changes, db, devs, slog.New(slog.NewJSONHandler(e.logs, nil)), e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.changes.SetEnqueuer(eng)
+	e.changes.SetRetryDeadline(eng.RetryDeadline())
 	if err := eng.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +319,33 @@ func TestRollbackWhenFirewallRejects(t *testing.T) {
 	if got, _ := e.hosts.Host(context.Background(), "d1"); got.State != fabric.HostPending {
 		t.Errorf("host = %s, want still pending", got.State)
 	}
+	// One log line tells what became of the change; durations are whole milliseconds.
+	recs := e.logs.records(t, "change settled")
+	if len(recs) != 1 {
+		t.Fatalf("%d 'change settled' lines, want 1: %v", len(recs), recs)
+	}
+	got := recs[0]
+	took, isNumber := got["took_ms"].(float64)
+	if !isNumber || took < 0 || took != float64(int64(took)) {
+		t.Errorf("took_ms = %v, want whole milliseconds", got["took_ms"])
+	}
+	delete(got, "time")
+	delete(got, "took_ms")
+	want2 := map[string]any{"level": "INFO", "msg": "change settled", "change": float64(c.ID), "host": "d1", "action": "add",
+		"status": "rolled_back", "devices": "sw1,fw1", "ops": float64(3), "reason": c.Reason}
+	if diff := cmp.Diff(want2, got); diff != "" {
+		t.Errorf("change settled line (-want +got):\n%s", diff)
+	}
+	// Each op counted once in its final status; the switch's add was applied, then undone by
+	// its rollback op.
+	wantOps := map[string]float64{"device=sw1,outcome=rolled_back": 1, "device=sw1,outcome=applied": 1, "device=fw1,outcome=failed": 1}
+	if diff := cmp.Diff(wantOps, e.metrics(t, "returnpath_ops_total")); diff != "" {
+		t.Errorf("returnpath_ops_total (-want +got):\n%s", diff)
+	}
+	wantAttempts := map[string]float64{"device=sw1": 2, "device=fw1": 1}
+	if diff := cmp.Diff(wantAttempts, e.metrics(t, "returnpath_op_attempts_total")); diff != "" {
+		t.Errorf("returnpath_op_attempts_total (-want +got):\n%s", diff)
+	}
 }
 
 func TestUnreachableDeviceThenUp(t *testing.T) {
@@ -271,6 +365,25 @@ func TestUnreachableDeviceThenUp(t *testing.T) {
 			if c.Status != fabric.ChangeApplying {
 				t.Fatalf("change = %s while the switch is down, want applying", c.Status)
 			}
+			// The op says until when it is retried (first error + the retry deadline), when
+			// the device is next tried, and why.
+			op := c.Ops[0]
+			if op.FirstErrorAt.IsZero() || !op.GivesUpAt.Equal(op.FirstErrorAt.Add(time.Minute)) {
+				t.Errorf("op first error %v, gives up at %v; want the first error plus the 1m retry deadline", op.FirstErrorAt, op.GivesUpAt)
+			}
+			if op.NextAttemptAt.IsZero() {
+				t.Error("op shows no next attempt while its device backs off")
+			}
+			if !strings.Contains(op.Error, "unreachable") {
+				t.Errorf("op error = %q, want the last error naming the unreachable device", op.Error)
+			}
+			// Retries are attempts, not settled ops.
+			if got := e.metrics(t, "returnpath_ops_total"); len(got) != 0 {
+				t.Errorf("returnpath_ops_total = %v while the change is still applying, want no series", got)
+			}
+			if got := e.metrics(t, "returnpath_op_attempts_total")["device=sw1"]; got < 1 {
+				t.Errorf("returnpath_op_attempts_total{device=sw1} = %v, want at least 1", got)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -279,8 +392,18 @@ func TestUnreachableDeviceThenUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	e.sw.Set(drivertest.WithUnreachable(false))
-	if c := e.waitChange(t, id); c.Status != fabric.ChangeApplied {
+	c := e.waitChange(t, id)
+	if c.Status != fabric.ChangeApplied {
 		t.Fatalf("change = %s (%s) after the switch came back", c.Status, c.Reason)
+	}
+	for _, op := range c.Ops {
+		if !op.GivesUpAt.IsZero() || !op.NextAttemptAt.IsZero() {
+			t.Errorf("applied op on %s still shows a retry window (%v, %v)", op.Device, op.NextAttemptAt, op.GivesUpAt)
+		}
+	}
+	wantOps := map[string]float64{"device=sw1,outcome=applied": 1, "device=fw1,outcome=applied": 1}
+	if diff := cmp.Diff(wantOps, e.metrics(t, "returnpath_ops_total")); diff != "" {
+		t.Errorf("returnpath_ops_total (-want +got):\n%s", diff)
 	}
 }
 

@@ -103,6 +103,10 @@ type ChangeOp struct {
 	Attempts int     `json:"attempts"`
 	Error    *string `json:"error"`
 	Output   *string `json:"output"`
+	// NextAttemptAt and GivesUpAt are set while the op waits for an unreachable device: its
+	// next login, and when the engine stops retrying it.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	GivesUpAt     *time.Time `json:"gives_up_at,omitempty"`
 }
 
 // Event is one step in a change's history.

@@ -305,7 +305,7 @@ func (e *env) session(t *testing.T, c fabric.Change, device string, status fabri
 	if len(results) == 0 {
 		t.Fatalf("change %d has no pending op on %s: %+v", c.ID, device, c.Ops)
 	}
-	if err := e.changes.Record(ctx, device, results); err != nil {
+	if _, err := e.changes.Record(ctx, device, results); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -47,6 +47,14 @@ func (s ChangeStatus) Final() bool {
 	return s == ChangeApplied || s == ChangeRejected || s == ChangeFailed || s == ChangeRolledBack
 }
 
+// CountOps says how many ops n is, in words a person reads: "1 op", "2 ops".
+func CountOps(n int) string {
+	if n == 1 {
+		return "1 op"
+	}
+	return fmt.Sprintf("%d ops", n)
+}
+
 // OpStatus is where one op is.
 type OpStatus string
 
@@ -72,6 +80,16 @@ type ChangeOp struct {
 	Error    string
 	Output   string
 	Rollback bool // an inverse op that undoes an applied op of a failed change
+
+	// FirstErrorAt is when the op's device first could not be reached for it (zero: never);
+	// the engine gives up on it RetryDeadline later (see GivesUpAt).
+	FirstErrorAt time.Time
+	// NextAttemptAt is, for a pending op, when the engine may next log in to its device after
+	// a session that could not reach it (zero: no backoff, it may be tried at once).
+	NextAttemptAt time.Time
+	// GivesUpAt is, for a pending op whose device is unreachable, when the engine stops
+	// retrying and fails it (zero: not retrying, or the store was not told the deadline).
+	GivesUpAt time.Time
 }
 
 // ChangeEvent is one line of a change's history.

@@ -1,5 +1,7 @@
 package fabric
 
+import "time"
+
 // RetryState is what deciding a retry needs besides the change itself (whose Host is the host
 // as it is now).
 type RetryState struct {
@@ -65,4 +67,26 @@ func Retry(ch Change, st RetryState) (RetryPlan, error) {
 	}
 	hash := PlanHash(ops)
 	return RetryPlan{Ops: ops, PlanHash: hash, Replanned: hash != ch.PlanHash, Ready: readyDevices(ops)}, nil
+}
+
+// GivesUpAt is when the apply engine stops retrying an op whose device it first failed to
+// reach at firstError: the first session after that time fails the op instead of retrying.
+// The engine decides with it and the API shows it, so that what the API promises is what the
+// engine does.
+func GivesUpAt(firstError time.Time, deadline time.Duration) time.Time {
+	return firstError.Add(deadline)
+}
+
+// RetryWindow fills in op's GivesUpAt from its FirstErrorAt: set only while the op is pending
+// and its device has been unreachable. Ops that settled keep no retry promise.
+func RetryWindow(op ChangeOp, deadline time.Duration) ChangeOp {
+	op.GivesUpAt = time.Time{}
+	if op.Status != OpPending {
+		op.NextAttemptAt = time.Time{}
+		return op
+	}
+	if !op.FirstErrorAt.IsZero() && deadline > 0 {
+		op.GivesUpAt = GivesUpAt(op.FirstErrorAt, deadline)
+	}
+	return op
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Settlement is what the statuses of a change's ops mean for the change, its ops and its host,
@@ -60,7 +61,7 @@ func Settle(ch Change) Settlement {
 		reason := describeFailure(failed)
 		undo := undoOps(applied)
 		return Settlement{SkipPending: true, Undo: undo, Ready: readyDevices(undo), Reason: reason,
-			Event: ChangeEvent{What: "rolling_back", Detail: fmt.Sprintf("undoing %d applied ops because %s", len(applied), reason)}}
+			Event: ChangeEvent{What: "rolling_back", Detail: "undoing " + strings.Replace(CountOps(len(applied)), " op", " applied op", 1) + " because " + reason}}
 	case len(applied) == len(forward):
 		s := Settlement{Final: ChangeApplied}
 		if ch.Host != nil {
@@ -154,4 +155,43 @@ func describeFailure(failed []ChangeOp) string {
 		parts = append(parts, msg)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Ended is what became of a change the apply engine finished: the line the engine logs and
+// the ops its metrics count, each once, in their final status.
+type Ended struct {
+	ID      int64
+	Kind    ChangeKind
+	Host    string // "" for a change of no host (remediation)
+	Status  ChangeStatus
+	Reason  string
+	Devices []string // every device the change had ops for, in apply order
+	// Took is from the change's first apply session (its applying event) to its end; from
+	// its filing when it never reached a session.
+	Took time.Duration
+	Ops  []ChangeOp
+}
+
+// Summarize describes ch, which ended at end.
+func Summarize(ch Change, end time.Time) Ended {
+	e := Ended{ID: ch.ID, Kind: ch.Kind, Status: ch.Status, Reason: ch.Reason, Ops: ch.Ops}
+	if ch.Host != nil {
+		e.Host = ch.Host.Name
+	}
+	for _, o := range ch.Ops {
+		if !slices.Contains(e.Devices, o.Device) {
+			e.Devices = append(e.Devices, o.Device)
+		}
+	}
+	from := ch.CreatedAt
+	for _, ev := range ch.Events {
+		if ev.What == string(ChangeApplying) {
+			from = ev.At
+			break
+		}
+	}
+	if end.After(from) {
+		e.Took = end.Sub(from)
+	}
+	return e
 }

@@ -3,6 +3,7 @@ package fabric_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -149,5 +150,72 @@ func TestSettle(t *testing.T) {
 				t.Errorf("Settle (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	filed := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	started := filed.Add(time.Minute)
+	end := started.Add(1500 * time.Millisecond)
+	host := &fabric.Host{Name: "d1"}
+	ops := []fabric.ChangeOp{{Device: "sw1", Status: fabric.OpApplied}, {Device: "fw1", Status: fabric.OpApplied}, {Device: "sw1", Status: fabric.OpApplied, Rollback: true}}
+	tests := []struct {
+		name string
+		ch   fabric.Change
+		want fabric.Ended
+	}{
+		{
+			name: "timed from the first apply session",
+			ch: fabric.Change{ID: 7, Kind: fabric.ChangeAdd, Status: fabric.ChangeRolledBack, Reason: "fw1 refused", Host: host, CreatedAt: filed, Ops: ops,
+				Events: []fabric.ChangeEvent{{At: filed, What: "created"}, {At: started, What: "applying"}, {At: end, What: "applying"}}},
+			want: fabric.Ended{ID: 7, Kind: fabric.ChangeAdd, Host: "d1", Status: fabric.ChangeRolledBack, Reason: "fw1 refused",
+				Devices: []string{"sw1", "fw1"}, Took: 1500 * time.Millisecond, Ops: ops},
+		},
+		{
+			name: "no host, never applied: timed from filing",
+			ch:   fabric.Change{ID: 8, Kind: fabric.ChangeRemediate, Status: fabric.ChangeFailed, CreatedAt: filed},
+			want: fabric.Ended{ID: 8, Kind: fabric.ChangeRemediate, Status: fabric.ChangeFailed, Took: end.Sub(filed)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(fabric.Summarize(tt.ch, end), tt.want, equateAddrs); diff != "" {
+				t.Errorf("Summarize (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRetryWindow(t *testing.T) {
+	first := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	next := first.Add(8 * time.Second)
+	tests := []struct {
+		name     string
+		op       fabric.ChangeOp
+		deadline time.Duration
+		wantNext time.Time
+		wantEnd  time.Time
+	}{
+		{name: "pending on an unreachable device", op: fabric.ChangeOp{Status: fabric.OpPending, FirstErrorAt: first, NextAttemptAt: next},
+			deadline: 5 * time.Minute, wantNext: next, wantEnd: first.Add(5 * time.Minute)},
+		{name: "pending, never unreachable", op: fabric.ChangeOp{Status: fabric.OpPending}, deadline: 5 * time.Minute},
+		{name: "deadline unknown", op: fabric.ChangeOp{Status: fabric.OpPending, FirstErrorAt: first, NextAttemptAt: next}, wantNext: next},
+		{name: "failed: no promise left", op: fabric.ChangeOp{Status: fabric.OpFailed, FirstErrorAt: first, NextAttemptAt: next}, deadline: 5 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fabric.RetryWindow(tt.op, tt.deadline)
+			if !got.NextAttemptAt.Equal(tt.wantNext) || !got.GivesUpAt.Equal(tt.wantEnd) {
+				t.Errorf("next %v, gives up %v; want %v, %v", got.NextAttemptAt, got.GivesUpAt, tt.wantNext, tt.wantEnd)
+			}
+		})
+	}
+}
+
+func TestCountOps(t *testing.T) {
+	for n, want := range map[int]string{0: "0 ops", 1: "1 op", 2: "2 ops"} {
+		if got := fabric.CountOps(n); got != want {
+			t.Errorf("CountOps(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

@@ -43,6 +43,10 @@ type changeOpJSON struct {
 	Attempts int     `json:"attempts"`
 	Error    *string `json:"error"`
 	Output   *string `json:"output"`
+	// NextAttemptAt and GivesUpAt are set while the op is pending on a device that could
+	// not be reached: its next login, and when the engine stops retrying and fails it.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	GivesUpAt     *time.Time `json:"gives_up_at,omitempty"`
 }
 
 type changeEventJSON struct {
@@ -73,6 +77,13 @@ func strOrNil(s string) *string {
 	return &s
 }
 
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
 func toChangeJSON(c fabric.Change) changeJSON {
 	out := changeJSON{ID: c.ID, Kind: string(c.Kind), Status: string(c.Status), RequestedBy: c.RequestedBy,
 		ApprovedBy: strOrNil(c.ApprovedBy), Reason: strOrNil(c.Reason), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
@@ -83,7 +94,8 @@ func toChangeJSON(c fabric.Change) changeJSON {
 	for _, o := range c.Ops {
 		out.Ops = append(out.Ops, changeOpJSON{Device: o.Device, Action: string(o.Op.Action), Prefix: o.Op.Route.Prefix.String(),
 			NextHop: o.Op.Route.NextHop.String(), VRF: o.Op.Route.VRF, Preview: o.Preview, Status: string(o.Status),
-			Attempts: o.Attempts, Error: strOrNil(o.Error), Output: strOrNil(o.Output)})
+			Attempts: o.Attempts, Error: strOrNil(o.Error), Output: strOrNil(o.Output),
+			NextAttemptAt: timeOrNil(o.NextAttemptAt), GivesUpAt: timeOrNil(o.GivesUpAt)})
 	}
 	for _, e := range c.Events {
 		out.Events = append(out.Events, changeEventJSON(e))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
@@ -83,7 +84,7 @@ func (e *env) fail(t *testing.T, device string) {
 	for _, o := range ops {
 		results = append(results, postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpFailed, Attempted: true, Error: "the device refused it"})
 	}
-	if err := e.changes.Record(ctx, device, results); err != nil {
+	if _, err := e.changes.Record(ctx, device, results); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -167,5 +168,83 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 	// Retrying a pending change is refused.
 	if resp, body := e.do(t, "POST", fmt.Sprintf("/v1/changes/%v/retry", newest["id"]), fabric.RoleReviewer, ""); resp.StatusCode != http.StatusConflict {
 		t.Errorf("retry of a pending change = %d %v, want 409", resp.StatusCode, body)
+	}
+}
+
+// TestPendingOpShowsItsRetryWindow: an op waiting for an unreachable device shows its last
+// error, the device's next attempt, and until when it is retried (its first error plus the
+// engine's retry deadline); once the device answers and the op is applied, neither time is
+// shown.
+func TestPendingOpShowsItsRetryWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.changes.SetRetryDeadline(5 * time.Minute)
+	ctx := context.Background()
+	resp, body := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"d1","address":"10.10.10.101"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register = %d %v", resp.StatusCode, body)
+	}
+	id := fmt.Sprint(body["change"].(map[string]any)["id"])
+	_, ch := e.do(t, "GET", "/v1/changes/"+id, fabric.RoleViewer, "")
+	if resp, body := e.do(t, "POST", "/v1/changes/"+id+"/approve", fabric.RoleReviewer, fmt.Sprintf(`{"plan_hash":%q}`, ch["plan_hash"])); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve = %d %v", resp.StatusCode, body)
+	}
+	// Play the engine: sw1 cannot be reached.
+	next, err := e.changes.DeviceUnreachable(ctx, "sw1", "dial tcp: connection refused", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(status fabric.OpStatus, unreachable bool, msg string) {
+		t.Helper()
+		ops, err := e.changes.ReadyOps(ctx, "sw1", 100)
+		if err != nil || len(ops) != 1 {
+			t.Fatalf("ReadyOps(sw1) = %v, %v", ops, err)
+		}
+		r := postgres.OpResult{OpID: ops[0].ID, ChangeID: ops[0].ChangeID, Status: status, Attempted: true, Unreachable: unreachable, Error: msg}
+		if _, err := e.changes.Record(ctx, "sw1", []postgres.OpResult{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(fabric.OpPending, true, "device unreachable, retrying: dial tcp: connection refused")
+
+	_, ch = e.do(t, "GET", "/v1/changes/"+id, fabric.RoleViewer, "")
+	op := ch["ops"].([]any)[0].(map[string]any)
+	if op["status"] != "pending" || op["error"] != "device unreachable, retrying: dial tcp: connection refused" {
+		t.Errorf("op = %v, want pending with its last error", op)
+	}
+	at := func(field string) time.Time {
+		t.Helper()
+		s, _ := op[field].(string)
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Errorf("op %s = %v: %v", field, op[field], err)
+		}
+		return v
+	}
+	if got := at("next_attempt_at"); !got.Equal(next.Truncate(time.Microsecond)) { // PostgreSQL keeps microseconds
+		t.Errorf("next_attempt_at = %v, want the device's backoff %v", got, next)
+	}
+	var firstErr time.Time
+	if err := e.db.Pool.QueryRow(ctx, `SELECT first_error_at FROM change_ops WHERE change_id = $1 AND device = 'sw1'`, id).Scan(&firstErr); err != nil {
+		t.Fatal(err)
+	}
+	if got := at("gives_up_at"); !got.Equal(firstErr.Add(5 * time.Minute)) {
+		t.Errorf("gives_up_at = %v, want the first error %v plus the 5m retry deadline", got, firstErr)
+	}
+
+	// The device answers: the op is applied and promises nothing more.
+	if err := e.changes.DeviceReachable(ctx, "sw1"); err != nil {
+		t.Fatal(err)
+	}
+	record(fabric.OpApplied, false, "")
+	_, ch = e.do(t, "GET", "/v1/changes/"+id, fabric.RoleViewer, "")
+	op = ch["ops"].([]any)[0].(map[string]any)
+	for _, field := range []string{"next_attempt_at", "gives_up_at"} {
+		if v, ok := op[field]; ok {
+			t.Errorf("applied op shows %s = %v", field, v)
+		}
+	}
+	if op["error"] != nil {
+		t.Errorf("applied op keeps error %v", op["error"])
 	}
 }

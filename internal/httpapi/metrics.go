@@ -80,7 +80,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route != "/metrics" && route != "/healthz" {
 			s.log.LogAttrs(r.Context(), levelFor(sw.status), "request",
 				slog.String("request_id", requestID(r.Context())), slog.String("method", r.Method), slog.String("route", route),
-				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("took", took), slog.String("actor", callerName(r.Context())))
+				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Float64("took_ms", float64(took.Microseconds())/1000), slog.String("actor", callerName(r.Context())))
 		}
 	})
 }

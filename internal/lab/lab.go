@@ -8,8 +8,8 @@
 // runtime directory as it is made, so that Down can clean up after a crash.
 //
 // The lab adds the system users rpfrr (lands in vtysh) and rplinux (plain shell, may run ip
-// through sudo) and the sudoers drop-in /etc/sudoers.d/returnpath-lab to the machine; see
-// docs/lab.md.
+// through sudo) and the sudoers drop-in /etc/sudoers.d/returnpath-lab to the machine; the last
+// lab to go down removes them again (see Lab.Down and docs/lab.md).
 package lab
 
 import (
@@ -190,6 +190,7 @@ func newLab(opts Options) (*Lab, error) {
 	if _, err := os.Stat(filepath.Join("/var/run/netns", name+"-mgmt")); err == nil {
 		return nil, fmt.Errorf("lab name %q is in use (namespace %s-mgmt exists)", name, name)
 	}
+	owns := dirMissingOrEmpty(dir)
 	if err := prepareDir(dir); err != nil {
 		return nil, err
 	}
@@ -206,6 +207,7 @@ func newLab(opts Options) (*Lab, error) {
 		Internet:   internetAddr,
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 	}
+	l.st.OwnsDir = owns
 	for _, h := range hostPlans(opts.SecondHost) {
 		l.Hosts[h.name] = Host{
 			Name:      h.name,
@@ -231,6 +233,13 @@ func newLab(opts Options) (*Lab, error) {
 		}
 	}
 	return l, l.save()
+}
+
+// dirMissingOrEmpty reports whether dir does not exist or holds nothing: then all it will
+// hold is the lab's.
+func dirMissingOrEmpty(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return errors.Is(err, os.ErrNotExist) || err == nil && len(entries) == 0
 }
 
 // prepareDir creates dir and makes it traversable (not listable) by the lab users: sshd

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -652,4 +654,162 @@ func BenchmarkUpDown(b *testing.B) {
 	}
 	b.ReportMetric(float64(up.Milliseconds())/float64(b.N), "up-ms/op")
 	b.ReportMetric(float64(down.Milliseconds())/float64(b.N), "down-ms/op")
+}
+
+// TestLiveLabs: the labs a lab going down must leave the users for are those registered with
+// a state file still in place, and unregistered ones (built by an older returnpath) whose
+// namespaces exist; never itself.
+func TestLiveLabs(t *testing.T) {
+	t.Parallel()
+	labs, netns := t.TempDir(), t.TempDir()
+	alive, gone := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(alive, stateFileName), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, dir := range map[string]string{"self": alive, "alive": alive, "gone": gone} {
+		if err := os.WriteFile(filepath.Join(labs, name), []byte(dir+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{"self-mgmt", "self-sw1", "old-mgmt", "old-sw1", "half-mgmt", "alive-mgmt", "alive-sw1", "other-sw1"} {
+		if err := os.WriteFile(filepath.Join(netns, ns), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(liveLabs(labs, netns, "self"), []string{"alive", "old"}); diff != "" {
+		t.Errorf("liveLabs (-got +want):\n%s", diff)
+	}
+	if got := liveLabs(filepath.Join(labs, "missing"), filepath.Join(netns, "missing"), "self"); len(got) != 0 {
+		t.Errorf("liveLabs with no registry and no namespaces = %v", got)
+	}
+}
+
+// machineTrace is what the labs add to the machine outside their directories.
+func machineTrace() []string {
+	var out []string
+	for _, u := range []string{userFRR, userLinux} {
+		if _, err := user.Lookup(u); err == nil {
+			out = append(out, "user "+u)
+		}
+	}
+	for _, p := range []string{sudoersFile, machineDir, "/home/" + userFRR, "/home/" + userLinux} {
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestDownLeavesNoTrace: after Up and Down the machine is as before: the lab directory (which
+// Up created) is gone with its keys, passwords and config, no namespace of the lab remains,
+// and, when no other lab is up, neither do the lab users, their homes, the sudoers drop-in nor
+// the machine-wide state. While another lab is up (other packages' tests run labs at the same
+// time) they must stay: that lab logs in as the users. Not parallel, so that this package's
+// other labs are not up meanwhile.
+func TestDownLeavesNoTrace(t *testing.T) {
+	requireLab(t)
+	parent := labDir(t)
+	if err := os.Chmod(parent, 0o711); err != nil { // sshd reads authorized keys as the lab users
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "lab") // missing: Up creates it, so it is the lab's
+	l, err := Up(t.Context(), Options{Dir: dir, SecondHost: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := machineTrace(); !slices.Contains(got, "user "+userFRR) || !slices.Contains(got, sudoersFile) {
+		t.Fatalf("while the lab is up the machine holds %v, want its users and sudoers drop-in", got)
+	}
+	if err := Down(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab directory after Down: %v, want it gone", err)
+	}
+	nss, _ := os.ReadDir(netnsDir)
+	for _, e := range nss {
+		if strings.HasPrefix(e.Name(), l.Name+"-") {
+			t.Errorf("namespace %s after Down", e.Name())
+		}
+	}
+	others := liveLabs(labsDir, netnsDir, l.Name)
+	got := machineTrace()
+	switch {
+	case len(others) == 0 && len(got) > 0:
+		t.Errorf("the last lab went down and left %v on the machine", got)
+	case len(others) > 0 && !slices.Contains(got, "user "+userFRR):
+		t.Errorf("Down removed the lab users while labs %v are up", others)
+	case len(others) > 0:
+		t.Logf("labs %v are still up: the users stay for them (%v)", others, got)
+	}
+}
+
+// TestDownKeepsADirectoryItDidNotMake: a lab brought up in a directory that already held
+// something leaves that directory and its contents alone.
+func TestDownKeepsADirectoryItDidNotMake(t *testing.T) {
+	t.Parallel()
+	requireLab(t)
+	dir := labDir(t)
+	mine := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(mine, []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Up(t.Context(), Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("Down removed a file it did not make: %v", err)
+	}
+}
+
+// TestReleaseMachine: a lab going down deregisters itself; the shared sudoers drop-in and the
+// machine-wide state go only with the last lab up.
+func TestReleaseMachine(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	m := machine{dir: filepath.Join(root, "state"), sudoers: filepath.Join(root, "sudoers"), netns: filepath.Join(root, "netns")}
+	m.labs = filepath.Join(m.dir, "labs")
+	otherDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(otherDir, stateFileName), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{m.labs, m.netns} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(m.sudoers, "x")
+	write(filepath.Join(m.labs, "first"), otherDir)
+	write(filepath.Join(m.labs, "second"), otherDir)
+
+	if err := m.release(t.Context(), "first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(m.labs, "first")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("first is still registered: %v", err)
+	}
+	if _, err := os.Stat(m.sudoers); err != nil {
+		t.Errorf("sudoers drop-in removed while second is up: %v", err)
+	}
+
+	if err := m.release(t.Context(), "second"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{m.sudoers, m.dir} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after the last lab went down: %v, want it gone", p, err)
+		}
+	}
+	if err := m.release(t.Context(), "second"); err != nil {
+		t.Errorf("release again: %v", err)
+	}
 }

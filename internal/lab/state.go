@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,13 @@ import (
 // state is what the lab made, recorded in Dir/lab.json as it goes so that Down(dir) can undo
 // it after a crash.
 type state struct {
-	Namespaces  []string      `json:"namespaces"`   // created (or being created), in order
-	Processes   []process     `json:"processes"`    // daemons started
-	RuntimeDirs []string      `json:"runtime_dirs"` // directories outside Dir to remove
-	UpDuration  time.Duration `json:"up_duration_ns,omitempty"`
+	Namespaces  []string  `json:"namespaces"`   // created (or being created), in order
+	Processes   []process `json:"processes"`    // daemons started
+	RuntimeDirs []string  `json:"runtime_dirs"` // directories outside Dir to remove
+	// OwnsDir: Dir was missing or empty when the lab came up, so everything in it is the
+	// lab's (keys, passwords, the config, the lab's PostgreSQL) and Down removes it whole.
+	OwnsDir    bool          `json:"owns_dir,omitempty"`
+	UpDuration time.Duration `json:"up_duration_ns,omitempty"`
 }
 
 // process identifies a daemon the lab started. StartTime (field 22 of /proc/PID/stat) and
@@ -110,8 +114,9 @@ func (l *Lab) UpDuration() time.Duration {
 }
 
 // Down tears down what the state file in dir records: it stops the lab's daemons, deletes its
-// namespaces and FRR runtime directories, and removes the state file. A missing state file
-// means there is nothing to do. It is idempotent and works after a crash.
+// namespaces and FRR runtime directories, removes the state file (and dir, when the lab made
+// it), and, if it was the last lab on the machine, the lab users and their sudoers drop-in. A
+// missing state file means there is nothing to do. It is idempotent and works after a crash.
 func Down(dir string) error {
 	l, err := Load(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -124,8 +129,11 @@ func Down(dir string) error {
 }
 
 // Down stops the lab's daemons (only processes that still are the ones it started, plus any
-// process left inside its namespaces), deletes its namespaces and runtime directories, and
-// removes the state file. It keeps going past errors and returns them all.
+// process left inside its namespaces), deletes its namespaces and runtime directories, removes
+// the state file, and Dir when the lab owns it (see state.OwnsDir). When no other lab is up on
+// the machine, it removes the users rpfrr and rplinux (with their homes), the sudoers drop-in
+// and /var/lib/returnpath-lab too; while one is, they stay, for it logs in as them. It keeps
+// going past errors and returns them all.
 func (l *Lab) Down() error {
 	l.mu.Lock()
 	st := l.st
@@ -163,7 +171,12 @@ func (l *Lab) Down() error {
 	if err := os.Remove(filepath.Join(l.Dir, stateFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("lab down: %w", err)
 	}
-	return nil
+	if st.OwnsDir {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			return fmt.Errorf("lab down: %w", err)
+		}
+	}
+	return l.releaseMachine(context.Background())
 }
 
 // frrStragglers returns FRR daemons whose -N pathspace is one of namespaces.

@@ -10,15 +10,126 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
 // Machine-wide lab state: the lab users' passwords are shared by every lab on the machine so
-// that labs running in parallel do not overwrite each other's passwords.
+// that labs running in parallel do not overwrite each other's passwords. labsDir holds one
+// file per lab that is up (named after the lab, holding its directory): the last lab to go
+// down removes the users, the sudoers drop-in and machineDir, so that the machine is as it
+// was before the first lab.
 const (
 	machineDir  = "/var/lib/returnpath-lab"
+	labsDir     = machineDir + "/labs"
 	sudoersFile = "/etc/sudoers.d/returnpath-lab"
+	netnsDir    = "/var/run/netns"
 )
+
+// machine names what the labs share on the machine; tests point it elsewhere.
+type machine struct {
+	dir, labs, sudoers, netns string
+	users                     []string
+}
+
+var thisMachine = machine{dir: machineDir, labs: labsDir, sudoers: sudoersFile, netns: netnsDir, users: []string{userFRR, userLinux}}
+
+// lockMachine takes the machine-wide lab lock (creating machineDir) and returns its release.
+func lockMachine() (func(), error) { return thisMachine.lock() }
+
+func (m machine) lock() (func(), error) {
+	path := filepath.Join(m.dir, "lock")
+	for {
+		if err := os.MkdirAll(m.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("lab lock: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lab lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lab lock: %w", err)
+		}
+		// The last lab down removes the lock file while holding it: a lock taken on the
+		// removed file guards nothing, so take the one the path names now.
+		var held, named syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(path, &named) == nil && held.Dev == named.Dev && held.Ino == named.Ino {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		f.Close()
+	}
+}
+
+// liveLabs returns the other labs on the machine that are up: those registered in labs
+// (whose directory still holds a state file), and, for labs built by a returnpath that did not
+// register, every name with both a NAME-mgmt and a NAME-sw1 namespace in netns. self is left
+// out.
+func liveLabs(labs, netns, self string) []string {
+	var out []string
+	entries, _ := os.ReadDir(labs)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(labs, e.Name()))
+		if e.Name() == self || err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(b)), stateFileName)); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	nss, _ := os.ReadDir(netns)
+	for _, e := range nss {
+		name, ok := strings.CutSuffix(e.Name(), "-mgmt")
+		if !ok || name == self || slices.Contains(out, name) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(netns, name+"-sw1")); err == nil {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// releaseMachine deregisters the lab and, when no other lab is up, removes what the labs
+// added to the machine: the users with their homes, the sudoers drop-in and machineDir.
+func (l *Lab) releaseMachine(ctx context.Context) error { return thisMachine.release(ctx, l.Name) }
+
+func (m machine) release(ctx context.Context, self string) error {
+	if _, err := os.Stat(m.dir); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing was added, or the last lab already took it away
+	}
+	unlock, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(m.labs, self)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("lab down: %w", err)
+	}
+	if others := liveLabs(m.labs, m.netns, self); len(others) > 0 {
+		return nil // they still log in as the lab users
+	}
+	var errs []error
+	for _, name := range m.users {
+		if _, err := user.Lookup(name); err != nil {
+			continue
+		}
+		if _, err := run(ctx, nil, "userdel", "--remove", name); err != nil {
+			errs = append(errs, fmt.Errorf("lab down: remove user %s: %w", name, err))
+		}
+	}
+	if err := os.Remove(m.sudoers); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("lab down: %w", err))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // keep the passwords: the users are still there
+	}
+	if err := os.RemoveAll(m.dir); err != nil {
+		return fmt.Errorf("lab down: %w", err)
+	}
+	return nil
+}
 
 // sudoersText lets rplinux run ip (under any of its merged-/usr paths) as root, nothing else.
 var sudoersText = []byte("# Written by returnpath's network-namespace lab (internal/lab, docs/lab.md).\n" +
@@ -29,18 +140,19 @@ var sudoersText = []byte("# Written by returnpath's network-namespace lab (inter
 // sudoers drop-in, and copies each device user's password into the lab directory. It returns
 // the passwords by device name.
 func (l *Lab) setupUsers(ctx context.Context) (map[string]string, error) {
-	if err := os.MkdirAll(machineDir, 0o700); err != nil {
-		return nil, fmt.Errorf("lab users: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(machineDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lockMachine()
 	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Registered before the users are made, under the lock: a lab going down meanwhile sees
+	// this one and leaves the users be.
+	if err := os.MkdirAll(labsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("lab users: %w", err)
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	if err := os.WriteFile(filepath.Join(labsDir, l.Name), []byte(l.Dir+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("lab users: %w", err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it too
 
 	groups := map[string][]string{userFRR: {"frrvty"}, userLinux: nil}
 	passwords := map[string]string{}

@@ -39,6 +39,9 @@ func TestHaltResume(t *testing.T) {
 	if err := exec(`CREATE TABLE t (v int); INSERT INTO t VALUES (42)`); err != nil {
 		t.Fatal(err)
 	}
+	if pid, ok := c.PID(); !ok || pid <= 0 {
+		t.Errorf("PID of a running cluster = %d, %v", pid, ok)
+	}
 
 	if err := c.Halt(ctx); err != nil {
 		t.Fatal(err)
@@ -51,6 +54,9 @@ func TestHaltResume(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.Dir, "data", "PG_VERSION")); err != nil {
 		t.Fatalf("Halt lost the data directory: %v", err)
+	}
+	if pid, ok := c.PID(); ok {
+		t.Errorf("PID of a halted cluster = %d, running", pid)
 	}
 
 	if err := c.Resume(ctx); err != nil {

@@ -75,12 +75,15 @@ type OpResult struct {
 }
 
 // Record stores a session's results and settles every change it touched: applied, rolled
-// back, failed, or its next stage queued, all in one transaction.
-func (c *Changes) Record(ctx context.Context, device string, results []OpResult) error {
+// back, failed, or its next stage queued, all in one transaction. It returns the changes that
+// ended, each with its ops in their final status, for the engine to log and count.
+func (c *Changes) Record(ctx context.Context, device string, results []OpResult) ([]fabric.Ended, error) {
 	if len(results) == 0 {
-		return nil
+		return nil, nil
 	}
-	return c.db.inTx(ctx, func(tx pgx.Tx) error {
+	var ended []fabric.Ended
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
+		ended = ended[:0] // a retried transaction starts again
 		now := c.db.Now()
 		batch := &pgx.Batch{}
 		var changed []int64
@@ -101,9 +104,12 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 		}
 		var next []string
 		for _, id := range changed {
-			devs, err := c.settleTx(ctx, tx, id, now)
+			devs, end, err := c.settleTx(ctx, tx, id, now)
 			if err != nil {
 				return err
+			}
+			if end != nil {
+				ended = append(ended, *end)
 			}
 			for _, d := range devs {
 				if !slices.Contains(next, d) {
@@ -113,48 +119,68 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 		}
 		return c.enqueueTx(ctx, tx, next)
 	})
-}
-
-// settleTx settles change id after a session (see fabric.Settle), stores the decision and
-// returns the devices that now have work for it.
-func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) ([]string, error) {
-	ch, err := c.changeQ(ctx, tx, id, true)
 	if err != nil {
 		return nil, err
 	}
+	return ended, nil
+}
+
+// settleTx settles change id after a session (see fabric.Settle), stores the decision and
+// returns the devices that now have work for it, or, when the change ended, what became of it.
+func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) ([]string, *fabric.Ended, error) {
+	ch, err := c.changeQ(ctx, tx, id, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	ready, final, err := c.storeSettlementTx(ctx, tx, ch, now)
+	if err != nil || !final {
+		return ready, nil, err
+	}
+	// Read back what the settlement stored (ops skipped or rolled back, the final reason).
+	if ch, err = c.changeQ(ctx, tx, id, false); err != nil {
+		return nil, nil, err
+	}
+	end := fabric.Summarize(ch, now)
+	return nil, &end, nil
+}
+
+// storeSettlementTx stores what fabric.Settle decides for ch and returns the devices that now
+// have work for it, and whether it ended.
+func (c *Changes) storeSettlementTx(ctx context.Context, tx pgx.Tx, ch fabric.Change, now time.Time) ([]string, bool, error) {
+	id := ch.ID
 	s := fabric.Settle(ch)
 	if s.SkipPending {
 		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'skipped', updated_at = $2 WHERE change_id = $1 AND status = 'pending'`, id, now); err != nil {
-			return nil, formatError(err)
+			return nil, false, formatError(err)
 		}
 	}
 	if s.UndoneForward {
 		if _, err := tx.Exec(ctx, `UPDATE change_ops SET status = 'rolled_back', updated_at = $2 WHERE change_id = $1 AND NOT rollback AND status = 'applied'`, id, now); err != nil {
-			return nil, formatError(err)
+			return nil, false, formatError(err)
 		}
 	}
 	if s.Final != "" {
 		if err := c.finishTx(ctx, tx, ch, s.Final, s.Reason, now); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, c.moveHostTx(ctx, tx, ch.Host, s.Host, now)
+		return nil, true, c.moveHostTx(ctx, tx, ch.Host, s.Host, now)
 	}
 	if s.Reason != "" {
 		if _, err := tx.Exec(ctx, `UPDATE changes SET reason = $2, updated_at = $3 WHERE id = $1`, id, s.Reason, now); err != nil {
-			return nil, formatError(err)
+			return nil, false, formatError(err)
 		}
 	}
 	if s.Event.What != "" {
 		if err := addEvent(ctx, tx, id, now, s.Event.What, s.Event.Detail); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if len(s.Undo) > 0 {
 		if err := insertOps(ctx, tx, id, s.Undo, now); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return s.Ready, nil
+	return s.Ready, false, nil
 }
 
 // moveHostTx stores the host's new state after its change ended: active, or removed with its

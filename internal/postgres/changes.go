@@ -33,6 +33,9 @@ type Changes struct {
 	policy  fabric.ApprovalPolicy
 	enq     Enqueuer
 	events  EventSink // nil: no webhooks
+	// retryDeadline is the apply engine's: how long an unreachable device's ops are retried
+	// (0: ops do not show when the engine gives up on them).
+	retryDeadline time.Duration
 }
 
 // NewChanges returns the change store. preview renders each op's native lines.
@@ -42,6 +45,10 @@ func NewChanges(db *DB, inv *fabric.Inventory, preview fabric.PreviewFunc, polic
 
 // SetEnqueuer connects the apply engine.
 func (c *Changes) SetEnqueuer(e Enqueuer) { c.enq = e }
+
+// SetRetryDeadline tells the store the apply engine's retry deadline (apply.retry_deadline), so
+// that each pending op of an unreachable device shows when the engine gives up on it.
+func (c *Changes) SetRetryDeadline(d time.Duration) { c.retryDeadline = d }
 
 // SetEventSink connects the outgoing webhooks.
 func (c *Changes) SetEventSink(s EventSink) { c.events = s }
@@ -101,7 +108,7 @@ func (c *Changes) newChange(actor fabric.Actor, h *fabric.Host, k fabric.ChangeK
 	status, rule := fabric.ChangePending, ""
 	var approvedBy *string
 	events := []string{"created"}
-	details := []string{fmt.Sprintf("%s change with %d ops, requested by %s", k, len(ops), actor.Name)}
+	details := []string{fmt.Sprintf("%s change with %s, requested by %s", k, fabric.CountOps(len(ops)), actor.Name)}
 	if r, auto := c.policy.AutoApproval(changeRequest(actor, h, k)); auto {
 		status, rule, approvedBy = fabric.ChangeApproved, r, &r
 		events, details = append(events, "approved"), append(details, "auto-approved by "+r)
@@ -229,14 +236,15 @@ func (c *Changes) changeQ(ctx context.Context, q querier, id int64, lock bool) (
 		return ch, formatError(err)
 	}
 	list := []fabric.Change{ch}
-	if err := loadDetails(ctx, q, list); err != nil {
+	if err := loadDetails(ctx, q, list, c.retryDeadline); err != nil {
 		return ch, err
 	}
 	return list[0], nil
 }
 
-// loadDetails fills in the ops and events of the given changes with two queries.
-func loadDetails(ctx context.Context, q querier, list []fabric.Change) error {
+// loadDetails fills in the ops and events of the given changes with two queries. deadline is
+// the apply engine's retry deadline, for each pending op's GivesUpAt (0: not shown).
+func loadDetails(ctx context.Context, q querier, list []fabric.Change, deadline time.Duration) error {
 	if len(list) == 0 {
 		return nil
 	}
@@ -245,19 +253,24 @@ func loadDetails(ctx context.Context, q querier, list []fabric.Change) error {
 	for i, ch := range list {
 		ids[i], idx[ch.ID] = ch.ID, i
 	}
+	// A pending op shows its device's backoff: when the engine may next log in to it.
 	rows, err := q.Query(ctx, `
-		SELECT change_id, id, seq, stage, rollback, device, action, prefix, next_hop, vrf, preview, status, attempts, coalesce(error, ''), coalesce(output, '')
-		FROM change_ops WHERE change_id = ANY($1) ORDER BY change_id, rollback, seq`, ids)
+		SELECT o.change_id, o.id, o.seq, o.stage, o.rollback, o.device, o.action, o.prefix, o.next_hop, o.vrf, o.preview, o.status, o.attempts,
+		       coalesce(o.error, ''), coalesce(o.output, ''), o.first_error_at, s.next_attempt_at
+		FROM change_ops o LEFT JOIN device_schedule s ON s.device = o.device
+		WHERE o.change_id = ANY($1) ORDER BY o.change_id, o.rollback, o.seq`, ids)
 	if err != nil {
 		return formatError(err)
 	}
 	var cid int64
 	var o fabric.ChangeOp
 	var action, status string
+	var firstErr, nextAttempt *time.Time
 	_, err = pgx.ForEachRow(rows, []any{&cid, &o.ID, &o.Seq, &o.Stage, &o.Rollback, &o.Device, &action, &o.Op.Route.Prefix, &o.Op.Route.NextHop,
-		&o.Op.Route.VRF, &o.Preview, &status, &o.Attempts, &o.Error, &o.Output}, func() error {
+		&o.Op.Route.VRF, &o.Preview, &status, &o.Attempts, &o.Error, &o.Output, &firstErr, &nextAttempt}, func() error {
 		o.Op.Action, o.Status = fabric.Action(action), fabric.OpStatus(status)
-		list[idx[cid]].Ops = append(list[idx[cid]].Ops, o)
+		o.FirstErrorAt, o.NextAttemptAt = timeOrZero(firstErr), timeOrZero(nextAttempt)
+		list[idx[cid]].Ops = append(list[idx[cid]].Ops, fabric.RetryWindow(o, deadline))
 		return nil
 	})
 	if err != nil {
@@ -298,7 +311,7 @@ func (c *Changes) List(ctx context.Context, f fabric.ChangeFilter) ([]fabric.Cha
 		list = list[:f.Limit]
 		next = list[f.Limit-1].ID
 	}
-	return list, next, loadDetails(ctx, c.db.Pool, list)
+	return list, next, loadDetails(ctx, c.db.Pool, list, c.retryDeadline)
 }
 
 // HostChange returns the newest change of a host.
@@ -525,4 +538,11 @@ func (c *Changes) Remediate(ctx context.Context, actor fabric.Actor, ops []fabri
 		return err
 	})
 	return out, err
+}
+
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }

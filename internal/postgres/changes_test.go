@@ -74,7 +74,7 @@ func (l *lifecycle) session(t *testing.T, device string, status fabric.OpStatus,
 		}
 		results = append(results, r)
 	}
-	if err := l.changes.Record(ctx, device, results); err != nil {
+	if _, err := l.changes.Record(ctx, device, results); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -77,7 +77,7 @@ func (db *DB) Migrate(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, r := range results {
-		log.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+		log.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "took_ms", r.Duration.Milliseconds())
 	}
 	return db.migrateRiver(ctx, log)
 }

@@ -203,7 +203,7 @@ func (h *Hub) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Warn("notification listener: not connected; retrying", "err", err, "retry_in", backoff)
+		h.log.Warn("notification listener: not connected; retrying", "err", err, "retry_in", backoff.String())
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
