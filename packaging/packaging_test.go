@@ -262,3 +262,30 @@ func TestUnits(t *testing.T) {
 		})
 	}
 }
+
+// TestDockerfileStampsBuildInfo: the Dockerfile's from-source build (which this machine cannot
+// run: no registry) passes the same -X flags as the Makefile, whose names
+// internal/buildinfo's TestLinkerFlags checks.
+func TestDockerfileStampsBuildInfo(t *testing.T) {
+	t.Parallel()
+	dockerfile, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pkg = "github.com/returnpath/returnpath/internal/buildinfo"
+	if !strings.Contains(string(makefile), "BUILDINFO = "+pkg+"\n") {
+		t.Errorf("the Makefile's BUILDINFO is not %s", pkg)
+	}
+	for _, v := range []string{"version", "commit", "date"} {
+		if flag := "-X " + pkg + "." + v + "="; !strings.Contains(string(dockerfile), flag) {
+			t.Errorf("the Dockerfile's go build lacks %s", flag)
+		}
+		if flag := "-X $(BUILDINFO)." + v + "="; !strings.Contains(string(makefile), flag) {
+			t.Errorf("the Makefile's LDFLAGS lack %s", flag)
+		}
+	}
+}

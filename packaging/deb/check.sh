@@ -62,6 +62,17 @@ runuser -u returnpath -- /usr/bin/returnpath version >/dev/null || fail "the ret
 # The service reads its configuration as that user.
 runuser -u returnpath -- test -r /etc/returnpath/returnpath.yaml || fail "the returnpath user cannot read the configuration"
 
+# An upgrade (here: the same package again) keeps a local edit of the configuration, its mode
+# and the user.
+echo "# edited by deb-check" >>/etc/returnpath/returnpath.yaml
+uid_before=$(id -u returnpath)
+dpkg -i "$deb" >/dev/null
+grep -q '^# edited by deb-check$' /etc/returnpath/returnpath.yaml || fail "reinstalling replaced the edited configuration"
+mode=$(stat -c '%U:%G %a' /etc/returnpath/returnpath.yaml)
+[ "$mode" = "root:returnpath 640" ] || fail "after reinstalling, /etc/returnpath/returnpath.yaml is $mode"
+[ "$(id -u returnpath)" = "$uid_before" ] || fail "reinstalling changed returnpath's uid"
+ok "reinstall keeps the edited configuration, its mode and the user"
+
 # The units, as systemd reads them (ExecStart binaries exist, directives known, User= exists).
 if command -v systemd-analyze >/dev/null; then
 	# verify exits 0 on an unknown directive ("Unknown key ..., ignoring"): any word from it
