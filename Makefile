@@ -74,10 +74,13 @@ run: build
 
 # The container image, FROM scratch, from the binary above and this machine's CA bundle and
 # tzdata: no base image is pulled (see the Dockerfile for the from-source build users run).
-# --format docker: the OCI format has no HEALTHCHECK, and podman would drop it.
+# --format docker: the OCI format has no HEALTHCHECK, and podman would drop it. The label marks
+# the build's intermediate images too, for image-clean (--layers=false, which would keep none,
+# fails in podman 4.3 on the Dockerfile's stage alias).
+IMAGE_MARK = io.github.returnpath.build=make-image
 image: build
 	sh packaging/image/rootfs.sh $(BIN) /etc/ssl/certs/ca-certificates.crt /usr/share/zoneinfo $(DIST)/rootfs
-	podman build --format docker --build-arg ROOTFS=from-context \
+	podman build --format docker --label $(IMAGE_MARK) --build-arg ROOTFS=from-context \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) --build-arg CREATED=$(BUILD_DATE) \
 		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
@@ -86,9 +89,10 @@ image: build
 image-check: image
 	sh packaging/image/check.sh $(IMAGE):$(VERSION) $(VERSION)
 
-# Removes the tags `make image` made (CI does, so that images do not pile up run after run).
+# Removes every image `make image` made, tagged or intermediate (CI does, so that images do
+# not pile up run after run); images of anything else stay.
 image-clean:
-	-podman rmi $(IMAGE):$(VERSION) $(IMAGE):latest
+	podman image prune --all --force --filter label=$(IMAGE_MARK) >/dev/null
 
 # The Debian package, with nfpm (a module of its own in build/nfpm, so that its dependencies
 # stay out of returnpath's go.mod).
