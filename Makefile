@@ -2,15 +2,35 @@
 GO       ?= go
 BIN      ?= bin/returnpath
 PKGS     ?= ./...
-# Debian packages the lab tests and the demo need (PostgreSQL for the throwaway database).
-DEBS     ?= frr openssh-server nftables iproute2 iputils-ping tcpdump sudo postgresql curl jq
+# Debian packages the lab tests and the demo need (PostgreSQL for the throwaway database), and
+# what `make image` and `make deb` need: podman to build the image, the CA bundle and tzdata it
+# ships, systemd-analyze to check the units, adduser for the package's postinst.
+DEBS     ?= frr openssh-server nftables iproute2 iputils-ping tcpdump sudo postgresql curl jq \
+            podman ca-certificates tzdata systemd adduser
 
-.PHONY: all build test test-short lint bench deps demo run clean fuzz
+# What the binary says it is (returnpath version, /healthz, returnpath_build_info). The date is
+# the commit's unless SOURCE_DATE_EPOCH says otherwise, so that one commit builds one binary.
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.0.0-$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git rev-parse -q --verify HEAD >/dev/null 2>&1 && { git diff --quiet HEAD -- 2>/dev/null || echo -dirty; })
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+BUILD_DATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+export SOURCE_DATE_EPOCH
+BUILDINFO = github.com/returnpath/returnpath/internal/buildinfo
+LDFLAGS  ?= -s -w -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).date=$(BUILD_DATE)
+GOARCH   ?= $(shell $(GO) env GOARCH)
+
+# The container image `make image` builds with podman, and where dist files go.
+IMAGE    ?= localhost/returnpath
+DIST     ?= dist
+
+.PHONY: all build test test-short lint bench deps demo run clean fuzz image image-check image-clean deb deb-check compose-check
 
 all: build
 
+# A static binary (no cgo: it runs on scratch and on any glibc), stamped with the version. The
+# image and the package ship this very file.
 build:
-	$(GO) build -o $(BIN) ./cmd/returnpath
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/returnpath
 
 # Tests run through gotestsum (pinned in go.mod's tool directive): one line per package as it
 # finishes, the output of failed tests as they fail, and at the end every skipped test with its
@@ -60,5 +80,43 @@ demo: deps build
 run: build
 	$(BIN) serve
 
+# The container image, FROM scratch, from the binary above and this machine's CA bundle and
+# tzdata: no base image is pulled (see the Dockerfile for the from-source build users run).
+# --format docker: the OCI format has no HEALTHCHECK, and podman would drop it. The label marks
+# the build's intermediate images too, for image-clean (--layers=false, which would keep none,
+# fails in podman 4.3 on the Dockerfile's stage alias).
+IMAGE_MARK = io.github.returnpath.build=make-image
+image: build
+	sh packaging/image/rootfs.sh $(BIN) /etc/ssl/certs/ca-certificates.crt /usr/share/zoneinfo $(DIST)/rootfs
+	podman build --format docker --label $(IMAGE_MARK) --build-arg ROOTFS=from-context \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) --build-arg CREATED=$(BUILD_DATE) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+
+# Inspects the image (user, entrypoint, healthcheck, labels, port, files) and runs the binary
+# taken out of it: this machine builds images but cannot run containers.
+image-check: image
+	sh packaging/image/check.sh $(IMAGE):$(VERSION) $(VERSION)
+
+# Removes every image `make image` made, tagged or intermediate (CI does, so that images do
+# not pile up run after run); images of anything else stay.
+image-clean:
+	podman image prune --all --force --filter label=$(IMAGE_MARK) >/dev/null
+
+# The Debian package, with nfpm (a module of its own in build/nfpm, so that its dependencies
+# stay out of returnpath's go.mod).
+deb: build
+	$(GO) -C build/nfpm build -o $(CURDIR)/bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+	mkdir -p $(DIST)
+	rm -f $(DIST)/returnpath_*.deb
+	RP_VERSION=$(VERSION) RP_ARCH=$(GOARCH) RP_BIN=$(BIN) bin/nfpm package --config packaging/deb/nfpm.yaml --packager deb --target $(DIST)/
+
+# Installs the package (dpkg -i, as root), checks its files, user and units, and purges it.
+deb-check: deb
+	sh packaging/deb/check.sh $(DIST)/returnpath_*.deb $(VERSION)
+
+# docker-compose.yml against the Compose Specification's JSON schema (build/compose-spec.json).
+compose-check:
+	$(GO) test -count=1 -run 'TestCompose' ./packaging/
+
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/returnpath/returnpath/internal/buildinfo"
 )
 
 func main() {
@@ -50,8 +53,19 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints what `returnpath version` prints. Cobra renders it through a template:
+	// the text goes in through a function so that nothing in it is read as template syntax.
+	info := buildinfo.Read()
+	root.Version = info.Version
+	root.SetVersionTemplate(`{{versionText}}`)
+	cobra.AddTemplateFunc("versionText", func() string {
+		var b strings.Builder
+		writeVersion(&b, info)
+		return b.String()
+	})
 	root.PersistentFlags().String("config", "", "configuration file (default ./returnpath.yaml, then /etc/returnpath/returnpath.yaml)")
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd(), newDeviceCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd(), newDeviceCmd(),
+		newVersionCmd(), newHealthcheckCmd())
 	return root
 }
 

@@ -31,8 +31,16 @@ func newMetrics(s *Server) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method", "code"}),
 	}
+	// The usual build_info idiom: a constant 1 whose labels say which build runs, so that
+	// dashboards can join on it and alerts can spot replicas left on an old version.
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "returnpath_build_info",
+		Help:        "Always 1; the labels say which build of returnpath this process runs.",
+		ConstLabels: prometheus.Labels{"version": s.cfg.Build.Version, "commit": s.cfg.Build.Commit, "go_version": s.cfg.Build.GoVersion},
+	})
+	build.Set(1)
 	m.Registry.MustRegister(m.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&registryCollector{s: s})
+		&registryCollector{s: s}, build)
 	return m
 }
 

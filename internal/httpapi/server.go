@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/returnpath/returnpath/internal/buildinfo"
 	"github.com/returnpath/returnpath/internal/fabric"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	MetricsSeparate bool
 	// MetricsRequireToken makes /metrics ask for a live bearer token (any role).
 	MetricsRequireToken bool
+
+	// Build is what /healthz and returnpath_build_info report; zero means buildinfo.Read().
+	Build buildinfo.Info
 }
 
 // Server is the HTTP API.
@@ -85,6 +89,9 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Build == (buildinfo.Info{}) {
+		cfg.Build = buildinfo.Read()
 	}
 	if cfg.LongPollsPerToken <= 0 {
 		cfg.LongPollsPerToken = defaultLongPollsPerToken
@@ -309,8 +316,15 @@ func jsonKind(goKind string) string {
 	return "number"
 }
 
+// health is the /healthz answer: liveness, and which build answers (an operator checking a
+// rolling upgrade sees which replicas run the new version).
+type health struct {
+	Status string `json:"status"`
+	buildinfo.Info
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, health{Status: "ok", Info: s.cfg.Build})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

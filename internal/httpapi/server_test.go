@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/returnpath/returnpath/internal/buildinfo"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi"
 	"github.com/returnpath/returnpath/internal/httpapi/apitest"
@@ -343,5 +346,35 @@ func TestOperationsEndpoints(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	t.Parallel()
+	db := pgtest.Open(t)
+	inv := inventory()
+	build := buildinfo.Info{Version: "v1.2.3", Commit: "0123abcd", Date: "2026-02-03T04:05:06Z", GoVersion: "go1.26.8"}
+	srv := httpapi.New(httpapi.Config{Build: build}, inv, postgres.NewHosts(db, inv), db, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	e := &env{url: ts.URL}
+
+	resp, body := e.do(t, "GET", "/healthz", "", "")
+	want := map[string]any{"status": "ok", "version": "v1.2.3", "commit": "0123abcd", "build_date": "2026-02-03T04:05:06Z", "go_version": "go1.26.8"}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz = %d", resp.StatusCode)
+	}
+	if diff := cmp.Diff(body, want); diff != "" {
+		t.Errorf("GET /healthz (-got +want):\n%s", diff)
+	}
+
+	mresp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if line := `returnpath_build_info{commit="0123abcd",go_version="go1.26.8",version="v1.2.3"} 1`; !strings.Contains(string(b), line) {
+		t.Errorf("/metrics lacks %s", line)
 	}
 }
