@@ -47,9 +47,18 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
 
+// Check validates the platform's own settings in cfg, for the platforms that have any.
+func Check(cfg drivers.Config) error {
+	switch cfg.Platform {
+	case route.PlatformFortiOS:
+		return FortiOSCheck(cfg)
+	}
+	return nil
+}
+
 // Factory returns a factory for every SSH platform; it dispatches on Config.Platform.
 func Factory() drivers.Factory {
-	return drivers.Factory{Open: Open, Preview: Preview}
+	return drivers.Factory{Open: Open, Preview: Preview, Check: Check}
 }
 
 // FRRFactory returns the factory of platform frr.
