@@ -163,8 +163,6 @@ func sortedRoutes(rs []route.Route) []route.Route {
 	return rs
 }
 
-
-
 // TestFortiOSRefusedLineIsUndone: FortiOS refuses a line in the middle of a batch after
 // earlier entries were saved and an entry deleted, and saves the refused entry without the
 // refused field. The driver undoes all of it: the firewall holds exactly what it held before,
