@@ -94,6 +94,9 @@ type Config struct {
 	SSH   SSHConfig
 	Linux LinuxConfig
 	GNMI  GNMIConfig
+
+	FortiOS FortiOSConfig
+	ASA     ASAConfig
 }
 
 // SSHConfig holds SSH-only settings.
@@ -106,6 +109,16 @@ type SSHConfig struct {
 type LinuxConfig struct {
 	Proto int  // route protocol number that marks returnpath's routes (default 202)
 	Sudo  bool // run ip through sudo -n
+}
+
+// FortiOSConfig holds settings of the fortinet_fortios platform.
+type FortiOSConfig struct {
+	Device string // egress interface of every static route ("set device"); FortiOS requires one
+}
+
+// ASAConfig holds settings of the cisco_asa platform.
+type ASAConfig struct {
+	Interface string // nameif of the interface every static route leaves by ("route IF ...")
 }
 
 // GNMIConfig holds gNMI-only settings.

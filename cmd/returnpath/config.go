@@ -101,6 +101,12 @@ type DeviceConfig struct {
 		NetworkInstance string `mapstructure:"network_instance"`
 		Protocol        string `mapstructure:"protocol"`
 	} `mapstructure:"gnmi"`
+	FortiOS struct {
+		Device string `mapstructure:"device"`
+	} `mapstructure:"fortios"`
+	ASA struct {
+		Interface string `mapstructure:"interface"`
+	} `mapstructure:"asa"`
 }
 
 // ApprovalConfig is the review policy.
@@ -455,6 +461,7 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		g := d.GNMI
 		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
 			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
+		dc.FortiOS.Device, dc.ASA.Interface = d.FortiOS.Device, d.ASA.Interface
 		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
 			if err := f.Check(dc); err != nil {
 				var fe *route.FieldError

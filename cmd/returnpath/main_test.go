@@ -141,6 +141,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad platform", "platform: frr", "platform: ios", "devices[0].platform"},
 		{"missing password env", "password_env: RETURNPATH_TEST_SW1_PASSWORD\n    known_hosts: /dev/null\n  - name: fw1", "password_env: RETURNPATH_NOPE\n    known_hosts: /dev/null\n  - name: fw1", "devices[0].password_env"},
 		{"bad host key policy", "address: 198.18.0.11\n", "address: 198.18.0.11\n    host_key: yolo\n", "devices[0].host_key"},
+		{name: "fortios without its egress interface", from: "platform: linux\n", to: "platform: fortinet_fortios\n", want: "devices[1].fortios.device"},
+		{name: "fortios interface that is not a name", from: "platform: linux\n", to: "platform: fortinet_fortios\n    fortios: {device: \"port1 comment x\"}\n", want: "devices[1].fortios.device"},
+		{name: "fortios named VRF", from: "platform: linux\n", to: "platform: fortinet_fortios\n    vrf: blue\n    fortios: {device: port1}\n", want: "devices[1].vrf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,5 +184,32 @@ func TestConfigPrecedence(t *testing.T) {
 	cfg, err = loadConfig(p, cmd.Flags(), true)
 	if err != nil || cfg.DatabaseURL != "postgres:///fromflag" {
 		t.Errorf("flag over env: %v %v", cfg.DatabaseURL, err)
+	}
+}
+
+// TestConfigFortiOSKeys: a fortinet_fortios device with its egress interface and a numbered
+// VRF is valid, and the interface reaches the driver's config.
+func TestConfigFortiOSKeys(t *testing.T) {
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	body := strings.Replace(strings.ReplaceAll(testConfig, "%DB%", "postgres:///x"),
+		"platform: linux\n", "platform: fortinet_fortios\n    vrf: \"12\"\n    fortios: {device: wan1.100}\n", 1)
+	p := writeConfig(t, body)
+	if out, err := run(t, "config", "check", "--config", p); err != nil {
+		t.Fatalf("config check = %v\n%s", err, out)
+	}
+	cfg, err := loadConfig(p, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _, err := cfg.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcs, err := cfg.DriverConfigs(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dcs["fw1"].FortiOS.Device; got != "wan1.100" {
+		t.Errorf("fw1's fortios.device = %q, want wan1.100", got)
 	}
 }

@@ -70,6 +70,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformOpenConfig: gnmi.Factory(),
 		fabric.PlatformNokiaSRL:   gnmi.Factory(),
 		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
+		fabric.PlatformFortiOS:    ssh.FortiOSFactory(),
 	}
 }
 

@@ -54,6 +54,10 @@ func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done
 	go func() { writeErr <- c.nd.Channel.Write([]byte(in), false) }()
 	var out []byte
 	written := false
+	// answered is where the last pager prompt answered starts: scrapligo drops the carriage
+	// returns of the CLI's erasing of it, so the spaces that follow would otherwise look
+	// like the same prompt again and be answered twice.
+	answered := -1
 	for {
 		b, err := c.nd.Channel.Read()
 		if err != nil {
@@ -62,8 +66,15 @@ func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done
 		}
 		if len(b) > 0 {
 			out = append(out, b...)
-			tail := out[max(0, len(out)-len(pager)-40):]
-			if len(pager) > 0 && bytes.HasSuffix(bytes.TrimRight(tail, " "), pager) {
+			from := max(0, len(out)-len(pager)-40)
+			at := -1
+			if len(pager) > 0 {
+				if i := bytes.LastIndex(out[from:], pager); i >= 0 {
+					at = from + i
+				}
+			}
+			if at > answered && len(bytes.TrimRight(out[at+len(pager):], " ")) == 0 {
+				answered = at
 				if err := c.nd.Channel.Write([]byte(" "), false); err != nil {
 					c.drop()
 					return string(out), fmt.Errorf("answer pager: %w", err)

@@ -26,6 +26,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openLinux(ctx, cfg)
 	case route.PlatformAristaEOS:
 		return openEOS(ctx, cfg)
+	case route.PlatformFortiOS:
+		return openFortiOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -39,13 +41,24 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return LinuxPreview(cfg, ops)
 	case route.PlatformAristaEOS:
 		return EOSPreview(cfg, ops)
+	case route.PlatformFortiOS:
+		return FortiOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
 
+// Check validates the platform's own settings in cfg, for the platforms that have any.
+func Check(cfg drivers.Config) error {
+	switch cfg.Platform {
+	case route.PlatformFortiOS:
+		return FortiOSCheck(cfg)
+	}
+	return nil
+}
+
 // Factory returns a factory for every SSH platform; it dispatches on Config.Platform.
 func Factory() drivers.Factory {
-	return drivers.Factory{Open: Open, Preview: Preview}
+	return drivers.Factory{Open: Open, Preview: Preview, Check: Check}
 }
 
 // FRRFactory returns the factory of platform frr.
@@ -70,6 +83,23 @@ func EOSFactory() drivers.Factory {
 		Open:    openEOS,
 		Preview: EOSPreview,
 	}
+}
+
+// FortiOSFactory returns the factory of platform fortinet_fortios.
+func FortiOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openFortiOS,
+		Preview: FortiOSPreview,
+		Check:   FortiOSCheck,
+	}
+}
+
+func openFortiOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenFortiOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func openEOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {

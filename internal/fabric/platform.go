@@ -17,6 +17,8 @@ const (
 	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
+	PlatformFortiOS    = route.PlatformFortiOS    // Fortinet FortiOS CLI over SSH, entry by entry
+	PlatformCiscoASA   = route.PlatformCiscoASA   // Cisco ASA CLI over SSH, line by line
 )
 
 // Transport is how returnpath reaches a device.
@@ -35,6 +37,8 @@ var Platforms = map[Platform]Transport{
 	PlatformOpenConfig: TransportGNMI,
 	PlatformNokiaSRL:   TransportGNMI,
 	PlatformAristaEOS:  TransportSSH,
+	PlatformFortiOS:    TransportSSH,
+	PlatformCiscoASA:   TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.
