@@ -5,7 +5,8 @@
 ALTER TABLE changes DROP CONSTRAINT changes_kind_check;
 ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN ('add', 'remove', 'remediate', 'reroute'));
 ALTER TABLE changes ADD COLUMN segment text;
-ALTER TABLE changes ADD CONSTRAINT changes_reroute_segment CHECK ((kind = 'reroute') = (segment IS NOT NULL));
+-- Set right after the insert, in the same transaction (the insert is shared with other kinds).
+ALTER TABLE changes ADD CONSTRAINT changes_segment_reroute CHECK (segment IS NULL OR kind = 'reroute');
 -- At most one unfinished reroute per segment: a second would be planned from a path the
 -- devices do not hold yet. The service checks this under the inventory lock and refuses the
 -- reload; the index makes a duplicate impossible even if two processes raced past the lock,

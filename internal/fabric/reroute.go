@@ -190,3 +190,24 @@ func SupersededBy(reroutes []Reroute, open []Change) []int64 {
 	}
 	return out
 }
+
+// InventorySync is what syncing an inventory into the database did.
+type InventorySync struct {
+	// Changed lists the segments whose return path changed, whether or not a host moved.
+	Changed []string
+	// Reroutes are the reroute changes filed: one per changed segment with hosts to move.
+	Reroutes []Change
+	// Superseded lists the pending remediate changes rejected as planned from the old paths.
+	Superseded []int64
+	// Warnings say what was left alone (hosts of a segment that is gone).
+	Warnings []string
+}
+
+// ReloadResult is what a configuration reload did.
+type ReloadResult struct {
+	InventorySync
+	// RestartRequired lists the configuration keys whose new values take effect only at the
+	// next start (listen, database_url, approval, ...): a reload applies the inventory and the
+	// devices' settings alone.
+	RestartRequired []string
+}
