@@ -153,11 +153,18 @@ func routesOn(device string, path []DeviceRoute) []Route {
 	return out
 }
 
-// CheckReroutes refuses reroutes while an unfinished reroute change (pending, approved or
-// applying) of the same segment exists among open: the new plan would start from a path the
-// devices do not hold yet.
-func CheckReroutes(reroutes []Reroute, open []Change) error {
+// CheckReroutes refuses reroutes that cannot be carried out: while an unfinished reroute
+// change (pending, approved or applying) of the same segment exists among open, since the new
+// plan would start from a path the devices do not hold yet; and when a device that must lose
+// routes is gone from inventory to, since nothing could log in to it to delete them.
+func CheckReroutes(to *Inventory, reroutes []Reroute, open []Change) error {
 	for _, r := range reroutes {
+		for _, o := range r.Ops {
+			if _, ok := to.Device(o.Device); !ok {
+				return FieldErrorf(ECONFLICT, "devices", "device %s was removed but segment %s's live hosts still have routes on it; keep it under devices (off every route_via) until the reroute that deletes them is applied",
+					o.Device, r.Segment)
+			}
+		}
 		for _, c := range open {
 			if c.Kind == ChangeReroute && c.Segment == r.Segment && !c.Status.Final() {
 				return FieldErrorf(ECONFLICT, "segments", "segment %s: reroute change %d is still %s; approve and apply it, or reject it, before changing the segment's return path again",

@@ -3,6 +3,7 @@ package fabric_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -230,9 +231,12 @@ func TestPlanReroutes(t *testing.T) {
 
 func TestCheckReroutes(t *testing.T) {
 	t.Parallel()
-	reroutes := []fabric.Reroute{{Segment: "rack1", Path: []string{"sw1", "fw1"}}}
+	to := labInventory()
+	reroutes := []fabric.Reroute{{Segment: "rack1", Path: []string{"sw1", "fw1"},
+		Ops: []fabric.DeviceOp{{Device: "fw1", Op: fabric.RouteOp{Action: fabric.ActionDelete}}}}}
 	tests := []struct {
 		name     string
+		removed  string // a device gone from the new inventory
 		open     []fabric.Change
 		wantCode string
 	}{
@@ -244,11 +248,15 @@ func TestCheckReroutes(t *testing.T) {
 			wantCode: fabric.ECONFLICT},
 		{name: "an applying reroute of the segment", open: []fabric.Change{{ID: 3, Kind: fabric.ChangeReroute, Segment: "rack1", Status: fabric.ChangeApplying}},
 			wantCode: fabric.ECONFLICT},
+		{name: "a device that must lose routes is no longer configured", removed: "fw1", wantCode: fabric.ECONFLICT},
+		{name: "a device with nothing to lose is no longer configured", removed: "sw1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := fabric.ErrorCode(fabric.CheckReroutes(reroutes, tt.open)); got != tt.wantCode {
+			inv := *to
+			inv.Devices = slices.DeleteFunc(slices.Clone(to.Devices), func(d fabric.Device) bool { return d.Name == tt.removed })
+			if got := fabric.ErrorCode(fabric.CheckReroutes(&inv, reroutes, tt.open)); got != tt.wantCode {
 				t.Errorf("CheckReroutes = code %q, want %q", got, tt.wantCode)
 			}
 		})

@@ -43,7 +43,7 @@ func (c *Changes) SyncInventory(ctx context.Context, actor fabric.Actor, inv *fa
 		if err != nil {
 			return err
 		}
-		if err := fabric.CheckReroutes(reroutes, open); err != nil {
+		if err := fabric.CheckReroutes(inv, reroutes, open); err != nil {
 			return err
 		}
 		if err := syncInventoryTx(ctx, tx, inv); err != nil {
