@@ -533,3 +533,58 @@ func TestSIGHUPReloadsServe(t *testing.T) {
 		t.Errorf("serve after SIGHUP and SIGTERM: %v (a SIGHUP that is not handled ends the process)\n%s", err, logs)
 	}
 }
+
+// TestReloadPendingChanges: what becomes of changes pending at reload time. A pending add is
+// left pending and planned again on the new path when approved (the reviewer is shown the new
+// plan first); a pending remediate change on a rerouted device, planned from the old intent,
+// is rejected as superseded.
+func TestReloadPendingChanges(t *testing.T) {
+	r, cfg := reloadSetup(t)
+	ctx := context.Background()
+	insertHosts(t, r.DB.Pool, 1, 2, fabric.HostActive)
+	h, _, err := r.Hosts.Register(ctx, fabric.Actor{Name: "boot", Role: fabric.RoleBootstrap},
+		fabric.Registration{Name: "late", Address: netip.MustParseAddr("10.10.10.200")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addID, _, _, _ := r.Changes.HostChange(ctx, h.ID)
+	add, err := r.Changes.Change(ctx, addID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rem, err := r.Changes.Remediate(ctx, fabric.Actor{Name: "alice", Role: fabric.RoleReviewer}, []fabric.DeviceOp{{Device: "fw1",
+		Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.rewrite(t, withFW2(cfg))
+	res, err := r.Reload(ctx, reloadActor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Reroutes) != 1 || len(res.Reroutes[0].Ops) != 2 {
+		t.Fatalf("reroutes = %+v, want one moving the two active hosts (not the pending one)", res.Reroutes)
+	}
+	if fmt.Sprint(res.Superseded) != fmt.Sprint([]int64{rem.ID}) {
+		t.Errorf("superseded = %v, want [%d]", res.Superseded, rem.ID)
+	}
+	if c, _ := r.Changes.Change(ctx, rem.ID); c.Status != fabric.ChangeRejected || !strings.HasPrefix(c.Reason, "superseded") {
+		t.Errorf("remediate change after the reload: %s %q, want rejected as superseded", c.Status, c.Reason)
+	}
+	reviewer := fabric.Actor{Name: "carol", Role: fabric.RoleReviewer}
+	_, err = r.Changes.Approve(ctx, reviewer, addID, add.PlanHash)
+	var stale *fabric.StalePlanError
+	if !errors.As(err, &stale) {
+		t.Fatalf("approving the add with the plan shown before the reload = %v, want a stale plan", err)
+	}
+	var devices []string
+	for _, o := range stale.Change.Ops {
+		devices = append(devices, o.Device)
+	}
+	if strings.Join(devices, ",") != "sw1,fw1,fw2" {
+		t.Errorf("the add's new plan is on %v, want sw1, fw1, fw2", devices)
+	}
+	if _, err := r.Changes.Approve(ctx, reviewer, addID, stale.Change.PlanHash); err != nil {
+		t.Errorf("approving the new plan: %v", err)
+	}
+}
