@@ -80,8 +80,11 @@ func printChangeList(out io.Writer, items []client.Change) error {
 	fmt.Fprintln(w, "ID\tKIND\tSTATUS\tHOST\tSUBNET\tOPS\tREQUESTED BY\tAPPROVED BY\tCREATED")
 	for _, ch := range items {
 		host, subnet := "-", "-"
-		if ch.Host != nil {
+		switch {
+		case ch.Host != nil:
 			host, subnet = ch.Host.Name, ch.Host.Subnet.String()
+		case ch.Segment != nil:
+			host = "segment " + *ch.Segment // a reroute moves every host of a segment
 		}
 		tprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", ch.ID, ch.Kind, ch.Status, host, subnet, len(ch.Ops),
 			ch.RequestedBy, deref(ch.ApprovedBy), ch.CreatedAt.UTC().Format(time.DateTime+"Z"))
@@ -157,6 +160,9 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "%s\n", paint(ansiBold, tsprintf("change #%d: %s, %s", ch.ID, ch.Kind, ch.Status)))
+	if ch.Host == nil && ch.Segment != nil {
+		tprintf(w, "segment\t%s (every live host whose return path changed)\n", *ch.Segment)
+	}
 	if ch.Host != nil {
 		tprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
 	}

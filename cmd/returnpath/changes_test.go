@@ -594,3 +594,23 @@ func TestChangesShowEscapesControlCharacters(t *testing.T) {
 		t.Errorf("JSON output is not the change exactly (-got +want):\n%s", diff)
 	}
 }
+
+// TestChangesShowReroute: a reroute has no host but a segment; list and show name it.
+func TestChangesShowReroute(t *testing.T) {
+	ch := newFakeChange(9, "reroute", "pending", nil, nil, []client.ChangeOp{fakeOp("fw1", "add", "pending", nil)})
+	ch.Host, ch.Segment, ch.RequestedBy = nil, strp("rack1"), "reload"
+	var b strings.Builder
+	if err := printChangeList(&b, []client.Change{*ch}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "9   reroute  pending  segment rack1  -  ") {
+		t.Errorf("list:\n%s", b.String())
+	}
+	b.Reset()
+	if err := printChange(&b, *ch, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "change #9: reroute, pending\nsegment       rack1 (every live host whose return path changed)\n") {
+		t.Errorf("show:\n%s", b.String())
+	}
+}

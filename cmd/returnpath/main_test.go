@@ -15,7 +15,17 @@ import (
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	// Re-executed by a test as the returnpath command itself (TestSIGHUPReloadsServe).
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(pgtest.Main(m))
+}
+
+// runMainEnv makes the test binary run main() instead of the tests.
+const runMainEnv = "RETURNPATH_TEST_RUN_MAIN"
 
 const testConfig = `
 listen: "127.0.0.1:0"

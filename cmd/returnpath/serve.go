@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -33,6 +36,9 @@ type Main struct {
 	Config  *Config
 	Log     *slog.Logger
 	Migrate bool // apply migrations at start
+	// Reread reads the configuration again, from the file and with the flags and environment
+	// the process started with: Reload calls it. nil: the process cannot reload.
+	Reread func() (*Config, error)
 
 	Inventory *fabric.Inventory
 	Drivers   map[string]drivers.Config
@@ -56,6 +62,8 @@ type Main struct {
 	metricsLn     net.Listener // metrics.listen, when set
 	metricsServer *http.Server
 	metricsServed chan error
+
+	reloadMu sync.Mutex // one reload at a time (SIGHUP, POST /v1/admin/reload)
 }
 
 // writeTimeoutMargin is how much longer than the longest long-poll (httpapi.MaxWait) the
@@ -77,27 +85,17 @@ func Factories() map[fabric.Platform]drivers.Factory {
 // Open validates the configuration, connects to the database, migrates and syncs the
 // inventory. It does not listen yet.
 func (m *Main) Open(ctx context.Context) error {
-	if err := m.Config.Validate(); err != nil {
-		return err
-	}
-	inv, warnings, err := m.Config.Inventory()
+	c, err := m.Config.check()
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
+	for _, w := range c.warnings {
 		m.Log.Warn(w)
 	}
-	m.Inventory = inv
-	if m.Drivers, err = m.Config.DriverConfigs(inv); err != nil {
-		return err
-	}
+	m.Inventory, m.Drivers = c.inv, c.drivers
+	inv := c.inv
 	if m.Factories == nil {
 		m.Factories = Factories()
-	}
-	for name, dc := range m.Drivers {
-		if dc.GNMI.Insecure || dc.GNMI.SkipVerify {
-			m.Log.Warn("gNMI TLS verification is off for a device", "device", name, "insecure", dc.GNMI.Insecure, "skip_verify", dc.GNMI.SkipVerify)
-		}
 	}
 	if m.DB, err = postgres.Open(ctx, m.Config.DatabaseURL); err != nil {
 		return err
@@ -106,9 +104,6 @@ func (m *Main) Open(ctx context.Context) error {
 		if err := m.DB.Migrate(ctx, m.Log); err != nil {
 			return err
 		}
-	}
-	if err := m.DB.SyncInventory(ctx, inv); err != nil {
-		return fmt.Errorf("sync inventory: %w", err)
 	}
 	policy, err := m.Config.Policy()
 	if err != nil {
@@ -125,11 +120,24 @@ func (m *Main) Open(ctx context.Context) error {
 		MetricsSeparate: m.Config.Metrics.Listen != "", MetricsRequireToken: m.Config.Metrics.RequireToken,
 	}, inv, m.Hosts, m.DB, m.Log)
 	m.API.SetChanges(m.Changes)
+	m.API.SetReloader(m)
 	m.API.SetHostWatcher(m.Hub)
 	// Apply, verify and the drift check share each device's session budget, across processes.
 	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB,
 		Logins: session.NewLoginCounter()}
 	m.API.Metrics().Registry.MustRegister(m.Devices.Logins)
+	// A start syncs the inventory as a reload does: a file edited while the service was down
+	// files its reroutes now rather than leave the fleet on the old paths.
+	synced, err := m.Changes.SyncInventory(ctx, reloadActor, inv, m.preview)
+	if err != nil {
+		return fmt.Errorf("sync inventory: %w", err)
+	}
+	for _, w := range synced.Warnings {
+		m.Log.Warn(w)
+	}
+	for _, ch := range synced.Reroutes {
+		m.Log.Info("the inventory changed since the last start: filed a reroute change", "change", ch.ID, "segment", ch.Segment, "ops", len(ch.Ops))
+	}
 	m.Verifier = &verify.Verifier{Inv: inv, Devices: m.Devices, Hosts: m.Hosts, MaxAge: m.Config.Verify.MaxAge}
 	m.API.SetVerifier(m.Verifier)
 	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {
@@ -217,17 +225,10 @@ func (m *Main) proposeRemediation(ctx context.Context, rep verify.Report) {
 	m.Log.Info("drift found: filed a remediate change", "change", c.ID, "ops", len(c.Ops), "status", c.Status)
 }
 
-// preview renders ops for a device with its platform's driver, without contacting it.
+// preview renders ops for a device with its platform's driver and the settings in force,
+// without contacting it.
 func (m *Main) preview(device string, ops []fabric.RouteOp) ([]string, error) {
-	cfg, ok := m.Drivers[device]
-	if !ok {
-		return nil, fabric.Errorf(fabric.ENOTFOUND, "device %s is not configured", device)
-	}
-	f, ok := m.Factories[cfg.Platform]
-	if !ok {
-		return nil, fabric.Errorf(fabric.EINTERNAL, "no driver for platform %s", cfg.Platform)
-	}
-	return f.Preview(cfg, ops)
+	return previewWith(m.Devices.Lookup, m.Factories)(device, ops)
 }
 
 // Listen binds the configured address (":0" picks a free port), and metrics.listen when set,
@@ -382,7 +383,12 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := &Main{Config: cfg, Log: newLogger(cfg.LogLevel), Migrate: !noMigrate}
+			// Registered before anything else: a SIGHUP's default action would end the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			m := &Main{Config: cfg, Log: newLogger(cfg.LogLevel), Migrate: !noMigrate,
+				Reread: func() (*Config, error) { return loadConfig(configFlag(cmd), cmd.Flags(), true) }}
 			ctx := cmd.Context()
 			if err := m.Open(ctx); err != nil {
 				if m.DB != nil {
@@ -394,12 +400,7 @@ func newServeCmd() *cobra.Command {
 				m.DB.Close()
 				return err
 			}
-			select {
-			case <-ctx.Done():
-				m.Log.Info("shutting down")
-			case err := <-m.served:
-				m.served <- err
-			}
+			m.wait(ctx, hup)
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			return m.Close(sctx)
@@ -442,20 +443,12 @@ func newConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := cfg.Validate(); err != nil {
-				return err
-			}
-			inv, warnings, err := cfg.Inventory()
+			c, err := cfg.check()
 			if err != nil {
 				return err
 			}
-			if _, err := cfg.DriverConfigs(inv); err != nil {
-				return err
-			}
-			if _, err := cfg.Webhooks(); err != nil {
-				return err
-			}
-			for _, w := range warnings {
+			inv := c.inv
+			for _, w := range c.warnings {
 				fmt.Fprintln(cmd.OutOrStdout(), "warning:", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d pools, %d segments, %d devices\n", len(inv.Pools), len(inv.Segments), len(inv.Devices))

@@ -73,6 +73,7 @@ type Change struct {
 	Kind        string      `json:"kind"`
 	Status      string      `json:"status"`
 	Host        *ChangeHost `json:"host"`
+	Segment     *string     `json:"segment,omitempty"` // the host's, or a reroute's
 	RequestedBy string      `json:"requested_by"`
 	ApprovedBy  *string     `json:"approved_by"`
 	Reason      *string     `json:"reason"`

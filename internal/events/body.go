@@ -58,8 +58,9 @@ func newPayload(e fabric.Event, baseURL string) payload {
 	p := payload{Event: string(e.Kind), Time: e.At.UTC(), Devices: []string{}}
 	if c := e.Change; c != nil {
 		p.ChangeID, p.Kind, p.Status, p.Reason = c.ID, string(c.Kind), string(c.Status), c.Reason
+		p.Segment = e.Segment()
 		if c.Host != nil {
-			p.Host, p.Segment = c.Host.Name, c.Host.Segment
+			p.Host = c.Host.Name
 		}
 		for _, o := range c.Ops {
 			if o.Rollback {
@@ -138,6 +139,8 @@ func slackSummary(p payload) string {
 	what := fmt.Sprintf("change %d (%s", p.ChangeID, p.Kind)
 	if p.Host != "" {
 		what += fmt.Sprintf(" host %s in segment %s", p.Host, p.Segment)
+	} else if p.Segment != "" {
+		what += " of segment " + p.Segment
 	}
 	what += ")"
 	verb := map[string]string{"change.pending": "awaits review", "change.approved": "was approved", "change.applied": "was applied",

@@ -59,10 +59,11 @@ const (
 	ActorDriftCheck = "drift-check" // the periodic drift check proposing remediation
 	ActorCLI        = "cli"         // the returnpath command line talking to the database
 	ActorSystem     = "system"      // the service itself, for anything else
+	ActorReload     = "reload"      // a configuration reload (SIGHUP, or a start with an edited file) filing reroutes
 )
 
 // reservedNames are the names ValidateToken refuses.
-var reservedNames = []string{ActorApply, ActorDriftCheck, ActorCLI, ActorSystem}
+var reservedNames = []string{ActorApply, ActorDriftCheck, ActorCLI, ActorSystem, ActorReload}
 
 // Token is an API token as stored: the secret itself is never kept, only its hash.
 type Token struct {

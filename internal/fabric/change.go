@@ -17,6 +17,7 @@ const (
 	ChangeAdd       ChangeKind = "add"       // a host was registered: add its return routes
 	ChangeRemove    ChangeKind = "remove"    // a host was removed: take its routes away
 	ChangeRemediate ChangeKind = "remediate" // drift was found: restore intent
+	ChangeReroute   ChangeKind = "reroute"   // a segment's return path changed: move its hosts' routes
 )
 
 // ChangeStatus is where a change is in review and apply.
@@ -101,10 +102,13 @@ type ChangeEvent struct {
 
 // Change is a reviewed set of route ops for the devices on a return path.
 type Change struct {
-	ID          int64
-	Kind        ChangeKind
-	Status      ChangeStatus
-	Host        *Host
+	ID     int64
+	Kind   ChangeKind
+	Status ChangeStatus
+	Host   *Host
+	// Segment is the segment the change concerns: its host's, or a reroute's own; "" for a
+	// remediate change.
+	Segment     string
 	RequestedBy string
 	ApprovedBy  string
 	Reason      string

@@ -66,13 +66,16 @@ type Event struct {
 	Drift  []DeviceDrift // drift.found: the devices that drift
 }
 
-// Segment is the segment the event concerns: its change's host's; "" for events of no host
-// (remediate changes, drift).
+// Segment is the segment the event concerns: its change's host's or a reroute change's own;
+// "" for events of no segment (remediate changes, drift).
 func (e Event) Segment() string {
-	if e.Change != nil && e.Change.Host != nil {
+	switch {
+	case e.Change == nil:
+		return ""
+	case e.Change.Host != nil:
 		return e.Change.Host.Segment
 	}
-	return ""
+	return e.Change.Segment
 }
 
 // Subscription is what a webhook wants to hear of.

@@ -66,6 +66,10 @@ func TestSubscriptionWants(t *testing.T) {
 		{name: "listed segment", sub: fabric.Subscription{Events: pending, Segments: []string{"rack1"}}, e: fabric.Event{Kind: fabric.EventChangePending, Change: host("rack1")}, want: true},
 		{name: "other segment", sub: fabric.Subscription{Events: pending, Segments: []string{"rack2"}}, e: fabric.Event{Kind: fabric.EventChangePending, Change: host("rack1")}},
 		{name: "no host, segments listed", sub: fabric.Subscription{Events: pending, Segments: []string{"rack1"}}, e: fabric.Event{Kind: fabric.EventChangePending, Change: &fabric.Change{}}},
+		{name: "reroute of a listed segment", sub: fabric.Subscription{Events: pending, Segments: []string{"rack1"}},
+			e: fabric.Event{Kind: fabric.EventChangePending, Change: &fabric.Change{Kind: fabric.ChangeReroute, Segment: "rack1"}}, want: true},
+		{name: "reroute of another segment", sub: fabric.Subscription{Events: pending, Segments: []string{"rack2"}},
+			e: fabric.Event{Kind: fabric.EventChangePending, Change: &fabric.Change{Kind: fabric.ChangeReroute, Segment: "rack1"}}},
 		{name: "drift, no segments", sub: fabric.Subscription{Events: []fabric.EventKind{fabric.EventDriftFound}}, e: fabric.Event{Kind: fabric.EventDriftFound}, want: true},
 	}
 	for _, tt := range tests {

@@ -60,6 +60,7 @@ type changeJSON struct {
 	Kind        string            `json:"kind"`
 	Status      string            `json:"status"`
 	Host        *changeHostJSON   `json:"host"`
+	Segment     *string           `json:"segment"`
 	RequestedBy string            `json:"requested_by"`
 	ApprovedBy  *string           `json:"approved_by"`
 	Reason      *string           `json:"reason"`
@@ -85,7 +86,7 @@ func timeOrNil(t time.Time) *time.Time {
 }
 
 func toChangeJSON(c fabric.Change) changeJSON {
-	out := changeJSON{ID: c.ID, Kind: string(c.Kind), Status: string(c.Status), RequestedBy: c.RequestedBy,
+	out := changeJSON{ID: c.ID, Kind: string(c.Kind), Status: string(c.Status), Segment: strOrNil(c.Segment), RequestedBy: c.RequestedBy,
 		ApprovedBy: strOrNil(c.ApprovedBy), Reason: strOrNil(c.Reason), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		PlanHash: c.PlanHash, Ops: []changeOpJSON{}, Events: []changeEventJSON{}}
 	if c.Host != nil {

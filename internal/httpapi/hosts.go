@@ -191,7 +191,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f.Segment != "" {
-		if _, ok := s.inv.Segment(f.Segment); !ok {
+		if _, ok := s.inv.Load().Segment(f.Segment); !ok {
 			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "segment", "no segment named %q", f.Segment))
 			return
 		}
@@ -243,7 +243,7 @@ type poolJSON struct {
 }
 
 func (s *Server) listPools(w http.ResponseWriter, r *http.Request) {
-	usage, err := s.store.PoolUsage(r.Context(), s.inv)
+	usage, err := s.store.PoolUsage(r.Context(), s.inv.Load())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -270,7 +270,7 @@ type segmentJSON struct {
 
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 	out := listJSON[segmentJSON]{Items: []segmentJSON{}}
-	for _, sg := range s.inv.Segments {
+	for _, sg := range s.inv.Load().Segments {
 		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{}}
 		for _, h := range sg.RouteVia {
 			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
@@ -291,7 +291,7 @@ type deviceJSON struct {
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	out := listJSON[deviceJSON]{Items: []deviceJSON{}}
-	for _, d := range s.inv.Devices {
+	for _, d := range s.inv.Load().Devices {
 		out.Items = append(out.Items, deviceJSON{Name: d.Name, Platform: string(d.Platform), Transport: string(d.Transport), Address: d.Address.String(), VRF: d.VRF})
 	}
 	writeJSON(w, http.StatusOK, out)

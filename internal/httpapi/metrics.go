@@ -118,7 +118,7 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(states[fabric.HostState(st)]), st)
 		}
 	}
-	if usage, err := c.s.store.PoolUsage(ctx, c.s.inv); err == nil {
+	if usage, err := c.s.store.PoolUsage(ctx, c.s.inv.Load()); err == nil {
 		for _, u := range usage {
 			size := float64(u.Pool.Size())
 			ch <- prometheus.MustNewConstMetric(poolAllocDesc, prometheus.GaugeValue, float64(u.Allocated), u.Pool.Name)

@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -68,7 +69,7 @@ type Config struct {
 type Server struct {
 	hosts      HostRegistry
 	store      Store
-	inv        *fabric.Inventory
+	inv        atomic.Pointer[fabric.Inventory] // swapped whole by a reload
 	log        *slog.Logger
 	cfg        Config
 	metrics    *Metrics
@@ -76,6 +77,7 @@ type Server struct {
 	changes    ChangeService  // nil until the change workflow is mounted
 	verifier   Verifier       // set by SetVerifier; GET /v1/verify answers 503 without it
 	deliveries DeliveryLister // set by SetDeliveries; GET /v1/events/deliveries answers 503 without it
+	reloader   Reloader       // set by SetReloader; POST /v1/admin/reload answers 503 without it
 
 	registrations *rateLimiter // nil: registrations are not rate-limited
 	watcher       HostWatcher  // set by SetHostWatcher; long-polls then wake on notifications
@@ -102,7 +104,8 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 	if cfg.LongPollRecheck <= 0 {
 		cfg.LongPollRecheck = defaultLongPollRecheck
 	}
-	s := &Server{hosts: hosts, store: store, inv: inv, log: log, cfg: cfg, longPolls: newLongPolls(cfg.LongPollsPerToken, cfg.LongPolls)}
+	s := &Server{hosts: hosts, store: store, log: log, cfg: cfg, longPolls: newLongPolls(cfg.LongPollsPerToken, cfg.LongPolls)}
+	s.inv.Store(inv)
 	if cfg.RegistrationsPerMinute > 0 {
 		s.registrations = newRateLimiter(cfg.RegistrationsPerMinute, cfg.Now)
 	}
@@ -131,6 +134,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermRead)).Get("/verify", s.verify)
 		r.With(s.auth(fabric.PermReview)).Post("/verify/remediate", s.remediate)
 		r.With(s.auth(fabric.PermAdmin)).Get("/events/deliveries", s.listDeliveries)
+		r.With(s.auth(fabric.PermAdmin)).Post("/admin/reload", s.reload)
 	})
 	s.router = r
 	return s

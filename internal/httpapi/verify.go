@@ -38,13 +38,13 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Device != "" {
-		if _, ok := s.inv.Device(f.Device); !ok {
+		if _, ok := s.inv.Load().Device(f.Device); !ok {
 			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "device", "no device named %q", f.Device))
 			return
 		}
 	}
 	if f.Segment != "" {
-		if _, ok := s.inv.Segment(f.Segment); !ok {
+		if _, ok := s.inv.Load().Segment(f.Segment); !ok {
 			s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "segment", "no segment named %q", f.Segment))
 			return
 		}

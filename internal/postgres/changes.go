@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +29,7 @@ type EventSink interface {
 // Changes stores changes and moves them through review.
 type Changes struct {
 	db      *DB
-	inv     *fabric.Inventory
+	inv     atomic.Pointer[fabric.Inventory] // swapped whole by a reload
 	preview fabric.PreviewFunc
 	policy  fabric.ApprovalPolicy
 	enq     Enqueuer
@@ -40,8 +41,13 @@ type Changes struct {
 
 // NewChanges returns the change store. preview renders each op's native lines.
 func NewChanges(db *DB, inv *fabric.Inventory, preview fabric.PreviewFunc, policy fabric.ApprovalPolicy) *Changes {
-	return &Changes{db: db, inv: inv, preview: preview, policy: policy}
+	c := &Changes{db: db, preview: preview, policy: policy}
+	c.inv.Store(inv)
+	return c
 }
+
+// SetInventory makes plans use inv from now on (a reload, once inv is synced).
+func (c *Changes) SetInventory(inv *fabric.Inventory) { c.inv.Store(inv) }
 
 // SetEnqueuer connects the apply engine.
 func (c *Changes) SetEnqueuer(e Enqueuer) { c.enq = e }
@@ -76,11 +82,11 @@ func addEvent(ctx context.Context, tx pgx.Tx, changeID int64, at any, what, deta
 // createTx files a change of kind k for host h inside tx, auto-approving it when the policy
 // says so.
 func (c *Changes) createTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h fabric.Host, k fabric.ChangeKind) (fabric.Change, error) {
-	ops, err := c.inv.PlanChange(k, h, c.preview)
+	ops, err := c.inv.Load().PlanChange(k, h, c.preview)
 	if err != nil {
 		return fabric.Change{}, err
 	}
-	return c.insertTx(ctx, tx, actor, &h, k, ops)
+	return c.insertTx(ctx, tx, actor, &h, k, "", ops)
 }
 
 // fileChangeSQL is the part of a statement that files a change for the host in CTE h (whose id
@@ -130,19 +136,29 @@ func changeRequest(actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind) fabr
 }
 
 // insertTx files a change of kind k (for host h, or none) with the given ops inside tx, and
-// queues its first stage when the policy approves it at once.
-func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp) (fabric.Change, error) {
+// queues its first stage when the policy approves it at once. segment is a reroute's segment
+// ("" for other kinds: a host change's segment is its host's).
+func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, segment string, ops []fabric.ChangeOp) (fabric.Change, error) {
 	now := c.db.Now()
 	var hostID *int64
 	if h != nil {
 		hostID = &h.ID
 	}
 	status, rule, args := c.newChange(actor, h, k, ops, now)
-	ch := fabric.Change{Kind: k, Status: status, Host: h, RequestedBy: actor.Name, RequestedOwner: actor.Principal(), ApprovedBy: rule,
+	ch := fabric.Change{Kind: k, Status: status, Host: h, Segment: segment, RequestedBy: actor.Name, RequestedOwner: actor.Principal(), ApprovedBy: rule,
 		PlanHash: fabric.PlanHash(ops), CreatedAt: now, UpdatedAt: now, Ops: ops}
+	if h != nil {
+		ch.Segment = h.Segment
+	}
 	if err := tx.QueryRow(ctx, `WITH h AS (SELECT $20::bigint AS id),`+fileChangeSQL+` SELECT id FROM c`,
 		append(args, hostID)...).Scan(&ch.ID); err != nil {
 		return ch, formatError(err)
+	}
+	if segment != "" {
+		// fileChangeSQL's parameters are shared with registration; the segment goes in after.
+		if _, err := tx.Exec(ctx, `UPDATE changes SET segment = $2 WHERE id = $1`, ch.ID, segment); err != nil {
+			return ch, formatError(err)
+		}
 	}
 	if err := c.emitTx(ctx, tx, ch, now); err != nil {
 		return ch, err
@@ -200,7 +216,7 @@ func insertOps(ctx context.Context, tx pgx.Tx, changeID int64, ops []fabric.Chan
 }
 
 const changeColumns = `c.id, c.kind, c.status, c.requested_by, c.requested_owner, coalesce(c.approved_by, ''), coalesce(c.reason, ''), c.plan_hash, c.created_at, c.updated_at,
-	h.id, h.name, h.address, h.subnet, h.segment, h.state`
+	h.id, h.name, h.address, h.subnet, h.segment, h.state, coalesce(c.segment, h.segment, '')`
 
 func scanChange(row pgx.Row) (fabric.Change, error) {
 	var ch fabric.Change
@@ -210,7 +226,7 @@ func scanChange(row pgx.Row) (fabric.Change, error) {
 	var haddr *netip.Addr
 	var hsub *netip.Prefix
 	err := row.Scan(&ch.ID, &kind, &status, &ch.RequestedBy, &ch.RequestedOwner, &ch.ApprovedBy, &ch.Reason, &ch.PlanHash, &ch.CreatedAt, &ch.UpdatedAt,
-		&hid, &hname, &haddr, &hsub, &hseg, &hstate)
+		&hid, &hname, &haddr, &hsub, &hseg, &hstate, &ch.Segment)
 	ch.Kind, ch.Status = fabric.ChangeKind(kind), fabric.ChangeStatus(status)
 	if err == nil && hid != nil {
 		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: *haddr, Subnet: *hsub, Segment: *hseg, State: fabric.HostState(*hstate)}
@@ -331,7 +347,7 @@ func (c *Changes) replan(ch fabric.Change) ([]fabric.ChangeOp, error) {
 	if ch.Host == nil || (ch.Kind != fabric.ChangeAdd && ch.Kind != fabric.ChangeRemove) {
 		return ch.Ops, nil
 	}
-	return c.inv.PlanChange(ch.Kind, *ch.Host, c.preview)
+	return c.inv.Load().PlanChange(ch.Kind, *ch.Host, c.preview)
 }
 
 // Approve approves a pending change whose plan hashes to planHash, and queues its first stage
@@ -524,13 +540,13 @@ func (c *Changes) Remediate(ctx context.Context, actor fabric.Actor, ops []fabri
 	if len(ops) == 0 {
 		return fabric.Change{}, fabric.Errorf(fabric.ECONFLICT, "nothing to remediate: every device read holds its intent")
 	}
-	staged, err := fabric.StageOps(c.inv.DeviceOrder(), ops, c.preview)
+	staged, err := fabric.StageOps(c.inv.Load().DeviceOrder(), ops, c.preview)
 	if err != nil {
 		return fabric.Change{}, err
 	}
 	var out fabric.Change
 	err = c.db.inTx(ctx, func(tx pgx.Tx) error {
-		ch, err := c.insertTx(ctx, tx, actor, nil, fabric.ChangeRemediate, staged)
+		ch, err := c.insertTx(ctx, tx, actor, nil, fabric.ChangeRemediate, "", staged)
 		if err != nil {
 			return err
 		}

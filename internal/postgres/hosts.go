@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,9 +17,9 @@ import (
 // Hosts is the host registry: it allocates docker0 subnets and records hosts.
 type Hosts struct {
 	db         *DB
-	inv        *fabric.Inventory
-	changes    *Changes // files the change for each registration and removal, when set
-	pendingCap int      // most pending hosts per segment (limits.pending_per_segment); 0: no cap
+	inv        atomic.Pointer[fabric.Inventory] // swapped whole by a reload
+	changes    *Changes                         // files the change for each registration and removal, when set
+	pendingCap int                              // most pending hosts per segment (limits.pending_per_segment); 0: no cap
 }
 
 // SetChanges makes registrations and removals file changes.
@@ -35,7 +36,14 @@ func (s *Hosts) SetPendingCap(n int) { s.pendingCap = n }
 const pendingRetryAfter = time.Minute
 
 // NewHosts returns the registry for inv, which must already be synced into db.
-func NewHosts(db *DB, inv *fabric.Inventory) *Hosts { return &Hosts{db: db, inv: inv} }
+func NewHosts(db *DB, inv *fabric.Inventory) *Hosts {
+	s := &Hosts{db: db}
+	s.inv.Store(inv)
+	return s
+}
+
+// SetInventory makes registrations use inv from now on (a reload, once inv is synced).
+func (s *Hosts) SetInventory(inv *fabric.Inventory) { s.inv.Store(inv) }
 
 const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
 
@@ -78,7 +86,7 @@ const maxAllocAttempts = 64
 // safely). Allocation is race-free across processes: the database's exclusion constraint is
 // the final judge, and a candidate lost to a concurrent registration is simply skipped.
 func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Registration) (fabric.Host, bool, error) {
-	reg, seg, pool, err := s.inv.Place(reg)
+	reg, seg, pool, err := s.inv.Load().Place(reg)
 	if err != nil {
 		return fabric.Host{}, false, err
 	}
@@ -136,7 +144,7 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	var ops []fabric.ChangeOp
 	auto := false
 	if s.changes != nil {
-		if ops, err = s.inv.PlanChange(fabric.ChangeAdd, h, s.changes.preview); err != nil {
+		if ops, err = s.inv.Load().PlanChange(fabric.ChangeAdd, h, s.changes.preview); err != nil {
 			return h, false, false, err
 		}
 		_, auto = s.changes.policy.AutoApproval(changeRequest(actor, &h, fabric.ChangeAdd))

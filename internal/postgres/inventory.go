@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 
 	"github.com/jackc/pgx/v5"
@@ -16,41 +17,113 @@ type hopJSON struct {
 }
 
 // SyncInventory makes the database's copy of the inventory match inv, in one transaction.
-// It refuses to drop or reshape a pool that live hosts still hold subnets of.
+// It refuses to drop or reshape a pool that live hosts still hold subnets of. It files no
+// reroute: the service syncs through Changes.SyncInventory.
 func (db *DB) SyncInventory(ctx context.Context, inv *fabric.Inventory) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
-		// Serialise concurrent syncs from several processes starting together.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('returnpath.inventory'))`); err != nil {
-			return formatError(err)
-		}
-		if err := syncPools(ctx, tx, inv.Pools); err != nil {
+		if err := lockInventory(ctx, tx); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM segments`); err != nil {
-			return formatError(err)
-		}
-		for _, s := range inv.Segments {
-			hops := make([]hopJSON, 0, len(s.RouteVia))
-			for _, h := range s.RouteVia {
-				hops = append(hops, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
-			}
-			b, _ := json.Marshal(hops)
-			if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via) VALUES ($1, $2, $3, $4)`,
-				s.Name, s.Hosts, s.Pool, b); err != nil {
-				return formatError(err)
-			}
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM devices`); err != nil {
-			return formatError(err)
-		}
-		for _, d := range inv.Devices {
-			if _, err := tx.Exec(ctx, `INSERT INTO devices (name, platform, transport, address, vrf) VALUES ($1, $2, $3, $4, $5)`,
-				d.Name, string(d.Platform), string(d.Transport), d.Address.String(), d.VRF); err != nil {
-				return formatError(err)
-			}
-		}
-		return nil
+		return syncInventoryTx(ctx, tx, inv)
 	})
+}
+
+// lockInventory serialises, until tx ends, every sync of the inventory across processes (two
+// processes starting or reloading together).
+func lockInventory(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('returnpath.inventory'))`)
+	return formatError(err)
+}
+
+func syncInventoryTx(ctx context.Context, tx pgx.Tx, inv *fabric.Inventory) error {
+	if err := syncPools(ctx, tx, inv.Pools); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM segments`); err != nil {
+		return formatError(err)
+	}
+	for _, s := range inv.Segments {
+		hops := make([]hopJSON, 0, len(s.RouteVia))
+		for _, h := range s.RouteVia {
+			hops = append(hops, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
+		}
+		b, _ := json.Marshal(hops)
+		if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via) VALUES ($1, $2, $3, $4)`,
+			s.Name, s.Hosts, s.Pool, b); err != nil {
+			return formatError(err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM devices`); err != nil {
+		return formatError(err)
+	}
+	for _, d := range inv.Devices {
+		if _, err := tx.Exec(ctx, `INSERT INTO devices (name, platform, transport, address, vrf) VALUES ($1, $2, $3, $4, $5)`,
+			d.Name, string(d.Platform), string(d.Transport), d.Address.String(), d.VRF); err != nil {
+			return formatError(err)
+		}
+	}
+	return nil
+}
+
+// loadInventoryTx reads the inventory as last synced: what the hosts' routes were planned
+// from. An empty database gives an empty inventory.
+func loadInventoryTx(ctx context.Context, tx pgx.Tx) (*fabric.Inventory, error) {
+	inv := &fabric.Inventory{}
+	rows, err := tx.Query(ctx, `SELECT name, prefix, subnet_length FROM pools ORDER BY name`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	var p fabric.Pool
+	if _, err := pgx.ForEachRow(rows, []any{&p.Name, &p.Prefix, &p.SubnetLength}, func() error {
+		inv.Pools = append(inv.Pools, p)
+		return nil
+	}); err != nil {
+		return nil, formatError(err)
+	}
+	rows, err = tx.Query(ctx, `SELECT name, hosts, pool, route_via FROM segments ORDER BY name`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	var s fabric.Segment
+	var via []byte
+	if _, err := pgx.ForEachRow(rows, []any{&s.Name, &s.Hosts, &s.Pool, &via}, func() error {
+		var hops []hopJSON
+		if err := json.Unmarshal(via, &hops); err != nil {
+			return fmt.Errorf("segment %s: route_via: %w", s.Name, err)
+		}
+		seg := s
+		seg.RouteVia = nil
+		for _, h := range hops {
+			hop := fabric.Hop{Device: h.Device}
+			if h.NextHop == "host" {
+				hop.NextHop.Host = true
+			} else if hop.NextHop.Addr, err = netip.ParseAddr(h.NextHop); err != nil {
+				return fmt.Errorf("segment %s: next hop %q: %w", s.Name, h.NextHop, err)
+			}
+			seg.RouteVia = append(seg.RouteVia, hop)
+		}
+		inv.Segments = append(inv.Segments, seg)
+		return nil
+	}); err != nil {
+		return nil, formatError(err)
+	}
+	rows, err = tx.Query(ctx, `SELECT name, platform, transport, address, vrf FROM devices ORDER BY name`)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	var d fabric.Device
+	var platform, transport, address string
+	if _, err := pgx.ForEachRow(rows, []any{&d.Name, &platform, &transport, &address, &d.VRF}, func() error {
+		dev := d
+		dev.Platform, dev.Transport = fabric.Platform(platform), fabric.Transport(transport)
+		// Only the name and VRF matter to plans; an address that no longer parses is left empty.
+		dev.Address, _ = netip.ParseAddrPort(address)
+		inv.Devices = append(inv.Devices, dev)
+		return nil
+	}); err != nil {
+		return nil, formatError(err)
+	}
+	return inv, nil
 }
 
 func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {

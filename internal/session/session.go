@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,8 @@ type Budget interface {
 
 // Devices knows every device's driver configuration and factory.
 type Devices struct {
+	mu sync.RWMutex // guards Configs and MaxSessions once the service runs: a reload swaps them
+
 	Configs   map[string]drivers.Config // by device name
 	Factories map[fabric.Platform]drivers.Factory
 	// MaxSessions is each device's session budget; a device not listed gets DefaultMaxSessions.
@@ -66,9 +69,27 @@ type Lease struct {
 	logins  *prometheus.CounterVec
 }
 
+// SetConfigs swaps every device's configuration and session budget at once (a reload).
+// Sessions already open keep the configuration they were opened with.
+func (d *Devices) SetConfigs(configs map[string]drivers.Config, maxSessions map[string]int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Configs, d.MaxSessions = configs, maxSessions
+}
+
+// Lookup returns the device's driver configuration, if it is configured.
+func (d *Devices) Lookup(device string) (drivers.Config, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	cfg, ok := d.Configs[device]
+	return cfg, ok
+}
+
 // Config returns the device's driver configuration.
 func (d *Devices) Config(device string) (drivers.Config, drivers.Factory, error) {
+	d.mu.RLock()
 	cfg, ok := d.Configs[device]
+	d.mu.RUnlock()
 	if !ok {
 		return cfg, drivers.Factory{}, drivers.Errorf(drivers.KindInternal, device, "connect", "the device is not in the configuration")
 	}
@@ -81,7 +102,10 @@ func (d *Devices) Config(device string) (drivers.Config, drivers.Factory, error)
 
 // Max returns the device's session budget.
 func (d *Devices) Max(device string) int {
-	if n := d.MaxSessions[device]; n > 0 {
+	d.mu.RLock()
+	n := d.MaxSessions[device]
+	d.mu.RUnlock()
+	if n > 0 {
 		return n
 	}
 	return DefaultMaxSessions

@@ -40,6 +40,22 @@ func (rs *readings) forget(device string) {
 	delete(rs.inflight, device)
 }
 
+// forgetAll forgets every device's reading (see forget): the inventory changed.
+func (rs *readings) forgetAll() {
+	rs.mu.Lock()
+	var devices []string
+	for d := range rs.last {
+		devices = append(devices, d)
+	}
+	for d := range rs.inflight {
+		devices = append(devices, d)
+	}
+	rs.mu.Unlock()
+	for _, d := range devices {
+		rs.forget(d)
+	}
+}
+
 type flight struct {
 	done chan struct{}
 	r    reading

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/returnpath/returnpath/drivers"
@@ -26,9 +27,10 @@ type HostLister interface {
 // DefaultConcurrency is how many devices Verify reads at once when Verifier.Concurrency is 0.
 const DefaultConcurrency = 8
 
-// Verifier compares the devices with intent. Its fields are read-only once Verify is called.
+// Verifier compares the devices with intent. Its fields are read-only once Verify is called;
+// a reload swaps the inventory with SetInventory.
 type Verifier struct {
-	Inv *fabric.Inventory
+	Inv *fabric.Inventory // the inventory until SetInventory is called
 	// Devices opens device sessions within each device's session budget.
 	Devices *session.Devices
 	Hosts   HostLister
@@ -42,6 +44,22 @@ type Verifier struct {
 	Now func() time.Time
 
 	readings readings
+	swapped  atomic.Pointer[fabric.Inventory] // set by SetInventory: replaces Inv
+}
+
+// SetInventory makes verifications compare with inv from now on (a reload). Readings kept
+// for MaxAge are dropped: a device's address or VRF may have changed.
+func (v *Verifier) SetInventory(inv *fabric.Inventory) {
+	v.swapped.Store(inv)
+	v.readings.forgetAll()
+}
+
+// inventory returns the inventory in force; one verification uses one throughout.
+func (v *Verifier) inventory() *fabric.Inventory {
+	if inv := v.swapped.Load(); inv != nil {
+		return inv
+	}
+	return v.Inv
 }
 
 // Filter narrows a verification. Empty fields mean everything.
@@ -159,17 +177,17 @@ func (w WrongNextHop) String() string {
 
 // devices returns the devices the filter selects and the hosts' segment restriction, or a
 // *fabric.Error naming the query field at fault.
-func (v *Verifier) devices(f Filter) ([]fabric.Device, *fabric.Segment, error) {
+func (v *Verifier) devices(inv *fabric.Inventory, f Filter) ([]fabric.Device, *fabric.Segment, error) {
 	var seg *fabric.Segment
 	if f.Segment != "" {
-		s, ok := v.Inv.Segment(f.Segment)
+		s, ok := inv.Segment(f.Segment)
 		if !ok {
 			return nil, nil, fabric.FieldErrorf(fabric.EINVALID, "segment", "no segment named %q", f.Segment)
 		}
 		seg = &s
 	}
 	if f.Device != "" {
-		d, ok := v.Inv.Device(f.Device)
+		d, ok := inv.Device(f.Device)
 		if !ok {
 			return nil, nil, fabric.FieldErrorf(fabric.EINVALID, "device", "no device named %q", f.Device)
 		}
@@ -179,11 +197,11 @@ func (v *Verifier) devices(f Filter) ([]fabric.Device, *fabric.Segment, error) {
 		return []fabric.Device{d}, seg, nil
 	}
 	if seg == nil {
-		return slices.Clone(v.Inv.Devices), nil, nil
+		return slices.Clone(inv.Devices), nil, nil
 	}
 	var out []fabric.Device
 	for _, h := range seg.RouteVia {
-		if d, ok := v.Inv.Device(h.Device); ok {
+		if d, ok := inv.Device(h.Device); ok {
 			out = append(out, d)
 		}
 	}
@@ -218,7 +236,8 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 		now = v.Now
 	}
 	start := time.Now()
-	devs, seg, err := v.devices(f)
+	inv := v.inventory()
+	devs, seg, err := v.devices(inv, f)
 	if err != nil {
 		return Report{}, err
 	}
@@ -228,8 +247,8 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 	}
 	// Intent comes from every live host, so that another segment's route on a shared device
 	// is explained; the segment filter then narrows what is reported.
-	intent, _ := v.Inv.Intent(hosts)
-	managed := v.Inv.ManagedPrefixes()
+	intent, _ := inv.Intent(hosts)
+	managed := inv.ManagedPrefixes()
 	report := Report{CheckedAt: now().UTC(), Devices: make([]Device, len(devs))}
 	limit := cmp.Or(v.Concurrency, DefaultConcurrency)
 	sem := make(chan struct{}, limit)
@@ -245,7 +264,7 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 				report.Devices[i] = unreachable(d.Name, 0, ctx.Err())
 				return
 			}
-			report.Devices[i] = v.check(ctx, d, intent[d.Name], managed, seg, f.Fresh)
+			report.Devices[i] = v.check(ctx, inv, d, intent[d.Name], managed, seg, f.Fresh)
 		}()
 	}
 	wg.Wait()
@@ -260,7 +279,7 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 }
 
 // check reads one device (or takes a fresh-enough reading) and compares it with its intent.
-func (v *Verifier) check(ctx context.Context, d fabric.Device, intent []fabric.IntentRoute, managed []netip.Prefix, seg *fabric.Segment, fresh bool) Device {
+func (v *Verifier) check(ctx context.Context, inv *fabric.Inventory, d fabric.Device, intent []fabric.IntentRoute, managed []netip.Prefix, seg *fabric.Segment, fresh bool) Device {
 	maxAge := v.MaxAge
 	if fresh {
 		maxAge = 0
@@ -273,7 +292,7 @@ func (v *Verifier) check(ctx context.Context, d fabric.Device, intent []fabric.I
 	}
 	drift := fabric.CompareRoutes(intent, r.routes, managed)
 	if seg != nil {
-		drift = v.narrow(drift, *seg)
+		drift = narrow(inv, drift, *seg)
 	}
 	out := view(d.Name, drift)
 	out.TookMS, out.ReadAt = ms(r.took), r.at
@@ -311,7 +330,7 @@ func (v *Verifier) read(ctx context.Context, d fabric.Device) ([]fabric.Route, e
 }
 
 // narrow keeps what concerns seg: its hosts' routes, and unexpected routes inside its pool.
-func (v *Verifier) narrow(d fabric.Drift, seg fabric.Segment) fabric.Drift {
+func narrow(inv *fabric.Inventory, d fabric.Drift, seg fabric.Segment) fabric.Drift {
 	var out fabric.Drift
 	for _, w := range d.Missing {
 		if w.Segment == seg.Name {
@@ -328,7 +347,7 @@ func (v *Verifier) narrow(d fabric.Drift, seg fabric.Segment) fabric.Drift {
 			out.InFlight = append(out.InFlight, w)
 		}
 	}
-	pool, _ := v.Inv.Pool(seg.Pool)
+	pool, _ := inv.Pool(seg.Pool)
 	for _, r := range d.Unexpected {
 		if fabric.Managed(r.Prefix, []netip.Prefix{pool.Prefix}) {
 			out.Unexpected = append(out.Unexpected, r)
