@@ -94,6 +94,8 @@ type Config struct {
 	SSH   SSHConfig
 	Linux LinuxConfig
 	GNMI  GNMIConfig
+	Junos JunosConfig
+	VyOS  VyOSConfig
 }
 
 // SSHConfig holds SSH-only settings.
@@ -106,6 +108,18 @@ type SSHConfig struct {
 type LinuxConfig struct {
 	Proto int  // route protocol number that marks returnpath's routes (default 202)
 	Sudo  bool // run ip through sudo -n
+}
+
+// JunosConfig holds settings of the juniper_junos platform.
+type JunosConfig struct {
+	// Confirm, when set, commits each batch with "commit confirmed" for that long (whole
+	// minutes) and confirms it only once the read-back shows the batch; 0 commits at once.
+	Confirm time.Duration
+}
+
+// VyOSConfig holds settings of the vyos platform.
+type VyOSConfig struct {
+	Save bool // "save" after each commit, so that the batch survives a reboot
 }
 
 // GNMIConfig holds gNMI-only settings.

@@ -101,6 +101,12 @@ type DeviceConfig struct {
 		NetworkInstance string `mapstructure:"network_instance"`
 		Protocol        string `mapstructure:"protocol"`
 	} `mapstructure:"gnmi"`
+	Junos struct {
+		Confirm time.Duration `mapstructure:"confirm"` // 0: commit at once
+	} `mapstructure:"junos"`
+	VyOS struct {
+		Save bool `mapstructure:"save"`
+	} `mapstructure:"vyos"`
 }
 
 // ApprovalConfig is the review policy.
@@ -455,6 +461,8 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		g := d.GNMI
 		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
 			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
+		dc.Junos.Confirm = d.Junos.Confirm
+		dc.VyOS.Save = d.VyOS.Save
 		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
 			if err := f.Check(dc); err != nil {
 				var fe *route.FieldError

@@ -34,6 +34,9 @@ const (
 	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
+
+	PlatformJuniperJunos Platform = "juniper_junos" // Juniper Junos CLI over SSH, private candidate and commit
+	PlatformVyOS         Platform = "vyos"          // VyOS CLI over SSH, configure and commit
 )
 
 // Action is what a RouteOp does to a device.

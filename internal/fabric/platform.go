@@ -17,6 +17,9 @@ const (
 	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
+
+	PlatformJuniperJunos = route.PlatformJuniperJunos // Juniper Junos CLI over SSH, private candidate and commit
+	PlatformVyOS         = route.PlatformVyOS         // VyOS CLI over SSH, configure and commit
 )
 
 // Transport is how returnpath reaches a device.
@@ -35,6 +38,9 @@ var Platforms = map[Platform]Transport{
 	PlatformOpenConfig: TransportGNMI,
 	PlatformNokiaSRL:   TransportGNMI,
 	PlatformAristaEOS:  TransportSSH,
+
+	PlatformJuniperJunos: TransportSSH,
+	PlatformVyOS:         TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.
