@@ -1,0 +1,174 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/route"
+)
+
+// What the candidate/commit "set"-style CLIs (juniper_junos, vyos) share: a configuration mode
+// whose prompt follows an "[edit]" banner line, lines that change only a candidate, a commit
+// that applies it whole, and an operational mode for reads. A setDialect holds one vendor's
+// text; the functions here drive a cliSession with it. Everything that parses is pure.
+
+// setDialect is one vendor's CLI text.
+type setDialect struct {
+	// promptLine matches a whole line that starts with a prompt of either mode, capturing what
+	// follows it: the echoed command.
+	promptLine *regexp.Regexp
+	// promptEnd matches a prompt of either mode at the very end of the output; execEnd only
+	// the operational one.
+	promptEnd, execEnd *regexp.Regexp
+	// pager is the tail of the marker the CLI prints when output fills the terminal with paging
+	// on; more matches the whole marker (and the spaces that erase it) to strip it.
+	pager []byte
+	more  *regexp.Regexp
+	// refusal returns the device's text when a command's output says it refused the command,
+	// or "".
+	refusal func(output []string) string
+}
+
+// editBannerRE matches the banner line a configuration-mode prompt follows ("[edit]",
+// "[edit routing-options]").
+var editBannerRE = regexp.MustCompile(`^\[edit(?: [^\]]*)?\]$`)
+
+// cliResult is what the CLI answered to one line sent.
+type cliResult struct {
+	Echo   string   // the command as the CLI echoed it
+	Output []string // the non-empty lines it printed after it, without the mode banner
+}
+
+// split splits the CLI's answer to lines written at once into one result per line, as
+// splitEOSTranscript does: the transcript opens with the first line's echo and every prompt
+// line opens the next result. The "[edit]" banner before a configuration-mode prompt is the
+// mode's, not the command's, and is dropped.
+func (dl setDialect) split(transcript string) []cliResult {
+	text := strings.ReplaceAll(transcript, "\r", "")
+	if dl.more != nil {
+		text = dl.more.ReplaceAllString(text, "")
+	}
+	lines := strings.Split(text, "\n")
+	out := []cliResult{{Echo: strings.TrimSpace(lines[0])}}
+	for _, line := range lines[1:] {
+		if m := dl.promptLine.FindStringSubmatch(line); m != nil {
+			trimBanner(&out[len(out)-1])
+			out = append(out, cliResult{Echo: strings.TrimSpace(m[1])})
+			continue
+		}
+		if strings.TrimSpace(line) != "" {
+			out[len(out)-1].Output = append(out[len(out)-1].Output, line)
+		}
+	}
+	return out
+}
+
+func trimBanner(r *cliResult) {
+	if n := len(r.Output); n > 0 && editBannerRE.MatchString(strings.TrimSpace(r.Output[n-1])) {
+		r.Output = r.Output[:n-1]
+	}
+}
+
+// body returns every output line of results, in order.
+func body(results []cliResult) []string {
+	var out []string
+	for _, r := range results {
+		out = append(out, r.Output...)
+	}
+	return out
+}
+
+// setRun writes cmds at once and reads until the CLI has answered every one of them (one
+// prompt per line). It returns one result per command, then the final prompt's (empty) one.
+// c.mu must be held.
+func (c *cliSession) setRun(ctx context.Context, dl setDialect, cmds []string) ([]cliResult, error) {
+	var in strings.Builder
+	for _, cmd := range cmds {
+		in.WriteString(cmd)
+		in.WriteByte('\n')
+	}
+	prompts, scanned := 0, 0
+	transcript, err := c.exchange(ctx, in.String(), dl.pager, func(out []byte) bool {
+		for {
+			nl := bytes.IndexByte(out[scanned:], '\n')
+			if nl < 0 {
+				break
+			}
+			if dl.promptLine.Match(bytes.TrimRight(out[scanned:scanned+nl], "\r")) {
+				prompts++
+			}
+			scanned += nl + 1
+		}
+		return prompts+1 >= len(cmds) && dl.promptEnd.Match(out[max(0, len(out)-120):])
+	})
+	if err != nil {
+		return nil, err
+	}
+	rs := dl.split(transcript)
+	if len(rs) != len(cmds)+1 {
+		return rs, fmt.Errorf("the CLI answered %d lines for %d sent", len(rs)-1, len(cmds))
+	}
+	return rs, nil
+}
+
+// setShow runs one read-only command and returns its output lines joined, without echo,
+// banner and prompt; a refusal is an internal error (the driver sent a command the device
+// does not know). c.mu must be held.
+func (c *cliSession) setShow(ctx context.Context, dl setDialect, cmd string) (string, error) {
+	rs, err := c.setRun(ctx, dl, []string{cmd})
+	if err != nil {
+		return "", drivers.Errorf(drivers.KindUnreachable, c.cfg.Name, "read", "%s: %w", cmd, err)
+	}
+	out := body(rs)
+	if text := dl.refusal(out); text != "" {
+		return "", drivers.Errorf(drivers.KindInternal, c.cfg.Name, "read", "%s: %s", cmd, text)
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// dropMissingDeletes returns the ops worth sending, each with its index in ops: the deletes of
+// routes have does not hold are dropped (a foreign route is never deleted; a missing one is
+// already gone). have is read only when ops hold a delete.
+func dropMissingDeletes(ops []route.RouteOp, have func() (map[route.Route]bool, error)) ([]route.RouteOp, []int, error) {
+	var held map[route.Route]bool
+	send := make([]route.RouteOp, 0, len(ops))
+	index := make([]int, 0, len(ops))
+	for i, op := range ops {
+		if op.Action == route.ActionDelete {
+			if held == nil {
+				h, err := have()
+				if err != nil {
+					return nil, nil, err
+				}
+				held = h
+			}
+			if !held[op.Route] {
+				continue
+			}
+		}
+		send = append(send, op)
+		index = append(index, i)
+	}
+	return send, index, nil
+}
+
+// rejectAll reports every op of a batch the device did not apply: the op at bad (or, for -1,
+// the batch as a whole) with the device's text, the others as not applied because of it.
+func rejectAll(cfg drivers.Config, ops []route.RouteOp, bad int, text, undone string) error {
+	de := &drivers.Error{Kind: drivers.KindRejected, Device: cfg.Name, Op: "apply"}
+	for i, op := range ops {
+		out := text
+		switch {
+		case bad < 0:
+			out = "not applied: " + undone + ": " + text
+		case i != bad:
+			out = fmt.Sprintf("not applied: %s because the device refused %s: %s", undone, ops[bad], text)
+		}
+		de.Rejections = append(de.Rejections, drivers.Rejection{Index: i, Op: op, Output: out})
+	}
+	return de
+}
