@@ -68,62 +68,10 @@ func junosRoutePath(vrf string, p netip.Prefix) string {
 	return b.String()
 }
 
-// junosStatic is one static route of the configuration, in one routing instance: its next
-// hops that are addresses, how many forwarding actions it has besides them (an interface next
-// hop, qualified-next-hop, discard, reject, ...), and its tag.
-type junosStatic struct {
-	VRF      string
-	Prefix   netip.Prefix
-	NextHops []netip.Addr
-	Other    int
-	Tag      string
-}
-
-// junosBatch renders ops as configuration-mode lines. An add is the next hop and the tag;
-// a delete removes the next hop, or the whole route when the batch leaves it with no
-// forwarding action at all (a static route without one does not commit). have holds the
-// routes the device has, by VRF and prefix; when it is nil (the preview, which cannot see the
-// device), every deleted next hop is taken to be its route's only one. line[i] is the index in
-// ops of the op line i comes from.
-func junosBatch(ops []route.RouteOp, have map[route.RouteKey]junosStatic) (lines []string, line []int) {
-	left := map[route.RouteKey]map[netip.Addr]bool{}
-	other := map[route.RouteKey]int{}
-	for _, op := range ops {
-		k := op.Route.Key()
-		if left[k] != nil {
-			continue
-		}
-		left[k] = map[netip.Addr]bool{}
-		if st, ok := have[k]; ok {
-			for _, nh := range st.NextHops {
-				left[k][nh] = true
-			}
-			other[k] = st.Other
-		}
-	}
-	for _, op := range ops {
-		if op.Action == route.ActionDelete {
-			delete(left[op.Route.Key()], op.Route.NextHop)
-		} else {
-			left[op.Route.Key()][op.Route.NextHop] = true
-		}
-	}
-	for i, op := range ops {
-		r := op.Route
-		path := junosRoutePath(r.VRF, r.Prefix)
-		if op.Action == route.ActionAdd {
-			lines = append(lines, "set "+path+" next-hop "+r.NextHop.String(), "set "+path+" tag "+junosTag)
-			line = append(line, i, i)
-			continue
-		}
-		if len(left[r.Key()]) == 0 && other[r.Key()] == 0 {
-			lines = append(lines, "delete "+path)
-		} else {
-			lines = append(lines, "delete "+path+" next-hop "+r.NextHop.String())
-		}
-		line = append(line, i)
-	}
-	return lines, line
+// junosBatch renders ops as configuration-mode lines: an add is the next hop and the tag; a
+// delete is setBatch's.
+func junosBatch(ops []route.RouteOp, have map[route.RouteKey]setStatic) (lines []string, line []int) {
+	return setBatch(ops, have, junosRoutePath, "tag "+junosTag)
 }
 
 // junosConfigure returns the command that opens the batch's candidate: a private copy, which
@@ -171,9 +119,9 @@ func JunosPreview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 // [routing-instances V] routing-options [rib T] static route P LEAF...". IPv4 routes count only
 // in inet.0, IPv6 routes only in inet6.0 (V.inet6.0 in an instance); routes of other tables, of
 // an instance named "default", and lines of any other form are left out.
-func parseJunosStatics(text string) []junosStatic {
+func parseJunosStatics(text string) []setStatic {
 	var order []route.RouteKey
-	byKey := map[route.RouteKey]*junosStatic{}
+	byKey := map[route.RouteKey]*setStatic{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -220,7 +168,7 @@ func parseJunosStatics(text string) []junosStatic {
 		k := route.RouteKey{VRF: vrf, Prefix: p}
 		st := byKey[k]
 		if st == nil {
-			st = &junosStatic{VRF: vrf, Prefix: p}
+			st = &setStatic{VRF: vrf, Prefix: p}
 			byKey[k] = st
 			order = append(order, k)
 		}
@@ -243,7 +191,7 @@ func parseJunosStatics(text string) []junosStatic {
 			}
 		}
 	}
-	out := make([]junosStatic, 0, len(order))
+	out := make([]setStatic, 0, len(order))
 	for _, k := range order {
 		out = append(out, *byKey[k])
 	}
@@ -252,7 +200,7 @@ func parseJunosStatics(text string) []junosStatic {
 
 // junosOwned returns the routes returnpath owns among statics: one per address next hop of
 // every route tagged 202, of the route's own address family.
-func junosOwned(statics []junosStatic) []route.Route {
+func junosOwned(statics []setStatic) []route.Route {
 	var out []route.Route
 	for _, st := range statics {
 		if st.Tag != junosTag {

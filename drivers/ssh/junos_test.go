@@ -440,16 +440,16 @@ func TestJunosBatchDeletes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ops  []route.RouteOp
-		have map[route.RouteKey]junosStatic
+		have map[route.RouteKey]setStatic
 		want string
 	}{
-		{name: "only next hop", ops: []route.RouteOp{del}, have: map[route.RouteKey]junosStatic{key: {NextHops: []netip.Addr{a}}},
+		{name: "only next hop", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}}},
 			want: "delete routing-options static route 172.10.1.0/24"},
-		{name: "another next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]junosStatic{key: {NextHops: []netip.Addr{a, b}}},
+		{name: "another next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a, b}}},
 			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
-		{name: "an interface next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]junosStatic{key: {NextHops: []netip.Addr{a}, Other: 1}},
+		{name: "an interface next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}, Other: 1}},
 			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
-		{name: "next hop changes", ops: []route.RouteOp{del, add}, have: map[route.RouteKey]junosStatic{key: {NextHops: []netip.Addr{a}}},
+		{name: "next hop changes", ops: []route.RouteOp{del, add}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}}},
 			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
 		{name: "preview", ops: []route.RouteOp{del}, want: "delete routing-options static route 172.10.1.0/24"},
 	} {

@@ -52,8 +52,8 @@ var junosReads = []string{
 
 // statics reads every static route of the committed configuration; prefix is "" in
 // operational mode and "run " in configuration mode. d.mu must be held.
-func (d *JunosDriver) statics(ctx context.Context, prefix string) ([]junosStatic, error) {
-	var all []junosStatic
+func (d *JunosDriver) statics(ctx context.Context, prefix string) ([]setStatic, error) {
+	var all []setStatic
 	for _, cmd := range junosReads {
 		out, err := d.setShow(ctx, junosDialect, prefix+cmd)
 		if err != nil {
@@ -118,13 +118,13 @@ func (d *JunosDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 		return err
 	}
 	defer d.mu.Unlock()
-	var have map[route.RouteKey]junosStatic
+	var have map[route.RouteKey]setStatic
 	send, index, err := dropMissingDeletes(ops, func() (map[route.Route]bool, error) {
 		sts, err := d.statics(ctx, "")
 		if err != nil {
 			return nil, err
 		}
-		have = make(map[route.RouteKey]junosStatic, len(sts))
+		have = make(map[route.RouteKey]setStatic, len(sts))
 		for _, st := range sts {
 			have[route.RouteKey{VRF: st.VRF, Prefix: st.Prefix}] = st
 		}
@@ -147,7 +147,7 @@ func (d *JunosDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 }
 
 // push runs one batch through configuration mode. d.mu must be held.
-func (d *JunosDriver) push(ctx context.Context, ops, send []route.RouteOp, index []int, have map[route.RouteKey]junosStatic) error {
+func (d *JunosDriver) push(ctx context.Context, ops, send []route.RouteOp, index []int, have map[route.RouteKey]setStatic) error {
 	indeterminate := func(format string, args ...any) error {
 		return &drivers.Error{Kind: drivers.KindIndeterminate, Device: d.cfg.Name, Op: "apply", Err: fmt.Errorf(format, args...)}
 	}

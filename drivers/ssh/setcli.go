@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 
@@ -171,4 +172,68 @@ func rejectAll(cfg drivers.Config, ops []route.RouteOp, bad int, text, undone st
 		de.Rejections = append(de.Rejections, drivers.Rejection{Index: i, Op: op, Output: out})
 	}
 	return de
+}
+
+// setStatic is one static route of a set-style configuration, in one VRF: its next hops that
+// are addresses, how many forwarding actions it has besides them (an interface next hop, a
+// blackhole, ...), and its ownership mark (Junos's tag; "" where the platform has none).
+type setStatic struct {
+	VRF      string
+	Prefix   netip.Prefix
+	NextHops []netip.Addr
+	Other    int
+	Tag      string
+}
+
+// setBatch renders ops as "set" and "delete" lines under path(vrf, prefix), the statement path
+// of a route ("protocols static route P"). An add sets the next hop, and then mark when the
+// platform marks ownership; a delete removes the next hop, or the whole route when the batch
+// leaves it with no forwarding action at all (Junos does not commit a static route without
+// one, and a route node emptied of next hops is not one returnpath should leave behind). have
+// holds the routes the device has, by VRF and prefix; when it is nil (a preview, which cannot
+// see the device), every deleted next hop is taken to be its route's only one. line[i] is the
+// index in ops of the op line i comes from.
+func setBatch(ops []route.RouteOp, have map[route.RouteKey]setStatic, path func(vrf string, p netip.Prefix) string, mark string) (lines []string, line []int) {
+	left := map[route.RouteKey]map[netip.Addr]bool{}
+	other := map[route.RouteKey]int{}
+	for _, op := range ops {
+		k := op.Route.Key()
+		if left[k] != nil {
+			continue
+		}
+		left[k] = map[netip.Addr]bool{}
+		if st, ok := have[k]; ok {
+			for _, nh := range st.NextHops {
+				left[k][nh] = true
+			}
+			other[k] = st.Other
+		}
+	}
+	for _, op := range ops {
+		if op.Action == route.ActionDelete {
+			delete(left[op.Route.Key()], op.Route.NextHop)
+		} else {
+			left[op.Route.Key()][op.Route.NextHop] = true
+		}
+	}
+	for i, op := range ops {
+		r := op.Route
+		p := path(r.VRF, r.Prefix)
+		switch {
+		case op.Action == route.ActionAdd:
+			lines = append(lines, "set "+p+" next-hop "+r.NextHop.String())
+			line = append(line, i)
+			if mark != "" {
+				lines = append(lines, "set "+p+" "+mark)
+				line = append(line, i)
+			}
+		case len(left[r.Key()]) == 0 && other[r.Key()] == 0:
+			lines = append(lines, "delete "+p)
+			line = append(line, i)
+		default:
+			lines = append(lines, "delete "+p+" next-hop "+r.NextHop.String())
+			line = append(line, i)
+		}
+	}
+	return lines, line
 }
