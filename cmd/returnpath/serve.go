@@ -71,6 +71,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
 
 		fabric.PlatformJuniperJunos: ssh.JunosFactory(),
+		fabric.PlatformVyOS:         ssh.VyOSFactory(),
 	}
 }
 
