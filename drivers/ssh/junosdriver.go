@@ -264,7 +264,7 @@ func (d *JunosDriver) confirm(ctx context.Context, ops, send []route.RouteOp) er
 func (d *JunosDriver) refuse(ctx context.Context, ops []route.RouteOp, bad int, text string) error {
 	if _, err := d.setRun(ctx, junosDialect, []string{"rollback 0", "exit configuration-mode"}); err != nil {
 		return &drivers.Error{Kind: drivers.KindIndeterminate, Device: d.cfg.Name, Op: "apply",
-			Err: fmt.Errorf("Junos refused the batch (%s) and the candidate could not be rolled back: %w", text, err)}
+			Err: fmt.Errorf("the device refused the batch (%s) and the candidate could not be rolled back: %w", text, err)}
 	}
 	return rejectAll(d.cfg, ops, bad, text, "the candidate was rolled back")
 }

@@ -180,7 +180,7 @@ func (d *VyOSDriver) push(ctx context.Context, ops, send []route.RouteOp, index 
 func (d *VyOSDriver) refuse(ctx context.Context, ops []route.RouteOp, bad int, text string) error {
 	if _, err := d.setRun(ctx, vyosDialect, []string{"exit discard"}); err != nil {
 		return &drivers.Error{Kind: drivers.KindIndeterminate, Device: d.cfg.Name, Op: "apply",
-			Err: fmt.Errorf("VyOS refused the batch (%s) and the session could not be discarded: %w", text, err)}
+			Err: fmt.Errorf("the router refused the batch (%s) and the session could not be discarded: %w", text, err)}
 	}
 	return rejectAll(d.cfg, ops, bad, text, "the session was discarded")
 }
