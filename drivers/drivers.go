@@ -97,6 +97,8 @@ type Config struct {
 
 	FortiOS FortiOSConfig
 	ASA     ASAConfig
+	Junos   JunosConfig
+	VyOS    VyOSConfig
 }
 
 // SSHConfig holds SSH-only settings.
@@ -119,6 +121,18 @@ type FortiOSConfig struct {
 // ASAConfig holds settings of the cisco_asa platform.
 type ASAConfig struct {
 	Interface string // nameif of the interface every static route leaves by ("route IF ...")
+}
+
+// JunosConfig holds settings of the juniper_junos platform.
+type JunosConfig struct {
+	// Confirm, when set, commits each batch with "commit confirmed" for that long (whole
+	// minutes) and confirms it only once the read-back shows the batch; 0 commits at once.
+	Confirm time.Duration
+}
+
+// VyOSConfig holds settings of the vyos platform.
+type VyOSConfig struct {
+	Save bool // "save" after each commit, so that the batch survives a reboot
 }
 
 // GNMIConfig holds gNMI-only settings.

@@ -107,6 +107,12 @@ type DeviceConfig struct {
 	ASA struct {
 		Interface string `mapstructure:"interface"`
 	} `mapstructure:"asa"`
+	Junos struct {
+		Confirm time.Duration `mapstructure:"confirm"` // 0: commit at once
+	} `mapstructure:"junos"`
+	VyOS struct {
+		Save bool `mapstructure:"save"`
+	} `mapstructure:"vyos"`
 }
 
 // ApprovalConfig is the review policy.
@@ -462,6 +468,8 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
 			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
 		dc.FortiOS.Device, dc.ASA.Interface = d.FortiOS.Device, d.ASA.Interface
+		dc.Junos.Confirm = d.Junos.Confirm
+		dc.VyOS.Save = d.VyOS.Save
 		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
 			if err := f.Check(dc); err != nil {
 				var fe *route.FieldError

@@ -73,12 +73,14 @@ const writeTimeoutMargin = 30 * time.Second
 // Factories maps every platform to its driver.
 func Factories() map[fabric.Platform]drivers.Factory {
 	return map[fabric.Platform]drivers.Factory{
-		fabric.PlatformFRR:        ssh.FRRFactory(),
-		fabric.PlatformLinux:      ssh.LinuxFactory(),
-		fabric.PlatformOpenConfig: gnmi.Factory(),
-		fabric.PlatformNokiaSRL:   gnmi.Factory(),
-		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
-		fabric.PlatformFortiOS:    ssh.FortiOSFactory(),
+		fabric.PlatformFRR:          ssh.FRRFactory(),
+		fabric.PlatformLinux:        ssh.LinuxFactory(),
+		fabric.PlatformOpenConfig:   gnmi.Factory(),
+		fabric.PlatformNokiaSRL:     gnmi.Factory(),
+		fabric.PlatformAristaEOS:    ssh.EOSFactory(),
+		fabric.PlatformFortiOS:      ssh.FortiOSFactory(),
+		fabric.PlatformJuniperJunos: ssh.JunosFactory(),
+		fabric.PlatformVyOS:         ssh.VyOSFactory(),
 	}
 }
 

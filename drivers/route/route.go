@@ -29,13 +29,15 @@ type Platform string
 
 // The platforms returnpath ships drivers for. A driver outside this module names its own.
 const (
-	PlatformFRR        Platform = "frr"              // FRRouting vtysh over SSH
-	PlatformLinux      Platform = "linux"            // Linux iproute2 over SSH
-	PlatformOpenConfig Platform = "openconfig"       // OpenConfig network-instance model over gNMI
-	PlatformNokiaSRL   Platform = "nokia_srl"        // Nokia SR Linux native model over gNMI
-	PlatformAristaEOS  Platform = "arista_eos"       // Arista EOS CLI over SSH, configuration sessions
-	PlatformFortiOS    Platform = "fortinet_fortios" // Fortinet FortiOS CLI over SSH, entry by entry
-	PlatformCiscoASA   Platform = "cisco_asa"        // Cisco ASA CLI over SSH, line by line
+	PlatformFRR          Platform = "frr"              // FRRouting vtysh over SSH
+	PlatformLinux        Platform = "linux"            // Linux iproute2 over SSH
+	PlatformOpenConfig   Platform = "openconfig"       // OpenConfig network-instance model over gNMI
+	PlatformNokiaSRL     Platform = "nokia_srl"        // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS    Platform = "arista_eos"       // Arista EOS CLI over SSH, configuration sessions
+	PlatformFortiOS      Platform = "fortinet_fortios" // Fortinet FortiOS CLI over SSH, entry by entry
+	PlatformCiscoASA     Platform = "cisco_asa"        // Cisco ASA CLI over SSH, line by line
+	PlatformJuniperJunos Platform = "juniper_junos"    // Juniper Junos CLI over SSH, private candidate and commit
+	PlatformVyOS         Platform = "vyos"             // VyOS CLI over SSH, configure and commit
 )
 
 // Action is what a RouteOp does to a device.

@@ -128,30 +128,10 @@ var (
 	eosMoreRE        = regexp.MustCompile(` *--More-- *`)
 )
 
-// eosResult is what EOS answered to one line of a pushed batch.
-type eosResult struct {
-	Echo   string   // the command as EOS echoed it
-	Output []string // the non-empty lines EOS printed after it
-}
-
-// splitEOSTranscript splits EOS's answer to a batch into one result per line sent. The line
-// editor echoes each line after the prompt, then prints that line's output; the prompt
-// before the first line was read before the batch was written, so the transcript opens with
-// the first line's echo and every later prompt opens the next result. A complete transcript
-// of n lines has n+1 results, the last being the final prompt's empty one.
-func splitEOSTranscript(transcript string) []eosResult {
-	lines := strings.Split(strings.ReplaceAll(transcript, "\r", ""), "\n")
-	out := []eosResult{{Echo: strings.TrimSpace(lines[0])}}
-	for _, line := range lines[1:] {
-		if m := eosPromptRE.FindStringSubmatch(line); m != nil {
-			out = append(out, eosResult{Echo: strings.TrimSpace(m[1])})
-			continue
-		}
-		if strings.TrimSpace(line) != "" {
-			out[len(out)-1].Output = append(out[len(out)-1].Output, line)
-		}
-	}
-	return out
+// splitEOSTranscript splits EOS's answer to a batch into one result per line sent (see
+// splitTranscript).
+func splitEOSTranscript(transcript string) []cliResult {
+	return splitTranscript(transcript, eosPromptRE)
 }
 
 // eosRefusal returns the error lines of a command's output, or "" when EOS accepted it.

@@ -1,6 +1,8 @@
 // Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
 // vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
-// switches (platform arista_eos, on scrapligo's own arista_eos definition) and plain Linux
+// switches (platform arista_eos, on scrapligo's own arista_eos definition), Juniper Junos
+// devices (platform juniper_junos, on scrapligo's juniper_junos definition), VyOS routers
+// (platform vyos, on scrapligo's vyatta_vyos definition) and plain Linux
 // routers and firewalls managed with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
@@ -28,6 +30,10 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openEOS(ctx, cfg)
 	case route.PlatformFortiOS:
 		return openFortiOS(ctx, cfg)
+	case route.PlatformJuniperJunos:
+		return openJunos(ctx, cfg)
+	case route.PlatformVyOS:
+		return openVyOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -43,6 +49,10 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return EOSPreview(cfg, ops)
 	case route.PlatformFortiOS:
 		return FortiOSPreview(cfg, ops)
+	case route.PlatformJuniperJunos:
+		return JunosPreview(cfg, ops)
+	case route.PlatformVyOS:
+		return VyOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -96,6 +106,40 @@ func FortiOSFactory() drivers.Factory {
 
 func openFortiOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	d, err := OpenFortiOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// JunosFactory returns the factory of platform juniper_junos.
+func JunosFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openJunos,
+		Preview: JunosPreview,
+		Check:   JunosCheck,
+	}
+}
+
+func openJunos(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenJunos(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// VyOSFactory returns the factory of platform vyos.
+func VyOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openVyOS,
+		Preview: VyOSPreview,
+		Check:   VyOSCheck,
+	}
+}
+
+func openVyOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenVyOS(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

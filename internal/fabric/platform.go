@@ -12,13 +12,15 @@ type Platform = route.Platform
 
 // Supported platforms.
 const (
-	PlatformFRR        = route.PlatformFRR        // FRRouting vtysh over SSH
-	PlatformLinux      = route.PlatformLinux      // Linux iproute2 over SSH
-	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
-	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
-	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
-	PlatformFortiOS    = route.PlatformFortiOS    // Fortinet FortiOS CLI over SSH, entry by entry
-	PlatformCiscoASA   = route.PlatformCiscoASA   // Cisco ASA CLI over SSH, line by line
+	PlatformFRR          = route.PlatformFRR          // FRRouting vtysh over SSH
+	PlatformLinux        = route.PlatformLinux        // Linux iproute2 over SSH
+	PlatformOpenConfig   = route.PlatformOpenConfig   // OpenConfig network-instance model over gNMI
+	PlatformNokiaSRL     = route.PlatformNokiaSRL     // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS    = route.PlatformAristaEOS    // Arista EOS CLI over SSH, configuration sessions
+	PlatformFortiOS      = route.PlatformFortiOS      // Fortinet FortiOS CLI over SSH, entry by entry
+	PlatformCiscoASA     = route.PlatformCiscoASA     // Cisco ASA CLI over SSH, line by line
+	PlatformJuniperJunos = route.PlatformJuniperJunos // Juniper Junos CLI over SSH, private candidate and commit
+	PlatformVyOS         = route.PlatformVyOS         // VyOS CLI over SSH, configure and commit
 )
 
 // Transport is how returnpath reaches a device.
@@ -32,13 +34,15 @@ const (
 
 // Platforms lists every platform with the transport it runs over.
 var Platforms = map[Platform]Transport{
-	PlatformFRR:        TransportSSH,
-	PlatformLinux:      TransportSSH,
-	PlatformOpenConfig: TransportGNMI,
-	PlatformNokiaSRL:   TransportGNMI,
-	PlatformAristaEOS:  TransportSSH,
-	PlatformFortiOS:    TransportSSH,
-	PlatformCiscoASA:   TransportSSH,
+	PlatformFRR:          TransportSSH,
+	PlatformLinux:        TransportSSH,
+	PlatformOpenConfig:   TransportGNMI,
+	PlatformNokiaSRL:     TransportGNMI,
+	PlatformAristaEOS:    TransportSSH,
+	PlatformFortiOS:      TransportSSH,
+	PlatformCiscoASA:     TransportSSH,
+	PlatformJuniperJunos: TransportSSH,
+	PlatformVyOS:         TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.

@@ -123,7 +123,7 @@ func (c *Changes) openChangesTx(ctx context.Context, tx pgx.Tx) ([]fabric.Change
 			remediate = append(remediate, ch)
 		}
 	}
-	if err := loadDetails(ctx, tx, remediate); err != nil {
+	if err := loadDetails(ctx, tx, remediate, c.retryDeadline); err != nil {
 		return nil, err
 	}
 	for _, ch := range remediate {
