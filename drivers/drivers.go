@@ -94,6 +94,7 @@ type Config struct {
 	SSH   SSHConfig
 	Linux LinuxConfig
 	GNMI  GNMIConfig
+	PANOS PANOSConfig
 }
 
 // SSHConfig holds SSH-only settings.
@@ -106,6 +107,12 @@ type SSHConfig struct {
 type LinuxConfig struct {
 	Proto int  // route protocol number that marks returnpath's routes (default 202)
 	Sudo  bool // run ip through sudo -n
+}
+
+// PANOSConfig holds settings of the paloalto_panos platform.
+type PANOSConfig struct {
+	VirtualRouter string // virtual router of the default VRF (default "default")
+	Interface     string // egress interface set on every route, e.g. ethernet1/2; "" for none
 }
 
 // GNMIConfig holds gNMI-only settings.

@@ -34,6 +34,8 @@ const (
 	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
+
+	PlatformPANOS Platform = "paloalto_panos" // Palo Alto PAN-OS CLI over SSH, candidate config and commit
 )
 
 // Action is what a RouteOp does to a device.

@@ -1,6 +1,7 @@
 // Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
 // vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
-// switches (platform arista_eos, on scrapligo's own arista_eos definition) and plain Linux
+// switches (platform arista_eos, on scrapligo's own arista_eos definition), Palo Alto
+// firewalls (platform paloalto_panos, on scrapligo's paloalto_panos definition) and plain Linux
 // routers and firewalls managed with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
@@ -26,6 +27,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openLinux(ctx, cfg)
 	case route.PlatformAristaEOS:
 		return openEOS(ctx, cfg)
+	case route.PlatformPANOS:
+		return openPANOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -39,6 +42,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return LinuxPreview(cfg, ops)
 	case route.PlatformAristaEOS:
 		return EOSPreview(cfg, ops)
+	case route.PlatformPANOS:
+		return PANOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -70,6 +75,23 @@ func EOSFactory() drivers.Factory {
 		Open:    openEOS,
 		Preview: EOSPreview,
 	}
+}
+
+// PANOSFactory returns the factory of platform paloalto_panos.
+func PANOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openPANOS,
+		Preview: PANOSPreview,
+		Check:   PANOSCheck,
+	}
+}
+
+func openPANOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenPANOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func openEOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
