@@ -170,7 +170,6 @@ func sortedRoutes(rs []route.Route) []route.Route {
 	return rs
 }
 
-
 // TestPANOSCommitFailsWhole: the firewall refuses the commit; nothing of the batch lands, every
 // op is reported with the firewall's text, the candidate is reverted (nothing pending), and
 // the session is usable afterwards.
