@@ -101,6 +101,10 @@ type DeviceConfig struct {
 		NetworkInstance string `mapstructure:"network_instance"`
 		Protocol        string `mapstructure:"protocol"`
 	} `mapstructure:"gnmi"`
+	PANOS struct {
+		VirtualRouter string `mapstructure:"virtual_router"`
+		Interface     string `mapstructure:"interface"`
+	} `mapstructure:"panos"`
 }
 
 // ApprovalConfig is the review policy.
@@ -455,6 +459,10 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		g := d.GNMI
 		dc.GNMI = drivers.GNMIConfig{Insecure: g.Insecure, SkipVerify: g.SkipVerify, CAFile: g.CAFile, CertFile: g.CertFile, KeyFile: g.KeyFile,
 			ServerName: g.ServerName, Preset: g.Preset, NetworkInstance: g.NetworkInstance, Protocol: g.Protocol}
+		dc.PANOS = drivers.PANOSConfig{VirtualRouter: d.PANOS.VirtualRouter, Interface: d.PANOS.Interface}
+		if dc.PANOS.VirtualRouter == "" {
+			dc.PANOS.VirtualRouter = "default"
+		}
 		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
 			if err := f.Check(dc); err != nil {
 				var fe *route.FieldError

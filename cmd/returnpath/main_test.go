@@ -141,6 +141,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad platform", "platform: frr", "platform: ios", "devices[0].platform"},
 		{"missing password env", "password_env: RETURNPATH_TEST_SW1_PASSWORD\n    known_hosts: /dev/null\n  - name: fw1", "password_env: RETURNPATH_NOPE\n    known_hosts: /dev/null\n  - name: fw1", "devices[0].password_env"},
 		{"bad host key policy", "address: 198.18.0.11\n", "address: 198.18.0.11\n    host_key: yolo\n", "devices[0].host_key"},
+		{"panos virtual router", "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: \"vr 1\"}\n", "devices[1].panos.virtual_router"},
+		{"panos interface", "platform: linux\n", "platform: paloalto_panos\n    panos: {interface: \"ethernet1/2; commit\"}\n", "devices[1].panos.interface"},
+		{"panos unknown key", "platform: linux\n", "platform: paloalto_panos\n    panos: {vsys: vsys1}\n", "vsys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +163,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	p := writeConfig(t, base)
 	if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
 		t.Errorf("valid config: %v %s", err, out)
+	}
+	p = writeConfig(t, strings.Replace(base, "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: vr-main, interface: ethernet1/2.100}\n", 1))
+	if out, err := run(t, "config", "check", "--config", p); err != nil {
+		t.Errorf("valid panos keys: %v %s", err, out)
 	}
 }
 
