@@ -99,6 +99,7 @@ type Config struct {
 	ASA     ASAConfig
 	Junos   JunosConfig
 	VyOS    VyOSConfig
+	PANOS   PANOSConfig
 }
 
 // SSHConfig holds SSH-only settings.
@@ -133,6 +134,12 @@ type JunosConfig struct {
 // VyOSConfig holds settings of the vyos platform.
 type VyOSConfig struct {
 	Save bool // "save" after each commit, so that the batch survives a reboot
+}
+
+// PANOSConfig holds settings of the paloalto_panos platform.
+type PANOSConfig struct {
+	VirtualRouter string // virtual router of the default VRF (default "default")
+	Interface     string // egress interface set on every route, e.g. ethernet1/2; "" for none
 }
 
 // GNMIConfig holds gNMI-only settings.

@@ -113,6 +113,10 @@ type DeviceConfig struct {
 	VyOS struct {
 		Save bool `mapstructure:"save"`
 	} `mapstructure:"vyos"`
+	PANOS struct {
+		VirtualRouter string `mapstructure:"virtual_router"`
+		Interface     string `mapstructure:"interface"`
+	} `mapstructure:"panos"`
 }
 
 // ApprovalConfig is the review policy.
@@ -470,6 +474,10 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		dc.FortiOS.Device, dc.ASA.Interface = d.FortiOS.Device, d.ASA.Interface
 		dc.Junos.Confirm = d.Junos.Confirm
 		dc.VyOS.Save = d.VyOS.Save
+		dc.PANOS = drivers.PANOSConfig{VirtualRouter: d.PANOS.VirtualRouter, Interface: d.PANOS.Interface}
+		if dc.PANOS.VirtualRouter == "" {
+			dc.PANOS.VirtualRouter = "default"
+		}
 		if f, ok := Factories()[dc.Platform]; ok && f.Check != nil {
 			if err := f.Check(dc); err != nil {
 				var fe *route.FieldError

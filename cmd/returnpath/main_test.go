@@ -154,6 +154,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "fortios without its egress interface", from: "platform: linux\n", to: "platform: fortinet_fortios\n", want: "devices[1].fortios.device"},
 		{name: "fortios interface that is not a name", from: "platform: linux\n", to: "platform: fortinet_fortios\n    fortios: {device: \"port1 comment x\"}\n", want: "devices[1].fortios.device"},
 		{name: "fortios named VRF", from: "platform: linux\n", to: "platform: fortinet_fortios\n    vrf: blue\n    fortios: {device: port1}\n", want: "devices[1].vrf"},
+		{"panos virtual router", "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: \"vr 1\"}\n", "devices[1].panos.virtual_router"},
+		{"panos interface", "platform: linux\n", "platform: paloalto_panos\n    panos: {interface: \"ethernet1/2; commit\"}\n", "devices[1].panos.interface"},
+		{"panos unknown key", "platform: linux\n", "platform: paloalto_panos\n    panos: {vsys: vsys1}\n", "vsys"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,6 +176,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	p := writeConfig(t, base)
 	if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
 		t.Errorf("valid config: %v %s", err, out)
+	}
+	p = writeConfig(t, strings.Replace(base, "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: vr-main, interface: ethernet1/2.100}\n", 1))
+	if out, err := run(t, "config", "check", "--config", p); err != nil {
+		t.Errorf("valid panos keys: %v %s", err, out)
 	}
 }
 

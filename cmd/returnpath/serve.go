@@ -81,6 +81,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformFortiOS:      ssh.FortiOSFactory(),
 		fabric.PlatformJuniperJunos: ssh.JunosFactory(),
 		fabric.PlatformVyOS:         ssh.VyOSFactory(),
+		fabric.PlatformPANOS:        ssh.PANOSFactory(),
 	}
 }
 

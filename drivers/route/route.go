@@ -38,6 +38,7 @@ const (
 	PlatformCiscoASA     Platform = "cisco_asa"        // Cisco ASA CLI over SSH, line by line
 	PlatformJuniperJunos Platform = "juniper_junos"    // Juniper Junos CLI over SSH, private candidate and commit
 	PlatformVyOS         Platform = "vyos"             // VyOS CLI over SSH, configure and commit
+	PlatformPANOS        Platform = "paloalto_panos"   // Palo Alto PAN-OS CLI over SSH, candidate config and commit
 )
 
 // Action is what a RouteOp does to a device.

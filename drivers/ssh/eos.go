@@ -125,7 +125,6 @@ var eosPromptRE = regexp.MustCompile(`^[\w.\-]{1,63}(?:\(config-s-[\w.\-<>]{1,63
 var (
 	eosPromptEnd     = regexp.MustCompile(`(?:^|\n)[\w.\-]{1,63}(?:\(config-s-[\w.\-]{1,63}\))?#\s?$`)
 	eosExecPromptEnd = regexp.MustCompile(`(?:^|\n)[\w.\-]{1,63}#\s?$`)
-	eosMoreRE        = regexp.MustCompile(` *--More-- *`)
 )
 
 // splitEOSTranscript splits EOS's answer to a batch into one result per line sent (see
@@ -145,13 +144,4 @@ func eosRefusal(output []string) string {
 		}
 	}
 	return strings.Join(errs, "\n")
-}
-
-// stripMore removes EOS's pager marker (" --More-- " and the carriage returns that erase it)
-// from output read with paging on.
-func stripMore(s string) string {
-	if !strings.Contains(s, "--More--") {
-		return s
-	}
-	return eosMoreRE.ReplaceAllString(strings.ReplaceAll(s, "\r", ""), "")
 }

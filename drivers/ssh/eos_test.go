@@ -265,7 +265,7 @@ func TestSplitEOSTranscript(t *testing.T) {
 		t.Errorf("refusal of line 2 = %q, want none", got)
 	}
 	paged := "ip route 172.10.0.0/24 10.0.0.1 name returnpath\r\n --More-- \r          \rip route 172.10.1.0/24 10.0.0.1 name returnpath\r\n"
-	if got := len(parseEOSRoutes(stripMore(paged))); got != 2 {
+	if got := len(parseEOSRoutes(stripPager(paged, string(eosPager)))); got != 2 {
 		t.Errorf("routes read across a page break = %d, want 2", got)
 	}
 }

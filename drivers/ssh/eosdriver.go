@@ -58,7 +58,7 @@ func (d *EOSDriver) show(ctx context.Context, cmd string) (string, error) {
 	if err != nil {
 		return "", drivers.Errorf(drivers.KindUnreachable, d.cfg.Name, "read", "%s: %w", cmd, err)
 	}
-	rs := splitEOSTranscript(stripMore(out))
+	rs := splitEOSTranscript(stripPager(out, string(eosPager)))
 	var body []string
 	for _, r := range rs {
 		body = append(body, r.Output...)

@@ -2,7 +2,8 @@
 // vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
 // switches (platform arista_eos, on scrapligo's own arista_eos definition), Juniper Junos
 // devices (platform juniper_junos, on scrapligo's juniper_junos definition), VyOS routers
-// (platform vyos, on scrapligo's vyatta_vyos definition) and plain Linux
+// (platform vyos, on scrapligo's vyatta_vyos definition), Palo Alto
+// firewalls (platform paloalto_panos, on scrapligo's paloalto_panos definition) and plain Linux
 // routers and firewalls managed with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
@@ -34,6 +35,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openJunos(ctx, cfg)
 	case route.PlatformVyOS:
 		return openVyOS(ctx, cfg)
+	case route.PlatformPANOS:
+		return openPANOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -53,6 +56,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return JunosPreview(cfg, ops)
 	case route.PlatformVyOS:
 		return VyOSPreview(cfg, ops)
+	case route.PlatformPANOS:
+		return PANOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -140,6 +145,23 @@ func VyOSFactory() drivers.Factory {
 
 func openVyOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	d, err := OpenVyOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// PANOSFactory returns the factory of platform paloalto_panos.
+func PANOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openPANOS,
+		Preview: PANOSPreview,
+		Check:   PANOSCheck,
+	}
+}
+
+func openPANOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenPANOS(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

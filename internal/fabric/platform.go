@@ -21,6 +21,7 @@ const (
 	PlatformCiscoASA     = route.PlatformCiscoASA     // Cisco ASA CLI over SSH, line by line
 	PlatformJuniperJunos = route.PlatformJuniperJunos // Juniper Junos CLI over SSH, private candidate and commit
 	PlatformVyOS         = route.PlatformVyOS         // VyOS CLI over SSH, configure and commit
+	PlatformPANOS        = route.PlatformPANOS        // Palo Alto PAN-OS CLI over SSH, candidate and commit
 )
 
 // Transport is how returnpath reaches a device.
@@ -43,6 +44,7 @@ var Platforms = map[Platform]Transport{
 	PlatformCiscoASA:     TransportSSH,
 	PlatformJuniperJunos: TransportSSH,
 	PlatformVyOS:         TransportSSH,
+	PlatformPANOS:        TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.

@@ -71,6 +71,9 @@ type Options struct {
 	// that every long output pages at PageLines lines: a client must answer --More--.
 	IgnoreTerminalLength bool
 	PageLines            int // default 24
+	// OnCommit, when set, is called after every commit that applied a session, with the
+	// running routes.
+	OnCommit func([]Route)
 }
 
 // Device is an emulated EOS switch listening on 127.0.0.1.
@@ -325,7 +328,11 @@ func (c *cli) commit() (string, bool) {
 	d.commits++
 	drop := d.dropCommit
 	d.dropCommit = false
+	routes := sorted(d.running)
 	d.mu.Unlock()
+	if d.opts.OnCommit != nil {
+		d.opts.OnCommit(routes)
+	}
 	c.session, c.candidate = nil, nil
 	if drop {
 		c.s.Drop()
