@@ -295,3 +295,29 @@ func TestRouteValidate(t *testing.T) {
 		t.Error("Managed is wrong")
 	}
 }
+
+func TestCheckPlanHash(t *testing.T) {
+	t.Parallel()
+	ch := fabric.Change{ID: 7, PlanHash: "aaaa"}
+	tests := []struct {
+		name, current, quoted string
+		wantReason            string // "" means approved
+	}{
+		{name: "the plan shown", current: "aaaa", quoted: "aaaa"},
+		{name: "a wrong hash", current: "aaaa", quoted: "deadbeef", wantReason: fabric.PlanHashMismatch},
+		{name: "the plan changed", current: "bbbb", quoted: "aaaa", wantReason: fabric.PlanChanged},
+		{name: "the plan changed and a wrong hash", current: "bbbb", quoted: "deadbeef", wantReason: fabric.PlanChanged},
+	}
+	for _, tt := range tests {
+		err := fabric.CheckPlanHash(ch, tt.current, tt.quoted)
+		var stale *fabric.StalePlanError
+		switch {
+		case tt.wantReason == "" && err != nil:
+			t.Errorf("%s: CheckPlanHash = %v, want nil", tt.name, err)
+		case tt.wantReason != "" && (!errors.As(err, &stale) || stale.Reason != tt.wantReason || fabric.ErrorCode(err) != fabric.ECONFLICT):
+			t.Errorf("%s: CheckPlanHash = %v, want a %s conflict", tt.name, err, tt.wantReason)
+		case tt.wantReason == fabric.PlanHashMismatch && !strings.Contains(stale.Message, "(it is aaaa)"):
+			t.Errorf("%s: message %q does not give the change's hash", tt.name, stale.Message)
+		}
+	}
+}

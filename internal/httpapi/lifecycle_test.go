@@ -110,6 +110,12 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 	}
 	add := fmt.Sprint(body["change"].(map[string]any)["id"])
 	_, ch := e.do(t, "GET", "/v1/changes/"+add, fabric.RoleViewer, "")
+	// A hash that is not this change's plan hash is told apart from a plan that changed.
+	resp, body = e.do(t, "POST", "/v1/changes/"+add+"/approve", fabric.RoleReviewer, `{"plan_hash":"deadbeef"}`)
+	if extra, _ := body["extra"].(map[string]any); resp.StatusCode != http.StatusConflict || body["reason"] != fabric.PlanHashMismatch ||
+		body["field"] != "plan_hash" || extra == nil || extra["plan_hash"] != ch["plan_hash"] || extra["status"] != "pending" {
+		t.Fatalf("approve with a wrong hash = %d %v, want 409 plan_hash_mismatch with the change as it is", resp.StatusCode, body)
+	}
 	if resp, body := e.do(t, "POST", "/v1/changes/"+add+"/approve", fabric.RoleReviewer, fmt.Sprintf(`{"plan_hash":%q}`, ch["plan_hash"])); resp.StatusCode != http.StatusOK {
 		t.Fatalf("approve = %d %v", resp.StatusCode, body)
 	}
@@ -129,7 +135,7 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 	stale := &env{url: moved, db: e.db, tokens: e.tokens}
 	resp, body = stale.do(t, "POST", "/v1/changes/"+add+"/retry", fabric.RoleReviewer, "")
 	extra, _ := body["extra"].(map[string]any)
-	if resp.StatusCode != http.StatusConflict || body["field"] != "plan_hash" || extra == nil || extra["plan_hash"] == ch["plan_hash"] {
+	if resp.StatusCode != http.StatusConflict || body["field"] != "plan_hash" || body["reason"] != fabric.PlanChanged || extra == nil || extra["plan_hash"] == ch["plan_hash"] {
 		t.Fatalf("retry after the inventory moved = %d %v, want 409 with the new plan in extra", resp.StatusCode, body)
 	}
 
