@@ -490,6 +490,24 @@ func TestChangesRealServer(t *testing.T) {
 	}
 	_, err = run(t, append([]string{"host", "register", "--wait", "20s"}, boot...)...)
 	wantExit(t, err, exitRejected, "docker-01 cannot become active: change #"+id+" was rejected: wrong rack")
+	if !strings.Contains(err.Error(), "host deregister --name docker-01") {
+		t.Errorf("the rejected register does not say how to release the subnet: %v", err)
+	}
+	// Registering again says plainly that the host will get no routes.
+	out, err = run(t, append([]string{"host", "register"}, boot...)...)
+	if err != nil || !strings.Contains(out, "change "+id+" adding this host's return routes was rejected: wrong rack; they will not be installed") {
+		t.Errorf("register of a rejected host = %v\n%s", err, out)
+	}
+	// Nothing of it is on any device: deregistering releases the subnet at once.
+	out, err = run(t, "host", "deregister", "--name", "docker-01", "--token", tokens["bootstrap"], "--wait", "20s")
+	if err != nil || !strings.Contains(out, "removed docker-01 (10.10.10.101) at once") || !strings.Contains(out, "subnet 172.10.0.0/24 is released") {
+		t.Errorf("deregister of a rejected host = %v\n%s", err, out)
+	}
+	out, err = run(t, "changes", "list", "--host", "docker-01", "-o", "json")
+	var all []client.Change
+	if err != nil || json.Unmarshal([]byte(out), &all) != nil || len(all) != 1 {
+		t.Errorf("changes of docker-01 after the release = %v\n%s; want only the rejected add", err, out)
+	}
 }
 
 // terminalInput stands in for a person at a terminal (see inputTerminal).

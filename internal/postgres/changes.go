@@ -301,6 +301,19 @@ func (c *Changes) List(ctx context.Context, f fabric.ChangeFilter) ([]fabric.Cha
 	return list, next, loadDetails(ctx, c.db.Pool, list)
 }
 
+// hostChangesTx returns every change of a host with its ops, oldest first.
+func (c *Changes) hostChangesTx(ctx context.Context, tx pgx.Tx, hostID int64) ([]fabric.Change, error) {
+	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.host_id = $1 ORDER BY c.id`, hostID)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Change, error) { return scanChange(r) })
+	if err != nil {
+		return nil, formatError(err)
+	}
+	return list, loadDetails(ctx, tx, list)
+}
+
 // HostChange returns the newest change of a host.
 func (c *Changes) HostChange(ctx context.Context, hostID int64) (int64, fabric.ChangeStatus, string, bool) {
 	var id int64
