@@ -28,8 +28,8 @@ Exit codes: 0 done; 2 error (also: approve refused a hash that is not the change
 hash, or was not confirmed); 6 approve or retry: the plan changed since it was shown (review it
 again).`,
 	}
-	addClientFlags(cmd)
 	cmd.AddCommand(newChangesListCmd(), newChangesShowCmd(), newChangesApproveCmd(), newChangesRejectCmd(), newChangesRetryCmd())
+	addClientFlags(cmd)
 	return cmd
 }
 

@@ -28,8 +28,8 @@ func newHostCmd() *cobra.Command {
 Exit codes: 0 done; 2 error (bad flags, server unreachable, refused); 3 the host's change
 was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
 	}
-	addClientFlags(cmd)
 	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd())
+	addClientFlags(cmd)
 	return cmd
 }
 
