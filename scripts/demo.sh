@@ -77,7 +77,7 @@ ID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$ID"
 
 say "Approve it (four eyes: the requester could not)"
-as alice changes approve "$ID" | sed -n 1p | sed 's/^/   /'
+as alice changes approve "$ID" --plan-hash "$(as alice changes show "$ID" --output json | jq -r .plan_hash)" | sed -n 1p | sed 's/^/   /'
 in_mgmt curl -sS --fail-with-body -H "Authorization: Bearer $(cat "$WORK/ci.token")" "$SERVER/v1/hosts/docker-01?wait=active&timeout=30s" | jq -r '"   host \(.name) is \(.state); change #\(.change.id) \(.change.status)"'
 printf '   sw1: %s\n' "$(ip netns exec "$LAB_SW1" ip route show 172.10.10.0/24)"
 printf '   fw1: %s\n' "$(ip netns exec "$LAB_FW1" ip route show 172.10.10.0/24)"
@@ -105,7 +105,7 @@ say "Remediation: on call files a change that restores intent; alice reviews it 
 as oncall remediate | sed 's/^/   /'
 RID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$RID" | sed -n '/ops, in the order/,/^events/p'
-as alice changes approve "$RID" | sed -n 1p | sed 's/^/   /'
+as alice changes approve "$RID" --plan-hash "$(as alice changes show "$RID" --output json | jq -r .plan_hash)" | sed -n 1p | sed 's/^/   /'
 for _ in $(seq 100); do [ "$(as alice changes show "$RID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done
 as ci verify && ok "in sync again (exit 0)"
 
@@ -113,7 +113,7 @@ say "Decommission: the host deregisters, the routes go, the subnet is free again
 ip netns exec "$LAB_HOST1" "$BIN" host deregister --server "$SERVER" --token-file "$WORK/docker-01.token" --name docker-01 | sed 's/^/   /'
 DID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
 as alice changes show "$DID" | sed -n '/ops, in the order/,/^events/p'
-as alice changes approve "$DID" | sed -n 1p | sed 's/^/   /'
+as alice changes approve "$DID" --plan-hash "$(as alice changes show "$DID" --output json | jq -r .plan_hash)" | sed -n 1p | sed 's/^/   /'
 for _ in $(seq 100); do [ "$(as alice changes show "$DID" --output json | jq -r .status)" = applied ] && break; sleep 0.1; done
 printf '   sw1: %s   fw1: %s\n' "$(ip netns exec "$LAB_SW1" ip route show 172.10.10.0/24 | wc -l) routes" "$(ip netns exec "$LAB_FW1" ip route show 172.10.10.0/24 | wc -l) routes"
 if ip netns exec "$LAB_HOST1_CTR" ping -c 1 -W 1 "$LAB_INTERNET" >/dev/null 2>&1; then bad "ping still works"; exit 1; fi
