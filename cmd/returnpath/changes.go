@@ -1,16 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	xterm "golang.org/x/term"
 
 	"github.com/returnpath/returnpath/internal/client"
 )
@@ -21,10 +24,12 @@ func newChangesCmd() *cobra.Command {
 		Short: "Review route changes: list, show the device lines, approve, reject, retry",
 		Long: `Review route changes from the terminal.
 
-Exit codes: 0 done; 2 error; 6 approve or retry: the plan changed since it was shown (review it again).`,
+Exit codes: 0 done; 2 error (also: approve refused a hash that is not the change's plan
+hash, or was not confirmed); 6 approve or retry: the plan changed since it was shown (review it
+again).`,
 	}
-	addClientFlags(cmd)
 	cmd.AddCommand(newChangesListCmd(), newChangesShowCmd(), newChangesApproveCmd(), newChangesRejectCmd(), newChangesRetryCmd())
+	addClientFlags(cmd)
 	return cmd
 }
 
@@ -246,31 +251,40 @@ func retrying(op client.ChangeOp) string {
 
 func newChangesApproveCmd() *cobra.Command {
 	var planHash string
+	var yes bool
 	cmd := &cobra.Command{
-		Use:   "approve ID [--plan-hash H]",
+		Use:   "approve ID [--plan-hash H | --yes]",
 		Short: "Approve a pending change; it is applied next",
-		Long: `Approves a pending change, quoting the hash of its plan. Without --plan-hash the change is
-fetched and its current plan approved (and printed); with it, only the plan with that hash is,
-as shown by 'changes show'. If the plan changed meanwhile the server refuses, the new plan is
-printed, and the exit code is 6.`,
+		Long: `Approves a pending change, quoting the hash of its plan, so that only a plan someone was
+shown is ever approved. With --plan-hash H (from 'changes show'), the plan with that hash is
+approved. Without it, the change is fetched and its plan printed, then, on a terminal, you are
+asked to confirm (y/N); --yes approves the printed plan without asking. Without --plan-hash or
+--yes, approve refuses when standard input is not a terminal.
+
+If the plan changed in between, the server refuses, the new plan is printed, and the exit code
+is 6: review it and approve again. A hash that is not the change's plan hash at all (a typo,
+another change's hash) is refused with exit code 2.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if yes && planHash != "" {
+				return errors.New("--yes and --plan-hash: give only one (--yes approves the plan it prints)")
+			}
 			return changeAction(cmd, args[0], func(ctx context.Context, c *client.Client, id int64) (client.Change, error) {
 				hash := planHash
 				if hash == "" {
-					ch, err := c.Change(ctx, id)
+					ch, err := showForApproval(ctx, cmd, c, id, yes)
 					if err != nil {
 						return client.Change{}, err
 					}
-					if ch.Status != client.ChangePending {
-						return ch, fmt.Errorf("change #%d is %s, not pending: nothing to approve", id, ch.Status)
-					}
-					hash = ch.PlanHash
+					hash = ch.PlanHash // the plan shown, and no other
 				}
 				ch, err := c.Approve(ctx, id, hash)
 				var p *client.Problem
 				if errors.As(err, &p) && p.Status == 409 {
 					if stale, ok := p.StaleChange(); ok {
+						if p.Reason == client.ReasonPlanHashMismatch {
+							return client.Change{}, fmt.Errorf("change #%d: %s is not this change's plan hash (it is %s); check the hash (returnpath changes show %d)", id, hash, stale.PlanHash, id)
+						}
 						return stale, exitCode{code: exitStale, err: fmt.Errorf("change #%d: the plan changed since it was reviewed (%s); review the new plan (returnpath changes show %d) and approve again", id, p.Detail, stale.ID)}
 					}
 				}
@@ -278,8 +292,54 @@ printed, and the exit code is 6.`,
 			}, "approved")
 		},
 	}
-	cmd.Flags().StringVar(&planHash, "plan-hash", "", "approve only if the plan still has this hash (from changes show)")
+	cmd.Flags().StringVar(&planHash, "plan-hash", "", "approve only the plan with this hash (from changes show)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "without --plan-hash: approve the plan printed, without asking")
 	return cmd
+}
+
+// showForApproval fetches a pending change and prints its plan, then asks for confirmation on
+// a terminal (unless yes). It refuses where nobody can be asked: a plan is approved only once
+// someone has seen it, here or through --plan-hash. With -o json the plan and the question go
+// to standard error, keeping standard output for the JSON answer.
+func showForApproval(ctx context.Context, cmd *cobra.Command, c *client.Client, id int64, yes bool) (client.Change, error) {
+	in := cmd.InOrStdin()
+	if !yes && !inputTerminal(in) {
+		return client.Change{}, fmt.Errorf("change #%d: not approved: pass --plan-hash H (the hash of the plan you reviewed, from 'returnpath changes show %d') or --yes to approve the plan as it is now; without them approve asks on a terminal, and standard input is not one", id, id)
+	}
+	ch, err := c.Change(ctx, id)
+	if err != nil {
+		return ch, err
+	}
+	if ch.Status != client.ChangePending {
+		return ch, fmt.Errorf("change #%d is %s, not pending: nothing to approve", id, ch.Status)
+	}
+	out := cmd.OutOrStdout()
+	if asJSON, _ := outputJSON(cmd); asJSON {
+		out = cmd.ErrOrStderr()
+	}
+	if err := printChange(out, ch, isTerminal(out)); err != nil {
+		return ch, err
+	}
+	if yes {
+		return ch, nil
+	}
+	fmt.Fprintf(out, "\nApprove this plan of change #%d (plan hash %s)? [y/N] ", id, ch.PlanHash)
+	answer, _ := bufio.NewReader(in).ReadString('\n') // end of input answers no
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return ch, nil
+	}
+	return client.Change{}, fmt.Errorf("change #%d not approved", id)
+}
+
+// inputTerminal reports whether r is a terminal a person can answer on. A reader may say so
+// itself (Terminal() bool): tests stand in for a person that way.
+func inputTerminal(r io.Reader) bool {
+	if t, ok := r.(interface{ Terminal() bool }); ok {
+		return t.Terminal()
+	}
+	f, ok := r.(*os.File)
+	return ok && xterm.IsTerminal(int(f.Fd()))
 }
 
 func newChangesRejectCmd() *cobra.Command {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -77,12 +79,14 @@ type fakeChanges struct {
 	hashes   []string // plan hashes quoted by approvals
 	// replanOnRetry marks changes whose next retry finds the plan changed.
 	replanOnRetry map[int64]bool
+	// replanOnApprove marks changes whose next approval finds the plan changed.
+	replanOnApprove map[int64]bool
 }
 
 func newFakeChanges() *fakeChanges {
 	add := []client.ChangeOp{fakeOp("sw1", "add", "pending", nil), fakeOp("fw1", "add", "pending", nil)}
 	del := []client.ChangeOp{fakeOp("fw1", "delete", "applied", nil), fakeOp("sw1", "delete", "failed", strp("% Unknown command"))}
-	f := &fakeChanges{changes: map[int64]*client.Change{}, pageSize: 2, replanOnRetry: map[int64]bool{}}
+	f := &fakeChanges{changes: map[int64]*client.Change{}, pageSize: 2, replanOnRetry: map[int64]bool{}, replanOnApprove: map[int64]bool{}}
 	for _, ch := range []*client.Change{
 		newFakeChange(1, "add", "applied", strp("alice"), nil, add),
 		newFakeChange(2, "add", "rejected", strp("alice"), strp("not this rack"), add),
@@ -141,11 +145,14 @@ func (f *fakeChanges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case ch.Status != client.ChangePending:
 			writeProblem(w, 409, "conflict", "", "change is "+ch.Status)
 			return
+		case f.replanOnApprove[id]:
+			// As the server does when the inventory moved: the new plan is stored and shown.
+			delete(f.replanOnApprove, id)
+			ch.PlanHash += "-new"
+			writeStale(w, client.ReasonPlanChanged, "the plan changed", ch)
+			return
 		case body["plan_hash"] != ch.PlanHash:
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(409)
-			_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:returnpath:problem:conflict", "title": "Conflict", "status": 409,
-				"code": "conflict", "field": "plan_hash", "detail": "the plan changed", "extra": ch})
+			writeStale(w, client.ReasonPlanHashMismatch, "not this change's plan hash", ch)
 			return
 		}
 		ch.Status, ch.ApprovedBy = client.ChangeApproved, strp("reviewer")
@@ -170,10 +177,7 @@ func (f *fakeChanges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// As the server does when the inventory moved: the new plan is stored and shown.
 			delete(f.replanOnRetry, id)
 			ch.PlanHash += "-new"
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(409)
-			_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:returnpath:problem:conflict", "title": "Conflict", "status": 409,
-				"code": "conflict", "field": "plan_hash", "detail": "the plan changed", "extra": ch})
+			writeStale(w, client.ReasonPlanChanged, "the plan changed", ch)
 			return
 		}
 		ch.Status = client.ChangeApproved
@@ -184,6 +188,14 @@ func (f *fakeChanges) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(ch)
+}
+
+// writeStale answers as the server refuses a plan: 409 on plan_hash, the change in extra.
+func writeStale(w http.ResponseWriter, reason, detail string, ch *client.Change) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:returnpath:problem:conflict", "title": "Conflict", "status": 409,
+		"code": "conflict", "field": "plan_hash", "reason": reason, "detail": detail, "extra": ch})
 }
 
 // list pages newest first; the page size is capped small so that paging is exercised.
@@ -251,8 +263,8 @@ func TestFakeChangesMatchesContract(t *testing.T) {
 	}
 	_, err = c.Approve(ctx, 4, "stale")
 	var p *client.Problem
-	if !errors.As(err, &p) || p.Status != 409 {
-		t.Fatalf("stale Approve() = %v", err)
+	if !errors.As(err, &p) || p.Status != 409 || p.Reason != client.ReasonPlanHashMismatch {
+		t.Fatalf("Approve() with a wrong hash = %v (reason %q)", err, p.Reason)
 	}
 	if ch, ok := p.StaleChange(); !ok || ch.ID != 4 {
 		t.Errorf("StaleChange() = %v, %v", ch.ID, ok)
@@ -394,24 +406,33 @@ func TestChangesShowRetryingOp(t *testing.T) {
 
 func TestChangesApproveRejectRetry(t *testing.T) {
 	f, _ := startFakeChanges(t)
-	out, err := run(t, "changes", "approve", "4")
+	out, err := run(t, "changes", "approve", "4", "--plan-hash", "sha256:4add")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if !strings.HasPrefix(out, "change #4 approved\n\nchange #4: add, approved\n") || !strings.Contains(out, "approved by   reviewer") {
 		t.Errorf("approve output:\n%s", out)
 	}
-	_, err = run(t, "changes", "approve", "4")
+	_, err = run(t, "changes", "approve", "4", "--yes")
 	if err == nil || !strings.Contains(err.Error(), "change #4 is approved, not pending") {
 		t.Errorf("approve twice = %v", err)
 	}
-	out, err = run(t, "changes", "approve", "5", "--plan-hash", "sha256:old")
+	f.mu.Lock()
+	f.replanOnApprove[5] = true
+	f.mu.Unlock()
+	out, err = run(t, "changes", "approve", "5", "--plan-hash", "sha256:5add")
 	wantExit(t, err, exitStale, "the plan changed since it was reviewed")
-	if !strings.Contains(out, "plan hash     sha256:5add") {
+	if !strings.Contains(out, "plan hash     sha256:5add-new") {
 		t.Errorf("stale approve does not show the new plan:\n%s", out)
 	}
+	// A hash that never was the plan's is told apart from a plan that changed.
+	out, err = run(t, "changes", "approve", "5", "--plan-hash", "deadbeef")
+	var ec exitCode
+	if err == nil || errors.As(err, &ec) || !strings.Contains(err.Error(), "deadbeef is not this change's plan hash (it is sha256:5add-new)") {
+		t.Errorf("approve with a wrong hash = %v, want exit status 2 naming the change's hash\n%s", err, out)
+	}
 	f.mu.Lock()
-	if diff := cmp.Diff(f.hashes, []string{"sha256:4add", "sha256:old"}); diff != "" {
+	if diff := cmp.Diff(f.hashes, []string{"sha256:4add", "sha256:5add", "deadbeef"}); diff != "" {
 		t.Errorf("quoted plan hashes (-got +want):\n%s", diff)
 	}
 	f.mu.Unlock()
@@ -492,6 +513,100 @@ func TestChangesRealServer(t *testing.T) {
 	}
 	_, err = run(t, append([]string{"host", "register", "--wait", "20s"}, boot...)...)
 	wantExit(t, err, exitRejected, "docker-01 cannot become active: change #"+id+" was rejected: wrong rack")
+	if !strings.Contains(err.Error(), "host deregister --name docker-01") {
+		t.Errorf("the rejected register does not say how to release the subnet: %v", err)
+	}
+	// Registering again says plainly that the host will get no routes.
+	out, err = run(t, append([]string{"host", "register"}, boot...)...)
+	if err != nil || !strings.Contains(out, "change "+id+" adding this host's return routes was rejected: wrong rack; they will not be installed") {
+		t.Errorf("register of a rejected host = %v\n%s", err, out)
+	}
+	// Nothing of it is on any device: deregistering releases the subnet at once.
+	out, err = run(t, "host", "deregister", "--name", "docker-01", "--token", tokens["bootstrap"], "--wait", "20s")
+	if err != nil || !strings.Contains(out, "removed docker-01 (10.10.10.101) at once") || !strings.Contains(out, "subnet 172.10.0.0/24 is released") {
+		t.Errorf("deregister of a rejected host = %v\n%s", err, out)
+	}
+	out, err = run(t, "changes", "list", "--host", "docker-01", "-o", "json")
+	var all []client.Change
+	if err != nil || json.Unmarshal([]byte(out), &all) != nil || len(all) != 1 {
+		t.Errorf("changes of docker-01 after the release = %v\n%s; want only the rejected add", err, out)
+	}
+}
+
+// terminalInput stands in for a person at a terminal (see inputTerminal).
+type terminalInput struct{ io.Reader }
+
+func (terminalInput) Terminal() bool { return true }
+
+// runWithInput is run with in as standard input.
+func runWithInput(t *testing.T, in io.Reader, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetIn(in)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// TestChangesApproveShowsThePlan: approve without --plan-hash prints the plan and approves
+// exactly that one, after a yes on a terminal or with --yes; it refuses where nobody can be
+// asked.
+func TestChangesApproveShowsThePlan(t *testing.T) {
+	tests := []struct {
+		name       string
+		in         io.Reader
+		args       []string
+		replan     bool   // the plan changes between showing and approving
+		wantExit   int    // 0: approved
+		wantErr    string // part of the error
+		wantQuoted bool   // an approval was sent, quoting the plan shown
+		wantShown  bool   // the plan was printed
+	}{
+		{name: "no terminal", in: strings.NewReader("y\n"), wantExit: 2, wantErr: "pass --plan-hash H"},
+		{name: "terminal, yes", in: terminalInput{strings.NewReader("y\n")}, wantQuoted: true, wantShown: true},
+		{name: "terminal, no", in: terminalInput{strings.NewReader("n\n")}, wantExit: 2, wantErr: "not approved", wantShown: true},
+		{name: "terminal, end of input", in: terminalInput{strings.NewReader("")}, wantExit: 2, wantErr: "not approved", wantShown: true},
+		{name: "--yes", in: strings.NewReader(""), args: []string{"--yes"}, wantQuoted: true, wantShown: true},
+		{name: "--yes, the plan changed meanwhile", in: strings.NewReader(""), args: []string{"--yes"}, replan: true,
+			wantExit: exitStale, wantErr: "the plan changed", wantQuoted: true, wantShown: true},
+		{name: "--yes with --plan-hash", in: strings.NewReader(""), args: []string{"--yes", "--plan-hash", "sha256:4add"}, wantExit: 2, wantErr: "give only one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, _ := startFakeChanges(t)
+			f.replanOnApprove[4] = tt.replan
+			out, err := runWithInput(t, tt.in, append([]string{"changes", "approve", "4"}, tt.args...)...)
+			code := 0
+			var ec exitCode
+			switch {
+			case errors.As(err, &ec):
+				code = ec.code
+			case err != nil:
+				code = 2
+			}
+			if code != tt.wantExit || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("exit %d, %v; want %d, %q\n%s", code, err, tt.wantExit, tt.wantErr, out)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var want []string
+			if tt.wantQuoted {
+				want = []string{"sha256:4add"}
+			}
+			if diff := cmp.Diff(want, f.hashes); diff != "" {
+				t.Errorf("quoted plan hashes (-want +got):\n%s", diff)
+			}
+			if shown := strings.Contains(out, "plan hash     sha256:4add"); shown != tt.wantShown {
+				t.Errorf("plan shown = %v, want %v:\n%s", shown, tt.wantShown, out)
+			}
+			if tt.wantExit == 0 && f.changes[4].Status != client.ChangeApproved {
+				t.Errorf("change 4 is %s, want approved", f.changes[4].Status)
+			}
+		})
+	}
 }
 
 // TestChangesRetryStalePlan: when the server finds the plan changed, retry prints the new plan

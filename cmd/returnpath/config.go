@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/route"
+	"github.com/returnpath/returnpath/internal/events"
 	"github.com/returnpath/returnpath/internal/fabric"
 )
 
@@ -41,6 +44,9 @@ type Config struct {
 	// running service.
 	Server string `mapstructure:"server"`
 	Token  string `mapstructure:"token"`
+
+	path     string  // the file read, "" when none was
+	problems []error // keys of the file that could not be decoded: unknown, or of a wrong type
 }
 
 // TLSConfig turns on HTTPS when both files are set.
@@ -169,8 +175,23 @@ type AutoApproveRule struct {
 var defaultConfigPaths = []string{"./returnpath.yaml", "/etc/returnpath/returnpath.yaml"}
 
 // loadConfig reads defaults, then the file, then RETURNPATH_* variables, then flags.
-// requireFile is false for client commands that can work from flags alone.
+// requireFile is false for client commands that can work from flags alone. A key of the file
+// that is unknown or of the wrong type is an error (all such keys are listed).
 func loadConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, error) {
+	c, err := readConfig(path, flags, requireFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := configError(c.path, c.problems); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readConfig is loadConfig, except that keys that cannot be decoded are kept in the Config
+// (for Check to list with every other problem) rather than returned. The error is for a file
+// that cannot be read at all.
+func readConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, error) {
 	v := viper.New()
 	v.SetDefault("listen", ":8080")
 	v.SetDefault("database_url", "postgres:///returnpath?host=/run/postgresql")
@@ -219,32 +240,46 @@ func loadConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 			}
 		}
 	}
-	var c Config
-	err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
+	c := Config{path: path}
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, cleanDecodeError(err))
+	c.problems = decodeProblems(err)
+	// Unknown keys are found by a walk of their own rather than by the decoder (ErrorUnused or
+	// Metadata.Unused): mapstructure stops recording a struct's unused keys at its first value
+	// of the wrong type, and each unknown key gets its own error with the nearest known key.
+	for _, k := range unknownKeys(v.AllSettings(), reflect.TypeOf(c), "") {
+		c.problems = append(c.problems, unknownKeyError(k))
 	}
 	return &c, nil
 }
 
-// cleanDecodeError keeps mapstructure's key names but drops its noise.
-func cleanDecodeError(err error) error {
-	msg := strings.ReplaceAll(err.Error(), "decoding failed due to the following error(s):\n\n", "")
-	msg = strings.ReplaceAll(msg, "'' has invalid keys: ", "unknown keys: ")
-	return errors.New(strings.TrimSpace(msg))
+// Inventory validates the fabric part of the configuration and returns it typed. The error
+// lists every problem found (a *ConfigError).
+func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
+	inv, warnings, problems := c.inventory()
+	if err := configError(c.path, problems); err != nil {
+		return nil, nil, err
+	}
+	return inv, warnings, nil
 }
 
-// Inventory validates the fabric part of the configuration and returns it typed.
-func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
+// inventory parses and validates the fabric part, returning every problem. A value that does
+// not parse is reported here and left out of the domain's checks, which would only report it
+// again in other words.
+func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 	inv := &fabric.Inventory{}
+	var problems []error
+	parsed := map[string]bool{} // keys reported here
+	bad := func(key, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+		parsed[key] = true
+	}
 	for i, p := range c.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
 		prefix, err := netip.ParsePrefix(p.Prefix)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s.prefix: %q is not a network in CIDR notation", key, p.Prefix)
+			bad(key+".prefix", "%q is not a network in CIDR notation", p.Prefix)
 		}
 		inv.Pools = append(inv.Pools, fabric.Pool{Name: p.Name, Prefix: prefix, SubnetLength: p.SubnetLength})
 	}
@@ -252,7 +287,7 @@ func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
 		key := fmt.Sprintf("segments[%d]", i)
 		hosts, err := netip.ParsePrefix(s.Hosts)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s.hosts: %q is not a network in CIDR notation", key, s.Hosts)
+			bad(key+".hosts", "%q is not a network in CIDR notation", s.Hosts)
 		}
 		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool}
 		for j, h := range s.RouteVia {
@@ -262,7 +297,7 @@ func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
 			} else if a, err := netip.ParseAddr(h.NextHop); err == nil {
 				hop.NextHop.Addr = a
 			} else {
-				return nil, nil, fmt.Errorf("%s.route_via[%d].next_hop: want \"host\" or an IP address, got %q", key, j, h.NextHop)
+				bad(fmt.Sprintf("%s.route_via[%d].next_hop", key, j), "want \"host\" or an IP address, got %q", h.NextHop)
 			}
 			seg.RouteVia = append(seg.RouteVia, hop)
 		}
@@ -272,7 +307,7 @@ func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
 		key := fmt.Sprintf("devices[%d]", i)
 		ap, err := parseAddress(d.Address)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s.address: %w", key, err)
+			bad(key+".address", "%v", err)
 		}
 		vrf := d.VRF
 		if vrf == "" {
@@ -286,10 +321,14 @@ func (c *Config) Inventory() (*fabric.Inventory, []string, error) {
 			Transport: fabric.Transport(transport), Address: ap, VRF: vrf})
 	}
 	warnings, err := inv.Validate()
-	if err != nil {
-		return nil, nil, err
+	for _, e := range flatten(err) {
+		var fe *fabric.Error
+		if errors.As(e, &fe) && parsed[fe.Field] {
+			continue
+		}
+		problems = append(problems, e)
 	}
-	return inv, warnings, nil
+	return inv, warnings, problems
 }
 
 // MaxSessions returns each device's session budget (devices[].max_sessions); devices that set
@@ -316,59 +355,68 @@ func parseAddress(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, 0), nil
 }
 
-// Validate checks the settings that are not the inventory.
-func (c *Config) Validate() error {
+// Validate checks the settings that are not the inventory. The error lists every problem
+// found (a *ConfigError).
+func (c *Config) Validate() error { return configError(c.path, c.validate()) }
+
+func (c *Config) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("log_level: want debug, info, warn or error, got %q", c.LogLevel)
+		bad("log_level: want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return errors.New("tls: set both cert_file and key_file, or neither")
+		bad("tls: set both cert_file and key_file, or neither")
 	}
 	if c.MaxBodyBytes < 1024 {
-		return fmt.Errorf("max_body_bytes: %d is too small (at least 1024)", c.MaxBodyBytes)
+		bad("max_body_bytes: %d is too small (at least 1024)", c.MaxBodyBytes)
 	}
 	if _, err := c.Policy(); err != nil {
-		return err
+		errs = append(errs, flatten(err)...)
 	}
 	switch c.Drift.Remediate {
 	case "", "off", "propose":
 	default:
-		return fmt.Errorf("drift.remediate: want off or propose, got %q", c.Drift.Remediate)
+		bad("drift.remediate: want off or propose, got %q", c.Drift.Remediate)
 	}
 	if c.Drift.Interval < 0 || (c.Drift.Interval > 0 && c.Drift.Interval < 10*time.Second) {
-		return fmt.Errorf("drift.interval: want 0 (off) or at least 10s, got %s", c.Drift.Interval)
+		bad("drift.interval: want 0 (off) or at least 10s, got %s", c.Drift.Interval)
 	}
 	if c.Apply.Concurrency < 0 || c.Apply.RetryDeadline < 0 || c.Apply.BatchSize < 0 {
-		return errors.New("apply: concurrency, retry_deadline and batch_size must not be negative")
+		bad("apply: concurrency, retry_deadline and batch_size must not be negative")
 	}
 	if c.Verify.MaxAge < 0 {
-		return fmt.Errorf("verify.max_age: must not be negative, got %s", c.Verify.MaxAge)
+		bad("verify.max_age: must not be negative, got %s", c.Verify.MaxAge)
 	}
-	for key, n := range map[string]int{"limits.registrations_per_minute": c.Limits.RegistrationsPerMinute,
-		"limits.pending_per_segment": c.Limits.PendingPerSegment} {
-		if n < 0 {
-			return fmt.Errorf("%s: want 0 (off) or a positive number, got %d", key, n)
+	for _, l := range []struct {
+		key string
+		n   int
+	}{{"limits.registrations_per_minute", c.Limits.RegistrationsPerMinute}, {"limits.pending_per_segment", c.Limits.PendingPerSegment}} {
+		if l.n < 0 {
+			bad("%s: want 0 (off) or a positive number, got %d", l.key, l.n)
 		}
 	}
-	for key, n := range map[string]int{"limits.long_polls_per_token": c.Limits.LongPollsPerToken, "limits.long_polls": c.Limits.LongPolls} {
-		if n < 1 {
-			return fmt.Errorf("%s: want at least 1, got %d", key, n)
+	for _, l := range []struct {
+		key string
+		n   int
+	}{{"limits.long_polls_per_token", c.Limits.LongPollsPerToken}, {"limits.long_polls", c.Limits.LongPolls}} {
+		if l.n < 1 {
+			bad("%s: want at least 1, got %d", l.key, l.n)
 		}
 	}
-	if err := c.validateEvents(); err != nil {
-		return err
-	}
+	errs = append(errs, c.eventProblems()...)
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
-		return fmt.Errorf("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)
+		bad("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)
 	}
-	return nil
+	return errs
 }
 
-// Policy returns the approval policy.
+// Policy returns the approval policy; the error lists every rule at fault.
 func (c *Config) Policy() (fabric.ApprovalPolicy, error) {
 	p := fabric.ApprovalPolicy{FourEyes: c.Approval.FourEyes}
+	var errs []error
 	for i, r := range c.Approval.AutoApprove {
 		var k fabric.ChangeKind
 		switch r.Action {
@@ -379,24 +427,59 @@ func (c *Config) Policy() (fabric.ApprovalPolicy, error) {
 		case "remediate":
 			k = fabric.ChangeRemediate
 		default:
-			return p, fmt.Errorf("approval.auto_approve[%d].action: want add, remove or remediate, got %q", i, r.Action)
+			errs = append(errs, fmt.Errorf("approval.auto_approve[%d].action: want add, remove or remediate, got %q", i, r.Action))
 		}
 		for j, seg := range r.Segments {
 			if !slices.ContainsFunc(c.Segments, func(s SegmentConfig) bool { return s.Name == seg }) {
-				return p, fmt.Errorf("approval.auto_approve[%d].segments[%d]: no segment named %q", i, j, seg)
+				errs = append(errs, fmt.Errorf("approval.auto_approve[%d].segments[%d]: no segment named %q", i, j, seg))
 			}
 		}
 		p.AutoApprove = append(p.AutoApprove, fabric.AutoApproveRule{Kind: k, Segments: r.Segments})
 	}
-	return p, nil
+	return p, errors.Join(errs...)
+}
+
+// Checked is a configuration checked whole: the inventory and what was resolved from it.
+type Checked struct {
+	Inventory *fabric.Inventory
+	Warnings  []string
+	Drivers   map[string]drivers.Config
+	Webhooks  []events.Webhook
+	Policy    fabric.ApprovalPolicy
+}
+
+// Check validates the whole configuration and resolves its secrets and files, as serve needs
+// them. The error lists every problem found (a *ConfigError): keys the file should not have,
+// values of the wrong type, then the settings, the inventory, the devices and the webhooks.
+func (c *Config) Check() (*Checked, error) {
+	problems := slices.Clone(c.problems)
+	problems = append(problems, c.validate()...)
+	inv, warnings, invProblems := c.inventory()
+	problems = append(problems, invProblems...)
+	dcs, err := c.DriverConfigs(inv)
+	problems = append(problems, flatten(err)...)
+	hooks, err := c.resolveWebhooks()
+	problems = append(problems, flatten(err)...)
+	policy, _ := c.Policy() // its problems are validate's
+	if err := configError(c.path, problems); err != nil {
+		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(dcs)) {
+		if g := dcs[name].GNMI; g.Insecure || g.SkipVerify {
+			warnings = append(warnings, "gNMI TLS verification is off for device "+name)
+		}
+	}
+	return &Checked{Inventory: inv, Warnings: warnings, Drivers: dcs, Webhooks: hooks, Policy: policy}, nil
 }
 
 // DriverConfigs resolves each device's credentials and settings for the drivers. Secrets are
-// read here, once, and only their absence is reported (never their value).
+// read here, once, and only their absence is reported (never their value). The error holds
+// the first problem of every device at fault.
 func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config, error) {
 	out := map[string]drivers.Config{}
 	managed := inv.ManagedPrefixes()
-	for i, d := range c.Devices {
+	// One device's settings, up to its first problem; every device is checked.
+	device := func(i int, d DeviceConfig) (*drivers.Config, error) {
 		key := fmt.Sprintf("devices[%d]", i)
 		dev, _ := inv.Device(d.Name)
 		dc := drivers.Config{Name: d.Name, Platform: dev.Platform, Address: dev.Address, VRF: dev.VRF, Managed: managed,
@@ -487,7 +570,19 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
 		}
-		out[d.Name] = dc
+		return &dc, nil
+	}
+	var errs []error
+	for i, d := range c.Devices {
+		dc, err := device(i, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[d.Name] = *dc
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }

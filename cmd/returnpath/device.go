@@ -61,15 +61,20 @@ the driver's text). With --all every configured device is checked, one after ano
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			o.output = format
 			return runDeviceCheck(cmd, args, o, factories)
 		},
 	}
 	f := check.Flags()
 	f.BoolVar(&o.all, "all", false, "check every configured device, one after another")
-	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
 	f.DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for a free session slot of a device (max_sessions) before reporting it busy")
 	f.String("database-url", "", "PostgreSQL URL for the session budget (overrides database_url)")
+	addOutputFlags(check)
 	dev.AddCommand(check)
 	return dev
 }

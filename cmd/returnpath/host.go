@@ -28,8 +28,8 @@ func newHostCmd() *cobra.Command {
 Exit codes: 0 done; 2 error (bad flags, server unreachable, refused); 3 the host's change
 was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
 	}
-	addClientFlags(cmd)
 	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd())
+	addClientFlags(cmd)
 	return cmd
 }
 
@@ -109,6 +109,10 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 		verb = "already registered"
 	}
 	say("%s %s (%s) in segment %s: subnet %s, gateway %s, state %s%s", verb, h.Name, h.Address, h.Segment, h.Subnet, h.Gateway, h.State, changeNote(h.Change))
+	if h.Note != nil && *h.Note != "" {
+		// Plainly, before anything is written: the host is registered, but will get no routes.
+		say("%s", *h.Note)
+	}
 	if daemonJSON != "" {
 		dj, err := mergeDaemonJSON(daemonJSON, h.Docker.Bip)
 		if err != nil {
@@ -215,6 +219,14 @@ func hostDeregister(ctx context.Context, c *client.Client, out io.Writer, asJSON
 		return err
 	}
 	res := hostDeregisterResult{Host: h}
+	if h.State == client.HostRemoved {
+		// Nothing of it was on any device: the server released the subnet at once.
+		res.Removed = true
+		if !asJSON {
+			tprintf(out, "removed %s (%s) at once: none of its routes was on any device%s; subnet %s is released\n", h.Name, h.Address, changeNote(h.Change), h.Subnet)
+		}
+		return emitJSON(out, asJSON, res, nil)
+	}
 	if !asJSON {
 		tprintf(out, "removing %s (%s, subnet %s): state %s%s\n", h.Name, h.Address, h.Subnet, h.State, changeNote(h.Change))
 	}
@@ -344,6 +356,9 @@ func changeFailure(ctx context.Context, c *client.Client, h client.Host, want st
 		if op.Status == "failed" && op.Error != nil {
 			msg += fmt.Sprintf("; %s %s %s via %s: %s", op.Device, op.Action, op.Prefix, op.NextHop, *op.Error)
 		}
+	}
+	if ch.Status == client.ChangeRejected && want == client.HostActive {
+		msg += fmt.Sprintf("; its routes will not be installed: 'returnpath host deregister --name %s' releases subnet %s at once", h.Name, h.Subnet)
 	}
 	return &ch, exitCode{code: code, err: errors.New(msg)}
 }

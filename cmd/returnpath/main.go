@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,13 +25,26 @@ func main() {
 		var ec exitCode
 		if errors.As(err, &ec) {
 			if ec.err != nil {
-				fmt.Fprintln(os.Stderr, "returnpath:", term(ec.err.Error()))
+				printError(os.Stderr, ec.err)
 			}
 			os.Exit(ec.code)
 		}
-		fmt.Fprintln(os.Stderr, "returnpath:", term(err.Error()))
+		printError(os.Stderr, err)
 		os.Exit(2)
 	}
+}
+
+// printError writes err for a person: a configuration's problems one per line, anything else
+// on one line.
+func printError(w io.Writer, err error) {
+	if ce, ok := err.(*ConfigError); ok && len(ce.Problems) > 1 {
+		fmt.Fprintln(w, "returnpath:", term(ce.header()))
+		for _, p := range ce.Problems {
+			fmt.Fprintln(w, "  "+term(p.Error()))
+		}
+		return
+	}
+	fmt.Fprintln(w, "returnpath:", term(err.Error()))
 }
 
 // exitCode carries a specific exit status out of a command (verify uses 1 and 2).
@@ -45,6 +59,9 @@ func (e exitCode) Error() string {
 	}
 	return fmt.Sprintf("exit status %d", e.code)
 }
+
+// Unwrap returns the error the exit status goes with.
+func (e exitCode) Unwrap() error { return e.err }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,5 +230,103 @@ func TestConfigFortiOSKeys(t *testing.T) {
 	}
 	if got := dcs["fw1"].FortiOS.Device; got != "wan1.100" {
 		t.Errorf("fw1's fortios.device = %q, want wan1.100", got)
+	}
+}
+
+// TestConfigCheckListsEveryProblem: one run of config check names every key at fault (exit
+// 1), suggests the known key an unknown one was probably meant to be, says where passwords go,
+// and serve refuses to start with the same list.
+func TestConfigCheckListsEveryProblem(t *testing.T) {
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	base := strings.ReplaceAll(testConfig, "%DB%", "postgres:///x")
+	edits := []struct{ from, to string }{
+		{"    subnet_length: 24", "    subnet_lenght: 24"},
+		{"password_env: RETURNPATH_TEST_SW1_PASSWORD\n    known_hosts: /dev/null\n  - name: fw1", "password: hunter2\n    known_hosts: /dev/null\n  - name: fw1"},
+		{"device: fw1", "device: fw9"},
+		{"listen:", "log_level: loud\nlisten:"},
+		{"    address: 198.18.0.12:22", "    address: 198.18.0.12:22\n    max_sessions: lots"},
+		{"approval:", "colour: red\napproval:"},
+	}
+	body := base
+	for _, e := range edits {
+		if !strings.Contains(body, e.from) {
+			t.Fatalf("test config lacks %q", e.from)
+		}
+		body = strings.Replace(body, e.from, e.to, 1)
+	}
+	p := writeConfig(t, body)
+	_, err := run(t, "config", "check", "--config", p)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec.code != 1 {
+		t.Fatalf("config check = %v, want exit status 1", err)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("config check = %T %v, want a *ConfigError", err, err)
+	}
+	got := map[string]string{}
+	for _, p := range ce.Problems {
+		key, msg, _ := strings.Cut(p.Error(), ": ")
+		got[key] = msg
+	}
+	want := []struct{ key, says string }{
+		{"pools[0].subnet_lenght", "did you mean subnet_length?"},
+		{"pools[0].subnet_length", "must lie between"}, // the misspelt key left it unset
+		{"devices[0].password", "password_env"},
+		{"devices[0]", "set one of password_env, password_file or private_key_file"},
+		{"segments[0].route_via[1].device", `no device named "fw9"`},
+		{"log_level", "loud"},
+		{"devices[1].max_sessions", "whole number"},
+		{"colour", "unknown key"},
+	}
+	for _, w := range want {
+		if msg, ok := got[w.key]; !ok || !strings.Contains(msg, w.says) {
+			t.Errorf("problem %s = %q (listed: %v), want one saying %q", w.key, msg, ok, w.says)
+		}
+	}
+	if len(ce.Problems) != len(want) {
+		t.Errorf("%d problems, want %d: %v", len(ce.Problems), len(want), ce.Problems)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error quotes the password: %v", err)
+	}
+	var out bytes.Buffer
+	printError(&out, ec.err) // as main does
+	if lines := strings.Count(out.String(), "\n"); lines != len(want)+1 {
+		t.Errorf("printed %d lines, want a header and one line per problem:\n%s", lines, out.String())
+	}
+
+	cfg, err := readConfig(p, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	err = m.Open(context.Background())
+	if !errors.As(err, &ce) || len(ce.Problems) != len(want) {
+		t.Errorf("serve's Open = %v, want the same %d problems", err, len(want))
+	}
+	if m.DB != nil {
+		t.Error("Open connected to the database despite the problems")
+	}
+}
+
+func TestUnknownKeyHints(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		key, want string
+	}{
+		{key: "pools[3].subnet_lenght", want: "did you mean subnet_length?"},
+		{key: "devices[0].pasword_env", want: "did you mean password_env?"},
+		{key: "devices[0].password", want: "password_file"},
+		{key: "devices[0].gnmi.insecur", want: "did you mean insecure?"},
+		{key: "events.webhooks[1].secret", want: "secret_env"},
+		{key: "lissten", want: "did you mean listen?"},
+		{key: "pools[0].colour", want: "known in pools[]: name, prefix, subnet_length"},
+		{key: "password", want: "unknown key (known here:"}, // no password_env at the top level
+	}
+	for _, tt := range tests {
+		if got := unknownKeyError(tt.key).Error(); !strings.HasPrefix(got, tt.key+": unknown key") || !strings.Contains(got, tt.want) {
+			t.Errorf("unknownKeyError(%q) = %q, want it to say %q", tt.key, got, tt.want)
+		}
 	}
 }

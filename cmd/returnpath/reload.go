@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -18,46 +17,23 @@ import (
 // reviewer may approve them: no person asked for them.
 var reloadActor = fabric.Actor{Name: fabric.ActorReload, Role: fabric.RoleAdmin}
 
-// checked is a configuration validated whole: what `config check` checks, what Open needs and
-// what a reload swaps in.
-type checked struct {
-	inv      *fabric.Inventory
-	drivers  map[string]drivers.Config
-	warnings []string
-}
-
-// check validates every part of the configuration, reading the devices' and webhooks'
-// secrets (only their absence is ever reported).
-func (c *Config) check() (checked, error) {
-	if err := c.Validate(); err != nil {
-		return checked{}, err
-	}
-	inv, warnings, err := c.Inventory()
-	if err != nil {
-		return checked{}, err
-	}
-	dcs, err := c.DriverConfigs(inv)
-	if err != nil {
-		return checked{}, err
-	}
-	if _, err := c.Webhooks(); err != nil {
-		return checked{}, err
-	}
-	for _, name := range slices.Sorted(maps.Keys(dcs)) {
-		if g := dcs[name].GNMI; g.Insecure || g.SkipVerify {
-			warnings = append(warnings, "gNMI TLS verification is off for device "+name)
-		}
-	}
-	return checked{inv: inv, drivers: dcs, warnings: warnings}, nil
-}
 
 // configKeyRE matches the key a configuration error starts with, e.g.
 // "segments[0].route_via[1].device: no device named ...".
 var configKeyRE = regexp.MustCompile(`^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.+)$`)
 
-// configError makes a configuration error an EINVALID *fabric.Error naming the key at fault,
-// for the API's 422 (the configuration's own messages start with the key).
-func configError(err error) error {
+// reloadError makes a configuration error an EINVALID *fabric.Error naming the key at fault,
+// for the API's 422 (the configuration's own messages start with the key). A file with
+// several problems names the first one's key and lists them all in the message.
+func reloadError(err error) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) && len(ce.Problems) > 0 {
+		first := reloadError(ce.Problems[0]).(*fabric.Error)
+		if len(ce.Problems) > 1 {
+			first.Message = ce.Error()
+		}
+		return first
+	}
 	var fe *fabric.Error
 	if errors.As(err, &fe) {
 		return &fabric.Error{Code: fabric.EINVALID, Field: fe.Field, Message: fe.Message}
@@ -139,31 +115,31 @@ func (m *Main) reload(ctx context.Context, a fabric.Actor) (fabric.ReloadResult,
 	}
 	cfg, err := m.Reread()
 	if err != nil {
-		return fabric.ReloadResult{}, configError(err)
+		return fabric.ReloadResult{}, reloadError(err)
 	}
-	c, err := cfg.check()
+	c, err := cfg.Check()
 	if err != nil {
-		return fabric.ReloadResult{}, configError(err)
+		return fabric.ReloadResult{}, reloadError(err)
 	}
-	lookup := func(d string) (drivers.Config, bool) { dc, ok := c.drivers[d]; return dc, ok }
-	synced, err := m.Changes.SyncInventory(ctx, a, c.inv, previewWith(lookup, m.Factories))
+	lookup := func(d string) (drivers.Config, bool) { dc, ok := c.Drivers[d]; return dc, ok }
+	synced, err := m.Changes.SyncInventory(ctx, a, c.Inventory, previewWith(lookup, m.Factories))
 	if err != nil {
 		return fabric.ReloadResult{}, err
 	}
 	m.swap(cfg, c)
 	res := fabric.ReloadResult{InventorySync: synced, RestartRequired: restartKeys(m.Config, cfg)}
-	res.Warnings = append(c.warnings, synced.Warnings...)
+	res.Warnings = append(c.Warnings, synced.Warnings...)
 	return res, nil
 }
 
 // swap puts a synced inventory and its device settings in force in every component.
-func (m *Main) swap(cfg *Config, c checked) {
-	m.Devices.SetConfigs(c.drivers, cfg.MaxSessions())
-	m.Hosts.SetInventory(c.inv)
-	m.Changes.SetInventory(c.inv)
-	m.API.SetInventory(c.inv)
-	m.Verifier.SetInventory(c.inv)
-	m.Inventory, m.Drivers = c.inv, c.drivers
+func (m *Main) swap(cfg *Config, c *Checked) {
+	m.Devices.SetConfigs(c.Drivers, cfg.MaxSessions())
+	m.Hosts.SetInventory(c.Inventory)
+	m.Changes.SetInventory(c.Inventory)
+	m.API.SetInventory(c.Inventory)
+	m.Verifier.SetInventory(c.Inventory)
+	m.Inventory, m.Drivers = c.Inventory, c.Drivers
 }
 
 // wait serves until ctx ends or the server stops, reloading on every value from hup.

@@ -16,6 +16,10 @@ func newRemediateCmd() *cobra.Command {
 		Short: "File a change that restores intent where verify finds drift (it is reviewed like any change)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
 			c, err := clientFromCmd(cmd)
 			if err != nil {
 				return err
@@ -34,6 +38,9 @@ func newRemediateCmd() *cobra.Command {
 			var ch client.Change
 			if err := c.Do(cmd.Context(), http.MethodPost, path, nil, &ch); err != nil {
 				return err
+			}
+			if asJSON {
+				return writeJSONTo(cmd.OutOrStdout(), ch)
 			}
 			tprintf(cmd.OutOrStdout(), "filed remediate change #%d (%s) with %s; review it with 'returnpath changes show %d'\n", ch.ID, ch.Status, countOf(len(ch.Ops), "op", "ops"), ch.ID)
 			return nil

@@ -88,15 +88,17 @@ func Factories() map[fabric.Platform]drivers.Factory {
 // Open validates the configuration, connects to the database, migrates and syncs the
 // inventory. It does not listen yet.
 func (m *Main) Open(ctx context.Context) error {
-	c, err := m.Config.check()
+	// Every problem of the configuration at once, as config check lists them.
+	checked, err := m.Config.Check()
 	if err != nil {
 		return err
 	}
-	for _, w := range c.warnings {
+	inv := checked.Inventory
+	for _, w := range checked.Warnings {
 		m.Log.Warn(w)
 	}
-	m.Inventory, m.Drivers = c.inv, c.drivers
-	inv := c.inv
+	m.Inventory = inv
+	m.Drivers = checked.Drivers
 	if m.Factories == nil {
 		m.Factories = Factories()
 	}
@@ -382,7 +384,8 @@ func newServeCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the API service",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), true)
+			// Undecodable keys are listed by Open with every other problem.
+			cfg, err := readConfig(configFlag(cmd), cmd.Flags(), true)
 			if err != nil {
 				return err
 			}
@@ -440,18 +443,19 @@ func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
-		Short: "Validate the configuration file and print warnings",
+		Short: "Validate the configuration file and print warnings: exit 0 when valid, 1 listing every problem",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(configFlag(cmd), nil, true)
+			cfg, err := readConfig(configFlag(cmd), nil, true)
 			if err != nil {
-				return err
+				return exitCode{code: 1, err: err}
 			}
-			c, err := cfg.check()
+			checked, err := cfg.Check()
 			if err != nil {
-				return err
+				return exitCode{code: 1, err: err}
 			}
-			inv := c.inv
-			for _, w := range c.warnings {
+			inv := checked.Inventory
+			for _, w := range checked.Warnings {
 				fmt.Fprintln(cmd.OutOrStdout(), "warning:", w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %d pools, %d segments, %d devices\n", len(inv.Pools), len(inv.Segments), len(inv.Devices))

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,7 +32,7 @@ const (
 
 type verifyOptions struct {
 	device, segment string
-	format, output  string
+	format          string // text, json or junit
 	direct, fresh   bool
 	timeout         time.Duration
 }
@@ -44,7 +44,7 @@ func newVerifyCmd() *cobra.Command { return verifyCommand(Factories) }
 func verifyCommand(factories func() map[fabric.Platform]drivers.Factory) *cobra.Command {
 	var o verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify [--server URL --token T | --config FILE --direct] [--device D] [--segment S] [--format text|json|junit] [--output FILE]",
+		Use:   "verify [--server URL --token T | --config FILE --direct] [--device D] [--segment S] [-o text|json|junit] [--output-file FILE]",
 		Short: "Read every device live and compare it with intent: exit 0 in sync, 1 on drift, 2 when something could not be verified",
 		Long: `Reads every device (or the one named by --device, or those on --segment's return path) and
 compares its routes with the registry's intent. Exit status: 0 when every device holds exactly
@@ -56,22 +56,68 @@ By default it asks the server (--server and --token, RETURNPATH_SERVER and RETUR
 the configuration file's server and token keys). With --direct it needs no server: it reads the
 database (database_url) and the devices of the configuration file itself (break-glass).`,
 		Args: cobra.NoArgs,
+		// The flags of the last release, --format F and --output FILE, keep working with a
+		// warning: they become -o F and --output-file FILE before the output file is opened.
+		PreRunE: legacyVerifyFlags,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := outputFormat(cmd)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			o.format = format
 			return runVerify(cmd, o, factories)
 		},
 	}
 	f := cmd.Flags()
-	f.String("server", "", "server URL (overrides server and RETURNPATH_SERVER)")
-	f.String("token", "", "API token, viewer role is enough (overrides token and RETURNPATH_TOKEN)")
 	f.String("database-url", "", "PostgreSQL URL for --direct (overrides database_url)")
 	f.StringVar(&o.device, "device", "", "verify only this device")
 	f.StringVar(&o.segment, "segment", "", "verify only the devices on this segment's return path, for its hosts")
-	f.StringVar(&o.format, "format", "text", "output format: text, json or junit")
-	f.StringVar(&o.output, "output", "", "write the report to this file instead of standard output")
+	f.String("format", "", "deprecated: use -o/--output")
+	_ = f.MarkHidden("format")
 	f.BoolVar(&o.direct, "direct", false, "no server: read the database and the devices of --config directly")
 	f.BoolVar(&o.fresh, "fresh", false, "read every device now rather than accept a reading up to verify.max_age old (admin tokens only)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	addClientFlags(cmd, "junit")
 	return cmd
+}
+
+// legacyVerifyFlags turns the flags of the last release into today's, with a warning on
+// standard error: --format F is -o F, and --output FILE is --output-file FILE when the value
+// is next to --format (as it always was then) or names a file (holds a '.' or a '/': a bare
+// word is a format, so that -o yaml is refused rather than written to a file called yaml).
+func legacyVerifyFlags(cmd *cobra.Command, _ []string) error {
+	fs := cmd.Flags()
+	format, _ := fs.GetString("format")
+	output, _ := fs.GetString("output")
+	formats := fs.Lookup("output").Annotations[formatsAnnotation]
+	warn := func(format string, args ...any) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "returnpath: warning: "+format+"; the old flags go in the next release\n", args...)
+	}
+	var file string
+	switch {
+	case fs.Changed("format") && fs.Changed("output"):
+		file = output
+	case fs.Changed("output") && !slices.Contains(formats, output) && strings.ContainsAny(output, "./"):
+		file = output
+	}
+	if file != "" {
+		if fs.Changed("output-file") {
+			return usageError("--output %s and --output-file: give only --output-file FILE", file)
+		}
+		warn("--output FILE is deprecated: use --output-file %s", file)
+		if err := fs.Set("output-file", file); err != nil {
+			return usageError("%v", err)
+		}
+		output = "text"
+	}
+	if fs.Changed("format") {
+		warn("--format is deprecated: use -o %s", format)
+		output = format
+	}
+	if err := fs.Set("output", output); err != nil {
+		return usageError("%v", err)
+	}
+	return nil
 }
 
 // usageError is bad usage: exit status 2.
@@ -80,11 +126,6 @@ func usageError(format string, args ...any) error {
 }
 
 func runVerify(cmd *cobra.Command, o verifyOptions, factories func() map[fabric.Platform]drivers.Factory) error {
-	switch o.format {
-	case "text", "json", "junit":
-	default:
-		return usageError("--format: want text, json or junit, got %q", o.format)
-	}
 	cfg, err := loadConfig(configFlag(cmd), cmd.Flags(), o.direct)
 	if err != nil {
 		return exitCode{code: exitUnverified, err: err}
@@ -96,12 +137,12 @@ func runVerify(cmd *cobra.Command, o verifyOptions, factories func() map[fabric.
 	if o.direct {
 		report, err = verifyDirect(ctx, cfg, factories(), filter)
 	} else {
-		report, err = verifyRemote(ctx, cfg, filter, o.timeout)
+		report, err = verifyRemote(ctx, cmd, cfg, filter, o.timeout)
 	}
 	if err != nil {
 		return exitCode{code: exitUnverified, err: err}
 	}
-	if err := writeVerifyReport(cmd.OutOrStdout(), o, report); err != nil {
+	if err := writeVerifyReport(cmd.OutOrStdout(), o.format, report); err != nil {
 		return exitCode{code: exitUnverified, err: err}
 	}
 	return verifyExit(report)
@@ -125,12 +166,10 @@ func verifyExit(r verify.Report) error {
 }
 
 // verifyRemote asks the server.
-func verifyRemote(ctx context.Context, cfg *Config, f verify.Filter, timeout time.Duration) (verify.Report, error) {
-	if cfg.Server == "" {
-		return verify.Report{}, errors.New("no server: pass --server URL, set RETURNPATH_SERVER or the configuration's server key (or use --direct)")
-	}
-	if cfg.Token == "" {
-		return verify.Report{}, errors.New("no token: pass --token, set RETURNPATH_TOKEN or the configuration's token key")
+func verifyRemote(ctx context.Context, cmd *cobra.Command, cfg *Config, f verify.Filter, timeout time.Duration) (verify.Report, error) {
+	c, err := clientFromConfig(cmd, cfg, client.WithTimeout(timeout), client.WithUserAgent("returnpath-verify"))
+	if err != nil {
+		return verify.Report{}, fmt.Errorf("%w (or use --direct)", err)
 	}
 	q := url.Values{}
 	if f.Device != "" {
@@ -146,9 +185,8 @@ func verifyRemote(ctx context.Context, cfg *Config, f verify.Filter, timeout tim
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	c := client.New(cfg.Server, cfg.Token, client.WithTimeout(timeout), client.WithUserAgent("returnpath-verify"))
 	var r verify.Report
-	err := c.Do(ctx, "GET", path, nil, &r)
+	err = c.Do(ctx, "GET", path, nil, &r)
 	var p *client.Problem
 	switch {
 	case errors.As(err, &p) && (p.Code == client.CodeUnauthorized || p.Code == client.CodeForbidden):
@@ -186,21 +224,8 @@ func verifyDirect(ctx context.Context, cfg *Config, factories map[fabric.Platfor
 	return v.Verify(ctx, f)
 }
 
-func writeVerifyReport(stdout io.Writer, o verifyOptions, r verify.Report) (err error) {
-	w := stdout
-	if o.output != "" {
-		f, err := os.Create(o.output)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("--output: %w", cerr)
-			}
-		}()
-		w = f
-	}
-	switch o.format {
+func writeVerifyReport(w io.Writer, format string, r verify.Report) error {
+	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

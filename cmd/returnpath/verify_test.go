@@ -154,7 +154,7 @@ func TestVerifyCmdExitCodes(t *testing.T) {
 
 	// fw1 unreachable: exit 2, and sw1's drift is still in the report.
 	f.fakes["fw1"].Set(drivertest.WithUnreachable(true))
-	out, code, _ = runVerifyCmd(t, nil, append(remote, "--format", "json")...)
+	out, code, _ = runVerifyCmd(t, nil, append(remote, "-o", "json")...)
 	if code != 2 {
 		t.Errorf("unreachable: exit %d, want 2", code)
 	}
@@ -178,7 +178,8 @@ func TestVerifyCmdExitCodes(t *testing.T) {
 		{"wrong token", []string{"--server", f.url, "--token", "rp_not-a-token"}, "authentication failed"},
 		{"unknown device", append(remote, "--device", "nope"), "device"},
 		{"unknown segment", append(remote, "--segment", "nope"), "segment"},
-		{"bad format", append(remote, "--format", "yaml"), "--format"},
+		{"bad format", append(remote, "-o", "yaml"), "--output"},
+		{"bad format, old flag", append(remote, "--format", "yaml"), "yaml"},
 		{"no server", []string{"--token", f.viewer}, "no server"},
 		{"server down", []string{"--server", "http://127.0.0.1:1", "--token", f.viewer}, "127.0.0.1:1"},
 		{"bad flag", []string{"--frobnicate"}, "frobnicate"},
@@ -372,12 +373,12 @@ func TestVerifyCmdJUnit(t *testing.T) {
 	f.fakes["fw1"].Remove(fabric.Route{VRF: "default", Prefix: sub2, NextHop: netip.MustParseAddr("10.10.20.1")})
 	f.fakes["sw1"].Set(drivertest.WithUnreachable(true))
 	path := filepath.Join(t.TempDir(), "verify.xml")
-	out, code, _ := runVerifyCmd(t, nil, "--server", f.url, "--token", f.viewer, "--format", "junit", "--output", path)
+	out, code, _ := runVerifyCmd(t, nil, "--server", f.url, "--token", f.viewer, "-o", "junit", "--output-file", path)
 	if code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 	if out != "" {
-		t.Errorf("--output still wrote to stdout: %q", out)
+		t.Errorf("--output-file still wrote to stdout: %q", out)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -407,7 +408,7 @@ func TestVerifyCmdJUnit(t *testing.T) {
 	f.fakes["sw1"].Set(drivertest.WithUnreachable(false))
 	f.fakes["fw1"].Plant(fabric.Route{VRF: "default", Prefix: sub1, NextHop: netip.MustParseAddr("10.10.20.1")})
 	f.fakes["fw1"].Plant(fabric.Route{VRF: "default", Prefix: sub2, NextHop: netip.MustParseAddr("10.10.20.1")})
-	out, code, err = runVerifyCmd(t, nil, "--server", f.url, "--token", f.viewer, "--format", "junit")
+	out, code, err = runVerifyCmd(t, nil, "--server", f.url, "--token", f.viewer, "-o", "junit")
 	if code != 0 {
 		t.Errorf("in sync: exit %d (%v)", code, err)
 	}
@@ -436,7 +437,7 @@ func TestVerifyCmdDirect(t *testing.T) {
 		t.Fatalf("direct, in sync: exit %d, err %v\n%s", code, err, out)
 	}
 	f.fakes["fw1"].Remove(fabric.Route{VRF: "default", Prefix: sub, NextHop: netip.MustParseAddr("10.10.20.1")})
-	out, code, _ = runVerifyCmd(t, f.factories(), "--config", cfg, "--direct", "--format", "json", "--segment", "rack1")
+	out, code, _ = runVerifyCmd(t, f.factories(), "--config", cfg, "--direct", "-o", "json", "--segment", "rack1")
 	if code != 1 {
 		t.Errorf("direct, drift: exit %d, want 1\n%s", code, out)
 	}
@@ -467,5 +468,62 @@ func TestVerifyTextEscapesDeviceErrors(t *testing.T) {
 	}
 	if strings.ContainsAny(b.String(), "\x1b\r\u202e") || !strings.Contains(b.String(), `login refused: \x1b[2J\rIN SYNC\u202e`) {
 		t.Errorf("verify text output:\n%q", b.String())
+	}
+}
+
+// TestVerifyCmdLegacyFlags: the flags of the last release (--format F, --output FILE) still
+// work, each with a deprecation warning on standard error, and -o F with --output-file FILE
+// does the same without one. --token-file works as for every client command.
+func TestVerifyCmdLegacyFlags(t *testing.T) {
+	t.Parallel()
+	f := newVerifyFleet(t)
+	f.addHost(t, "docker-01", "10.10.10.101")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(f.viewer+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string // besides --server and the token; "FILE" stands for the report file
+		wantWarn []string // flags the warnings name
+		wantJSON bool     // the file holds JSON (else text)
+	}{
+		{name: "new flags", args: []string{"-o", "json", "--output-file", "FILE"}, wantJSON: true},
+		{name: "--format and --output FILE", args: []string{"--format", "json", "--output", "FILE"}, wantWarn: []string{"--format", "--output FILE"}, wantJSON: true},
+		{name: "--output FILE alone", args: []string{"--output", "FILE.txt"}, wantWarn: []string{"--output FILE"}},
+		{name: "--format with --output-file", args: []string{"--format", "json", "--output-file", "FILE"}, wantWarn: []string{"--format"}, wantJSON: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "report")
+			args := []string{"--server", f.url, "--token-file", tokenFile}
+			for _, a := range tt.args {
+				if strings.HasPrefix(a, "FILE") {
+					path += strings.TrimPrefix(a, "FILE")
+					a = path
+				}
+				args = append(args, a)
+			}
+			out, code, err := runVerifyCmd(t, nil, args...)
+			if code != 0 {
+				t.Fatalf("exit %d, %v\n%s", code, err, out)
+			}
+			for _, w := range tt.wantWarn {
+				if !strings.Contains(out, "warning: "+w) {
+					t.Errorf("no deprecation warning for %s in %q", w, out)
+				}
+			}
+			if len(tt.wantWarn) == 0 && out != "" {
+				t.Errorf("output besides the file: %q", out)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isJSON := json.Valid(data); isJSON != tt.wantJSON || !bytes.Contains(data, []byte("sw1")) {
+				t.Errorf("report file (JSON %v, want %v):\n%s", isJSON, tt.wantJSON, data)
+			}
+		})
 	}
 }

@@ -47,6 +47,7 @@ type Host struct {
 	State     string       `json:"state"`
 	Docker    Docker       `json:"docker"`
 	Change    *ChangeRef   `json:"change"`
+	Note      *string      `json:"note"` // what became of a host whose change ended without doing its work
 	CreatedBy string       `json:"created_by"`
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`

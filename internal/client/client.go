@@ -139,6 +139,7 @@ type Problem struct {
 	Status    int    `json:"status"`
 	Code      string `json:"code"`
 	Field     string `json:"field,omitempty"`
+	Reason    string `json:"reason,omitempty"` // one refusal within Code, e.g. ReasonPlanChanged
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
@@ -159,6 +160,12 @@ const (
 	CodeConflict     = "conflict"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
+)
+
+// Problem reasons (api/openapi.yaml, components.schemas.Problem.reason).
+const (
+	ReasonPlanChanged      = "plan_changed"       // the plan is not the one shown: review the new one in Extra
+	ReasonPlanHashMismatch = "plan_hash_mismatch" // the quoted hash was never this plan's
 )
 
 func (p *Problem) Error() string {

@@ -243,11 +243,24 @@ func (p ApprovalPolicy) CheckApprover(c Change, a Actor) error {
 	return nil
 }
 
+// Why a plan was refused (StalePlanError.Reason): machine-readable, for clients to tell a
+// plan that moved under the reviewer from a hash that was never this change's.
+const (
+	// PlanChanged: the plan is not the one the reviewer was shown (the inventory or the host
+	// moved since); the new plan is stored and shown: review it and approve again.
+	PlanChanged = "plan_changed"
+	// PlanHashMismatch: the quoted hash is not this change's plan hash, although the plan did
+	// not change (a typo, a hash copied from another change, or from a plan replaced earlier).
+	PlanHashMismatch = "plan_hash_mismatch"
+)
+
 // StalePlanError refuses an approval because the plan is not the one the reviewer saw. Change
-// holds the plan as it is now, for the reviewer to look at again.
+// holds the plan as it is now, for the reviewer to look at again; Reason says which refusal
+// it is (PlanChanged or PlanHashMismatch).
 type StalePlanError struct {
 	Change  Change
 	Message string
+	Reason  string
 }
 
 func (e *StalePlanError) Error() string { return e.Message }
@@ -255,6 +268,25 @@ func (e *StalePlanError) Error() string { return e.Message }
 // Unwrap makes the error a conflict for the API's error table.
 func (e *StalePlanError) Unwrap() error {
 	return &Error{Code: ECONFLICT, Field: "plan_hash", Message: e.Message}
+}
+
+// ProblemReason is the API problem's reason member.
+func (e *StalePlanError) ProblemReason() string { return e.Reason }
+
+// CheckPlanHash decides the plan hash an approval of ch quotes. current is the hash of the
+// plan as it would be filed now. A plan that changed outranks a wrong quote: the reviewer
+// must look at the new plan either way. The StalePlanError carries ch as stored; for
+// PlanChanged the caller stores the new plan and shows that instead.
+func CheckPlanHash(ch Change, current, quoted string) error {
+	switch {
+	case current != ch.PlanHash:
+		return &StalePlanError{Change: ch, Reason: PlanChanged,
+			Message: fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", ch.ID, current)}
+	case quoted != ch.PlanHash:
+		return &StalePlanError{Change: ch, Reason: PlanHashMismatch,
+			Message: fmt.Sprintf("plan_hash %q is not this change's plan hash (it is %s); quote the plan hash that shows change %d's plan", quoted, ch.PlanHash, ch.ID)}
+	}
+	return nil
 }
 
 // ChangeFilter selects changes, newest first.

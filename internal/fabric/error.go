@@ -6,6 +6,7 @@ package fabric
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -83,3 +84,33 @@ func (e *LimitError) Error() string { return e.Message }
 
 // Unwrap makes the error an ETOOMANY *Error for the API's error table.
 func (e *LimitError) Unwrap() error { return &Error{Code: ETOOMANY, Message: e.Message} }
+
+// Errors is every error one validation found, in the order found, each an *Error naming its
+// field: a configuration is checked whole, so that its author fixes it in one pass rather
+// than one error per run. errors.As finds the first *Error in it.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the errors for errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Err returns es as an error, or nil when it holds none.
+func (es Errors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}

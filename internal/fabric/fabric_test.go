@@ -1,6 +1,7 @@
 package fabric_test
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func TestInventoryValidate(t *testing.T) {
 		{"bad platform", func(inv *fabric.Inventory) { inv.Devices[0].Platform = "ios" }, "devices[0].platform"},
 		{"platform over wrong transport", func(inv *fabric.Inventory) { inv.Devices[0].Transport = fabric.TransportGNMI }, "devices[0].transport"},
 		{"bad vrf", func(inv *fabric.Inventory) { inv.Devices[1].VRF = "red\nexit" }, "devices[1].vrf"},
-		{"duplicate device", func(inv *fabric.Inventory) { inv.Devices[1].Name = "sw1" }, "devices[1].name"},
+		{"duplicate device", func(inv *fabric.Inventory) { inv.Devices = append(inv.Devices, inv.Devices[0]) }, "devices[2].name"},
 		{"no segments", func(inv *fabric.Inventory) { inv.Segments = nil }, "segments"},
 	}
 	for _, tt := range tests {
@@ -66,21 +67,56 @@ func TestInventoryValidate(t *testing.T) {
 			inv := labInventory()
 			tt.mutate(inv)
 			_, err := inv.Validate()
-			var got string
+			var got []string
 			if err != nil {
-				e, ok := err.(*fabric.Error)
-				if !ok {
-					t.Fatalf("Validate() error %T %v, want *fabric.Error", err, err)
+				var es fabric.Errors
+				if !errors.As(err, &es) {
+					t.Fatalf("Validate() error %T %v, want fabric.Errors", err, err)
 				}
-				got = e.Field
-				if tt.wantField == "" {
-					t.Fatalf("Validate() = %v, want nil", err)
+				for _, e := range es {
+					got = append(got, e.Field)
 				}
 			}
-			if got != tt.wantField {
-				t.Errorf("Validate() field = %q (%v), want %q", got, err, tt.wantField)
+			var want []string
+			if tt.wantField != "" {
+				want = []string{tt.wantField}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Validate() fields (-want +got):\n%s\n%v", diff, err)
 			}
 		})
+	}
+}
+
+// TestInventoryValidateReportsEveryError: one pass names every key at fault, and an entry
+// that is wrong on its own is not reported again by the entries that name it.
+func TestInventoryValidateReportsEveryError(t *testing.T) {
+	t.Parallel()
+	inv := labInventory()
+	inv.Pools[0].SubnetLength = 8                                      // wrong on its own
+	inv.Devices[0].Platform = "ios"                                    // wrong on its own
+	inv.Segments[0].RouteVia[1].Device = "fw9"                         // names no device
+	inv.Segments = append(inv.Segments, fabric.Segment{Name: "Rack 2", // bad name, no pool, no path
+		Hosts: pfx("10.10.20.0/24"), Pool: "nope"})
+	_, err := inv.Validate()
+	var es fabric.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("Validate() = %T %v, want fabric.Errors", err, err)
+	}
+	var got []string
+	for _, e := range es {
+		if e.Code != fabric.EINVALID {
+			t.Errorf("%s: code %s, want %s", e.Field, e.Code, fabric.EINVALID)
+		}
+		got = append(got, e.Field)
+	}
+	want := []string{"pools[0].subnet_length", "devices[0].platform", "segments[0].route_via[1].device",
+		"segments[1].name", "segments[1].pool", "segments[1].route_via"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("fields (-want +got):\n%s", diff)
+	}
+	if fabric.ErrorCode(err) != fabric.EINVALID {
+		t.Errorf("ErrorCode = %s, want %s", fabric.ErrorCode(err), fabric.EINVALID)
 	}
 }
 
@@ -257,5 +293,31 @@ func TestRouteValidate(t *testing.T) {
 	}
 	if !fabric.Managed(pfx("172.10.1.0/24"), []netip.Prefix{pfx("172.10.0.0/16")}) || fabric.Managed(pfx("172.0.0.0/8"), []netip.Prefix{pfx("172.10.0.0/16")}) {
 		t.Error("Managed is wrong")
+	}
+}
+
+func TestCheckPlanHash(t *testing.T) {
+	t.Parallel()
+	ch := fabric.Change{ID: 7, PlanHash: "aaaa"}
+	tests := []struct {
+		name, current, quoted string
+		wantReason            string // "" means approved
+	}{
+		{name: "the plan shown", current: "aaaa", quoted: "aaaa"},
+		{name: "a wrong hash", current: "aaaa", quoted: "deadbeef", wantReason: fabric.PlanHashMismatch},
+		{name: "the plan changed", current: "bbbb", quoted: "aaaa", wantReason: fabric.PlanChanged},
+		{name: "the plan changed and a wrong hash", current: "bbbb", quoted: "deadbeef", wantReason: fabric.PlanChanged},
+	}
+	for _, tt := range tests {
+		err := fabric.CheckPlanHash(ch, tt.current, tt.quoted)
+		var stale *fabric.StalePlanError
+		switch {
+		case tt.wantReason == "" && err != nil:
+			t.Errorf("%s: CheckPlanHash = %v, want nil", tt.name, err)
+		case tt.wantReason != "" && (!errors.As(err, &stale) || stale.Reason != tt.wantReason || fabric.ErrorCode(err) != fabric.ECONFLICT):
+			t.Errorf("%s: CheckPlanHash = %v, want a %s conflict", tt.name, err, tt.wantReason)
+		case tt.wantReason == fabric.PlanHashMismatch && !strings.Contains(stale.Message, "(it is aaaa)"):
+			t.Errorf("%s: message %q does not give the change's hash", tt.name, stale.Message)
+		}
 	}
 }

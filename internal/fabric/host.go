@@ -1,6 +1,7 @@
 package fabric
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -160,4 +161,80 @@ type HostFilter struct {
 type PoolUsage struct {
 	Pool      Pool
 	Allocated int64
+}
+
+// NothingToRemove reports whether no route of host h can be on any device, given every change
+// filed for it, so that removing it takes no change and no device push: its subnet can be
+// released at once. That holds for a host that never became active, each of whose changes
+// either was never approved (pending, rejected: nothing was sent) or was rolled back with
+// every op it applied undone. A change in flight (approved, applying), applied, or failed
+// (the undo failed: devices may hold part of it) may have left routes: those need a remove
+// change, reviewed and pushed.
+func NothingToRemove(h Host, changes []Change) bool {
+	if h.State == HostActive || h.State == HostRemoved {
+		return false
+	}
+	for _, c := range changes {
+		switch c.Status {
+		case ChangePending, ChangeRejected:
+		case ChangeRolledBack:
+			if leftOnDevices(c) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ReleaseAtOnce reports whether actor a removing host h (whose changes are given) releases its
+// subnet at once, with no change filed: nothing of the host is on any device, and a is the
+// token that registered it or may review changes. Another token's host goes through a remove
+// change, which waits for a reviewer (see ApprovalPolicy.AutoApproval): a token scoped to a
+// segment may not take other tokens' registrations away without a reviewer's consent.
+func ReleaseAtOnce(h Host, changes []Change, a Actor) bool {
+	return (h.CreatedBy == a.Name || a.Role.Can(PermReview)) && NothingToRemove(h, changes)
+}
+
+// leftOnDevices reports whether a rolled-back change may have left something on a device: a
+// forward op still applied (never undone), or an undo op not applied.
+func leftOnDevices(c Change) bool {
+	for _, o := range c.Ops {
+		undoPending := o.Rollback && o.Status != OpApplied
+		stillApplied := !o.Rollback && o.Status == OpApplied
+		if undoPending || stillApplied {
+			return true
+		}
+	}
+	return false
+}
+
+// Note says in a sentence what became of a host whose change ended without doing its work,
+// and what can be done; "" when the host is where it should be or on its way there. The API
+// shows it with the host, and host register prints it.
+func (h Host) Note() string {
+	c := h.Change
+	if c == nil || !c.Status.Final() || c.Status == ChangeApplied {
+		return ""
+	}
+	why := ""
+	if c.Reason != "" {
+		why = ": " + c.Reason
+	}
+	switch {
+	case h.State == HostPending && c.Status == ChangeRejected:
+		return fmt.Sprintf("change %d adding this host's return routes was rejected%s; they will not be installed. Remove the host to release subnet %s at once (nothing was sent to any device), then register it again if it should have routes",
+			c.ID, why, h.Subnet)
+	case h.State == HostPending && c.Status == ChangeRolledBack:
+		return fmt.Sprintf("change %d adding this host's return routes was rolled back%s; no route of it is on any device. Retry the change once the cause is fixed, or remove the host to release subnet %s at once",
+			c.ID, why, h.Subnet)
+	case h.State == HostPending:
+		return fmt.Sprintf("change %d adding this host's return routes %s%s; devices may hold part of it. Retry the change, or remove the host (a remove change takes away what is left)",
+			c.ID, c.Status, why)
+	case h.State == HostRemoving:
+		return fmt.Sprintf("change %d removing this host's return routes was %s%s; the host keeps subnet %s. Remove it again to file a new remove change",
+			c.ID, c.Status, why, h.Subnet)
+	}
+	return ""
 }

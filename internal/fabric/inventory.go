@@ -170,8 +170,12 @@ type Inventory struct {
 
 // Validate checks the whole inventory and returns warnings for things that work but are
 // probably mistakes. Errors name the offending key, e.g. "segments[1].route_via[0].device".
+// Every error is reported (an Errors), not only the first: an entry that is wrong on its own
+// is still known by its name, so that entries naming it are not reported for it again.
 func (inv *Inventory) Validate() (warnings []string, err error) {
-	at := func(field string, e error) error {
+	var errs Errors
+	add := func(e *Error) { errs = append(errs, e) }
+	at := func(field string, e error) *Error {
 		if fe, ok := e.(*Error); ok {
 			f := field
 			if fe.Field != "" {
@@ -182,92 +186,109 @@ func (inv *Inventory) Validate() (warnings []string, err error) {
 		return FieldErrorf(EINVALID, field, "%v", e)
 	}
 	if len(inv.Pools) == 0 {
-		return nil, FieldErrorf(EINVALID, "pools", "at least one pool is required")
+		add(FieldErrorf(EINVALID, "pools", "at least one pool is required"))
 	}
 	pools := map[string]Pool{}
+	badPool := map[string]bool{} // named, but wrong on its own: checks against it are moot
 	for i, p := range inv.Pools {
 		key := fmt.Sprintf("pools[%d]", i)
-		if err := p.Validate(); err != nil {
-			return nil, at(key, err)
-		}
 		if _, dup := pools[p.Name]; dup {
-			return nil, FieldErrorf(EINVALID, key+".name", "duplicate pool name %q", p.Name)
+			add(FieldErrorf(EINVALID, key+".name", "duplicate pool name %q", p.Name))
+			continue
+		}
+		pools[p.Name] = p
+		if err := p.Validate(); err != nil {
+			add(at(key, err))
+			badPool[p.Name] = true
+			continue
 		}
 		for _, q := range inv.Pools[:i] {
-			if q.Prefix.Overlaps(p.Prefix) {
-				return nil, FieldErrorf(EINVALID, key+".prefix", "%s overlaps pool %s (%s)", p.Prefix, q.Name, q.Prefix)
+			if !badPool[q.Name] && q.Prefix.Overlaps(p.Prefix) {
+				add(FieldErrorf(EINVALID, key+".prefix", "%s overlaps pool %s (%s)", p.Prefix, q.Name, q.Prefix))
+				break
 			}
 		}
 		if !p.Private() {
 			warnings = append(warnings, fmt.Sprintf("pools[%d] %s: %s is not private address space (RFC 1918, RFC 6598 or ULA); make sure you own it", i, p.Name, p.Prefix))
 		}
-		pools[p.Name] = p
 	}
 	devices := map[string]bool{}
 	for i, d := range inv.Devices {
 		key := fmt.Sprintf("devices[%d]", i)
-		if err := d.Validate(); err != nil {
-			return nil, at(key, err)
-		}
 		if devices[d.Name] {
-			return nil, FieldErrorf(EINVALID, key+".name", "duplicate device name %q", d.Name)
+			add(FieldErrorf(EINVALID, key+".name", "duplicate device name %q", d.Name))
+			continue
 		}
 		devices[d.Name] = true
+		if err := d.Validate(); err != nil {
+			add(at(key, err))
+		}
 	}
 	if len(inv.Segments) == 0 {
-		return nil, FieldErrorf(EINVALID, "segments", "at least one segment is required")
+		add(FieldErrorf(EINVALID, "segments", "at least one segment is required"))
 	}
 	segs := map[string]bool{}
 	for i, s := range inv.Segments {
 		key := fmt.Sprintf("segments[%d]", i)
 		if err := ValidateName(key+".name", s.Name); err != nil {
-			return nil, err
-		}
-		if segs[s.Name] {
-			return nil, FieldErrorf(EINVALID, key+".name", "duplicate segment name %q", s.Name)
+			add(err.(*Error))
+		} else if segs[s.Name] {
+			add(FieldErrorf(EINVALID, key+".name", "duplicate segment name %q", s.Name))
 		}
 		segs[s.Name] = true
-		if !s.Hosts.IsValid() || s.Hosts != s.Hosts.Masked() {
-			return nil, FieldErrorf(EINVALID, key+".hosts", "want a network such as 10.10.10.0/24, got %q", s.Hosts)
+		for _, e := range inv.validateSegment(key, i, s, pools, badPool, devices) {
+			add(e)
 		}
+	}
+	return warnings, errs.Err()
+}
+
+// validateSegment checks segment s (at index i, under key) against the pools and devices.
+func (inv *Inventory) validateSegment(key string, i int, s Segment, pools map[string]Pool, badPool, devices map[string]bool) []*Error {
+	var errs []*Error
+	hostsOK := s.Hosts.IsValid() && s.Hosts == s.Hosts.Masked()
+	if !hostsOK {
+		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "want a network such as 10.10.10.0/24, got %q", s.Hosts))
+	} else {
 		for _, o := range inv.Segments[:i] {
-			if o.Hosts.Overlaps(s.Hosts) {
-				return nil, FieldErrorf(EINVALID, key+".hosts", "%s overlaps segment %s (%s)", s.Hosts, o.Name, o.Hosts)
-			}
-		}
-		p, ok := pools[s.Pool]
-		if !ok {
-			return nil, FieldErrorf(EINVALID, key+".pool", "no pool named %q", s.Pool)
-		}
-		if p.Prefix.Overlaps(s.Hosts) {
-			return nil, FieldErrorf(EINVALID, key+".hosts", "%s overlaps its pool %s (%s)", s.Hosts, p.Name, p.Prefix)
-		}
-		if len(s.RouteVia) == 0 {
-			return nil, FieldErrorf(EINVALID, key+".route_via", "at least one device is required")
-		}
-		seen := map[string]bool{}
-		for j, h := range s.RouteVia {
-			hk := fmt.Sprintf("%s.route_via[%d]", key, j)
-			if !devices[h.Device] {
-				return nil, FieldErrorf(EINVALID, hk+".device", "no device named %q", h.Device)
-			}
-			if seen[h.Device] {
-				return nil, FieldErrorf(EINVALID, hk+".device", "device %q appears twice on the path", h.Device)
-			}
-			seen[h.Device] = true
-			if !h.NextHop.Host {
-				if !h.NextHop.Addr.IsValid() {
-					return nil, FieldErrorf(EINVALID, hk+".next_hop", "want \"host\" or an IP address")
-				}
-				if h.NextHop.Addr.Is4() != p.Prefix.Addr().Is4() {
-					return nil, FieldErrorf(EINVALID, hk+".next_hop", "%s is not of the pool's address family", h.NextHop.Addr)
-				}
-			} else if s.Hosts.Addr().Is4() != p.Prefix.Addr().Is4() {
-				return nil, FieldErrorf(EINVALID, hk+".next_hop", "\"host\" needs host addresses of the pool's address family")
+			if o.Hosts.IsValid() && o.Hosts.Overlaps(s.Hosts) {
+				errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "%s overlaps segment %s (%s)", s.Hosts, o.Name, o.Hosts))
+				break
 			}
 		}
 	}
-	return warnings, nil
+	p, ok := pools[s.Pool]
+	if !ok {
+		errs = append(errs, FieldErrorf(EINVALID, key+".pool", "no pool named %q", s.Pool))
+	}
+	poolOK := ok && !badPool[s.Pool]
+	if poolOK && hostsOK && p.Prefix.Overlaps(s.Hosts) {
+		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "%s overlaps its pool %s (%s)", s.Hosts, p.Name, p.Prefix))
+	}
+	if len(s.RouteVia) == 0 {
+		errs = append(errs, FieldErrorf(EINVALID, key+".route_via", "at least one device is required"))
+	}
+	seen := map[string]bool{}
+	for j, h := range s.RouteVia {
+		hk := fmt.Sprintf("%s.route_via[%d]", key, j)
+		if !devices[h.Device] {
+			errs = append(errs, FieldErrorf(EINVALID, hk+".device", "no device named %q", h.Device))
+		} else if seen[h.Device] {
+			errs = append(errs, FieldErrorf(EINVALID, hk+".device", "device %q appears twice on the path", h.Device))
+		}
+		seen[h.Device] = true
+		switch {
+		case !h.NextHop.Host && !h.NextHop.Addr.IsValid():
+			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "want \"host\" or an IP address"))
+		case !poolOK:
+			// The family checks compare with the pool's: moot without a valid pool.
+		case !h.NextHop.Host && h.NextHop.Addr.Is4() != p.Prefix.Addr().Is4():
+			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "%s is not of the pool's address family", h.NextHop.Addr))
+		case h.NextHop.Host && hostsOK && s.Hosts.Addr().Is4() != p.Prefix.Addr().Is4():
+			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "\"host\" needs host addresses of the pool's address family"))
+		}
+	}
+	return errs
 }
 
 // Pool returns the pool with the given name.

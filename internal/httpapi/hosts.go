@@ -22,6 +22,7 @@ type hostJSON struct {
 	State     string     `json:"state"`
 	Docker    dockerJSON `json:"docker"`
 	Change    *changeRef `json:"change"`
+	Note      *string    `json:"note"` // fabric.Host.Note, when there is one
 	CreatedBy string     `json:"created_by"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
@@ -106,15 +107,16 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 
 // hostView renders a host with its change, when a change service is mounted.
 func (s *Server) hostView(r *http.Request, h fabric.Host) hostJSON {
-	v := toHostJSON(h)
-	switch {
-	case h.Change != nil:
-		v.Change = changeRefOf(h.Change.ID, h.Change.Status, h.Change.Reason)
-	case s.changes != nil:
+	if h.Change == nil && s.changes != nil {
 		if id, status, reason, ok := s.changes.HostChange(r.Context(), h.ID); ok {
-			v.Change = changeRefOf(id, status, reason)
+			h.Change = &fabric.ChangeRef{ID: id, Status: status, Reason: reason}
 		}
 	}
+	v := toHostJSON(h)
+	if h.Change != nil {
+		v.Change = changeRefOf(h.Change.ID, h.Change.Status, h.Change.Reason)
+	}
+	v.Note = strOrNil(h.Note())
 	return v
 }
 
@@ -229,7 +231,11 @@ func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, s.hostView(r, h))
+	status := http.StatusAccepted
+	if h.State == fabric.HostRemoved {
+		status = http.StatusOK // removed at once: nothing of it was on any device
+	}
+	writeJSON(w, status, s.hostView(r, h))
 }
 
 type poolJSON struct {

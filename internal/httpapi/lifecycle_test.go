@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,33 @@ func (e *env) fail(t *testing.T, device string) {
 	}
 }
 
+// apply plays the apply engine: device applies every op it has ready.
+func (e *env) apply(t *testing.T, device string) {
+	t.Helper()
+	ctx := context.Background()
+	ops, err := e.changes.ReadyOps(ctx, device, 100)
+	if err != nil || len(ops) == 0 {
+		t.Fatalf("ReadyOps(%s) = %d ops, %v", device, len(ops), err)
+	}
+	var results []postgres.OpResult
+	for _, o := range ops {
+		results = append(results, postgres.OpResult{OpID: o.ID, ChangeID: o.ChangeID, Status: fabric.OpApplied, Attempted: true})
+	}
+	if _, err := e.changes.Record(ctx, device, results); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// approve approves the host's newest change as the reviewer, quoting its plan hash.
+func (e *env) approve(t *testing.T, host string) {
+	t.Helper()
+	ch := e.hostChanges(t, host)[0].(map[string]any)
+	path := fmt.Sprintf("/v1/changes/%v/approve", ch["id"])
+	if resp, body := e.do(t, "POST", path, fabric.RoleReviewer, fmt.Sprintf(`{"plan_hash":%q}`, ch["plan_hash"])); resp.StatusCode != http.StatusOK {
+		t.Fatalf("approve = %d %v", resp.StatusCode, body)
+	}
+}
+
 func (e *env) hostChanges(t *testing.T, host string) []any {
 	t.Helper()
 	resp, body := e.do(t, "GET", "/v1/changes?host="+host, fabric.RoleViewer, "")
@@ -111,6 +139,12 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 	}
 	add := fmt.Sprint(body["change"].(map[string]any)["id"])
 	_, ch := e.do(t, "GET", "/v1/changes/"+add, fabric.RoleViewer, "")
+	// A hash that is not this change's plan hash is told apart from a plan that changed.
+	resp, body = e.do(t, "POST", "/v1/changes/"+add+"/approve", fabric.RoleReviewer, `{"plan_hash":"deadbeef"}`)
+	if extra, _ := body["extra"].(map[string]any); resp.StatusCode != http.StatusConflict || body["reason"] != fabric.PlanHashMismatch ||
+		body["field"] != "plan_hash" || extra == nil || extra["plan_hash"] != ch["plan_hash"] || extra["status"] != "pending" {
+		t.Fatalf("approve with a wrong hash = %d %v, want 409 plan_hash_mismatch with the change as it is", resp.StatusCode, body)
+	}
 	if resp, body := e.do(t, "POST", "/v1/changes/"+add+"/approve", fabric.RoleReviewer, fmt.Sprintf(`{"plan_hash":%q}`, ch["plan_hash"])); resp.StatusCode != http.StatusOK {
 		t.Fatalf("approve = %d %v", resp.StatusCode, body)
 	}
@@ -130,27 +164,47 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 	stale := &env{url: moved, db: e.db, tokens: e.tokens}
 	resp, body = stale.do(t, "POST", "/v1/changes/"+add+"/retry", fabric.RoleReviewer, "")
 	extra, _ := body["extra"].(map[string]any)
-	if resp.StatusCode != http.StatusConflict || body["field"] != "plan_hash" || extra == nil || extra["plan_hash"] == ch["plan_hash"] {
+	if resp.StatusCode != http.StatusConflict || body["field"] != "plan_hash" || body["reason"] != fabric.PlanChanged || extra == nil || extra["plan_hash"] == ch["plan_hash"] {
 		t.Fatalf("retry after the inventory moved = %d %v, want 409 with the new plan in extra", resp.StatusCode, body)
 	}
 
-	// DELETE of the pending host with no live change files a remove change; reject it and the
-	// host is removing with no live change.
-	if resp, body := e.do(t, "DELETE", "/v1/hosts/d1", fabric.RoleBootstrap, ""); resp.StatusCode != http.StatusAccepted || body["state"] != "removing" {
+	// DELETE of the pending host whose add was rolled back with nothing applied removes it at
+	// once: no remove change, its subnet released.
+	before := len(e.hostChanges(t, "d1"))
+	if resp, body := e.do(t, "DELETE", "/v1/hosts/d1", fabric.RoleBootstrap, ""); resp.StatusCode != http.StatusOK || body["state"] != "removed" {
+		t.Fatalf("DELETE of a host with nothing on any device = %d %v, want 200 removed", resp.StatusCode, body)
+	}
+	if n := len(e.hostChanges(t, "d1")); n != before {
+		t.Errorf("DELETE filed a change: %d changes, want %d", n, before)
+	}
+	// The add change may not be retried: its host is removed.
+	if resp, body := e.do(t, "POST", "/v1/changes/"+add+"/retry", fabric.RoleReviewer, ""); resp.StatusCode != http.StatusConflict || body["code"] != fabric.ECONFLICT {
+		t.Errorf("retry of the add of a removed host = %d %v, want 409", resp.StatusCode, body)
+	}
+
+	// DELETE of an active host files a remove change; reject it and the host is removing with
+	// no live change.
+	if resp, body := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"d2","address":"10.10.10.102"}`); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register d2 = %d %v", resp.StatusCode, body)
+	}
+	e.approve(t, "d2")
+	e.apply(t, "sw1")
+	e.apply(t, "fw1")
+	if resp, body := e.do(t, "DELETE", "/v1/hosts/d2", fabric.RoleBootstrap, ""); resp.StatusCode != http.StatusAccepted || body["state"] != "removing" {
 		t.Fatalf("DELETE = %d %v", resp.StatusCode, body)
 	}
-	items := e.hostChanges(t, "d1")
+	items := e.hostChanges(t, "d2")
 	first := fmt.Sprint(items[0].(map[string]any)["id"])
 	if resp, body := e.do(t, "POST", "/v1/changes/"+first+"/reject", fabric.RoleReviewer, `{"reason":"not now"}`); resp.StatusCode != http.StatusOK {
 		t.Fatalf("reject = %d %v", resp.StatusCode, body)
 	}
-	// The add change may not be retried: its host is no longer pending.
-	if resp, body := e.do(t, "POST", "/v1/changes/"+add+"/retry", fabric.RoleReviewer, ""); resp.StatusCode != http.StatusConflict || body["code"] != fabric.ECONFLICT {
-		t.Errorf("retry of the add of a removing host = %d %v, want 409", resp.StatusCode, body)
+	_, body = e.do(t, "GET", "/v1/hosts/d2", fabric.RoleViewer, "")
+	if note, _ := body["note"].(string); !strings.Contains(note, "Remove it again") {
+		t.Errorf("note of a host whose remove change was rejected = %q", note)
 	}
 	// A repeated DELETE files a new remove change...
-	resp, body = e.do(t, "DELETE", "/v1/hosts/d1", fabric.RoleBootstrap, "")
-	after := e.hostChanges(t, "d1")
+	resp, body = e.do(t, "DELETE", "/v1/hosts/d2", fabric.RoleBootstrap, "")
+	after := e.hostChanges(t, "d2")
 	if resp.StatusCode != http.StatusAccepted || len(after) != len(items)+1 {
 		t.Fatalf("repeated DELETE = %d %v; %d changes, want %d", resp.StatusCode, body, len(after), len(items)+1)
 	}
@@ -159,10 +213,10 @@ func TestRetryAndRemoveOverHTTP(t *testing.T) {
 		t.Errorf("newest change = %v %v, DELETE answered with change %v", newest["kind"], newest["status"], body["change"])
 	}
 	// ...and repeating it while that one is live files nothing.
-	if resp, body := e.do(t, "DELETE", "/v1/hosts/d1", fabric.RoleBootstrap, ""); resp.StatusCode != http.StatusAccepted {
+	if resp, body := e.do(t, "DELETE", "/v1/hosts/d2", fabric.RoleBootstrap, ""); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("third DELETE = %d %v", resp.StatusCode, body)
 	}
-	if n := len(e.hostChanges(t, "d1")); n != len(after) {
+	if n := len(e.hostChanges(t, "d2")); n != len(after) {
 		t.Errorf("third DELETE: %d changes, want %d", n, len(after))
 	}
 	// Retrying a pending change is refused.

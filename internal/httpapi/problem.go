@@ -16,13 +16,16 @@ const ProblemContentType = "application/problem+json"
 
 // Problem is an RFC 9457 problem document with returnpath's extensions.
 type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Instance  string `json:"instance,omitempty"`
-	Code      string `json:"code"`
-	Field     string `json:"field,omitempty"`
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Code     string `json:"code"`
+	Field    string `json:"field,omitempty"`
+	// Reason names one refusal within a code, for clients to act on (e.g. plan_changed and
+	// plan_hash_mismatch are both conflicts on plan_hash).
+	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 	// Extra carries endpoint-specific details (e.g. the new plan when an approval is stale).
 	Extra any `json:"extra,omitempty"`
@@ -77,6 +80,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var extra interface{ ProblemExtra() any }
 	if errors.As(err, &extra) {
 		p.Extra = extra.ProblemExtra()
+	}
+	var reason interface{ ProblemReason() string }
+	if errors.As(err, &reason) {
+		p.Reason = reason.ProblemReason()
 	}
 	p.Type = "urn:returnpath:problem:" + p.Code
 	p.Title = http.StatusText(p.Status)

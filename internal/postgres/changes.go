@@ -330,6 +330,19 @@ func (c *Changes) List(ctx context.Context, f fabric.ChangeFilter) ([]fabric.Cha
 	return list, next, loadDetails(ctx, c.db.Pool, list, c.retryDeadline)
 }
 
+// hostChangesTx returns every change of a host with its ops, oldest first.
+func (c *Changes) hostChangesTx(ctx context.Context, tx pgx.Tx, hostID int64) ([]fabric.Change, error) {
+	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.host_id = $1 ORDER BY c.id`, hostID)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Change, error) { return scanChange(r) })
+	if err != nil {
+		return nil, formatError(err)
+	}
+	return list, loadDetails(ctx, tx, list, c.retryDeadline)
+}
+
 // HostChange returns the newest change of a host.
 func (c *Changes) HostChange(ctx context.Context, hostID int64) (int64, fabric.ChangeStatus, string, bool) {
 	var id int64
@@ -353,7 +366,7 @@ func (c *Changes) replan(ch fabric.Change) ([]fabric.ChangeOp, error) {
 // Approve approves a pending change whose plan hashes to planHash, and queues its first stage
 // in the same transaction.
 func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, planHash string) (fabric.Change, error) {
-	var stale string
+	var changed *fabric.StalePlanError
 	out, err := c.transition(ctx, id, fabric.ChangePending, ", not pending", func(tx pgx.Tx, ch fabric.Change, now time.Time) error {
 		if err := c.policy.CheckApprover(ch, actor); err != nil {
 			return err
@@ -362,13 +375,14 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 		if err != nil {
 			return err
 		}
-		if h := fabric.PlanHash(ops); h != ch.PlanHash {
-			// The plan changed under the reviewer: store the new one (committed) and show it.
-			stale = fmt.Sprintf("the plan of change %d changed since it was shown (now %s); review it again", id, h)
-			return c.replanTx(ctx, tx, id, ops, h, now)
-		}
-		if planHash != ch.PlanHash {
-			return &fabric.StalePlanError{Change: ch, Message: fmt.Sprintf("plan_hash %q is not the plan of change %d (%s); review it again", planHash, id, ch.PlanHash)}
+		h := fabric.PlanHash(ops)
+		if err := fabric.CheckPlanHash(ch, h, planHash); err != nil {
+			if errors.As(err, &changed) && changed.Reason == fabric.PlanChanged {
+				// The plan changed under the reviewer: store the new one (committed) and show it.
+				return c.replanTx(ctx, tx, id, ops, h, now)
+			}
+			changed = nil
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE changes SET status = 'approved', approved_by = $2, updated_at = $3 WHERE id = $1`, id, actor.Name, now); err != nil {
 			return formatError(err)
@@ -385,8 +399,9 @@ func (c *Changes) Approve(ctx context.Context, actor fabric.Actor, id int64, pla
 		}
 		return c.enqueueTx(ctx, tx, firstStageDevices(ch.Ops))
 	})
-	if err == nil && stale != "" {
-		return out, &fabric.StalePlanError{Change: out, Message: stale}
+	if err == nil && changed != nil {
+		changed.Change = out
+		return out, changed
 	}
 	return out, err
 }
@@ -481,7 +496,7 @@ func (c *Changes) Retry(ctx context.Context, actor fabric.Actor, id int64) (fabr
 		return err
 	})
 	if err == nil && stale != "" {
-		return out, &fabric.StalePlanError{Change: out, Message: stale}
+		return out, &fabric.StalePlanError{Change: out, Message: stale, Reason: fabric.PlanChanged}
 	}
 	return out, err
 }

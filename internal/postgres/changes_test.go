@@ -269,12 +269,10 @@ func TestRetryRefusals(t *testing.T) {
 		t.Parallel()
 		l := newLifecycle(t)
 		h, add := l.rolledBackAdd(t, "d1", "10.10.10.101")
-		if _, err := l.hosts.Remove(ctx, bob, h.Name); err != nil {
-			t.Fatal(err)
+		// Nothing of it is on any device: the removal releases the subnet at once.
+		if got, err := l.hosts.Remove(ctx, bob, h.Name); err != nil || got.State != fabric.HostRemoved {
+			t.Fatalf("Remove() = %s, %v; want removed", got.State, err)
 		}
-		l.session(t, "fw1", fabric.OpApplied, false)
-		l.session(t, "sw1", fabric.OpApplied, false)
-		l.change(t, l.newest(t, h), fabric.ChangeApplied)
 		_, err := l.changes.Retry(ctx, rev, add)
 		if fabric.ErrorCode(err) != fabric.ECONFLICT || !strings.Contains(err.Error(), "released") {
 			t.Errorf("Retry(add of a removed host) = %v, want a conflict saying the subnet was released", err)
@@ -309,4 +307,93 @@ func TestRetryRefusals(t *testing.T) {
 			t.Errorf("second Retry = %s %s, %v; want approved with the new plan", ch.Status, ch.PlanHash, err)
 		}
 	})
+}
+
+// TestRemoveReleasesAHostWithNothingOnDevices: removing a host whose add change was rejected,
+// or rolled back with every applied op undone, releases its subnet at once: the host is
+// removed, audited, no change is filed and no device has work. A host whose add left a route
+// on a device still goes through a remove change.
+func TestRemoveReleasesAHostWithNothingOnDevices(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// setup registers d1 and leaves its add change ended somehow.
+		setup       func(t *testing.T, l *lifecycle) fabric.Host
+		review      bool // adds wait for review (else they are approved at once)
+		wantRelease bool
+	}{
+		{name: "add rejected", review: true, wantRelease: true, setup: func(t *testing.T, l *lifecycle) fabric.Host {
+			h := l.register(t, "d1", "10.10.10.101")
+			if _, err := l.changes.Reject(ctx, rev, l.newest(t, h), "wrong rack"); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}},
+		{name: "add pending", review: true, wantRelease: true, setup: func(t *testing.T, l *lifecycle) fabric.Host {
+			return l.register(t, "d1", "10.10.10.101")
+		}},
+		{name: "add rolled back, its applied op undone", wantRelease: true, setup: func(t *testing.T, l *lifecycle) fabric.Host {
+			h, _ := l.rolledBackAdd(t, "d1", "10.10.10.101")
+			return h
+		}},
+		{name: "add applied", wantRelease: false, setup: func(t *testing.T, l *lifecycle) fabric.Host {
+			h := l.register(t, "d1", "10.10.10.101")
+			l.session(t, "sw1", fabric.OpApplied, false)
+			l.session(t, "fw1", fabric.OpApplied, false)
+			return h
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLifecycle(t)
+			if tt.review {
+				l.changes = postgres.NewChanges(l.db, twoHopInventory("default"), preview, fabric.ApprovalPolicy{})
+				l.hosts.SetChanges(l.changes)
+			}
+			h := tt.setup(t, l)
+			var changesBefore int
+			if err := l.db.Pool.QueryRow(ctx, `SELECT count(*) FROM changes WHERE host_id = $1`, h.ID).Scan(&changesBefore); err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.hosts.Remove(ctx, bob, "d1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var changesAfter, released, audited int
+			err = l.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM changes WHERE host_id = $1),
+				(SELECT count(*) FROM free_subnets WHERE subnet = $2),
+				(SELECT count(*) FROM audit WHERE action = 'host.removed' AND object = 'host/d1' AND actor = $3)`,
+				h.ID, h.Subnet, bob.Name).Scan(&changesAfter, &released, &audited)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ready := 0
+			for _, dev := range []string{"sw1", "fw1"} {
+				ops, err := l.changes.ReadyOps(ctx, dev, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ready += len(ops)
+			}
+			if !tt.wantRelease {
+				if got.State != fabric.HostRemoving || changesAfter != changesBefore+1 || released != 0 {
+					t.Errorf("Remove() = %s, %d new changes, released %d; want removing with a remove change", got.State, changesAfter-changesBefore, released)
+				}
+				return
+			}
+			if got.State != fabric.HostRemoved || changesAfter != changesBefore || released != 1 || audited != 1 || ready != 0 {
+				t.Errorf("Remove() = %s, %d new changes, released %d, audited %d, %d ops ready; want removed at once, released and audited, nothing filed or pushed",
+					got.State, changesAfter-changesBefore, released, audited, ready)
+			}
+			if _, err := l.hosts.Host(ctx, "d1"); fabric.ErrorCode(err) != fabric.ENOTFOUND {
+				t.Errorf("Host(d1) after the release = %v, want not found", err)
+			}
+			// The subnet is free: the next registration gets it.
+			if d2 := l.register(t, "d2", "10.10.10.102"); d2.Subnet != h.Subnet {
+				t.Errorf("d2 got %s, want the released %s", d2.Subnet, h.Subnet)
+			}
+		})
+	}
 }

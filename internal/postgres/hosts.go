@@ -382,7 +382,8 @@ func (s *Hosts) List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, s
 }
 
 // Remove marks a host for removal. Its routes are withdrawn by a change and its subnet is
-// released only after they are gone.
+// released only after they are gone; a host none of whose routes can be on any device (see
+// fabric.NothingToRemove) is removed at once instead, its subnet released with no change filed.
 func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fabric.Host, error) {
 	var h fabric.Host
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
@@ -423,6 +424,12 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 				return fabric.Errorf(fabric.ECONFLICT, "host %s: change %d is %s; remove the host once it has finished", name, cid, status)
 			}
 		}
+		if s.changes != nil {
+			released, err := s.releaseIfNothingToRemove(ctx, tx, actor, &h, now)
+			if released || err != nil {
+				return err
+			}
+		}
 		if h.State != fabric.HostRemoving {
 			if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removing', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
 				return formatError(err)
@@ -440,4 +447,42 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 		return nil
 	})
 	return h, err
+}
+
+// releaseIfNothingToRemove removes host h at once, releasing its subnet, when none of its
+// routes can be on any device and actor may (fabric.ReleaseAtOnce): a remove change would
+// only ask a reviewer to approve pushes of routes that were never installed. A change of the host still
+// pending (a remove change of a host removed before this rule) is rejected as superseded.
+func (s *Hosts) releaseIfNothingToRemove(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, now time.Time) (bool, error) {
+	changes, err := s.changes.hostChangesTx(ctx, tx, h.ID)
+	if err != nil || !fabric.ReleaseAtOnce(*h, changes, actor) {
+		return false, err
+	}
+	why := "no change was filed for it"
+	for _, c := range changes {
+		if c.Status == fabric.ChangePending {
+			if err := s.changes.rejectTx(ctx, tx, c.ID, now, actor.Name, "superseded: the host was removed; nothing of it was on any device"); err != nil {
+				return false, err
+			}
+			c.Status = fabric.ChangeRejected
+		}
+		if c.Kind == fabric.ChangeAdd {
+			why = fmt.Sprintf("its add change %d was %s", c.ID, c.Status)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
+		return false, formatError(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool, h.Subnet); err != nil {
+		return false, formatError(err)
+	}
+	if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
+		return false, err
+	}
+	if err := insertAudit(ctx, tx, now, actor.Name, "host.removed", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String(), "released": true,
+		"nothing_to_remove": why}); err != nil {
+		return false, err
+	}
+	h.State, h.UpdatedAt = fabric.HostRemoved, now
+	return true, nil
 }

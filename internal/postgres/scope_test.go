@@ -157,23 +157,28 @@ func TestScopedRegisterAndRemove(t *testing.T) {
 		t.Errorf("the refused removal left host other-rack %s", got)
 	}
 
+	// Neither host's add was approved, so nothing of them is on any device.
 	tests := []struct {
 		name       string
 		host       fabric.Host
+		wantState  fabric.HostState
+		wantKind   fabric.ChangeKind
 		wantStatus fabric.ChangeStatus
 	}{
-		{name: "own host: the policy approves", host: own, wantStatus: fabric.ChangeApproved},
-		{name: "another token's host: a reviewer must approve", host: foreign, wantStatus: fabric.ChangePending},
+		{name: "own host: removed at once, its add superseded", host: own,
+			wantState: fabric.HostRemoved, wantKind: fabric.ChangeAdd, wantStatus: fabric.ChangeRejected},
+		{name: "another token's host: a reviewer must approve", host: foreign,
+			wantState: fabric.HostRemoving, wantKind: fabric.ChangeRemove, wantStatus: fabric.ChangePending},
 	}
 	for _, tt := range tests {
 		h, err := hosts.Remove(ctx, rack1, tt.host.Name)
-		if err != nil || h.State != fabric.HostRemoving {
-			t.Errorf("%s: Remove() = %v, %v", tt.name, h.State, err)
+		if err != nil || h.State != tt.wantState {
+			t.Errorf("%s: Remove() = %v, %v; want %s", tt.name, h.State, err, tt.wantState)
 			continue
 		}
 		c := newestChange(t, changes, h)
-		if c.Kind != fabric.ChangeRemove || c.Status != tt.wantStatus {
-			t.Errorf("%s: remove change is %s %s (approved by %q), want %s", tt.name, c.Kind, c.Status, c.ApprovedBy, tt.wantStatus)
+		if c.Kind != tt.wantKind || c.Status != tt.wantStatus {
+			t.Errorf("%s: newest change is %s %s (approved by %q), want %s %s", tt.name, c.Kind, c.Status, c.ApprovedBy, tt.wantKind, tt.wantStatus)
 		}
 	}
 }
