@@ -508,7 +508,7 @@ func TestChangesRealServer(t *testing.T) {
 		t.Errorf("reject with the bootstrap token = %v, want 403", err)
 	}
 	out, err = run(t, "changes", "reject", id, "--reason", "wrong rack")
-	if err != nil || !strings.Contains(out, "change #"+id+" rejected: now rejected") || !strings.Contains(out, "reason        wrong rack") || strings.Contains(out, "rejected by   -") {
+	if err != nil || !strings.Contains(out, "change #"+id+" rejected\n") || !strings.Contains(out, "reason        wrong rack") || strings.Contains(out, "rejected by   -") {
 		t.Errorf("reject = %v\n%s", err, out)
 	}
 	_, err = run(t, append([]string{"host", "register", "--wait", "20s"}, boot...)...)

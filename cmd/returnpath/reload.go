@@ -54,6 +54,9 @@ func restartKeys(running, next *Config) []string {
 	var out []string
 	a, b := reflect.ValueOf(running).Elem(), reflect.ValueOf(next).Elem()
 	for i := range a.NumField() {
+		if !a.Type().Field(i).IsExported() {
+			continue // the file's path and problems, not a setting
+		}
 		key, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("mapstructure"), ",")
 		if slices.Contains(liveKeys, key) {
 			continue

@@ -227,7 +227,7 @@ func TestReloadRefusesABadFile(t *testing.T) {
 		wantField      string
 	}{
 		{name: "yaml syntax", from: "pools:\n", to: "pools:\n  - [\n"},
-		{name: "unknown key", from: "approval:\n", to: "colour: red\napproval:\n"},
+		{name: "unknown key", from: "approval:\n", to: "colour: red\napproval:\n", wantField: "colour"},
 		{name: "unknown device on the path", from: "      - device: fw2\n", to: "      - device: fw9\n", wantField: "segments[0].route_via[2].device"},
 		{name: "bad next hop", from: "next_hop: 10.10.30.1", to: "next_hop: 10.10.30.300", wantField: "segments[0].route_via[2].next_hop"},
 		{name: "missing device secret", from: "    address: 198.18.0.13\n    username: netops\n    password_env: RETURNPATH_TEST_SW1_PASSWORD",

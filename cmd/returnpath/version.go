@@ -30,7 +30,7 @@ version. A running server reports the same in GET /healthz and the returnpath_bu
 			return nil
 		},
 	}
-	cmd.Flags().StringP("output", "o", "text", "text or json")
+	addOutputFlags(cmd)
 	return cmd
 }
 
