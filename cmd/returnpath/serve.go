@@ -71,6 +71,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformNokiaSRL:   gnmi.Factory(),
 		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
 		fabric.PlatformFortiOS:    ssh.FortiOSFactory(),
+		fabric.PlatformCiscoASA:   ssh.ASAFactory(),
 	}
 }
 

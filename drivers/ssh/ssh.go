@@ -28,6 +28,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openEOS(ctx, cfg)
 	case route.PlatformFortiOS:
 		return openFortiOS(ctx, cfg)
+	case route.PlatformCiscoASA:
+		return openASA(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -43,6 +45,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return EOSPreview(cfg, ops)
 	case route.PlatformFortiOS:
 		return FortiOSPreview(cfg, ops)
+	case route.PlatformCiscoASA:
+		return ASAPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -52,6 +56,8 @@ func Check(cfg drivers.Config) error {
 	switch cfg.Platform {
 	case route.PlatformFortiOS:
 		return FortiOSCheck(cfg)
+	case route.PlatformCiscoASA:
+		return ASACheck(cfg)
 	}
 	return nil
 }
@@ -92,6 +98,23 @@ func FortiOSFactory() drivers.Factory {
 		Preview: FortiOSPreview,
 		Check:   FortiOSCheck,
 	}
+}
+
+// ASAFactory returns the factory of platform cisco_asa.
+func ASAFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openASA,
+		Preview: ASAPreview,
+		Check:   ASACheck,
+	}
+}
+
+func openASA(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenASA(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func openFortiOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
