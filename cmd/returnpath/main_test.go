@@ -144,6 +144,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "fortios without its egress interface", from: "platform: linux\n", to: "platform: fortinet_fortios\n", want: "devices[1].fortios.device"},
 		{name: "fortios interface that is not a name", from: "platform: linux\n", to: "platform: fortinet_fortios\n    fortios: {device: \"port1 comment x\"}\n", want: "devices[1].fortios.device"},
 		{name: "fortios named VRF", from: "platform: linux\n", to: "platform: fortinet_fortios\n    vrf: blue\n    fortios: {device: port1}\n", want: "devices[1].vrf"},
+		{name: "asa without its interface", from: "platform: linux\n", to: "platform: cisco_asa\n", want: "devices[1].asa.interface"},
+		{name: "asa interface that is not a nameif", from: "platform: linux\n", to: "platform: cisco_asa\n    asa: {interface: \"inside 0.0.0.0 0.0.0.0 1.1.1.1\"}\n", want: "devices[1].asa.interface"},
+		{name: "asa named VRF", from: "platform: linux\n", to: "platform: cisco_asa\n    vrf: blue\n    asa: {interface: inside}\n", want: "devices[1].vrf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,5 +214,32 @@ func TestConfigFortiOSKeys(t *testing.T) {
 	}
 	if got := dcs["fw1"].FortiOS.Device; got != "wan1.100" {
 		t.Errorf("fw1's fortios.device = %q, want wan1.100", got)
+	}
+}
+
+// TestConfigASAKeys: a cisco_asa device with its interface is valid, and the nameif reaches
+// the driver's config.
+func TestConfigASAKeys(t *testing.T) {
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	body := strings.Replace(strings.ReplaceAll(testConfig, "%DB%", "postgres:///x"),
+		"platform: linux\n", "platform: cisco_asa\n    asa: {interface: inside-2}\n", 1)
+	p := writeConfig(t, body)
+	if out, err := run(t, "config", "check", "--config", p); err != nil {
+		t.Fatalf("config check = %v\n%s", err, out)
+	}
+	cfg, err := loadConfig(p, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _, err := cfg.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcs, err := cfg.DriverConfigs(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dcs["fw1"].ASA.Interface; got != "inside-2" {
+		t.Errorf("fw1's asa.interface = %q, want inside-2", got)
 	}
 }

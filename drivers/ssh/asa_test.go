@@ -146,8 +146,8 @@ func openASATest(t *testing.T, cfg drivers.Config) *ASADriver {
 func TestASAEnable(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		opts asa.Options
+		name  string
+		opts  asa.Options
 		fails bool // the session must not open, with an auth error
 	}{
 		{name: "login password", opts: asa.Options{}},

@@ -86,7 +86,7 @@ type Device struct {
 	routes     []Route // in insertion order, as the running configuration lists them
 	failCommit string  // printed at the failAt-th next route line, which then changes nothing
 	failAt     int
-	dropCommit bool    // close the connection after the next route line, once applied
+	dropCommit bool // close the connection after the next route line, once applied
 	commits    int
 }
 
