@@ -159,6 +159,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"panos virtual router", "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: \"vr 1\"}\n", "devices[1].panos.virtual_router"},
 		{"panos interface", "platform: linux\n", "platform: paloalto_panos\n    panos: {interface: \"ethernet1/2; commit\"}\n", "devices[1].panos.interface"},
 		{"panos unknown key", "platform: linux\n", "platform: paloalto_panos\n    panos: {vsys: vsys1}\n", "vsys"},
+		{name: "asa without its interface", from: "platform: linux\n", to: "platform: cisco_asa\n", want: "devices[1].asa.interface"},
+		{name: "asa interface that is not a nameif", from: "platform: linux\n", to: "platform: cisco_asa\n    asa: {interface: \"inside 0.0.0.0 0.0.0.0 1.1.1.1\"}\n", want: "devices[1].asa.interface"},
+		{name: "asa named VRF", from: "platform: linux\n", to: "platform: cisco_asa\n    vrf: blue\n    asa: {interface: inside}\n", want: "devices[1].vrf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,5 +331,32 @@ func TestUnknownKeyHints(t *testing.T) {
 		if got := unknownKeyError(tt.key).Error(); !strings.HasPrefix(got, tt.key+": unknown key") || !strings.Contains(got, tt.want) {
 			t.Errorf("unknownKeyError(%q) = %q, want it to say %q", tt.key, got, tt.want)
 		}
+	}
+}
+
+// TestConfigASAKeys: a cisco_asa device with its interface is valid, and the nameif reaches
+// the driver's config.
+func TestConfigASAKeys(t *testing.T) {
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	body := strings.Replace(strings.ReplaceAll(testConfig, "%DB%", "postgres:///x"),
+		"platform: linux\n", "platform: cisco_asa\n    asa: {interface: inside-2}\n", 1)
+	p := writeConfig(t, body)
+	if out, err := run(t, "config", "check", "--config", p); err != nil {
+		t.Fatalf("config check = %v\n%s", err, out)
+	}
+	cfg, err := loadConfig(p, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _, err := cfg.Inventory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcs, err := cfg.DriverConfigs(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dcs["fw1"].ASA.Interface; got != "inside-2" {
+		t.Errorf("fw1's asa.interface = %q, want inside-2", got)
 	}
 }

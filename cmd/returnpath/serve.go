@@ -82,6 +82,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformJuniperJunos: ssh.JunosFactory(),
 		fabric.PlatformVyOS:         ssh.VyOSFactory(),
 		fabric.PlatformPANOS:        ssh.PANOSFactory(),
+		fabric.PlatformCiscoASA:     ssh.ASAFactory(),
 	}
 }
 

@@ -37,6 +37,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openVyOS(ctx, cfg)
 	case route.PlatformPANOS:
 		return openPANOS(ctx, cfg)
+	case route.PlatformCiscoASA:
+		return openASA(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -58,6 +60,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return VyOSPreview(cfg, ops)
 	case route.PlatformPANOS:
 		return PANOSPreview(cfg, ops)
+	case route.PlatformCiscoASA:
+		return ASAPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -67,6 +71,8 @@ func Check(cfg drivers.Config) error {
 	switch cfg.Platform {
 	case route.PlatformFortiOS:
 		return FortiOSCheck(cfg)
+	case route.PlatformCiscoASA:
+		return ASACheck(cfg)
 	}
 	return nil
 }
@@ -107,6 +113,23 @@ func FortiOSFactory() drivers.Factory {
 		Preview: FortiOSPreview,
 		Check:   FortiOSCheck,
 	}
+}
+
+// ASAFactory returns the factory of platform cisco_asa.
+func ASAFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openASA,
+		Preview: ASAPreview,
+		Check:   ASACheck,
+	}
+}
+
+func openASA(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenASA(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func openFortiOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {

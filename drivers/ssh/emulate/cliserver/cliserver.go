@@ -214,6 +214,25 @@ func (s *Session) ReadLine() (line string, ok bool) {
 	}
 }
 
+// ReadSecret reads one line without echoing it, as a password prompt does, then prints the
+// end of the line. ok is false when the client left.
+func (s *Session) ReadSecret() (line string, ok bool) {
+	var buf []byte
+	for {
+		b, err := s.in.ReadByte()
+		if err != nil {
+			return "", false
+		}
+		switch b {
+		case '\r':
+			continue
+		case '\n':
+			return string(buf), s.Write("\n")
+		}
+		buf = append(buf, b)
+	}
+}
+
 // ReadKey reads one keystroke, without echo (a pager's answer).
 func (s *Session) ReadKey() (byte, bool) {
 	b, err := s.in.ReadByte()
