@@ -141,6 +141,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad platform", "platform: frr", "platform: ios", "devices[0].platform"},
 		{"missing password env", "password_env: RETURNPATH_TEST_SW1_PASSWORD\n    known_hosts: /dev/null\n  - name: fw1", "password_env: RETURNPATH_NOPE\n    known_hosts: /dev/null\n  - name: fw1", "devices[0].password_env"},
 		{"bad host key policy", "address: 198.18.0.11\n", "address: 198.18.0.11\n    host_key: yolo\n", "devices[0].host_key"},
+		{"cisco_nxos bad vrf", "platform: frr\n    transport: ssh\n    address: 198.18.0.11\n    vrf: default", "platform: cisco_nxos\n    address: 198.18.0.11\n    vrf: \"blue\\nip route 0.0.0.0/0 1.1.1.1\"", "devices[0].vrf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +161,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	p := writeConfig(t, base)
 	if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
 		t.Errorf("valid config: %v %s", err, out)
+	}
+	for _, platform := range []string{"cisco_nxos"} {
+		p := writeConfig(t, strings.Replace(base, "platform: frr\n    transport: ssh\n    address: 198.18.0.11\n    vrf: default",
+			"platform: "+platform+"\n    address: 198.18.0.11\n    vrf: blue", 1))
+		if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
+			t.Errorf("valid %s config: %v %s", platform, err, out)
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformOpenConfig: gnmi.Factory(),
 		fabric.PlatformNokiaSRL:   gnmi.Factory(),
 		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
+		fabric.PlatformCiscoNXOS:  ssh.NXOSFactory(),
 	}
 }
 

@@ -34,6 +34,7 @@ const (
 	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
+	PlatformCiscoNXOS  Platform = "cisco_nxos" // Cisco NX-OS CLI over SSH, line by line with undo
 )
 
 // Action is what a RouteOp does to a device.

@@ -1,7 +1,9 @@
 // Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
 // vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
-// switches (platform arista_eos, on scrapligo's own arista_eos definition) and plain Linux
-// routers and firewalls managed with iproute2 (platform linux).
+// switches (platform arista_eos, on scrapligo's own arista_eos definition), Cisco switches
+// and routers whose CLI applies each line as it is entered (cisco_nxos on scrapligo's own
+// definition, line by line with undo, cisco.go) and plain Linux routers and firewalls managed
+// with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
 // against the configured known_hosts file (accept-new only when set explicitly), password or
@@ -16,8 +18,7 @@ import (
 	"github.com/returnpath/returnpath/drivers/route"
 )
 
-// Open connects to the device described by cfg with the driver of its platform (frr or
-// linux).
+// Open connects to the device described by cfg with the driver of its platform.
 func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	switch cfg.Platform {
 	case route.PlatformFRR:
@@ -26,6 +27,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openLinux(ctx, cfg)
 	case route.PlatformAristaEOS:
 		return openEOS(ctx, cfg)
+	case route.PlatformCiscoNXOS:
+		return openNXOS(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -39,6 +42,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return LinuxPreview(cfg, ops)
 	case route.PlatformAristaEOS:
 		return EOSPreview(cfg, ops)
+	case route.PlatformCiscoNXOS:
+		return NXOSPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -70,6 +75,22 @@ func EOSFactory() drivers.Factory {
 		Open:    openEOS,
 		Preview: EOSPreview,
 	}
+}
+
+// NXOSFactory returns the factory of platform cisco_nxos.
+func NXOSFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openNXOS,
+		Preview: NXOSPreview,
+	}
+}
+
+func openNXOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenNXOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func openEOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {

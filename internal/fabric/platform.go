@@ -17,6 +17,7 @@ const (
 	PlatformOpenConfig = route.PlatformOpenConfig // OpenConfig network-instance model over gNMI
 	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
+	PlatformCiscoNXOS  = route.PlatformCiscoNXOS  // Cisco NX-OS CLI over SSH, line by line with undo
 )
 
 // Transport is how returnpath reaches a device.
@@ -35,6 +36,7 @@ var Platforms = map[Platform]Transport{
 	PlatformOpenConfig: TransportGNMI,
 	PlatformNokiaSRL:   TransportGNMI,
 	PlatformAristaEOS:  TransportSSH,
+	PlatformCiscoNXOS:  TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.
