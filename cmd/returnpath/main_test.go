@@ -162,7 +162,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
 		t.Errorf("valid config: %v %s", err, out)
 	}
-	for _, platform := range []string{"cisco_nxos"} {
+	for _, platform := range []string{"cisco_nxos", "cisco_iosxe"} {
 		p := writeConfig(t, strings.Replace(base, "platform: frr\n    transport: ssh\n    address: 198.18.0.11\n    vrf: default",
 			"platform: "+platform+"\n    address: 198.18.0.11\n    vrf: blue", 1))
 		if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {

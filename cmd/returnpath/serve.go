@@ -70,6 +70,7 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformNokiaSRL:   gnmi.Factory(),
 		fabric.PlatformAristaEOS:  ssh.EOSFactory(),
 		fabric.PlatformCiscoNXOS:  ssh.NXOSFactory(),
+		fabric.PlatformCiscoIOSXE: ssh.IOSXEFactory(),
 	}
 }
 

@@ -29,12 +29,13 @@ type Platform string
 
 // The platforms returnpath ships drivers for. A driver outside this module names its own.
 const (
-	PlatformFRR        Platform = "frr"        // FRRouting vtysh over SSH
-	PlatformLinux      Platform = "linux"      // Linux iproute2 over SSH
-	PlatformOpenConfig Platform = "openconfig" // OpenConfig network-instance model over gNMI
-	PlatformNokiaSRL   Platform = "nokia_srl"  // Nokia SR Linux native model over gNMI
-	PlatformAristaEOS  Platform = "arista_eos" // Arista EOS CLI over SSH, configuration sessions
-	PlatformCiscoNXOS  Platform = "cisco_nxos" // Cisco NX-OS CLI over SSH, line by line with undo
+	PlatformFRR        Platform = "frr"         // FRRouting vtysh over SSH
+	PlatformLinux      Platform = "linux"       // Linux iproute2 over SSH
+	PlatformOpenConfig Platform = "openconfig"  // OpenConfig network-instance model over gNMI
+	PlatformNokiaSRL   Platform = "nokia_srl"   // Nokia SR Linux native model over gNMI
+	PlatformAristaEOS  Platform = "arista_eos"  // Arista EOS CLI over SSH, configuration sessions
+	PlatformCiscoNXOS  Platform = "cisco_nxos"  // Cisco NX-OS CLI over SSH, line by line with undo
+	PlatformCiscoIOSXE Platform = "cisco_iosxe" // Cisco IOS XE CLI over SSH, line by line with undo
 )
 
 // Action is what a RouteOp does to a device.

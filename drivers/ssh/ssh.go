@@ -1,8 +1,8 @@
 // Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
 // vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
 // switches (platform arista_eos, on scrapligo's own arista_eos definition), Cisco switches
-// and routers whose CLI applies each line as it is entered (cisco_nxos on scrapligo's own
-// definition, line by line with undo, cisco.go) and plain Linux routers and firewalls managed
+// and routers whose CLI applies each line as it is entered (cisco_nxos and cisco_iosxe on
+// scrapligo's own definitions, line by line with undo, cisco.go) and plain Linux routers and firewalls managed
 // with iproute2 (platform linux).
 //
 // Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
@@ -29,6 +29,8 @@ func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 		return openEOS(ctx, cfg)
 	case route.PlatformCiscoNXOS:
 		return openNXOS(ctx, cfg)
+	case route.PlatformCiscoIOSXE:
+		return openIOSXE(ctx, cfg)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -44,6 +46,8 @@ func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
 		return EOSPreview(cfg, ops)
 	case route.PlatformCiscoNXOS:
 		return NXOSPreview(cfg, ops)
+	case route.PlatformCiscoIOSXE:
+		return IOSXEPreview(cfg, ops)
 	}
 	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 }
@@ -87,6 +91,22 @@ func NXOSFactory() drivers.Factory {
 
 func openNXOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
 	d, err := OpenNXOS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// IOSXEFactory returns the factory of platform cisco_iosxe.
+func IOSXEFactory() drivers.Factory {
+	return drivers.Factory{
+		Open:    openIOSXE,
+		Preview: IOSXEPreview,
+	}
+}
+
+func openIOSXE(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	d, err := OpenIOSXE(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

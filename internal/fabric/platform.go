@@ -18,6 +18,7 @@ const (
 	PlatformNokiaSRL   = route.PlatformNokiaSRL   // Nokia SR Linux native model over gNMI
 	PlatformAristaEOS  = route.PlatformAristaEOS  // Arista EOS CLI over SSH, configuration sessions
 	PlatformCiscoNXOS  = route.PlatformCiscoNXOS  // Cisco NX-OS CLI over SSH, line by line with undo
+	PlatformCiscoIOSXE = route.PlatformCiscoIOSXE // Cisco IOS XE CLI over SSH, line by line with undo
 )
 
 // Transport is how returnpath reaches a device.
@@ -37,6 +38,7 @@ var Platforms = map[Platform]Transport{
 	PlatformNokiaSRL:   TransportGNMI,
 	PlatformAristaEOS:  TransportSSH,
 	PlatformCiscoNXOS:  TransportSSH,
+	PlatformCiscoIOSXE: TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.

@@ -426,9 +426,10 @@ func Attrs(f []string) (name string, tag uint32, bad int) {
 	return name, tag, -1
 }
 
-// UsableNextHop reports whether a can be a static route's next hop: not unspecified,
-// multicast, loopback or (IPv4) in 240.0.0.0/4.
+// UsableNextHop reports whether a can be a static route's next hop given without an
+// interface: not unspecified, multicast, loopback, (IPv4) in 240.0.0.0/4, or an IPv6
+// link-local address (both CLIs need the interface for one).
 func UsableNextHop(a netip.Addr) bool {
-	return !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
+	return !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() && !(a.Is6() && a.IsLinkLocalUnicast()) &&
 		!(a.Is4() && netip.MustParsePrefix("240.0.0.0/4").Contains(a))
 }

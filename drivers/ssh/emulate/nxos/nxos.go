@@ -30,8 +30,8 @@
 // configuration sessions ("configure session"), checkpoints and rollback; preferences,
 // interfaces, "track" and next-hop VRFs in route lines (it refuses them); the wording NX-OS
 // prints for a next hop it refuses (Cisco does not document it: the emulation refuses
-// multicast, loopback, unspecified and class E next hops with the parser's generic "% Invalid
-// command at '^' marker.") and for "no ip route" of a route that does not exist (it prints
+// multicast, loopback, unspecified, class E and, without an interface, IPv6 link-local next
+// hops with the parser's generic "% Invalid command at '^' marker.") and for "no ip route" of a route that does not exist (it prints
 // nothing); a prefix with host bits (it stores the masked prefix); the order NX-OS uses for
 // running-config beyond "IPv4 before IPv6, then prefix and next hop"; other running-config
 // lines ("show running-config" alone is refused); line editing and command abbreviations.
