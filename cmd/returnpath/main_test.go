@@ -162,6 +162,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{name: "asa without its interface", from: "platform: linux\n", to: "platform: cisco_asa\n", want: "devices[1].asa.interface"},
 		{name: "asa interface that is not a nameif", from: "platform: linux\n", to: "platform: cisco_asa\n    asa: {interface: \"inside 0.0.0.0 0.0.0.0 1.1.1.1\"}\n", want: "devices[1].asa.interface"},
 		{name: "asa named VRF", from: "platform: linux\n", to: "platform: cisco_asa\n    vrf: blue\n    asa: {interface: inside}\n", want: "devices[1].vrf"},
+		{"cisco_nxos bad vrf", "platform: frr\n    transport: ssh\n    address: 198.18.0.11\n    vrf: default", "platform: cisco_nxos\n    address: 198.18.0.11\n    vrf: \"blue\\nip route 0.0.0.0/0 1.1.1.1\"", "devices[0].vrf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +186,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	p = writeConfig(t, strings.Replace(base, "platform: linux\n", "platform: paloalto_panos\n    panos: {virtual_router: vr-main, interface: ethernet1/2.100}\n", 1))
 	if out, err := run(t, "config", "check", "--config", p); err != nil {
 		t.Errorf("valid panos keys: %v %s", err, out)
+	}
+	for _, platform := range []string{"cisco_nxos", "cisco_iosxe"} {
+		p := writeConfig(t, strings.Replace(base, "platform: frr\n    transport: ssh\n    address: 198.18.0.11\n    vrf: default",
+			"platform: "+platform+"\n    address: 198.18.0.11\n    vrf: blue", 1))
+		if out, err := run(t, "config", "check", "--config", p); err != nil || !strings.Contains(out, "ok: 1 pools, 1 segments, 2 devices") {
+			t.Errorf("valid %s config: %v %s", platform, err, out)
+		}
 	}
 }
 

@@ -83,6 +83,8 @@ func Factories() map[fabric.Platform]drivers.Factory {
 		fabric.PlatformVyOS:         ssh.VyOSFactory(),
 		fabric.PlatformPANOS:        ssh.PANOSFactory(),
 		fabric.PlatformCiscoASA:     ssh.ASAFactory(),
+		fabric.PlatformCiscoNXOS:    ssh.NXOSFactory(),
+		fabric.PlatformCiscoIOSXE:   ssh.IOSXEFactory(),
 	}
 }
 

@@ -39,6 +39,8 @@ const (
 	PlatformJuniperJunos Platform = "juniper_junos"    // Juniper Junos CLI over SSH, private candidate and commit
 	PlatformVyOS         Platform = "vyos"             // VyOS CLI over SSH, configure and commit
 	PlatformPANOS        Platform = "paloalto_panos"   // Palo Alto PAN-OS CLI over SSH, candidate config and commit
+	PlatformCiscoNXOS    Platform = "cisco_nxos"       // Cisco NX-OS CLI over SSH, line by line with undo
+	PlatformCiscoIOSXE   Platform = "cisco_iosxe"      // Cisco IOS XE CLI over SSH, line by line with undo
 )
 
 // Action is what a RouteOp does to a device.

@@ -1,15 +1,19 @@
-// Package ssh implements returnpath's drivers for devices reached over SSH: FRRouting's
-// vtysh (platform frr, on scrapligo with an embedded platform definition), Arista EOS
-// switches (platform arista_eos, on scrapligo's own arista_eos definition), Juniper Junos
-// devices (platform juniper_junos, on scrapligo's juniper_junos definition), VyOS routers
-// (platform vyos, on scrapligo's vyatta_vyos definition), Palo Alto
-// firewalls (platform paloalto_panos, on scrapligo's paloalto_panos definition) and plain Linux
-// routers and firewalls managed with iproute2 (platform linux).
+// Package ssh implements returnpath's drivers for devices reached over SSH:
+//   - FRRouting's vtysh (platform frr, on scrapligo with an embedded platform definition) and
+//     plain Linux routers and firewalls managed with iproute2 (platform linux);
+//   - CLIs with a candidate configuration committed whole: Arista EOS configuration sessions
+//     (arista_eos), Juniper Junos (juniper_junos), VyOS (vyos) and Palo Alto PAN-OS
+//     (paloalto_panos), on scrapligo's own definitions;
+//   - CLIs that apply each line as it is entered, where a refused line makes the driver undo
+//     the batch's applied lines: Cisco NX-OS (cisco_nxos) and IOS XE (cisco_iosxe) on
+//     scrapligo's definitions, Fortinet FortiOS (fortinet_fortios) and Cisco ASA (cisco_asa)
+//     on definitions embedded here.
 //
-// Both share one connection layer: golang.org/x/crypto/ssh with strict host key checking
+// All share one connection layer: golang.org/x/crypto/ssh with strict host key checking
 // against the configured known_hosts file (accept-new only when set explicitly), password or
 // key authentication, and a connect timeout. Rendering and parsing are pure functions with
-// golden files in testdata/; no library type leaves the package.
+// golden files in testdata/; no library type leaves the package. Every vendor platform is
+// tested against an emulation in emulate/, built from the vendor's documentation.
 package ssh
 
 import (
@@ -19,60 +23,53 @@ import (
 	"github.com/returnpath/returnpath/drivers/route"
 )
 
-// Open connects to the device described by cfg with the driver of its platform (frr or
-// linux).
-func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	switch cfg.Platform {
-	case route.PlatformFRR:
-		return openFRR(ctx, cfg)
-	case route.PlatformLinux:
-		return openLinux(ctx, cfg)
-	case route.PlatformAristaEOS:
-		return openEOS(ctx, cfg)
-	case route.PlatformFortiOS:
-		return openFortiOS(ctx, cfg)
-	case route.PlatformJuniperJunos:
-		return openJunos(ctx, cfg)
-	case route.PlatformVyOS:
-		return openVyOS(ctx, cfg)
-	case route.PlatformPANOS:
-		return openPANOS(ctx, cfg)
-	case route.PlatformCiscoASA:
-		return openASA(ctx, cfg)
+// factories maps every SSH platform to its driver.
+func factories() map[route.Platform]drivers.Factory {
+	return map[route.Platform]drivers.Factory{
+		route.PlatformFRR:          FRRFactory(),
+		route.PlatformLinux:        LinuxFactory(),
+		route.PlatformAristaEOS:    EOSFactory(),
+		route.PlatformJuniperJunos: JunosFactory(),
+		route.PlatformVyOS:         VyOSFactory(),
+		route.PlatformPANOS:        PANOSFactory(),
+		route.PlatformCiscoNXOS:    NXOSFactory(),
+		route.PlatformCiscoIOSXE:   IOSXEFactory(),
+		route.PlatformFortiOS:      FortiOSFactory(),
+		route.PlatformCiscoASA:     ASAFactory(),
 	}
-	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
+}
+
+// Platforms lists the platforms this package has a driver for.
+func Platforms() []route.Platform {
+	var out []route.Platform
+	for p := range factories() {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Open connects to the device described by cfg with the driver of its platform.
+func Open(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+	f, ok := factories()[cfg.Platform]
+	if !ok {
+		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "platform %q is not an SSH platform", string(cfg.Platform))
+	}
+	return f.Open(ctx, cfg)
 }
 
 // Preview renders ops in the native syntax of cfg's platform, without contacting the device.
 func Preview(cfg drivers.Config, ops []route.RouteOp) ([]string, error) {
-	switch cfg.Platform {
-	case route.PlatformFRR:
-		return FRRPreview(cfg, ops)
-	case route.PlatformLinux:
-		return LinuxPreview(cfg, ops)
-	case route.PlatformAristaEOS:
-		return EOSPreview(cfg, ops)
-	case route.PlatformFortiOS:
-		return FortiOSPreview(cfg, ops)
-	case route.PlatformJuniperJunos:
-		return JunosPreview(cfg, ops)
-	case route.PlatformVyOS:
-		return VyOSPreview(cfg, ops)
-	case route.PlatformPANOS:
-		return PANOSPreview(cfg, ops)
-	case route.PlatformCiscoASA:
-		return ASAPreview(cfg, ops)
+	f, ok := factories()[cfg.Platform]
+	if !ok {
+		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
 	}
-	return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "preview", "platform %q is not an SSH platform", string(cfg.Platform))
+	return f.Preview(cfg, ops)
 }
 
-// Check validates the platform's own settings in cfg, for the platforms that have any.
+// Check validates the platform's own settings in cfg (see drivers.Factory.Check).
 func Check(cfg drivers.Config) error {
-	switch cfg.Platform {
-	case route.PlatformFortiOS:
-		return FortiOSCheck(cfg)
-	case route.PlatformCiscoASA:
-		return ASACheck(cfg)
+	if f, ok := factories()[cfg.Platform]; ok && f.Check != nil {
+		return f.Check(cfg)
 	}
 	return nil
 }
@@ -82,136 +79,64 @@ func Factory() drivers.Factory {
 	return drivers.Factory{Open: Open, Preview: Preview, Check: Check}
 }
 
+// opener adapts a driver's typed Open to drivers.Factory.Open, returning a nil interface,
+// not a typed nil, on error.
+func opener[D drivers.Driver](open func(context.Context, drivers.Config) (D, error)) func(context.Context, drivers.Config) (drivers.Driver, error) {
+	return func(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
+		d, err := open(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+}
+
 // FRRFactory returns the factory of platform frr.
 func FRRFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openFRR,
-		Preview: FRRPreview,
-	}
+	return drivers.Factory{Open: opener(OpenFRR), Preview: FRRPreview}
 }
 
 // LinuxFactory returns the factory of platform linux.
 func LinuxFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openLinux,
-		Preview: LinuxPreview,
-	}
+	return drivers.Factory{Open: opener(OpenLinux), Preview: LinuxPreview}
 }
 
 // EOSFactory returns the factory of platform arista_eos.
 func EOSFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openEOS,
-		Preview: EOSPreview,
-	}
-}
-
-// FortiOSFactory returns the factory of platform fortinet_fortios.
-func FortiOSFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openFortiOS,
-		Preview: FortiOSPreview,
-		Check:   FortiOSCheck,
-	}
-}
-
-// ASAFactory returns the factory of platform cisco_asa.
-func ASAFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openASA,
-		Preview: ASAPreview,
-		Check:   ASACheck,
-	}
-}
-
-func openASA(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenASA(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-func openFortiOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenFortiOS(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+	return drivers.Factory{Open: opener(OpenEOS), Preview: EOSPreview}
 }
 
 // JunosFactory returns the factory of platform juniper_junos.
 func JunosFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openJunos,
-		Preview: JunosPreview,
-		Check:   JunosCheck,
-	}
-}
-
-func openJunos(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenJunos(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+	return drivers.Factory{Open: opener(OpenJunos), Preview: JunosPreview, Check: JunosCheck}
 }
 
 // VyOSFactory returns the factory of platform vyos.
 func VyOSFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openVyOS,
-		Preview: VyOSPreview,
-		Check:   VyOSCheck,
-	}
-}
-
-func openVyOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenVyOS(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+	return drivers.Factory{Open: opener(OpenVyOS), Preview: VyOSPreview, Check: VyOSCheck}
 }
 
 // PANOSFactory returns the factory of platform paloalto_panos.
 func PANOSFactory() drivers.Factory {
-	return drivers.Factory{
-		Open:    openPANOS,
-		Preview: PANOSPreview,
-		Check:   PANOSCheck,
-	}
+	return drivers.Factory{Open: opener(OpenPANOS), Preview: PANOSPreview, Check: PANOSCheck}
 }
 
-func openPANOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenPANOS(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+// NXOSFactory returns the factory of platform cisco_nxos.
+func NXOSFactory() drivers.Factory {
+	return drivers.Factory{Open: opener(OpenNXOS), Preview: NXOSPreview}
 }
 
-func openEOS(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenEOS(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+// IOSXEFactory returns the factory of platform cisco_iosxe.
+func IOSXEFactory() drivers.Factory {
+	return drivers.Factory{Open: opener(OpenIOSXE), Preview: IOSXEPreview}
 }
 
-// openFRR and openLinux return a nil interface, not a typed nil, on error.
-func openFRR(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenFRR(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+// FortiOSFactory returns the factory of platform fortinet_fortios.
+func FortiOSFactory() drivers.Factory {
+	return drivers.Factory{Open: opener(OpenFortiOS), Preview: FortiOSPreview, Check: FortiOSCheck}
 }
 
-func openLinux(ctx context.Context, cfg drivers.Config) (drivers.Driver, error) {
-	d, err := OpenLinux(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+// ASAFactory returns the factory of platform cisco_asa.
+func ASAFactory() drivers.Factory {
+	return drivers.Factory{Open: opener(OpenASA), Preview: ASAPreview, Check: ASACheck}
 }

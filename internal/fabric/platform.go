@@ -22,6 +22,8 @@ const (
 	PlatformJuniperJunos = route.PlatformJuniperJunos // Juniper Junos CLI over SSH, private candidate and commit
 	PlatformVyOS         = route.PlatformVyOS         // VyOS CLI over SSH, configure and commit
 	PlatformPANOS        = route.PlatformPANOS        // Palo Alto PAN-OS CLI over SSH, candidate and commit
+	PlatformCiscoNXOS    = route.PlatformCiscoNXOS    // Cisco NX-OS CLI over SSH, line by line with undo
+	PlatformCiscoIOSXE   = route.PlatformCiscoIOSXE   // Cisco IOS XE CLI over SSH, line by line with undo
 )
 
 // Transport is how returnpath reaches a device.
@@ -45,6 +47,8 @@ var Platforms = map[Platform]Transport{
 	PlatformJuniperJunos: TransportSSH,
 	PlatformVyOS:         TransportSSH,
 	PlatformPANOS:        TransportSSH,
+	PlatformCiscoNXOS:    TransportSSH,
+	PlatformCiscoIOSXE:   TransportSSH,
 }
 
 // ValidatePlatform reports whether p is a supported platform.
