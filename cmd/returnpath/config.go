@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
-	"maps"
 	"slices"
 	"strings"
 	"time"

@@ -17,7 +17,6 @@ import (
 // reviewer may approve them: no person asked for them.
 var reloadActor = fabric.Actor{Name: fabric.ActorReload, Role: fabric.RoleAdmin}
 
-
 // configKeyRE matches the key a configuration error starts with, e.g.
 // "segments[0].route_via[1].device: no device named ...".
 var configKeyRE = regexp.MustCompile(`^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.+)$`)
