@@ -45,6 +45,12 @@ func (c *cliSession) drop() {
 	c.closed = true
 }
 
+// The bounds of exchange's polling of scrapligo's read queue.
+const (
+	pollMin = 20 * time.Microsecond
+	pollMax = time.Millisecond
+)
+
 // exchange writes in and reads the CLI's answer until done says it is complete. With pager
 // set (e.g. "--More--"), a pager prompt at the end of what arrived, trailing spaces aside, is
 // answered with a space, so that output reads whole even when paging could not be turned
@@ -58,6 +64,10 @@ func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done
 	// returns of the CLI's erasing of it, so the spaces that follow would otherwise look
 	// like the same prompt again and be answered twice.
 	answered := -1
+	// Poll scrapligo's read queue soon after data (a CLI answering one line replies within
+	// tens of microseconds), backing off to 1 ms while the device works, so that a driver
+	// waiting on each line is not paced by the poll and a long wait costs little CPU.
+	idle := pollMin
 	for {
 		b, err := c.nd.Channel.Read()
 		if err != nil {
@@ -65,6 +75,7 @@ func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done
 			return string(out), fmt.Errorf("session lost: %w", err)
 		}
 		if len(b) > 0 {
+			idle = pollMin
 			out = append(out, b...)
 			from := max(0, len(out)-len(pager)-40)
 			at := -1
@@ -98,7 +109,8 @@ func (c *cliSession) exchange(ctx context.Context, in string, pager []byte, done
 			return string(out), ctx.Err()
 		default:
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(idle)
+		idle = min(2*idle, pollMax)
 	}
 	if !written {
 		if err := <-writeErr; err != nil {

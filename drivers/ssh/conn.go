@@ -247,6 +247,20 @@ func hostOf(cfg drivers.Config) (string, int) {
 // program in errors. Opening the CLI (on-open included) is bounded by ctx and the connect
 // timeout; later operations by the op timeout.
 func openCLI(ctx context.Context, cfg drivers.Config, def any, platformName string, pty bool, cli string) (*network.Driver, error) {
+	return openCLIWith(ctx, cfg, def, platformName, pty, cli, defaultReadDelay)
+}
+
+// Pauses of scrapligo's read loop after each read. The transport's Read blocks until bytes
+// arrive, so the pause costs nothing while a device is silent; it only paces reads while
+// output streams in. A driver that sends one line and waits for its answer before the next
+// (NX-OS, IOS XE, FortiOS entries) pays the pause once per line: it uses the short one.
+const (
+	defaultReadDelay = 200 * time.Microsecond
+	perLineReadDelay = 20 * time.Microsecond
+)
+
+// openCLIWith is openCLI with the read loop's pause after each read.
+func openCLIWith(ctx context.Context, cfg drivers.Config, def any, platformName string, pty bool, cli string, readDelay time.Duration) (*network.Driver, error) {
 	client, err := dial(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -257,7 +271,7 @@ func openCLI(ctx context.Context, cfg drivers.Config, def any, platformName stri
 		options.WithPort(port),
 		options.WithAuthBypass(),
 		options.WithTimeoutOps(connectTimeout(cfg)), // on-open is part of connecting
-		options.WithReadDelay(200*time.Microsecond),
+		options.WithReadDelay(readDelay),
 	)
 	if err != nil {
 		client.Close()

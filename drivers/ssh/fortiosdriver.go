@@ -40,7 +40,7 @@ func OpenFortiOS(ctx context.Context, cfg drivers.Config) (*FortiOSDriver, error
 	if err := FortiOSCheck(cfg); err != nil {
 		return nil, drivers.Errorf(drivers.KindInternal, cfg.Name, "connect", "%w", err)
 	}
-	nd, err := openCLI(ctx, cfg, fortiosPlatformYAML, "fortinet_fortios", true, "CLI")
+	nd, err := openCLIWith(ctx, cfg, fortiosPlatformYAML, "fortinet_fortios", true, "CLI", perLineReadDelay)
 	if err != nil {
 		return nil, err
 	}

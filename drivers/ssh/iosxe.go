@@ -175,7 +175,7 @@ var (
 // prompt (privilege 15); scrapligo's on-open sets "terminal width 512" and "terminal length
 // 0".
 func OpenIOSXE(ctx context.Context, cfg drivers.Config) (*IOSXEDriver, error) {
-	nd, err := openCLI(ctx, cfg, iosxeDialect.platform, iosxeDialect.platform, true, "IOS XE CLI")
+	nd, err := openCLIWith(ctx, cfg, iosxeDialect.platform, iosxeDialect.platform, true, "IOS XE CLI", perLineReadDelay)
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,7 @@ var (
 // prompt (a network-admin role); scrapligo's on-open sets "terminal width 511" and
 // "terminal length 0".
 func OpenNXOS(ctx context.Context, cfg drivers.Config) (*NXOSDriver, error) {
-	nd, err := openCLI(ctx, cfg, nxosDialect.platform, nxosDialect.platform, true, "NX-OS CLI")
+	nd, err := openCLIWith(ctx, cfg, nxosDialect.platform, nxosDialect.platform, true, "NX-OS CLI", perLineReadDelay)
 	if err != nil {
 		return nil, err
 	}
