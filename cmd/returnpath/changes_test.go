@@ -28,20 +28,20 @@ var fakeAt = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 func strp(s string) *string { return &s }
 
 func fakeOp(device, action, status string, errText *string) client.ChangeOp {
-	op := client.ChangeOp{Device: device, Action: action, Prefix: netip.MustParsePrefix("172.10.0.0/24"), VRF: "default",
+	op := client.ChangeOp{Device: device, Action: action, Prefix: netip.MustParsePrefix("10.210.0.0/24"), VRF: "default",
 		Status: status, Error: errText}
 	switch device {
 	case "sw1":
 		op.NextHop = netip.MustParseAddr("10.10.10.101")
-		op.Preview = "ip route 172.10.0.0/24 10.10.10.101"
+		op.Preview = "ip route 10.210.0.0/24 10.10.10.101"
 		if action == "delete" {
 			op.Preview = "no " + op.Preview
 		}
 	default:
 		op.NextHop = netip.MustParseAddr("10.10.20.1")
-		op.Preview = "ip route replace 172.10.0.0/24 via 10.10.20.1 proto 202"
+		op.Preview = "ip route replace 10.210.0.0/24 via 10.10.20.1 proto 202"
 		if action == "delete" {
-			op.Preview = "ip route del 172.10.0.0/24 via 10.10.20.1 proto 202"
+			op.Preview = "ip route del 10.210.0.0/24 via 10.10.20.1 proto 202"
 		}
 	}
 	if errText != nil {
@@ -56,7 +56,7 @@ func newFakeChange(id int64, kind, status string, approvedBy, reason *string, op
 		ops = []client.ChangeOp{}
 	}
 	return &client.Change{ID: id, Kind: kind, Status: status, RequestedBy: "boot", ApprovedBy: approvedBy, Reason: reason,
-		Host:      &client.ChangeHost{Name: "docker-01", Address: netip.MustParseAddr("10.10.10.101"), Subnet: netip.MustParsePrefix("172.10.0.0/24")},
+		Host:      &client.ChangeHost{Name: "docker-01", Address: netip.MustParseAddr("10.10.10.101"), Subnet: netip.MustParsePrefix("10.210.0.0/24")},
 		CreatedAt: fakeAt, UpdatedAt: fakeAt, PlanHash: "sha256:" + strconv.FormatInt(id, 10) + kind, Ops: ops,
 		Events: []client.Event{{At: fakeAt, What: "requested", Detail: "host docker-01 registered"}}}
 }
@@ -293,8 +293,8 @@ func TestChangesList(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "ID  KIND  STATUS   HOST       SUBNET         OPS  REQUESTED BY  APPROVED BY  CREATED\n" +
-		"5   add   pending  docker-05  172.10.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n" +
-		"4   add   pending  docker-01  172.10.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n"
+		"5   add   pending  docker-05  10.210.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n" +
+		"4   add   pending  docker-01  10.210.0.0/24  2    boot          -            2026-11-26 10:00:00Z\n"
 	if diff := cmp.Diff(out, want); diff != "" {
 		t.Errorf("list --status pending (-got +want):\n%s", diff)
 	}
@@ -334,7 +334,7 @@ func TestChangesShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `change #3: remove, failed
-host          docker-01 10.10.10.101, subnet 172.10.0.0/24
+host          docker-01 10.10.10.101, subnet 10.210.0.0/24
 requested by  boot at 2026-11-26T10:00:00Z
 approved by   alice
 reason        sw1 refused
@@ -343,12 +343,12 @@ plan hash     sha256:3remove
 2 ops, in the order they are applied:
 
   fw1
-   1. - 172.10.0.0/24 via 10.10.20.1 (vrf default) [applied]
-        ip route del 172.10.0.0/24 via 10.10.20.1 proto 202
+   1. - 10.210.0.0/24 via 10.10.20.1 (vrf default) [applied]
+        ip route del 10.210.0.0/24 via 10.10.20.1 proto 202
 
   sw1
-   2. - 172.10.0.0/24 via 10.10.10.101 (vrf default) [failed, 1 attempt]
-        no ip route 172.10.0.0/24 10.10.10.101
+   2. - 10.210.0.0/24 via 10.10.10.101 (vrf default) [failed, 1 attempt]
+        no ip route 10.210.0.0/24 10.10.10.101
         error: % Unknown command
 
 events:
@@ -376,7 +376,7 @@ events:
 	if err := printChange(&b, *newFakeChange(4, "add", "pending", nil, nil, []client.ChangeOp{fakeOp("sw1", "add", "pending", nil)}), true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), ansiGreen+"ip route 172.10.0.0/24 10.10.10.101"+ansiReset) {
+	if !strings.Contains(b.String(), ansiGreen+"ip route 10.210.0.0/24 10.10.10.101"+ansiReset) {
 		t.Errorf("on a terminal, the added line is not green:\n%q", b.String())
 	}
 }
@@ -488,7 +488,7 @@ func TestChangesRealServer(t *testing.T) {
 	var devices []string
 	for _, op := range ch.Ops {
 		devices = append(devices, op.Device)
-		if op.Prefix.String() != "172.10.0.0/24" || op.Preview == "" || !strings.Contains(out, op.Preview) {
+		if op.Prefix.String() != "10.210.0.0/24" || op.Preview == "" || !strings.Contains(out, op.Preview) {
 			t.Errorf("op %+v: not shown with its preview:\n%s", op, out)
 		}
 	}
@@ -523,7 +523,7 @@ func TestChangesRealServer(t *testing.T) {
 	}
 	// Nothing of it is on any device: deregistering releases the subnet at once.
 	out, err = run(t, "host", "deregister", "--name", "docker-01", "--token", tokens["bootstrap"], "--wait", "20s")
-	if err != nil || !strings.Contains(out, "removed docker-01 (10.10.10.101) at once") || !strings.Contains(out, "subnet 172.10.0.0/24 is released") {
+	if err != nil || !strings.Contains(out, "removed docker-01 (10.10.10.101) at once") || !strings.Contains(out, "subnet 10.210.0.0/24 is released") {
 		t.Errorf("deregister of a rejected host = %v\n%s", err, out)
 	}
 	out, err = run(t, "changes", "list", "--host", "docker-01", "-o", "json")
@@ -633,7 +633,7 @@ func TestTerm(t *testing.T) {
 	for _, tt := range []struct {
 		name, in, want string
 	}{
-		{name: "plain text", in: "no ip route 172.10.0.0/24 10.10.10.101", want: "no ip route 172.10.0.0/24 10.10.10.101"},
+		{name: "plain text", in: "no ip route 10.210.0.0/24 10.10.10.101", want: "no ip route 10.210.0.0/24 10.10.10.101"},
 		{name: "UTF-8 text", in: "café ✓", want: "café ✓"},
 		{name: "escape sequence", in: "\x1b[2J\x1b[HAPPROVED", want: `\x1b[2J\x1b[HAPPROVED`},
 		{name: "newline, carriage return, tab", in: "a\nb\rc\td", want: `a\nb\rc\td`},
@@ -655,7 +655,7 @@ func TestTerm(t *testing.T) {
 func hostileChange() *client.Change {
 	op := fakeOp("sw1", "add", "failed", strp("refused\x1b[31m"))
 	op.Output = strp("% Invalid\r\x1b[2KAPPROVED\nline two\u202eowt")
-	op.Preview = "ip route 172.10.0.0/24 10.10.10.101\x1b]0;title\x07"
+	op.Preview = "ip route 10.210.0.0/24 10.10.10.101\x1b]0;title\x07"
 	ch := newFakeChange(6, "add", "rolled_back", strp("alice"), strp("\u001b[2J\u001b[Hchange #6: add, APPROVED\rapproved by  bob"), []client.ChangeOp{op})
 	ch.Events = append(ch.Events, client.Event{At: fakeAt, What: "rolled_back\x1b[1A", Detail: "line\nchange #7 approved\u202e"})
 	ch.RequestedBy = "boot\x1b[8m"
@@ -683,7 +683,7 @@ func TestChangesShowEscapesControlCharacters(t *testing.T) {
 		`        error: refused\x1b[31m` + "\n",
 		`        device said: % Invalid\r\x1b[2KAPPROVED` + "\n",
 		`        device said: line two\u202eowt` + "\n",
-		`        ip route 172.10.0.0/24 10.10.10.101\x1b]0;title\x07` + "\n",
+		`        ip route 10.210.0.0/24 10.10.10.101\x1b]0;title\x07` + "\n",
 		`rolled_back\x1b[1A  line\nchange #7 approved\u202e` + "\n",
 	} {
 		if !strings.Contains(out, want) {

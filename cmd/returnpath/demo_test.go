@@ -62,16 +62,16 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v", err)
 	}
-	// The service allocates the pool's first subnet, 172.10.0.0/24: the demo asks for none.
+	// The service allocates the pool's first subnet, 10.210.0.0/24: the demo asks for none.
 	for _, want := range []string{
 		"postgres returnpath", // lab status lists the lab's database
 		"no reply (the reply dies at the firewall)",
-		"ip route 172.10.0.0/24 10.10.10.101",              // the switch's line the reviewer saw
-		"route add 172.10.0.0/24 via 10.10.20.1 proto 202", // the firewall's
+		"ip route 10.210.0.0/24 10.10.10.101",              // the switch's line the reviewer saw
+		"route add 10.210.0.0/24 via 10.10.20.1 proto 202", // the firewall's
 		"host docker-01 is active",
-		"172.10.0.2 > 198.51.100.1: ICMP echo request", // not NATed on the host's uplink
+		"10.210.0.2 > 198.51.100.1: ICMP echo request", // not NATed on the host's uplink
 		"in sync (exit 0)",
-		"fw1  missing  172.10.0.0/24 via 10.10.20.1",
+		"fw1  missing  10.210.0.0/24 via 10.10.20.1",
 		"drift found (exit 1)",
 		"1 op, in the order they are applied:", // the remediation
 		"in sync again (exit 0)",

@@ -108,9 +108,9 @@ func TestDeviceCheckGNMI(t *testing.T) {
 	pwFile := writeConfig(t, "gnmi-secret\n")
 
 	// A route returnpath owns, put there by the driver as an apply would.
-	owned := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("172.10.7.0/24"), NextHop: netip.MustParseAddr("10.10.10.107")}
+	owned := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("10.210.7.0/24"), NextHop: netip.MustParseAddr("10.10.10.107")}
 	d, err := gnmi.Open(t.Context(), drivers.Config{Name: "oc1", Platform: fabric.PlatformOpenConfig, Address: addr,
-		Managed: []netip.Prefix{netip.MustParsePrefix("172.10.0.0/16")}, Username: "netops", Password: "gnmi-secret",
+		Managed: []netip.Prefix{netip.MustParsePrefix("10.210.0.0/16")}, Username: "netops", Password: "gnmi-secret",
 		GNMI: drivers.GNMIConfig{Insecure: true}})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestDeviceCheckGNMI(t *testing.T) {
 	cfg := writeConfig(t, `
 database_url: "`+pgtest.URL(t)+`"
 pools:
-  - {name: docker, prefix: 172.10.0.0/16, subnet_length: 24}
+  - {name: docker, prefix: 10.210.0.0/16, subnet_length: 24}
 segments:
   - name: rack1
     hosts: 10.10.10.0/24
@@ -149,8 +149,8 @@ devices:
 		"device oc1 (openconfig at " + addr.String() + ")",
 		"session budget: max_sessions 1, one slot held for this check",
 		"version:  gNMI 0.10.0, 3 models: openconfig-local-routing",
-		"routes returnpath owns: 1\n    172.10.7.0/24 via 10.10.10.107 vrf default\n",
-		"never sent (172.10.255.0/24 via 10.10.10.1 vrf default)",
+		"routes returnpath owns: 1\n    10.210.7.0/24 via 10.10.10.107 vrf default\n",
+		"never sent (10.210.255.0/24 via 10.10.10.1 vrf default)",
 		"    add:    ", "    delete: ",
 		"OK: nothing was changed on the device",
 	} {
@@ -204,7 +204,7 @@ func TestDeviceCheckAll(t *testing.T) {
 	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "pw")
 	cfg := writeConfig(t, strings.Replace(testConfig, "%DB%", deadDatabase, 1))
 	sw1, fw1 := drivertest.NewFake("sw1"), drivertest.NewFake("fw1")
-	planted := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("172.10.3.0/24"), NextHop: netip.MustParseAddr("10.10.10.103")}
+	planted := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("10.210.3.0/24"), NextHop: netip.MustParseAddr("10.10.10.103")}
 	sw1.Plant(planted)
 	fleet := drivertest.FakeFactory(sw1, fw1)
 	// sw1 reports a version with terminal control sequences in it; fw1's driver reports none.
@@ -219,11 +219,11 @@ func TestDeviceCheckAll(t *testing.T) {
 	}
 	for _, want := range []string{
 		`version:  FRRouting 10.1\x1b[2J (sw1)`,
-		"routes returnpath owns: 1\n    172.10.3.0/24 via 10.10.10.103 vrf default\n",
-		"never sent (172.10.255.0/24 via 10.10.10.1 vrf default)",
+		"routes returnpath owns: 1\n    10.210.3.0/24 via 10.10.10.103 vrf default\n",
+		"never sent (10.210.255.0/24 via 10.10.10.1 vrf default)",
 		"device fw1 (linux at 198.18.0.12:22)",
 		"version:  not reported by this driver",
-		"never sent (172.10.255.0/24 via 10.10.20.1 vrf default)",
+		"never sent (10.210.255.0/24 via 10.10.20.1 vrf default)",
 		"session budget: not enforced (database unreachable)",
 		"2 of 2 devices ok",
 	} {

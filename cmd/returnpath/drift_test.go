@@ -67,7 +67,7 @@ func TestDriftCheckProposesRemediation(t *testing.T) {
 	if c := waitFinal(id); c.Status != fabric.ChangeApplied {
 		t.Fatalf("add change %s: %s", c.Status, c.Reason)
 	}
-	gone := fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.0.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")}
+	gone := fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.0.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")}
 	fw.Remove(gone)
 	for range 2 { // a second check must not file a second proposal
 		if _, err := m.Monitor.Check(ctx); err != nil {
@@ -147,7 +147,7 @@ func TestDriftCheckSendsDriftFound(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
 	// A leftover route on the firewall, inside the pool, that no host explains.
-	fw.Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.200.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
+	fw.Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.200.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
 	if _, err := m.Monitor.Check(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ With --wait, waits until the host is active: its return routes were approved and
 			}
 			if subnet != "" {
 				if reg.Subnet, err = netip.ParsePrefix(subnet); err != nil {
-					return fmt.Errorf("--subnet: %q is not a network in CIDR notation (e.g. 172.10.10.0/24)", subnet)
+					return fmt.Errorf("--subnet: %q is not a network in CIDR notation (e.g. 10.210.10.0/24)", subnet)
 				}
 			}
 			if wait < 0 {

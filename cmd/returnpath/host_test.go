@@ -25,7 +25,7 @@ import (
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
 )
 
-var testBip = netip.MustParsePrefix("172.10.7.1/24")
+var testBip = netip.MustParsePrefix("10.210.7.1/24")
 
 func inode(t *testing.T, path string) uint64 {
 	t.Helper()
@@ -47,23 +47,23 @@ func TestMergeDaemonJSON(t *testing.T) {
 		oldBip   string
 	}{
 		{
-			name: "missing file is created", want: "{\n  \"bip\": \"172.10.7.1/24\",\n  \"ip-masq\": false\n}\n", changed: true,
+			name: "missing file is created", want: "{\n  \"bip\": \"10.210.7.1/24\",\n  \"ip-masq\": false\n}\n", changed: true,
 		},
 		{
 			name: "other keys, their order and values kept", mode: 0o600,
 			existing: `{"log-driver":"journald","bip":"172.99.0.1/24","registry-mirrors":["https://m.example"],"log-opts":{"max-size":"10m","n":3},"ip-masq":true,"debug":null}`,
-			want: "{\n  \"log-driver\": \"journald\",\n  \"bip\": \"172.10.7.1/24\",\n  \"registry-mirrors\": [\n    \"https://m.example\"\n  ],\n" +
+			want: "{\n  \"log-driver\": \"journald\",\n  \"bip\": \"10.210.7.1/24\",\n  \"registry-mirrors\": [\n    \"https://m.example\"\n  ],\n" +
 				"  \"log-opts\": {\n    \"max-size\": \"10m\",\n    \"n\": 3\n  },\n  \"ip-masq\": false,\n  \"debug\": null\n}\n",
 			changed: true, oldBip: "172.99.0.1/24",
 		},
 		{
 			name: "empty file is an empty object", mode: 0o640, existing: " \n",
-			want: "{\n  \"bip\": \"172.10.7.1/24\",\n  \"ip-masq\": false\n}\n", changed: true,
+			want: "{\n  \"bip\": \"10.210.7.1/24\",\n  \"ip-masq\": false\n}\n", changed: true,
 		},
 		{
 			name: "already right: not rewritten", mode: 0o644,
-			existing: `{"ip-masq": false, "bip": "172.10.7.1/24"}`,
-			want:     `{"ip-masq": false, "bip": "172.10.7.1/24"}`, oldBip: "172.10.7.1/24",
+			existing: `{"ip-masq": false, "bip": "10.210.7.1/24"}`,
+			want:     `{"ip-masq": false, "bip": "10.210.7.1/24"}`, oldBip: "10.210.7.1/24",
 		},
 	}
 	for _, tt := range tests {
@@ -119,7 +119,7 @@ func TestMergeDaemonJSON(t *testing.T) {
 			}
 			if tt.changed {
 				var m map[string]any
-				if err := json.Unmarshal(got, &m); err != nil || m["bip"] != "172.10.7.1/24" || m["ip-masq"] != false {
+				if err := json.Unmarshal(got, &m); err != nil || m["bip"] != "10.210.7.1/24" || m["ip-masq"] != false {
 					t.Errorf("written file = %v %v", m, err)
 				}
 			}
@@ -176,7 +176,7 @@ func TestMergeDaemonJSONThroughSymlinkAndWarnings(t *testing.T) {
 		t.Errorf("daemon.json is no longer a symlink: %v %v", fi, err)
 	}
 	got, _ := os.ReadFile(target)
-	if !strings.Contains(string(got), `"bip": "172.10.7.1/24"`) {
+	if !strings.Contains(string(got), `"bip": "10.210.7.1/24"`) {
 		t.Errorf("target = %s", got)
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "fixed-cidr") {
@@ -257,14 +257,14 @@ func TestHostRegisterRealServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("register: %v\n%s", err, out)
 	}
-	for _, want := range []string{"registered docker-01 (10.10.10.101) in segment rack1: subnet 172.10.0.0/24, gateway 172.10.0.1",
-		"updated " + daemon + ": bip 172.10.0.1/24, ip-masq false; other keys kept"} {
+	for _, want := range []string{"registered docker-01 (10.10.10.101) in segment rack1: subnet 10.210.0.0/24, gateway 10.210.0.1",
+		"updated " + daemon + ": bip 10.210.0.1/24, ip-masq false; other keys kept"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("register output lacks %q:\n%s", want, out)
 		}
 	}
 	got, _ := os.ReadFile(daemon)
-	if want := "{\n  \"log-driver\": \"journald\",\n  \"bip\": \"172.10.0.1/24\",\n  \"ip-masq\": false\n}\n"; string(got) != want {
+	if want := "{\n  \"log-driver\": \"journald\",\n  \"bip\": \"10.210.0.1/24\",\n  \"ip-masq\": false\n}\n"; string(got) != want {
 		t.Errorf("daemon.json = %q, want %q", got, want)
 	}
 
@@ -279,7 +279,7 @@ func TestHostRegisterRealServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("--output json is not JSON: %v\n%s", err, out)
 	}
-	if res.Created || res.Host.Subnet.String() != "172.10.0.0/24" || res.DaemonJSON == nil || res.DaemonJSON.Changed {
+	if res.Created || res.Host.Subnet.String() != "10.210.0.0/24" || res.DaemonJSON == nil || res.DaemonJSON.Changed {
 		t.Errorf("second register = %+v", res)
 	}
 
@@ -367,8 +367,8 @@ func (f *fakeHosts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case change != "":
 			ch = fmt.Sprintf(`{"id":7,"status":%q}`, change)
 		}
-		return fmt.Sprintf(`{"name":"docker-01","address":"10.10.10.101","segment":"rack1","subnet":"172.10.0.0/24","gateway":"172.10.0.1",
-			"state":%q,"docker":{"bip":"172.10.0.1/24","ip-masq":false},"change":%s,"created_by":"boot",
+		return fmt.Sprintf(`{"name":"docker-01","address":"10.10.10.101","segment":"rack1","subnet":"10.210.0.0/24","gateway":"10.210.0.1",
+			"state":%q,"docker":{"bip":"10.210.0.1/24","ip-masq":false},"change":%s,"created_by":"boot",
 			"created_at":"2026-11-26T10:00:00Z","updated_at":"2026-11-26T10:00:00Z"}`, state, ch)
 	}
 	switch {
@@ -446,7 +446,7 @@ func TestHostWaitOutcomes(t *testing.T) {
 			name:   "register: failed, naming the device's answer",
 			args:   []string{"register", "--address", "10.10.10.101", "--wait", "20s"},
 			script: []fakeStep{{status: 503}, {state: "pending", changeState: "failed"}}, change: failed,
-			wantCode: exitFailed, wantText: "change #7 was failed: fw1 refused the route; fw1 add 172.10.0.0/24 via 10.10.20.1: RTNETLINK answers: Network is unreachable", wantPolls: 2,
+			wantCode: exitFailed, wantText: "change #7 was failed: fw1 refused the route; fw1 add 10.210.0.0/24 via 10.10.20.1: RTNETLINK answers: Network is unreachable", wantPolls: 2,
 		},
 		{
 			name:     "register: a long-poll refused by the server's cap (429) is tried again",
@@ -527,7 +527,7 @@ func TestClientFromCmdNeedsServerAndToken(t *testing.T) {
 func BenchmarkMergeDaemonJSON(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "daemon.json")
 	orig := []byte(`{"log-driver":"journald","log-opts":{"max-size":"10m"},"registry-mirrors":["https://m.example"],"bip":"172.99.0.1/24"}`)
-	bips := []netip.Prefix{netip.MustParsePrefix("172.10.7.1/24"), netip.MustParsePrefix("172.10.8.1/24")}
+	bips := []netip.Prefix{netip.MustParsePrefix("10.210.7.1/24"), netip.MustParsePrefix("10.210.8.1/24")}
 	if err := os.WriteFile(path, orig, 0o644); err != nil {
 		b.Fatal(err)
 	}

@@ -26,7 +26,7 @@ listen: "127.0.0.1:0"
 database_url: "%DB%"
 log_level: warn
 pools:
-  - {name: docker, prefix: 172.10.0.0/16, subnet_length: 24}
+  - {name: docker, prefix: 10.210.0.0/16, subnet_length: 24}
 segments:
   - name: rack1
     hosts: 10.10.10.0/24
@@ -518,7 +518,7 @@ func hostileCorpus(s seeded, maxBody int64) []probe {
 			{ctype: js, body: []byte(`{"NAME":"t-01","ADDRESS":"not-an-address"}`)},
 			{ctype: js, body: []byte(`{"name":"t\u0000x","address":"10.10.10.65"}`)},
 			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65\u0000"}`)},
-			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"172.10.9.0/24\u0000"}`)},
+			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"10.210.9.0/24\u0000"}`)},
 			{ctype: js, body: []byte(`{"name":"t\u001b[2J-01","address":"10.10.10.65"}`)},
 			{ctype: js, body: []byte("{\"name\":\"t\x01\x7f-01\",\"address\":\"10.10.10.65\"}")},
 			{ctype: js, body: []byte("{\"name\":\"\xff\xfe\",\"address\":\"10.10.10.65\"}")},
@@ -530,10 +530,10 @@ func hostileCorpus(s seeded, maxBody int64) []probe {
 			{ctype: js, body: []byte(`{"name":"t-01","address":"192.0.2.1"}`)},                            // in no segment
 			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.101"}`)},                         // the seed's address
 			{ctype: js, body: []byte(`{"name":"seed-01","address":"10.10.10.66"}`)},                       // the seed's name
-			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"172.10.0.0/24"}`)}, // the seed's subnet
+			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"10.210.0.0/24"}`)}, // the seed's subnet
 			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"8.8.8.0/24"}`)},    // outside the pool
-			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"172.10.9.0/99"}`)},
-			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"172.10.9.7/24"}`)},
+			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"10.210.9.0/99"}`)},
+			{ctype: js, body: []byte(`{"name":"t-01","address":"10.10.10.65","subnet":"10.210.9.7/24"}`)},
 			{ctype: js, body: []byte(`{"name":"t-01","address":"1e400"}`)},
 		}},
 		{role: "admin", path: "/v1/changes/" + id + "/approve", bodies: []bodyCase{

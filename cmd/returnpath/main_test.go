@@ -34,7 +34,7 @@ listen: "127.0.0.1:0"
 database_url: "%DB%"
 pools:
   - name: docker
-    prefix: 172.10.0.0/16
+    prefix: 10.210.0.0/16
     subnet_length: 24
 segments:
   - name: rack1
@@ -90,7 +90,8 @@ func run(t *testing.T, args ...string) (string, error) {
 // the CLI and registers a host over HTTP.
 func TestServeEndToEnd(t *testing.T) {
 	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "s3cret-value")
-	m, logs, cfgPath := startMain(t, testConfig)
+	// A public pool: the service starts, and its log warns about it.
+	m, logs, cfgPath := startMain(t, strings.Replace(testConfig, "prefix: 10.210.0.0/16", "prefix: 172.10.0.0/16", 1))
 
 	out, err := run(t, "token", "create", "--config", cfgPath, "--name", "boot", "--role", "bootstrap")
 	if err != nil {
@@ -147,7 +148,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}{
 		{"unknown top-level key", "listen:", "colour: red\nlisten:", "colour"},
 		{"unknown nested key", "    subnet_length: 24", "    subnet_length: 24\n    colour: red", "colour"},
-		{"bad pool prefix", "prefix: 172.10.0.0/16", "prefix: 172.10.0.0/33", "pools[0].prefix"},
+		{"bad pool prefix", "prefix: 10.210.0.0/16", "prefix: 10.210.0.0/33", "pools[0].prefix"},
 		{"unknown device", "device: fw1", "device: fw9", "segments[0].route_via[1].device"},
 		{"bad next hop", "next_hop: 10.10.20.1", "next_hop: 10.10.20.300", "segments[0].route_via[1].next_hop"},
 		{"bad platform", "platform: frr", "platform: ios", "devices[0].platform"},

@@ -100,12 +100,12 @@ func (r *reloadable) rewrite(t *testing.T, cfg string) {
 }
 
 // insertHosts records n hosts h<first>.. in rack1 in the given state, as registrations that
-// went through would have left them (10.10.10.<100+i>, 172.10.<i>.0/24).
+// went through would have left them (10.10.10.<100+i>, 10.210.<i>.0/24).
 func insertHosts(t *testing.T, db execer, first, n int, state fabric.HostState) {
 	t.Helper()
 	_, err := db.Exec(context.Background(), `
 		INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-		SELECT 'h' || i, ('10.10.10.' || (100 + i))::inet, 'rack1', 'docker', ('172.10.' || i || '.0/24')::cidr, $3, 'test', now(), now()
+		SELECT 'h' || i, ('10.10.10.' || (100 + i))::inet, 'rack1', 'docker', ('10.210.' || i || '.0/24')::cidr, $3, 'test', now(), now()
 		FROM generate_series($1::int, $2::int) i`, first, first+n-1, string(state))
 	if err != nil {
 		t.Fatal(err)
@@ -309,10 +309,10 @@ func TestReloadRemovingADeviceFilesDeletes(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %s %s via %s", o.Op.Action, o.Device, o.Op.Route.Prefix, o.Op.Route.NextHop))
 	}
 	want := []string{
-		"delete fw1 172.10.1.0/24 via 10.10.20.1",
-		"delete fw1 172.10.2.0/24 via 10.10.20.1",
-		"delete fw1 172.10.3.0/24 via 10.10.20.1",
-		"delete fw1 172.10.4.0/24 via 10.10.20.1",
+		"delete fw1 10.210.1.0/24 via 10.10.20.1",
+		"delete fw1 10.210.2.0/24 via 10.10.20.1",
+		"delete fw1 10.210.3.0/24 via 10.10.20.1",
+		"delete fw1 10.210.4.0/24 via 10.10.20.1",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -553,7 +553,7 @@ func TestReloadPendingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	rem, err := r.Changes.Remediate(ctx, fabric.Actor{Name: "alice", Role: fabric.RoleReviewer}, []fabric.DeviceOp{{Device: "fw1",
-		Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")}}}})
+		Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

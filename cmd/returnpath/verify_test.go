@@ -222,7 +222,7 @@ func TestVerifyCmdText(t *testing.T) {
 	f.fakes["sw1"].Remove(fabric.Route{VRF: "default", Prefix: sub1, NextHop: netip.MustParseAddr("10.10.10.101")})
 	f.fakes["sw1"].Remove(fabric.Route{VRF: "default", Prefix: sub2, NextHop: netip.MustParseAddr("10.10.10.102")})
 	f.fakes["sw1"].Plant(fabric.Route{VRF: "default", Prefix: sub2, NextHop: netip.MustParseAddr("10.10.10.99")})
-	f.fakes["fw1"].Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.250.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
+	f.fakes["fw1"].Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.250.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
 	f.fakes["fw1"].Plant(fabric.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.99.0.0/24"), NextHop: netip.MustParseAddr("10.10.20.1")})
 	out, code, _ := runVerifyCmd(t, nil, "--server", f.url, "--token", f.viewer)
 	if code != 1 {
@@ -241,7 +241,7 @@ func TestVerifyCmdText(t *testing.T) {
 		"",
 		fmt.Sprintf("sw1 missing %s via 10.10.10.101 vrf default (host docker-01)", sub1),
 		fmt.Sprintf("sw1 wrong next hop %s vrf default via 10.10.10.99, want via 10.10.10.102 (host docker-02)", sub2),
-		"fw1 unexpected 172.10.250.0/24 via 10.10.20.1 vrf default",
+		"fw1 unexpected 10.210.250.0/24 via 10.10.20.1 vrf default",
 		"",
 		"DRIFT: 2 of 2 devices, 3 routes differ from intent",
 	}

@@ -106,7 +106,7 @@ func (r Route) Validate() error {
 	return nil
 }
 
-// String renders r for logs and messages, e.g. "172.10.10.0/24 via 10.10.10.101 vrf default".
+// String renders r for logs and messages, e.g. "10.210.10.0/24 via 10.10.10.101 vrf default".
 func (r Route) String() string {
 	return fmt.Sprintf("%s via %s vrf %s", r.Prefix, r.NextHop, r.VRF)
 }

@@ -10,7 +10,7 @@ import (
 
 func TestRouteOpValidate(t *testing.T) {
 	t.Parallel()
-	ok := route.Route{VRF: route.DefaultVRF, Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
+	ok := route.Route{VRF: route.DefaultVRF, Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
 	with := func(f func(r *route.Route)) route.Route { r := ok; f(&r); return r }
 	tests := []struct {
 		name      string
@@ -23,7 +23,7 @@ func TestRouteOpValidate(t *testing.T) {
 		{name: "empty vrf", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.VRF = "" })}, wantField: "vrf"},
 		{name: "vrf with a newline", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.VRF = "red\nexit" })}, wantField: "vrf"},
 		{name: "no prefix", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.Prefix = netip.Prefix{} })}, wantField: "prefix"},
-		{name: "host bits", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.Prefix = netip.MustParsePrefix("172.10.1.1/24") })}, wantField: "prefix"},
+		{name: "host bits", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.Prefix = netip.MustParsePrefix("10.210.1.1/24") })}, wantField: "prefix"},
 		{name: "no next hop", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.NextHop = netip.Addr{} })}, wantField: "next_hop"},
 		{name: "zoned next hop", op: route.RouteOp{Action: route.ActionAdd, Route: route.Route{VRF: "default", Prefix: netip.MustParsePrefix("2001:db8::/64"), NextHop: netip.MustParseAddr("fe80::1%eth0")}}, wantField: "next_hop"},
 		{name: "mixed families", op: route.RouteOp{Action: route.ActionAdd, Route: with(func(r *route.Route) { r.NextHop = netip.MustParseAddr("2001:db8::1") })}, wantField: "next_hop"},
@@ -50,7 +50,7 @@ func TestRouteOpValidate(t *testing.T) {
 
 func TestInverseAndKey(t *testing.T) {
 	t.Parallel()
-	r := route.Route{VRF: "blue", Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
+	r := route.Route{VRF: "blue", Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
 	add := route.RouteOp{Action: route.ActionAdd, Route: r}
 	if got := add.Inverse(); got != (route.RouteOp{Action: route.ActionDelete, Route: r}) {
 		t.Errorf("Inverse(add) = %v", got)
@@ -63,20 +63,20 @@ func TestInverseAndKey(t *testing.T) {
 	if r.Key() != other.Key() {
 		t.Errorf("routes differing only by next hop have keys %v and %v, want equal", r.Key(), other.Key())
 	}
-	if got, want := add.String(), "add 172.10.1.0/24 via 10.0.0.1 vrf blue"; got != want {
+	if got, want := add.String(), "add 10.210.1.0/24 via 10.0.0.1 vrf blue"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
 
 func TestManaged(t *testing.T) {
 	t.Parallel()
-	pools := []netip.Prefix{netip.MustParsePrefix("172.10.0.0/16")}
+	pools := []netip.Prefix{netip.MustParsePrefix("10.210.0.0/16")}
 	tests := []struct {
 		prefix string
 		want   bool
 	}{
-		{prefix: "172.10.1.0/24", want: true},
-		{prefix: "172.10.0.0/16", want: true},
+		{prefix: "10.210.1.0/24", want: true},
+		{prefix: "10.210.0.0/16", want: true},
 		{prefix: "172.0.0.0/8", want: false}, // contains the pool, is not inside it
 		{prefix: "10.0.0.0/24", want: false},
 	}

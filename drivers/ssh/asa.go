@@ -23,7 +23,7 @@ import (
 //     Cisco ASA Series Command Reference, I - R Commands, "ipv6 route",
 //     http://www.cisco.com/c/en/us/td/docs/security/asa/asa-command-reference/I-R/cmdref2/i4.html.
 //   - The running configuration prints every static route with its distance, e.g.
-//     "route inside 172.10.10.0 255.255.255.0 10.10.20.1 1" (route line examples of the same
+//     "route inside 10.210.10.0 255.255.255.0 10.10.20.1 1" (route line examples of the same
 //     guides; "the default is 1").
 //   - The pager "<--- More --->", "terminal pager 0", "enable" before it: the ASA profiles of
 //     NOC project and netmiko; "Cisco Adaptive Security Appliance Software Version 9.16(2)"

@@ -193,10 +193,10 @@ func TestASARefusedLineIsUndone(t *testing.T) {
 	}
 	before := dev.Routes()
 	batch := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.98.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.98.0/24", "10.10.10.101")},
 		kept[0].Inverse(),
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.99.0/24", "239.1.1.1")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.97.0/24", "10.10.10.102")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.99.0/24", "239.1.1.1")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.97.0/24", "10.10.10.102")},
 	}
 	err := d.Apply(t.Context(), batch)
 	var de *drivers.Error
@@ -281,7 +281,7 @@ func TestASAUndoFails(t *testing.T) {
 	dev, cfg := startASA(t, asa.Options{})
 	d := openASATest(t, cfg)
 	batch := append(eosAdds(1, route.DefaultVRF),
-		route.RouteOp{Action: route.ActionAdd, Route: mustRoute("default", "172.10.99.0/24", "239.1.1.1")})
+		route.RouteOp{Action: route.ActionAdd, Route: mustRoute("default", "10.210.99.0/24", "239.1.1.1")})
 	// The first route line that parses is the batch's good add; the second is the undo's
 	// "no route" of it.
 	dev.FailCommitAt(2, "ERROR: Unable to remove route entry")
@@ -303,11 +303,11 @@ func TestASAPreviewGolden(t *testing.T) {
 	cfg := previewConfig(route.PlatformCiscoASA)
 	cfg.ASA.Interface = "inside"
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.20.1")},
-		{Action: route.ActionDelete, Route: mustRoute("default", "172.10.20.0/24", "10.10.20.2")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.20.1")},
+		{Action: route.ActionDelete, Route: mustRoute("default", "10.210.20.0/24", "10.10.20.2")},
 		{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1")},
 		{Action: route.ActionDelete, Route: mustRoute("default", "2001:db8:100:2::/64", "2001:db8::1")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.40.5/32", "10.10.20.1")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.40.5/32", "10.10.20.1")},
 	}
 	lines, err := Preview(cfg, ops)
 	if err != nil {
@@ -337,13 +337,13 @@ func TestASARefusesWhatItCannotRender(t *testing.T) {
 		if err := ASACheck(cfg); !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%s: ASACheck = %v, want a field error naming %s", tc.name, err, tc.field)
 		}
-		if _, err := ASAPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.20.1")}}); err == nil {
+		if _, err := ASAPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.20.1")}}); err == nil {
 			t.Errorf("%s: ASAPreview = nil error, want a refusal", tc.name)
 		}
 	}
 	cfg := previewConfig(route.PlatformCiscoASA)
 	cfg.ASA.Interface = "inside"
-	if _, err := ASAPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.10.0/24", "10.10.20.1")}}); err == nil {
+	if _, err := ASAPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute("blue", "10.210.10.0/24", "10.10.20.1")}}); err == nil {
 		t.Error("ASAPreview of a route in VRF blue = nil error, want a refusal")
 	}
 	cfg.ASA.Interface, cfg.VRF = "inside-2.vlan_10", ""

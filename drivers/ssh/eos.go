@@ -18,7 +18,7 @@ import (
 const eosOwner = "returnpath"
 
 // eosRouteLine renders one static route in EOS configuration syntax:
-// "ip route vrf blue 172.10.10.0/24 10.10.10.101 name returnpath" ("ipv6 route" for IPv6, no
+// "ip route vrf blue 10.210.10.0/24 10.10.10.101 name returnpath" ("ipv6 route" for IPv6, no
 // vrf keyword in the default VRF). r must have passed Validate, which keeps every byte
 // printable: the VRF name is [A-Za-z0-9_.-], the rest are netip values.
 func eosRouteLine(r route.Route) string {

@@ -133,7 +133,7 @@ func TestEOSConformancePagingOn(t *testing.T) {
 func eosAdds(n int, vrf string) []route.RouteOp {
 	ops := make([]route.RouteOp, n)
 	for i := range ops {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 10, byte(i >> 5), byte(i << 3)}), 29)
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, byte(i >> 5), byte(i << 3)}), 29)
 		ops[i] = route.RouteOp{Action: route.ActionAdd, Route: route.Route{VRF: vrf, Prefix: p, NextHop: eosNextHops[i%2]}}
 	}
 	return ops
@@ -223,7 +223,7 @@ func TestEOSOneCommitPerBatch(t *testing.T) {
 	if got := dev.Commits(); got != 1 {
 		t.Errorf("commits after one batch = %d, want 1", got)
 	}
-	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")}
+	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")}
 	if err := d.Apply(t.Context(), []route.RouteOp{missing}); err != nil {
 		t.Fatal(err)
 	}
@@ -252,8 +252,8 @@ func TestParseEOSRoutes(t *testing.T) {
 // removed.
 func TestSplitEOSTranscript(t *testing.T) {
 	t.Parallel()
-	transcript := "configure session rp-1\r\nsw1(config-s-rp-1)#ip route 172.10.0.0/24 239.1.1.1 name returnpath\r\n" +
-		"% Invalid input\r\nsw1(config-s-rp-1)#ip route 172.10.1.0/24 10.0.0.1 name returnpath\r\nsw1(config-s-rp-1)#"
+	transcript := "configure session rp-1\r\nsw1(config-s-rp-1)#ip route 10.210.0.0/24 239.1.1.1 name returnpath\r\n" +
+		"% Invalid input\r\nsw1(config-s-rp-1)#ip route 10.210.1.0/24 10.0.0.1 name returnpath\r\nsw1(config-s-rp-1)#"
 	rs := splitEOSTranscript(transcript)
 	if len(rs) != 4 {
 		t.Fatalf("results = %+v, want 4", rs)
@@ -264,7 +264,7 @@ func TestSplitEOSTranscript(t *testing.T) {
 	if got := eosRefusal(rs[2].Output); got != "" {
 		t.Errorf("refusal of line 2 = %q, want none", got)
 	}
-	paged := "ip route 172.10.0.0/24 10.0.0.1 name returnpath\r\n --More-- \r          \rip route 172.10.1.0/24 10.0.0.1 name returnpath\r\n"
+	paged := "ip route 10.210.0.0/24 10.0.0.1 name returnpath\r\n --More-- \r          \rip route 10.210.1.0/24 10.0.0.1 name returnpath\r\n"
 	if got := len(parseEOSRoutes(stripPager(paged, string(eosPager)))); got != 2 {
 		t.Errorf("routes read across a page break = %d, want 2", got)
 	}
@@ -273,7 +273,7 @@ func TestSplitEOSTranscript(t *testing.T) {
 // FuzzParseEOSRoutes checks that any text yields only valid routes that render back to
 // exactly the line they came from.
 func FuzzParseEOSRoutes(f *testing.F) {
-	f.Add("ip route 172.10.0.0/24 10.0.0.1 name returnpath\nip route vrf blue 172.10.1.0/24 10.0.0.2 name returnpath\n")
+	f.Add("ip route 10.210.0.0/24 10.0.0.1 name returnpath\nip route vrf blue 10.210.1.0/24 10.0.0.2 name returnpath\n")
 	f.Add("ipv6 route 2001:db8::/64 fe80::1 name returnpath\nip route 10.0.0.0/8 Ethernet1 name returnpath\n")
 	f.Add("ip route vrf a\x00b 1.2.3.0/24 1.1.1.1 name returnpath\nip route 1.2.3.0/24 1.1.1.1 200 name returnpath\n")
 	f.Add("ip route vrf\nip route\nip route 1.0.0.0/8 2001:db8::1 name returnpath\n")

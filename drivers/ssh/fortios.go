@@ -191,7 +191,7 @@ type fortiosEntry struct {
 //
 //	config router static
 //	    edit 1
-//	        set dst 172.10.10.0 255.255.255.0
+//	        set dst 10.210.10.0 255.255.255.0
 //	        set gateway 10.10.20.1
 //	        set device "port1"
 //	        set comment "returnpath"

@@ -176,12 +176,12 @@ func TestFortiOSRefusedLineIsUndone(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := dev.Entries()
-	bad := mustRoute("default", "172.10.99.0/24", "239.1.1.1")
+	bad := mustRoute("default", "10.210.99.0/24", "239.1.1.1")
 	batch := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.98.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.98.0/24", "10.10.10.101")},
 		kept[0].Inverse(),
 		{Action: route.ActionAdd, Route: bad},
-		{Action: route.ActionAdd, Route: mustRoute("7", "172.10.97.0/24", "10.10.10.102")},
+		{Action: route.ActionAdd, Route: mustRoute("7", "10.210.97.0/24", "10.10.10.102")},
 	}
 	err := d.Apply(t.Context(), batch)
 	var de *drivers.Error
@@ -289,11 +289,11 @@ func TestFortiOSPreviewGolden(t *testing.T) {
 	cfg := previewConfig(route.PlatformFortiOS)
 	cfg.FortiOS.Device = "port2"
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.20.1")},
-		{Action: route.ActionDelete, Route: mustRoute("default", "172.10.20.0/24", "10.10.20.2")},
-		{Action: route.ActionAdd, Route: mustRoute("12", "172.10.30.0/24", "10.10.20.1")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.20.1")},
+		{Action: route.ActionDelete, Route: mustRoute("default", "10.210.20.0/24", "10.10.20.2")},
+		{Action: route.ActionAdd, Route: mustRoute("12", "10.210.30.0/24", "10.10.20.1")},
 		{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.40.5/32", "10.10.20.1")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.40.5/32", "10.10.20.1")},
 	}
 	lines, err := Preview(cfg, ops)
 	if err != nil {
@@ -307,7 +307,7 @@ func TestFortiOSPreviewGolden(t *testing.T) {
 func TestFortiOSRefusesWhatItCannotRender(t *testing.T) {
 	t.Parallel()
 	add := func(vrf string) []route.RouteOp {
-		return []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute(vrf, "172.10.10.0/24", "10.10.20.1")}}
+		return []route.RouteOp{{Action: route.ActionAdd, Route: mustRoute(vrf, "10.210.10.0/24", "10.10.20.1")}}
 	}
 	for _, tc := range []struct {
 		name, device, vrf, field string

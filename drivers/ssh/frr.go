@@ -16,7 +16,7 @@ import (
 // device's text.
 
 // frrRouteLine renders one static route in vtysh configuration syntax:
-// "ip route 172.10.10.0/24 10.10.10.101 vrf blue" ("ipv6 route" for IPv6, no vrf keyword in
+// "ip route 10.210.10.0/24 10.10.10.101 vrf blue" ("ipv6 route" for IPv6, no vrf keyword in
 // the default VRF). r must have passed Validate, which is what keeps every byte printable.
 func frrRouteLine(r route.Route) string {
 	var b strings.Builder

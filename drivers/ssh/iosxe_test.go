@@ -113,7 +113,7 @@ func TestIOSXESendsOnlyChanges(t *testing.T) {
 			t.Errorf("route %+v: want name returnpath and no tag", r)
 		}
 	}
-	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")}
+	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")}
 	if err := d.Apply(t.Context(), append(slices.Clone(batch), missing)); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestParseIOSXERoutes(t *testing.T) {
 // FuzzParseIOSXERoutes checks that any text yields only valid routes that render back to
 // exactly the line they came from (IPv6 aside, which IOS prints in upper case).
 func FuzzParseIOSXERoutes(f *testing.F) {
-	f.Add("ip route 172.10.0.0 255.255.255.0 10.0.0.1 name returnpath\nip route vrf blue 172.10.1.0 255.255.255.0 10.0.0.2 name returnpath\n")
+	f.Add("ip route 10.210.0.0 255.255.255.0 10.0.0.1 name returnpath\nip route vrf blue 10.210.1.0 255.255.255.0 10.0.0.2 name returnpath\n")
 	f.Add("ipv6 route 2001:DB8::/64 FE80::1 name returnpath\nip route 10.0.0.0 255.0.0.0 GigabitEthernet1 name returnpath\n")
 	f.Add("ip route vrf a\x00b 1.2.3.0 255.255.255.0 1.1.1.1 name returnpath\nip route 1.2.3.0 255.0.255.0 1.1.1.1 name returnpath\n")
 	f.Add("ip route vrf\nip route\nip route 1.0.0.0 255.0.0.0 2001:db8::1 name returnpath\nip route 1.2.3.4 255.255.255.0 1.1.1.1 name returnpath\n")
@@ -167,14 +167,14 @@ func FuzzParseIOSXERoutes(f *testing.F) {
 func TestIOSXERender(t *testing.T) {
 	t.Parallel()
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.1.0/24", "10.0.0.1")},
-		{Action: route.ActionDelete, Route: mustRoute("default", "172.10.2.8/29", "10.0.0.1")},
+		{Action: route.ActionAdd, Route: mustRoute("blue", "10.210.1.0/24", "10.0.0.1")},
+		{Action: route.ActionDelete, Route: mustRoute("default", "10.210.2.8/29", "10.0.0.1")},
 		{Action: route.ActionAdd, Route: mustRoute("default", "0.0.0.0/0", "10.0.0.1")},
 		{Action: route.ActionDelete, Route: mustRoute("red", "2001:db8:100::/64", "2001:db8::1")},
 	}
 	want := []ciscoLine{
-		{Op: 0, Text: "ip route vrf blue 172.10.1.0 255.255.255.0 10.0.0.1 name returnpath"},
-		{Op: 1, Text: "no ip route 172.10.2.8 255.255.255.248 10.0.0.1"},
+		{Op: 0, Text: "ip route vrf blue 10.210.1.0 255.255.255.0 10.0.0.1 name returnpath"},
+		{Op: 1, Text: "no ip route 10.210.2.8 255.255.255.248 10.0.0.1"},
 		{Op: 2, Text: "ip route 0.0.0.0 0.0.0.0 10.0.0.1 name returnpath"},
 		{Op: 3, Text: "no ipv6 route vrf red 2001:db8:100::/64 2001:db8::1"},
 	}
@@ -183,10 +183,10 @@ func TestIOSXERender(t *testing.T) {
 	}
 	cfg := previewConfig(route.PlatformCiscoIOSXE)
 	for _, bad := range []route.Route{
-		mustRoute("blue\nip route 0.0.0.0 0.0.0.0 1.1.1.1", "172.10.1.0/24", "10.0.0.1"),
-		mustRoute("a b", "172.10.1.0/24", "10.0.0.1"),
-		{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("fe80::1%eth0")},
-		mustRoute("default", "172.10.1.5/24", "10.0.0.1"),
+		mustRoute("blue\nip route 0.0.0.0 0.0.0.0 1.1.1.1", "10.210.1.0/24", "10.0.0.1"),
+		mustRoute("a b", "10.210.1.0/24", "10.0.0.1"),
+		{VRF: "default", Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("fe80::1%eth0")},
+		mustRoute("default", "10.210.1.5/24", "10.0.0.1"),
 	} {
 		if lines, err := IOSXEPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: bad}}); err == nil {
 			t.Errorf("IOSXEPreview(%q) = %q, want refused before rendering", bad, lines)

@@ -44,7 +44,7 @@ func JunosCheck(cfg drivers.Config) error {
 }
 
 // junosRoutePath renders the statement path of r's static route, e.g. "routing-options static
-// route 172.10.10.0/24" or "routing-instances blue routing-options rib blue.inet6.0 static
+// route 10.210.10.0/24" or "routing-instances blue routing-options rib blue.inet6.0 static
 // route 2001:db8::/64". r must have passed Validate, which keeps every byte printable: the VRF
 // name is [A-Za-z0-9_.-], the rest are netip values.
 func junosRoutePath(vrf string, p netip.Prefix) string {
@@ -264,7 +264,7 @@ func trimLines(ls []string) []string {
 
 // junosCulprit returns the index in ops of the op a commit error names: Junos prefixes each
 // error with the "[edit ...]" path of the statement at fault and quotes the statement, e.g.
-// "[edit routing-options static route 172.10.1.0/24]" then "'next-hop 239.1.1.1'". It returns
+// "[edit routing-options static route 10.210.1.0/24]" then "'next-hop 239.1.1.1'". It returns
 // -1 when no op matches.
 func junosCulprit(text string, ops []route.RouteOp) int {
 	lines := strings.Split(text, "\n")

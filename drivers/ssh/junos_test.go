@@ -222,8 +222,8 @@ func TestJunosRefusedLineRollsBack(t *testing.T) {
 	dev, cfg := startJunos(t, junos.Options{})
 	d := openJunosTest(t, cfg)
 	batch := eosAdds(2, route.DefaultVRF)
-	batch = append(batch, route.RouteOp{Action: route.ActionAdd, Route: mustRoute("default", "172.10.99.0/24", "10.10.10.101")})
-	dev.RefuseStatementsWith("172.10.99.0/24")
+	batch = append(batch, route.RouteOp{Action: route.ActionAdd, Route: mustRoute("default", "10.210.99.0/24", "10.10.10.101")})
+	dev.RefuseStatementsWith("10.210.99.0/24")
 	err := d.Apply(t.Context(), batch)
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected || len(de.Rejections) != len(batch) {
@@ -349,7 +349,7 @@ func TestJunosDeleteLastNextHopRemovesRoute(t *testing.T) {
 	t.Parallel()
 	dev, cfg := startJunos(t, junos.Options{})
 	d := openJunosTest(t, cfg)
-	p := netip.MustParsePrefix("172.10.7.0/24")
+	p := netip.MustParsePrefix("10.210.7.0/24")
 	a := route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: eosNextHops[0]}
 	b := route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: eosNextHops[1]}
 	if err := d.Apply(t.Context(), []route.RouteOp{{Action: route.ActionAdd, Route: a}, {Action: route.ActionAdd, Route: b}}); err != nil {
@@ -383,7 +383,7 @@ func TestJunosOneCommitPerBatch(t *testing.T) {
 	if got := dev.Commits(); got != 1 {
 		t.Errorf("commits after one batch = %d, want 1", got)
 	}
-	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")}
+	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")}
 	if err := d.Apply(t.Context(), []route.RouteOp{missing}); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestJunosPreviewGolden(t *testing.T) {
 // (after the batch), and the whole route otherwise.
 func TestJunosBatchDeletes(t *testing.T) {
 	t.Parallel()
-	p := netip.MustParsePrefix("172.10.1.0/24")
+	p := netip.MustParsePrefix("10.210.1.0/24")
 	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	key := route.RouteKey{VRF: route.DefaultVRF, Prefix: p}
 	del := route.RouteOp{Action: route.ActionDelete, Route: route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: a}}
@@ -444,14 +444,14 @@ func TestJunosBatchDeletes(t *testing.T) {
 		want string
 	}{
 		{name: "only next hop", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}}},
-			want: "delete routing-options static route 172.10.1.0/24"},
+			want: "delete routing-options static route 10.210.1.0/24"},
 		{name: "another next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a, b}}},
-			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
+			want: "delete routing-options static route 10.210.1.0/24 next-hop 10.0.0.1"},
 		{name: "an interface next hop stays", ops: []route.RouteOp{del}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}, Other: 1}},
-			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
+			want: "delete routing-options static route 10.210.1.0/24 next-hop 10.0.0.1"},
 		{name: "next hop changes", ops: []route.RouteOp{del, add}, have: map[route.RouteKey]setStatic{key: {NextHops: []netip.Addr{a}}},
-			want: "delete routing-options static route 172.10.1.0/24 next-hop 10.0.0.1"},
-		{name: "preview", ops: []route.RouteOp{del}, want: "delete routing-options static route 172.10.1.0/24"},
+			want: "delete routing-options static route 10.210.1.0/24 next-hop 10.0.0.1"},
+		{name: "preview", ops: []route.RouteOp{del}, want: "delete routing-options static route 10.210.1.0/24"},
 	} {
 		lines, idx := junosBatch(tc.ops, tc.have)
 		if lines[0] != tc.want || idx[0] != 0 {
@@ -471,9 +471,9 @@ func TestParseJunosStatics(t *testing.T) {
 // paging markers removed, and finds the op a commit error names.
 func TestJunosTranscript(t *testing.T) {
 	t.Parallel()
-	transcript := "set routing-options static route 172.10.0.0/24 nexthop 10.0.0.1\r\n" +
+	transcript := "set routing-options static route 10.210.0.0/24 nexthop 10.0.0.1\r\n" +
 		"                                                             ^\r\nsyntax error.\r\n\r\n[edit]\r\n" +
-		"admin@mx1# set routing-options static route 172.10.1.0/24 next-hop 10.0.0.1\r\n\r\n[edit]\r\nadmin@mx1# "
+		"admin@mx1# set routing-options static route 10.210.1.0/24 next-hop 10.0.0.1\r\n\r\n[edit]\r\nadmin@mx1# "
 	rs := junosDialect.split(transcript)
 	if len(rs) != 3 {
 		t.Fatalf("results = %+v, want 3", rs)
@@ -487,7 +487,7 @@ func TestJunosTranscript(t *testing.T) {
 	if got := junosRefusal([]string{"warning: statement not found"}); got != "" {
 		t.Errorf("a warning counts as a refusal: %q", got)
 	}
-	paged := "set routing-options static route 172.10.0.0/24 next-hop 10.0.0.1\r\n---(more 45%)---\r            \rset routing-options static route 172.10.0.0/24 tag 202\r\n"
+	paged := "set routing-options static route 10.210.0.0/24 next-hop 10.0.0.1\r\n---(more 45%)---\r            \rset routing-options static route 10.210.0.0/24 tag 202\r\n"
 	if got := junosOwned(parseJunosStatics(strings.Join(body(junosDialect.split("show\r\n"+paged)), "\n"))); len(got) != 1 {
 		t.Errorf("routes read across a page break = %v, want 1", got)
 	}
@@ -505,7 +505,7 @@ func TestJunosTranscript(t *testing.T) {
 // FuzzParseJunosStatics checks that any text yields only valid routes that render back to
 // statements parsing to exactly that route.
 func FuzzParseJunosStatics(f *testing.F) {
-	f.Add("set routing-options static route 172.10.0.0/24 next-hop 10.0.0.1\nset routing-options static route 172.10.0.0/24 tag 202\n")
+	f.Add("set routing-options static route 10.210.0.0/24 next-hop 10.0.0.1\nset routing-options static route 10.210.0.0/24 tag 202\n")
 	f.Add("set routing-instances blue routing-options rib blue.inet6.0 static route 2001:db8::/64 next-hop 2001:db8::1\nset routing-instances blue routing-options rib blue.inet6.0 static route 2001:db8::/64 tag 202\n")
 	f.Add("set routing-options rib inet6.0 static route 1.2.3.0/24 next-hop 1.1.1.1\nset routing-options static route 1.2.3.0/24 next-hop ge-0/0/0.0\nset routing-options static route 1.2.3.0/24 tag 202\n")
 	f.Add("set routing-instances a\x00b routing-options static route 1.2.3.0/24 next-hop 1.1.1.1\nset routing-options static route\nset\n")
@@ -531,10 +531,10 @@ func FuzzParseJunosStatics(f *testing.F) {
 // whatever passes validation renders to lines without control characters, every one built
 // from the typed values, and whatever does not pass is refused.
 func FuzzJunosRender(f *testing.F) {
-	f.Add("default", "172.10.10.0/24", "10.10.10.101", true)
-	f.Add("blue\nset system root-authentication", "172.10.10.0/24", "10.10.10.101", true)
+	f.Add("default", "10.210.10.0/24", "10.10.10.101", true)
+	f.Add("blue\nset system root-authentication", "10.210.10.0/24", "10.10.10.101", true)
 	f.Add("blue", "2001:db8:100::/64", "2001:db8::1", false)
-	f.Add("a b", "172.10.10.0/24", "fe80::1%ge-0/0/0", true)
+	f.Add("a b", "10.210.10.0/24", "fe80::1%ge-0/0/0", true)
 	f.Fuzz(func(t *testing.T, vrf, prefix, nh string, add bool) {
 		p, err1 := netip.ParsePrefix(prefix)
 		a, err2 := netip.ParseAddr(nh)

@@ -34,9 +34,9 @@ func TestFRRRejectedLine(t *testing.T) {
 	}
 	defer d.Close()
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.201.0/24", "10.10.10.101")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.202.0/24", "10.10.10.102")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.201.0/24", "10.10.10.101")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.202.0/24", "10.10.10.102")},
 	}
 	t.Cleanup(func() {
 		c, err := OpenFRR(context.Background(), frrConfig(l))
@@ -49,7 +49,7 @@ func TestFRRRejectedLine(t *testing.T) {
 		}
 	})
 	cmds := frrBatch(ops)
-	cmds[2] = "ip route 172.10.201.0/33 10.10.10.101" // a prefix length FRR's parser refuses
+	cmds[2] = "ip route 10.210.201.0/33 10.10.10.101" // a prefix length FRR's parser refuses
 	if err := d.nd.AcquirePriv("configuration"); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestFRRRejectedLine(t *testing.T) {
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
 		t.Fatalf("outcome = %v, want rejected", err)
 	}
-	want := []drivers.Rejection{{Index: 1, Op: ops[1], Output: "% Unknown command: ip route 172.10.201.0/33 10.10.10.101"}}
+	want := []drivers.Rejection{{Index: 1, Op: ops[1], Output: "% Unknown command: ip route 10.210.201.0/33 10.10.10.101"}}
 	if diff := cmp.Diff(de.Rejections, want, routeCmp); diff != "" {
 		t.Errorf("rejections (-got +want):\n%s", diff)
 	}
@@ -169,7 +169,7 @@ func TestLinuxForeignSameKey(t *testing.T) {
 	l := labtest.Require(t)
 	ctx := t.Context()
 	h := linuxHarness(t, l, linuxConfig(l))
-	foreign := mustRoute("default", "172.10.210.0/24", "10.10.20.1")
+	foreign := mustRoute("default", "10.210.210.0/24", "10.10.20.1")
 	if err := h.Plant(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestLinuxForeignSameKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ours := mustRoute("default", "172.10.210.0/24", "10.10.20.3")
+	ours := mustRoute("default", "10.210.210.0/24", "10.10.20.3")
 	err = d.Apply(ctx, []route.RouteOp{{Action: route.ActionAdd, Route: ours}})
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected || len(de.Rejections) != 1 || !strings.Contains(de.Rejections[0].Output, "File exists") {
@@ -324,7 +324,7 @@ func TestFRRIPv6(t *testing.T) {
 	}
 	defer d.Close()
 	rs := []route.Route{
-		mustRoute("default", "172.10.220.0/24", "10.10.10.101"),
+		mustRoute("default", "10.210.220.0/24", "10.10.10.101"),
 		mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1"),
 		mustRoute("blue", "2001:db8:100:2::/64", "fe80::1"),
 	}

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	labPool      = netip.MustParsePrefix("172.10.0.0/16")
+	labPool      = netip.MustParsePrefix("10.210.0.0/16")
 	labUnmanaged = netip.MustParsePrefix("10.200.0.0/24")
 )
 

@@ -29,8 +29,8 @@ func linuxProto(cfg drivers.Config) int {
 
 // linuxOpLine renders one op as a line of "ip -batch":
 //
-//	route add 172.10.10.0/24 via 10.10.20.1 proto 202 [vrf blue]
-//	route del 172.10.10.0/24 via 10.10.20.1 proto 202 [vrf blue]
+//	route add 10.210.10.0/24 via 10.10.20.1 proto 202 [vrf blue]
+//	route del 10.210.10.0/24 via 10.10.20.1 proto 202 [vrf blue]
 //
 // Adds use "add", not "replace": the kernel identifies a route by table, prefix, TOS and
 // metric but not by protocol, so "replace" would overwrite a foreign route on the same

@@ -21,7 +21,7 @@ const (
 )
 
 // nxosRouteLine renders the route line of an add, without VRF (NX-OS sets a VRF's routes
-// under "vrf context V"): "ip route 172.10.10.0/24 10.10.10.101 name returnpath tag 202"
+// under "vrf context V"): "ip route 10.210.10.0/24 10.10.10.101 name returnpath tag 202"
 // ("ipv6 route" for IPv6). r must have passed Validate: the rest are netip values.
 func nxosRouteLine(r route.Route) string {
 	return nxosRouteHead(r) + " name " + nxosRouteID + " tag " + nxosTag

@@ -303,7 +303,7 @@ func TestNXOSSendsOnlyChanges(t *testing.T) {
 			t.Errorf("route %+v lacks returnpath's tag and name", r)
 		}
 	}
-	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")}
+	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")}
 	if err := d.Apply(t.Context(), append(slices.Clone(batch), missing)); err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestParseNXOSRoutes(t *testing.T) {
 // FuzzParseNXOSRoutes checks that any text yields only valid routes that render back to a
 // line that reads as the same route, in a "vrf context" block when not in the default VRF.
 func FuzzParseNXOSRoutes(f *testing.F) {
-	f.Add("ip route 172.10.0.0/24 10.0.0.1 name returnpath tag 202\nvrf context blue\n  ip route 172.10.1.0/24 10.0.0.2 tag 202\n")
+	f.Add("ip route 10.210.0.0/24 10.0.0.1 name returnpath tag 202\nvrf context blue\n  ip route 10.210.1.0/24 10.0.0.2 tag 202\n")
 	f.Add("ipv6 route 2001:db8::/64 fe80::1 name returnpath tag 202\nip route 10.0.0.0/8 Ethernet1/1 tag 202\n")
 	f.Add("vrf context a\x00b\n  ip route 1.2.3.0/24 1.1.1.1 tag 202\nip route 1.2.3.0/24 1.1.1.1 name x tag 202 5\n")
 	f.Add("vrf context\n  ip route\nip route 1.0.0.0/8 2001:db8::1 tag 202\n interface x\n  ip route 1.0.0.0/8 1.1.1.1 tag 202\n")
@@ -364,17 +364,17 @@ func FuzzParseNXOSRoutes(f *testing.F) {
 func TestNXOSRender(t *testing.T) {
 	t.Parallel()
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.1.0/24", "10.0.0.1")},
-		{Action: route.ActionDelete, Route: mustRoute("blue", "172.10.2.0/24", "10.0.0.1")},
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.3.0/24", "10.0.0.1")},
+		{Action: route.ActionAdd, Route: mustRoute("blue", "10.210.1.0/24", "10.0.0.1")},
+		{Action: route.ActionDelete, Route: mustRoute("blue", "10.210.2.0/24", "10.0.0.1")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.3.0/24", "10.0.0.1")},
 		{Action: route.ActionAdd, Route: mustRoute("red", "2001:db8:100::/64", "2001:db8::1")},
 	}
 	want := []ciscoLine{
 		{Op: 0, Text: "vrf context blue", Mode: true},
-		{Op: 0, Text: "ip route 172.10.1.0/24 10.0.0.1 name returnpath tag 202"},
-		{Op: 1, Text: "no ip route 172.10.2.0/24 10.0.0.1"},
+		{Op: 0, Text: "ip route 10.210.1.0/24 10.0.0.1 name returnpath tag 202"},
+		{Op: 1, Text: "no ip route 10.210.2.0/24 10.0.0.1"},
 		{Op: 2, Text: "exit", Mode: true},
-		{Op: 2, Text: "ip route 172.10.3.0/24 10.0.0.1 name returnpath tag 202"},
+		{Op: 2, Text: "ip route 10.210.3.0/24 10.0.0.1 name returnpath tag 202"},
 		{Op: 3, Text: "vrf context red", Mode: true},
 		{Op: 3, Text: "ipv6 route 2001:db8:100::/64 2001:db8::1 name returnpath tag 202"},
 		{Op: 3, Text: "exit", Mode: true},
@@ -384,10 +384,10 @@ func TestNXOSRender(t *testing.T) {
 	}
 	cfg := previewConfig(route.PlatformCiscoNXOS)
 	for _, bad := range []route.Route{
-		mustRoute("blue\nip route 0.0.0.0/0 1.1.1.1", "172.10.1.0/24", "10.0.0.1"),
-		mustRoute("a b", "172.10.1.0/24", "10.0.0.1"),
-		{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("fe80::1%eth0")},
-		mustRoute("default", "172.10.1.5/24", "10.0.0.1"),
+		mustRoute("blue\nip route 0.0.0.0/0 1.1.1.1", "10.210.1.0/24", "10.0.0.1"),
+		mustRoute("a b", "10.210.1.0/24", "10.0.0.1"),
+		{VRF: "default", Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("fe80::1%eth0")},
+		mustRoute("default", "10.210.1.5/24", "10.0.0.1"),
 	} {
 		if lines, err := NXOSPreview(cfg, []route.RouteOp{{Action: route.ActionAdd, Route: bad}}); err == nil {
 			t.Errorf("NXOSPreview(%q) = %q, want refused before rendering", bad, lines)

@@ -93,7 +93,7 @@ func panosVRF(cfg drivers.Config, vr string) (string, bool) {
 	return vr, route.ValidateVRF(vr) == nil
 }
 
-// panosRouteName derives the name of the route on prefix p: "rp-172_10_10_0-24",
+// panosRouteName derives the name of the route on prefix p: "rp-10_210_10_0-24",
 // "rp-2001_db8_100_1__-64". An IPv6 prefix whose text would not fit in panosNameMax (with room
 // for the "-N" suffix panosFreeName may add) is named by a digest of its text instead:
 // "rp-" + 20 hex digits of SHA-256 + "-" + length. The name only marks ownership and keeps

@@ -148,7 +148,7 @@ func TestPANOSConformancePagingOn(t *testing.T) {
 func panosAdds(n int, vrf string) []route.RouteOp {
 	ops := make([]route.RouteOp, n)
 	for i := range ops {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 10, byte(i >> 5), byte(i << 3)}), 29)
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 210, byte(i >> 5), byte(i << 3)}), 29)
 		ops[i] = route.RouteOp{Action: route.ActionAdd, Route: route.Route{VRF: vrf, Prefix: p, NextHop: panosNextHops[i%2]}}
 	}
 	return ops
@@ -256,7 +256,7 @@ func TestPANOSOneCommitPerBatch(t *testing.T) {
 	if got := dev.Commits(); got != 1 {
 		t.Errorf("commits after one batch = %d, want 1", got)
 	}
-	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.20.1")}
+	missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.20.1")}
 	again := batch[:3]
 	if err := d.Apply(t.Context(), append([]route.RouteOp{missing}, again...)); err != nil {
 		t.Fatal(err)
@@ -274,15 +274,15 @@ func TestPANOSRendersTypedValues(t *testing.T) {
 	cfg.PANOS.VirtualRouter = "vr-main"
 	d := openPANOSTest(t, cfg)
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.20.1")},
-		{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.11.0/24", "10.10.20.3")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.20.1")},
+		{Action: route.ActionAdd, Route: mustRoute("blue", "10.210.11.0/24", "10.10.20.3")},
 	}
 	if err := d.Apply(t.Context(), ops); err != nil {
 		t.Fatal(err)
 	}
 	want := []panos.Route{
-		{VR: "blue", Name: "rp-172_10_11_0-24", Prefix: netip.MustParsePrefix("172.10.11.0/24"), NextHop: netip.MustParseAddr("10.10.20.3"), Interface: "ethernet1/2"},
-		{VR: "vr-main", Name: "rp-172_10_10_0-24", Prefix: netip.MustParsePrefix("172.10.10.0/24"), NextHop: netip.MustParseAddr("10.10.20.1"), Interface: "ethernet1/2"},
+		{VR: "blue", Name: "rp-10_210_11_0-24", Prefix: netip.MustParsePrefix("10.210.11.0/24"), NextHop: netip.MustParseAddr("10.10.20.3"), Interface: "ethernet1/2"},
+		{VR: "vr-main", Name: "rp-10_210_10_0-24", Prefix: netip.MustParsePrefix("10.210.10.0/24"), NextHop: netip.MustParseAddr("10.10.20.1"), Interface: "ethernet1/2"},
 	}
 	if diff := cmp.Diff(dev.Routes(), want, routeCmp); diff != "" {
 		t.Errorf("running routes (-got +want):\n%s", diff)
@@ -303,8 +303,8 @@ func TestPANOSNoSuchVirtualRouter(t *testing.T) {
 	dev, cfg := startPANOS(t, panos.Options{})
 	d := openPANOSTest(t, cfg)
 	ops := []route.RouteOp{
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.20.1")},
-		{Action: route.ActionAdd, Route: mustRoute("typo", "172.10.11.0/24", "10.10.20.3")},
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.20.1")},
+		{Action: route.ActionAdd, Route: mustRoute("typo", "10.210.11.0/24", "10.10.20.3")},
 	}
 	err := d.Apply(t.Context(), ops)
 	var de *drivers.Error
@@ -348,10 +348,10 @@ func TestPANOSNameTaken(t *testing.T) {
 	t.Parallel()
 	dev, cfg := startPANOS(t, panos.Options{})
 	d := openPANOSTest(t, cfg)
-	p := netip.MustParsePrefix("172.10.10.0/24")
-	blocker := panos.Route{VR: "default", Name: "rp-172_10_10_0-24", Prefix: p, NextVR: "blue"}
+	p := netip.MustParsePrefix("10.210.10.0/24")
+	blocker := panos.Route{VR: "default", Name: "rp-10_210_10_0-24", Prefix: p, NextVR: "blue"}
 	dev.Set(blocker)
-	r := mustRoute("default", "172.10.10.0/24", "10.10.20.1")
+	r := mustRoute("default", "10.210.10.0/24", "10.10.20.1")
 	if err := d.Apply(t.Context(), []route.RouteOp{{Action: route.ActionAdd, Route: r}}); err != nil {
 		t.Fatal(err)
 	}
@@ -362,8 +362,8 @@ func TestPANOSNameTaken(t *testing.T) {
 	if names[blocker.Name] != blocker {
 		t.Errorf("entry %s was changed: %+v", blocker.Name, names[blocker.Name])
 	}
-	if got := names["rp-172_10_10_0-24-2"]; got.NextHop != r.NextHop {
-		t.Errorf("new route not under rp-172_10_10_0-24-2: %v", dev.Routes())
+	if got := names["rp-10_210_10_0-24-2"]; got.NextHop != r.NextHop {
+		t.Errorf("new route not under rp-10_210_10_0-24-2: %v", dev.Routes())
 	}
 }
 
@@ -441,7 +441,7 @@ func TestPANOSCheck(t *testing.T) {
 func TestPANOSRouteName(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ prefix, want string }{
-		{prefix: "172.10.10.0/24", want: "rp-172_10_10_0-24"},
+		{prefix: "10.210.10.0/24", want: "rp-10_210_10_0-24"},
 		{prefix: "255.255.255.255/32", want: "rp-255_255_255_255-32"},
 		{prefix: "2001:db8:100:1::/64", want: "rp-2001_db8_100_1__-64"},
 		{prefix: "2001:db8:1234:5678:9abc:def0:1234:5600/120", want: "rp-"},
@@ -465,8 +465,8 @@ func TestPANOSRouteName(t *testing.T) {
 // context lines are not output, and pager markers are removed.
 func TestSplitPANOSTranscript(t *testing.T) {
 	t.Parallel()
-	transcript := "set network virtual-router default routing-table ip static-route rp-a destination 172.10.0.0/24 nexthop ip-address 239.1.1.1\r\n" +
-		"Invalid syntax.\r\n[edit]\r\nadmin@PA-VM# set network virtual-router default routing-table ip static-route rp-b destination 172.10.1.0/24 nexthop ip-address 10.0.0.1\r\n" +
+	transcript := "set network virtual-router default routing-table ip static-route rp-a destination 10.210.0.0/24 nexthop ip-address 239.1.1.1\r\n" +
+		"Invalid syntax.\r\n[edit]\r\nadmin@PA-VM# set network virtual-router default routing-table ip static-route rp-b destination 10.210.1.0/24 nexthop ip-address 10.0.0.1\r\n" +
 		"[edit]\r\nadmin@PA-VM# "
 	rs := splitPANOSTranscript(transcript)
 	if len(rs) != 3 {
@@ -478,7 +478,7 @@ func TestSplitPANOSTranscript(t *testing.T) {
 	if got := panosRefusal(rs[1].Output); got != "" {
 		t.Errorf("refusal of line 1 = %q, want none", got)
 	}
-	paged := "set network virtual-router default routing-table ip static-route rp-a destination 172.10.0.0/24\r\n--more--\r        \rset network virtual-router default routing-table ip static-route rp-a nexthop ip-address 10.0.0.1\r\n"
+	paged := "set network virtual-router default routing-table ip static-route rp-a destination 10.210.0.0/24\r\n--more--\r        \rset network virtual-router default routing-table ip static-route rp-a nexthop ip-address 10.0.0.1\r\n"
 	c := parsePANOSConfig(stripPager(paged, string(panosPager)))
 	if got := len(c.owned(drivers.Config{})); got != 1 {
 		t.Errorf("routes read across a page break = %d, want 1", got)
@@ -513,7 +513,7 @@ func TestPANOSVersion(t *testing.T) {
 // FuzzParsePANOSConfig checks that any text yields only valid routes, whose rendered add
 // reads back as exactly that route.
 func FuzzParsePANOSConfig(f *testing.F) {
-	f.Add("set network virtual-router default routing-table ip static-route rp-a destination 172.10.0.0/24\nset network virtual-router default routing-table ip static-route rp-a nexthop ip-address 10.0.0.1\n")
+	f.Add("set network virtual-router default routing-table ip static-route rp-a destination 10.210.0.0/24\nset network virtual-router default routing-table ip static-route rp-a nexthop ip-address 10.0.0.1\n")
 	f.Add("set network virtual-router blue routing-table ipv6 static-route rp-b destination 2001:db8::/64 nexthop ipv6-address fe80::1 interface ethernet1/2\n")
 	f.Add("set network virtual-router \"a b\" routing-table ip static-route rp-c nexthop next-vr x\nset network virtual-router v routing-table ip static-route rp-d nexthop discard destination 1.0.0.0/8\n")
 	f.Add("set network virtual-router d\x00x routing-table ip static-route rp-e destination 1.2.3.0/24 nexthop ip-address 2001:db8::1\n")
@@ -541,8 +541,8 @@ func FuzzParsePANOSConfig(f *testing.F) {
 // renderer: what passes validation renders to lines without control characters, each route
 // under a name PAN-OS accepts; what does not pass is refused.
 func FuzzPANOSPreview(f *testing.F) {
-	f.Add("default", "172.10.10.0/24", "10.10.10.101", "ethernet1/2", true)
-	f.Add("blue\ncommit", "172.10.10.0/24", "10.10.10.101", "", false)
+	f.Add("default", "10.210.10.0/24", "10.10.10.101", "ethernet1/2", true)
+	f.Add("blue\ncommit", "10.210.10.0/24", "10.10.10.101", "", false)
 	f.Add("default", "2001:db8:100::/64", "2001:db8::1", "ethernet1/2 nexthop discard", true)
 	f.Fuzz(func(t *testing.T, vrf, prefix, nh, ifc string, add bool) {
 		p, err1 := netip.ParsePrefix(prefix)

@@ -59,7 +59,7 @@ func previewConfig(p route.Platform) drivers.Config {
 	return drivers.Config{
 		Name:     "dev1",
 		Platform: p,
-		Managed:  []netip.Prefix{netip.MustParsePrefix("172.10.0.0/16"), netip.MustParsePrefix("2001:db8:100::/48")},
+		Managed:  []netip.Prefix{netip.MustParsePrefix("10.210.0.0/16"), netip.MustParsePrefix("2001:db8:100::/48")},
 	}
 }
 
@@ -68,10 +68,10 @@ func mustRoute(vrf, p, nh string) route.Route {
 }
 
 var previewOps = []route.RouteOp{
-	{Action: route.ActionAdd, Route: mustRoute("default", "172.10.10.0/24", "10.10.10.101")},
-	{Action: route.ActionDelete, Route: mustRoute("default", "172.10.20.0/24", "10.10.10.102")},
-	{Action: route.ActionAdd, Route: mustRoute("blue", "172.10.30.0/24", "10.10.20.1")},
-	{Action: route.ActionDelete, Route: mustRoute("Tenant_1.a-b", "172.10.40.5/32", "10.10.20.1")},
+	{Action: route.ActionAdd, Route: mustRoute("default", "10.210.10.0/24", "10.10.10.101")},
+	{Action: route.ActionDelete, Route: mustRoute("default", "10.210.20.0/24", "10.10.10.102")},
+	{Action: route.ActionAdd, Route: mustRoute("blue", "10.210.30.0/24", "10.10.20.1")},
+	{Action: route.ActionDelete, Route: mustRoute("Tenant_1.a-b", "10.210.40.5/32", "10.10.20.1")},
 	{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:1::/64", "2001:db8::1")},
 	{Action: route.ActionAdd, Route: mustRoute("default", "2001:db8:100:2::/64", "fe80::1")},
 }
@@ -97,10 +97,10 @@ func TestPreviewRefuses(t *testing.T) {
 	t.Parallel()
 	bad := []route.RouteOp{
 		{Action: route.ActionAdd, Route: mustRoute("default", "10.200.0.0/24", "10.10.10.1")},                                                                   // outside the pools
-		{Action: route.ActionAdd, Route: mustRoute("bad vrf", "172.10.1.0/24", "10.10.10.1")},                                                                   // VRF with a space
-		{Action: route.ActionAdd, Route: mustRoute("default", "172.10.1.0/24", "2001:db8::1")},                                                                  // mixed families
-		{Action: "replace", Route: mustRoute("default", "172.10.1.0/24", "10.10.10.1")},                                                                         // unknown action
-		{Action: route.ActionAdd, Route: route.Route{VRF: "default", Prefix: netip.MustParsePrefix("172.10.1.5/24"), NextHop: netip.MustParseAddr("10.0.0.1")}}, // host bits
+		{Action: route.ActionAdd, Route: mustRoute("bad vrf", "10.210.1.0/24", "10.10.10.1")},                                                                   // VRF with a space
+		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.1.0/24", "2001:db8::1")},                                                                  // mixed families
+		{Action: "replace", Route: mustRoute("default", "10.210.1.0/24", "10.10.10.1")},                                                                         // unknown action
+		{Action: route.ActionAdd, Route: route.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.1.5/24"), NextHop: netip.MustParseAddr("10.0.0.1")}}, // host bits
 	}
 	for _, p := range []route.Platform{route.PlatformFRR, route.PlatformLinux} {
 		for _, op := range bad {
@@ -226,10 +226,10 @@ func noControl(t *testing.T, what, line string) {
 // passes validation must render to one line without control characters, and whatever does
 // not pass must be refused.
 func FuzzRender(f *testing.F) {
-	f.Add("default", "172.10.10.0/24", "10.10.10.101", true)
-	f.Add("blue", "172.10.10.0/24", "10.10.10.101", false)
-	f.Add("blue\nip route 0.0.0.0/0 1.1.1.1", "172.10.10.0/24", "10.10.10.101", true)
-	f.Add("default", "172.10.10.0/24", "fe80::1%eth0\n", true)
+	f.Add("default", "10.210.10.0/24", "10.10.10.101", true)
+	f.Add("blue", "10.210.10.0/24", "10.10.10.101", false)
+	f.Add("blue\nip route 0.0.0.0/0 1.1.1.1", "10.210.10.0/24", "10.10.10.101", true)
+	f.Add("default", "10.210.10.0/24", "fe80::1%eth0\n", true)
 	f.Add("a b", "2001:db8:100::/64", "2001:db8::1", false)
 	f.Fuzz(func(t *testing.T, vrf, prefix, nh string, add bool) {
 		p, err1 := netip.ParsePrefix(prefix)
@@ -272,7 +272,7 @@ func FuzzRender(f *testing.F) {
 
 // FuzzParseFRRStaticConfig checks that any configuration text yields only valid routes.
 func FuzzParseFRRStaticConfig(f *testing.F) {
-	f.Add("ip route 172.10.0.0/24 10.0.0.1\nvrf blue\n ip route 172.10.1.0/24 10.0.0.2\nexit-vrf\n")
+	f.Add("ip route 10.210.0.0/24 10.0.0.1\nvrf blue\n ip route 10.210.1.0/24 10.0.0.2\nexit-vrf\n")
 	f.Add("ipv6 route 2001:db8::/64 fe80::1 vrf x\n")
 	f.Add("vrf a\x00b\n ip route 1.2.3.0/24 1.1.1.1\n")
 	f.Fuzz(func(t *testing.T, text string) {
@@ -287,10 +287,10 @@ func FuzzParseFRRStaticConfig(f *testing.F) {
 
 // FuzzParseDeviceJSON checks that the JSON parsers never panic and yield only valid routes.
 func FuzzParseDeviceJSON(f *testing.F) {
-	f.Add([]byte(`[{"dst":"172.10.0.0/24","gateway":"10.0.0.1"}]`))
+	f.Add([]byte(`[{"dst":"10.210.0.0/24","gateway":"10.0.0.1"}]`))
 	f.Add([]byte(`[{"dst":"default","nexthops":[{"gateway":"fe80::1"}]}]`))
-	f.Add([]byte(`{"172.10.0.0/24":[{"prefix":"172.10.0.0/24","protocol":"static","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}`))
-	f.Add([]byte(`{"blue":{"172.10.0.0/24":[{"prefix":"172.10.0.0/24","protocol":"static","vrfName":"blue","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}}`))
+	f.Add([]byte(`{"10.210.0.0/24":[{"prefix":"10.210.0.0/24","protocol":"static","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}`))
+	f.Add([]byte(`{"blue":{"10.210.0.0/24":[{"prefix":"10.210.0.0/24","protocol":"static","vrfName":"blue","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, _ := parseLinuxRoutes(data, map[string]string{"10": "blue"})
 		more, _ := parseFRRInstalled(data)
@@ -323,7 +323,7 @@ func FuzzLinuxBatchErrors(f *testing.F) {
 func TestLinuxLinesMultipath(t *testing.T) {
 	t.Parallel()
 	a, b, c := netip.MustParseAddr("10.10.20.1"), netip.MustParseAddr("10.10.20.3"), netip.MustParseAddr("10.10.20.5")
-	p := netip.MustParsePrefix("172.10.1.0/24")
+	p := netip.MustParsePrefix("10.210.1.0/24")
 	r := func(vrf string, nh netip.Addr) route.Route { return route.Route{VRF: vrf, Prefix: p, NextHop: nh} }
 	del := func(r route.Route) route.RouteOp { return route.RouteOp{Action: route.ActionDelete, Route: r} }
 	for _, tc := range []struct {
@@ -333,15 +333,15 @@ func TestLinuxLinesMultipath(t *testing.T) {
 		want []string
 	}{
 		{name: "single next hop", have: []route.Route{r("default", a)}, ops: []route.RouteOp{del(r("default", a))},
-			want: []string{"route del 172.10.1.0/24 via 10.10.20.1 proto 202"}},
+			want: []string{"route del 10.210.1.0/24 via 10.10.20.1 proto 202"}},
 		{name: "first of two", have: []route.Route{r("default", a), r("default", b)}, ops: []route.RouteOp{del(r("default", a))},
-			want: []string{"route replace 172.10.1.0/24 proto 202 via 10.10.20.3"}},
+			want: []string{"route replace 10.210.1.0/24 proto 202 via 10.10.20.3"}},
 		{name: "one of three, then another", have: []route.Route{r("blue", a), r("blue", b), r("blue", c)},
 			ops: []route.RouteOp{del(r("blue", b)), del(r("blue", a))},
-			want: []string{"route replace 172.10.1.0/24 proto 202 nexthop via 10.10.20.1 nexthop via 10.10.20.5 vrf blue",
-				"route replace 172.10.1.0/24 proto 202 via 10.10.20.5 vrf blue"}},
+			want: []string{"route replace 10.210.1.0/24 proto 202 nexthop via 10.10.20.1 nexthop via 10.10.20.5 vrf blue",
+				"route replace 10.210.1.0/24 proto 202 via 10.10.20.5 vrf blue"}},
 		{name: "next hop not on the route", have: []route.Route{r("default", a), r("default", b)}, ops: []route.RouteOp{del(r("default", c))},
-			want: []string{"route del 172.10.1.0/24 via 10.10.20.5 proto 202"}},
+			want: []string{"route del 10.210.1.0/24 via 10.10.20.5 proto 202"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := linuxLines(tc.ops, DefaultLinuxProto, multipathOf(tc.have))

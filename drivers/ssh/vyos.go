@@ -31,7 +31,7 @@ func VyOSCheck(cfg drivers.Config) error {
 }
 
 // vyosRoutePath renders the statement path of a static route, e.g. "protocols static route
-// 172.10.10.0/24" or "vrf name blue protocols static route6 2001:db8::/64". vrf must have
+// 10.210.10.0/24" or "vrf name blue protocols static route6 2001:db8::/64". vrf must have
 // passed route.ValidateVRF (every byte printable); the rest are netip values.
 func vyosRoutePath(vrf string, p netip.Prefix) string {
 	var b strings.Builder

@@ -177,7 +177,7 @@ func TestVyOSRefusedLineDiscards(t *testing.T) {
 	t.Parallel()
 	dev, cfg := startVyOS(t, vyos.Options{})
 	d := openVyOSTest(t, cfg)
-	batch := append(eosAdds(2, route.DefaultVRF), route.RouteOp{Action: route.ActionAdd, Route: mustRoute("t.1", "172.10.99.0/24", "10.10.10.101")})
+	batch := append(eosAdds(2, route.DefaultVRF), route.RouteOp{Action: route.ActionAdd, Route: mustRoute("t.1", "10.210.99.0/24", "10.10.10.101")})
 	err := d.Apply(t.Context(), batch)
 	var de *drivers.Error
 	if !errors.As(err, &de) || de.Kind != drivers.KindRejected || len(de.Rejections) != len(batch) {
@@ -229,7 +229,7 @@ func TestVyOSSave(t *testing.T) {
 			if err := d.Apply(t.Context(), batch); err != nil {
 				t.Fatal(err)
 			}
-			missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "172.10.200.0/24", "10.10.10.101")}
+			missing := route.RouteOp{Action: route.ActionDelete, Route: mustRoute("default", "10.210.200.0/24", "10.10.10.101")}
 			if err := d.Apply(t.Context(), []route.RouteOp{missing}); err != nil {
 				t.Fatal(err)
 			}
@@ -281,9 +281,9 @@ func TestParseVyOSStatics(t *testing.T) {
 // the pager removed, and finds the op a commit error names.
 func TestVyOSTranscript(t *testing.T) {
 	t.Parallel()
-	transcript := "set vrf name t.1 protocols static route 172.10.0.0/24 next-hop 10.0.0.1\r\n\r\n" +
-		"  Configuration path: [vrf name t.1 protocols static route 172.10.0.0/24 next-hop 10.0.0.1] is not valid\r\n  Set failed\r\n\r\n[edit]\r\n" +
-		"vyos@fw1# set protocols static route 172.10.1.0/24 next-hop 10.0.0.1\r\n[edit]\r\nvyos@fw1# "
+	transcript := "set vrf name t.1 protocols static route 10.210.0.0/24 next-hop 10.0.0.1\r\n\r\n" +
+		"  Configuration path: [vrf name t.1 protocols static route 10.210.0.0/24 next-hop 10.0.0.1] is not valid\r\n  Set failed\r\n\r\n[edit]\r\n" +
+		"vyos@fw1# set protocols static route 10.210.1.0/24 next-hop 10.0.0.1\r\n[edit]\r\nvyos@fw1# "
 	rs := vyosDialect.split(transcript)
 	if len(rs) != 3 {
 		t.Fatalf("results = %+v, want 3", rs)
@@ -294,7 +294,7 @@ func TestVyOSTranscript(t *testing.T) {
 	if got := vyosRefusal(rs[1].Output); got != "" {
 		t.Errorf("refusal of line 2 = %q, want none (output %q)", got, rs[1].Output)
 	}
-	paged := "set protocols static route 172.10.0.0/24 next-hop '10.0.0.1'\r\n:\r \r" + "set protocols static route 172.10.1.0/24 next-hop '10.0.0.2'\r\n"
+	paged := "set protocols static route 10.210.0.0/24 next-hop '10.0.0.1'\r\n:\r \r" + "set protocols static route 10.210.1.0/24 next-hop '10.0.0.2'\r\n"
 	if got := vyosRoutes(parseVyOSStatics(strings.Join(body(vyosDialect.split("show\r\n"+paged)), "\n"))); len(got) != 2 {
 		t.Errorf("routes read across a page break = %v, want 2", got)
 	}
@@ -308,7 +308,7 @@ func TestVyOSTranscript(t *testing.T) {
 // FuzzParseVyOSStatics checks that any text yields only valid routes that render back to
 // statements parsing to exactly that route.
 func FuzzParseVyOSStatics(f *testing.F) {
-	f.Add("set protocols static route 172.10.0.0/24 next-hop '10.0.0.1'\nset vrf name blue protocols static route6 2001:db8::/64 next-hop '2001:db8::1'\n")
+	f.Add("set protocols static route 10.210.0.0/24 next-hop '10.0.0.1'\nset vrf name blue protocols static route6 2001:db8::/64 next-hop '2001:db8::1'\n")
 	f.Add("set protocols static route 1.2.3.0/24 next-hop 1.1.1.1 distance '10'\nset protocols static route 1.2.3.0/24 interface 'eth0'\n")
 	f.Add("set protocols static route6 1.2.3.0/24 next-hop '1.1.1.1'\nset vrf name a\x00b protocols static route 1.2.3.0/24 next-hop '1.1.1.1'\nset\n")
 	f.Fuzz(func(t *testing.T, text string) {
@@ -329,8 +329,8 @@ func FuzzParseVyOSStatics(f *testing.F) {
 // passes validation renders to lines without control characters built from the route's path,
 // and whatever does not pass is refused.
 func FuzzVyOSRender(f *testing.F) {
-	f.Add("default", "172.10.10.0/24", "10.10.10.101", true)
-	f.Add("blue\nset system login user x", "172.10.10.0/24", "10.10.10.101", true)
+	f.Add("default", "10.210.10.0/24", "10.10.10.101", true)
+	f.Add("blue\nset system login user x", "10.210.10.0/24", "10.10.10.101", true)
 	f.Add("blue", "2001:db8:100::/64", "2001:db8::1", false)
 	f.Fuzz(func(t *testing.T, vrf, prefix, nh string, add bool) {
 		p, err1 := netip.ParsePrefix(prefix)

@@ -37,7 +37,7 @@ var (
 
 func inventory() *fabric.Inventory {
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}},
 		Segments: []fabric.Segment{{Name: "rack1", Hosts: pfx("10.10.0.0/16"), Pool: "docker",
 			RouteVia: []fabric.Hop{
 				{Device: "sw1", NextHop: fabric.NextHop{Host: true}},
@@ -273,7 +273,7 @@ func TestAddThenRemoveInOrder(t *testing.T) {
 	if got, _ := e.hosts.Host(ctx, "d1"); got.State != fabric.HostActive {
 		t.Errorf("host state = %s, want active", got.State)
 	}
-	if e.sw.OpsApplied(route("172.10.0.0/24", "10.10.10.101")) != 1 || e.fw.OpsApplied(route("172.10.0.0/24", "10.10.20.1")) != 1 {
+	if e.sw.OpsApplied(route("10.210.0.0/24", "10.10.10.101")) != 1 || e.fw.OpsApplied(route("10.210.0.0/24", "10.10.20.1")) != 1 {
 		t.Errorf("routes not on both devices: sw %v fw %v", e.sw.AllRoutes(), e.fw.AllRoutes())
 	}
 	if _, err := e.hosts.Remove(ctx, boot, "d1"); err != nil {
@@ -286,21 +286,21 @@ func TestAddThenRemoveInOrder(t *testing.T) {
 	if len(e.sw.AllRoutes()) != 0 || len(e.fw.AllRoutes()) != 0 {
 		t.Errorf("routes left: sw %v fw %v", e.sw.AllRoutes(), e.fw.AllRoutes())
 	}
-	want := "[sw1 add 172.10.0.0/24 fw1 add 172.10.0.0/24 fw1 delete 172.10.0.0/24 sw1 delete 172.10.0.0/24]"
+	want := "[sw1 add 10.210.0.0/24 fw1 add 10.210.0.0/24 fw1 delete 10.210.0.0/24 sw1 delete 10.210.0.0/24]"
 	if got := fmt.Sprint(e.tl.entries()); got != want {
 		t.Errorf("order on the devices = %s, want %s (adds inside-out, deletes outside-in)", got, want)
 	}
 	// The subnet is free again: the next host gets it.
 	h2, _, err := e.hosts.Register(ctx, boot, fabric.Registration{Name: "d2", Address: addr("10.10.10.102")})
-	if err != nil || h2.Subnet != pfx("172.10.0.0/24") {
-		t.Errorf("next registration got %v, %v; want the released 172.10.0.0/24", h2.Subnet, err)
+	if err != nil || h2.Subnet != pfx("10.210.0.0/24") {
+		t.Errorf("next registration got %v, %v; want the released 10.210.0.0/24", h2.Subnet, err)
 	}
 }
 
 func TestRollbackWhenFirewallRejects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, autoAll)
-	e.fw.Set(drivertest.WithReject(pfx("172.10.0.0/24"), "% Invalid route: table is read-only"))
+	e.fw.Set(drivertest.WithReject(pfx("10.210.0.0/24"), "% Invalid route: table is read-only"))
 	h, _, err := e.hosts.Register(context.Background(), boot, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +312,7 @@ func TestRollbackWhenFirewallRejects(t *testing.T) {
 	if len(e.sw.AllRoutes()) != 0 {
 		t.Errorf("switch keeps %v after the rollback", e.sw.AllRoutes())
 	}
-	want := "[sw1 add 172.10.0.0/24 fw1 add 172.10.0.0/24 sw1 delete 172.10.0.0/24]"
+	want := "[sw1 add 10.210.0.0/24 fw1 add 10.210.0.0/24 sw1 delete 10.210.0.0/24]"
 	if got := fmt.Sprint(e.tl.entries()); got != want {
 		t.Errorf("device log = %s, want %s", got, want)
 	}
@@ -429,7 +429,7 @@ func TestIdempotentAndCoalesced(t *testing.T) {
 	e := newEnv(t, autoAll)
 	ctx := context.Background()
 	// A route already on the switch is recorded as applied without being typed again.
-	e.sw.Plant(route("172.10.0.0/24", "10.10.10.1"))
+	e.sw.Plant(route("10.210.0.0/24", "10.10.10.1"))
 	const n = 150
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -447,7 +447,7 @@ func TestIdempotentAndCoalesced(t *testing.T) {
 		}
 	}
 	e.waitApplied(t, n, 60*time.Second)
-	if got := e.sw.OpsApplied(route("172.10.0.0/24", "10.10.10.1")); got != 0 {
+	if got := e.sw.OpsApplied(route("10.210.0.0/24", "10.10.10.1")); got != 0 {
 		t.Errorf("the planted route was typed %d times, want 0", got)
 	}
 	for _, f := range []*drivertest.Fake{e.sw, e.fw} {

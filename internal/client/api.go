@@ -55,7 +55,7 @@ type Host struct {
 
 // Docker is what the host's /etc/docker/daemon.json must say.
 type Docker struct {
-	// Bip is docker0's address with the subnet's length, e.g. 172.10.10.1/24.
+	// Bip is docker0's address with the subnet's length, e.g. 10.210.10.1/24.
 	Bip    netip.Prefix `json:"bip"`
 	IPMasq bool         `json:"ip-masq"`
 }

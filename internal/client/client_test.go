@@ -105,8 +105,8 @@ func TestRequestShape(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&got.body)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(201)
-		io.WriteString(w, `{"name":"docker-01","address":"10.10.10.101","segment":"rack1","subnet":"172.10.0.0/24","gateway":"172.10.0.1",
-			"state":"pending","docker":{"bip":"172.10.0.1/24","ip-masq":false},"change":{"id":3,"status":"pending"},
+		io.WriteString(w, `{"name":"docker-01","address":"10.10.10.101","segment":"rack1","subnet":"10.210.0.0/24","gateway":"10.210.0.1",
+			"state":"pending","docker":{"bip":"10.210.0.1/24","ip-masq":false},"change":{"id":3,"status":"pending"},
 			"created_by":"boot","created_at":"2026-11-26T10:00:00Z","updated_at":"2026-11-26T10:00:00Z"}`)
 	}))
 	defer srv.Close()
@@ -122,8 +122,8 @@ func TestRequestShape(t *testing.T) {
 		t.Errorf("body (-got +want):\n%s", diff)
 	}
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	want := Host{Name: "docker-01", Address: netip.MustParseAddr("10.10.10.101"), Segment: "rack1", Subnet: netip.MustParsePrefix("172.10.0.0/24"),
-		Gateway: netip.MustParseAddr("172.10.0.1"), State: "pending", Docker: Docker{Bip: netip.MustParsePrefix("172.10.0.1/24")},
+	want := Host{Name: "docker-01", Address: netip.MustParseAddr("10.10.10.101"), Segment: "rack1", Subnet: netip.MustParsePrefix("10.210.0.0/24"),
+		Gateway: netip.MustParseAddr("10.210.0.1"), State: "pending", Docker: Docker{Bip: netip.MustParsePrefix("10.210.0.1/24")},
 		Change: &ChangeRef{ID: 3, Status: "pending"}, CreatedBy: "boot", CreatedAt: at, UpdatedAt: at}
 	if diff := cmp.Diff(h, want, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})); diff != "" {
 		t.Errorf("host (-got +want):\n%s", diff)
@@ -296,8 +296,8 @@ func pemOf(der []byte) []byte {
 func BenchmarkGetChange(b *testing.B) {
 	ch := Change{ID: 1, Kind: "add", Status: "pending", PlanHash: "sha256:x", Events: []Event{}}
 	for i := range 10 {
-		ch.Ops = append(ch.Ops, ChangeOp{Device: "sw1", Action: "add", Prefix: netip.MustParsePrefix("172.10.0.0/24"),
-			NextHop: netip.MustParseAddr("10.10.10.101"), VRF: "default", Preview: "ip route 172.10.0.0/24 10.10.10.101", Status: "pending", Attempts: i})
+		ch.Ops = append(ch.Ops, ChangeOp{Device: "sw1", Action: "add", Prefix: netip.MustParsePrefix("10.210.0.0/24"),
+			NextHop: netip.MustParseAddr("10.10.10.101"), VRF: "default", Preview: "ip route 10.210.0.0/24 10.10.10.101", Status: "pending", Attempts: i})
 	}
 	body, _ := json.Marshal(ch)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -45,8 +45,8 @@ func TestLabDeviceCheck(t *testing.T) {
 	l := labtest.Require(t)
 	ctx := t.Context()
 	host := l.Hosts["host1"]
-	swRoute := netip.MustParsePrefix("172.10.77.0/24")
-	fwRoute := netip.MustParsePrefix("172.10.78.0/24")
+	swRoute := netip.MustParsePrefix("10.210.77.0/24")
+	fwRoute := netip.MustParsePrefix("10.210.78.0/24")
 	if _, err := l.Vtysh(ctx, "sw1", "ip route "+swRoute.String()+" "+host.Uplink.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -85,15 +85,15 @@ func TestLabDeviceCheck(t *testing.T) {
 			"session budget: max_sessions 1, one slot held for this check",
 			"version:  FRRouting ",
 			"routes returnpath owns: 1\n    " + swRoute.String() + " via " + host.Uplink.String() + " vrf default\n",
-			"    add:    ip route 172.10.255.0/24 ",
-			"    delete: no ip route 172.10.255.0/24 ",
+			"    add:    ip route 10.210.255.0/24 ",
+			"    delete: no ip route 10.210.255.0/24 ",
 			"OK: nothing was changed on the device",
 		}},
 		{device: "fw1", want: []string{
 			"version:  Linux ",
 			"routes returnpath owns: 1\n    " + fwRoute.String() + " via 10.10.20.1 vrf default\n",
-			"    add:    route add 172.10.255.0/24 via 10.10.20.1 proto 202",
-			"    delete: route del 172.10.255.0/24 via 10.10.20.1 proto 202",
+			"    add:    route add 10.210.255.0/24 via 10.10.20.1 proto 202",
+			"    delete: route del 10.210.255.0/24 via 10.10.20.1 proto 202",
 			"OK: nothing was changed on the device",
 		}},
 	} {

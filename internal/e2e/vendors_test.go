@@ -89,7 +89,7 @@ func vendorConfig(t *testing.T, dbURL, listen string, sw *eos.Device, fw *panos.
 database_url: %q
 log_level: warn
 pools:
-  - {name: docker, prefix: 172.10.0.0/16, subnet_length: 24}
+  - {name: docker, prefix: 10.210.0.0/16, subnet_length: 24}
 segments:
   - name: rack1
     hosts: 10.10.10.0/24
@@ -125,7 +125,7 @@ limits:
 func TestEmulatedEOSAndPANOS(t *testing.T) {
 	l := labtest.Require(t)
 	ctx := t.Context()
-	pool := netip.MustParsePrefix("172.10.0.0/16")
+	pool := netip.MustParsePrefix("10.210.0.0/16")
 	swMirror, fwMirror := newKernelMirror(l, "sw1", pool), newKernelMirror(l, "fw1", pool)
 	t.Cleanup(func() { swMirror.clear(); fwMirror.clear() })
 
@@ -181,7 +181,7 @@ func TestEmulatedEOSAndPANOS(t *testing.T) {
 	boot, viewer := token(t, cfg, "boot", "bootstrap"), token(t, cfg, "ci", "viewer")
 
 	// The container's traffic has no way back before returnpath acts.
-	bip := netip.MustParsePrefix("172.10.0.1/24")
+	bip := netip.MustParsePrefix("10.210.0.1/24")
 	if _, err := l.SetDockerBridge(ctx, "host1", bip); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestEmulatedEOSAndPANOS(t *testing.T) {
 	if got, want := fmt.Sprint(sw.Routes()), fmt.Sprint([]eos.Route{{VRF: "default", Prefix: subnet, NextHop: host.Uplink, Name: "returnpath"}}); got != want {
 		t.Errorf("switch routes = %s, want %s", got, want)
 	}
-	fwWant := []panos.Route{{VR: "default", Name: "rp-172_10_0_0-24", Prefix: subnet, NextHop: netip.MustParseAddr("10.10.20.1"), Interface: "ethernet1/2"}}
+	fwWant := []panos.Route{{VR: "default", Name: "rp-10_210_0_0-24", Prefix: subnet, NextHop: netip.MustParseAddr("10.10.20.1"), Interface: "ethernet1/2"}}
 	if got, want := fmt.Sprint(fw.Routes()), fmt.Sprint(fwWant); got != want {
 		t.Errorf("firewall routes = %s, want %s", got, want)
 	}
@@ -257,7 +257,7 @@ func TestEmulatedEOSAndPANOS(t *testing.T) {
 		"version:  Palo Alto Networks PA-VM, PAN-OS 10.1.3",
 		subnet.String() + " via " + host.Uplink.String() + " vrf default",
 		subnet.String() + " via 10.10.20.1 vrf default",
-		"set network virtual-router default routing-table ip static-route rp-172_10_255_0-24 destination 172.10.255.0/24 nexthop ip-address 10.10.20.1 interface ethernet1/2",
+		"set network virtual-router default routing-table ip static-route rp-10_210_255_0-24 destination 10.210.255.0/24 nexthop ip-address 10.10.20.1 interface ethernet1/2",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("device check output lacks %q", w)

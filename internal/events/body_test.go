@@ -13,7 +13,7 @@ import (
 func TestSlackBody(t *testing.T) {
 	at := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
 	ch := &fabric.Change{ID: 7, Kind: fabric.ChangeAdd, Status: fabric.ChangePending, Host: &fabric.Host{Name: "d<1>", Segment: "rack1"},
-		Ops: []fabric.ChangeOp{{Device: "sw1", Preview: "ip route 172.10.0.0/24 10.10.10.101"}, {Device: "fw1", Preview: "ip route add 172.10.0.0/24 via 10.10.20.1"}}}
+		Ops: []fabric.ChangeOp{{Device: "sw1", Preview: "ip route 10.210.0.0/24 10.10.10.101"}, {Device: "fw1", Preview: "ip route add 10.210.0.0/24 via 10.10.20.1"}}}
 	b, err := events.Body(fabric.Event{Kind: fabric.EventChangePending, At: at, Change: ch}, events.FormatSlack, "https://desk.example")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestSlackBody(t *testing.T) {
 	if !strings.Contains(head, "d&lt;1&gt;") || !strings.Contains(head, "<https://desk.example/changes/7|open change 7>") {
 		t.Errorf("head block = %q: want the host escaped and a link to the change", head)
 	}
-	if !strings.Contains(msg.Blocks[1].Text.Text, "*sw1*") || !strings.Contains(msg.Blocks[1].Text.Text, "ip route 172.10.0.0/24 10.10.10.101") {
+	if !strings.Contains(msg.Blocks[1].Text.Text, "*sw1*") || !strings.Contains(msg.Blocks[1].Text.Text, "ip route 10.210.0.0/24 10.10.10.101") {
 		t.Errorf("sw1 block = %q", msg.Blocks[1].Text.Text)
 	}
 }

@@ -51,7 +51,7 @@ var allChangeEvents = []fabric.EventKind{fabric.EventChangePending, fabric.Event
 func inventory() *fabric.Inventory {
 	hops := []fabric.Hop{{Device: "sw1", NextHop: fabric.NextHop{Host: true}}, {Device: "fw1", NextHop: fabric.NextHop{Addr: addr("10.10.20.1")}}}
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}},
 		Segments: []fabric.Segment{
 			{Name: "rack1", Hosts: pfx("10.10.10.0/24"), Pool: "docker", RouteVia: hops},
 			{Name: "rack2", Hosts: pfx("10.10.11.0/24"), Pool: "docker", RouteVia: hops},
@@ -401,7 +401,7 @@ func TestEventsArriveOncePerStateChange(t *testing.T) {
 		t.Errorf("time %q: %v", b.Time, err)
 	}
 	if len(b.Preview) != 2 || b.Preview[0].Device != "sw1" || len(b.Preview[0].Lines) == 0 ||
-		!strings.Contains(strings.Join(b.Preview[0].Lines, "\n"), "172.10.") {
+		!strings.Contains(strings.Join(b.Preview[0].Lines, "\n"), "10.210.") {
 		t.Errorf("pending preview = %+v", b.Preview)
 	}
 	if n := testutil.ToFloat64(outcomes(t, e, "all", "delivered")); n != float64(len(want)) {

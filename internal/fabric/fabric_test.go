@@ -18,7 +18,7 @@ var (
 // labInventory is the recipe's fabric: one segment behind sw1 and fw1.
 func labInventory() *fabric.Inventory {
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}},
 		Segments: []fabric.Segment{{
 			Name: "rack1", Hosts: pfx("10.10.10.0/24"), Pool: "docker",
 			RouteVia: []fabric.Hop{
@@ -42,9 +42,9 @@ func TestInventoryValidate(t *testing.T) {
 	}{
 		{"valid", func(*fabric.Inventory) {}, ""},
 		{"pools overlap", func(inv *fabric.Inventory) {
-			inv.Pools = append(inv.Pools, fabric.Pool{Name: "b", Prefix: pfx("172.10.128.0/17"), SubnetLength: 24})
+			inv.Pools = append(inv.Pools, fabric.Pool{Name: "b", Prefix: pfx("10.210.128.0/17"), SubnetLength: 24})
 		}, "pools[1].prefix"},
-		{"pool host bits", func(inv *fabric.Inventory) { inv.Pools[0].Prefix = pfx("172.10.0.1/16") }, "pools[0].prefix"},
+		{"pool host bits", func(inv *fabric.Inventory) { inv.Pools[0].Prefix = pfx("10.210.0.1/16") }, "pools[0].prefix"},
 		{"subnet longer than /30", func(inv *fabric.Inventory) { inv.Pools[0].SubnetLength = 31 }, "pools[0].subnet_length"},
 		{"subnet shorter than pool", func(inv *fabric.Inventory) { inv.Pools[0].SubnetLength = 8 }, "pools[0].subnet_length"},
 		{"segments overlap", func(inv *fabric.Inventory) {
@@ -122,7 +122,9 @@ func TestInventoryValidateReportsEveryError(t *testing.T) {
 
 func TestInventoryWarnsOnPublicPool(t *testing.T) {
 	t.Parallel()
-	warnings, err := labInventory().Validate()
+	public := labInventory()
+	public.Pools[0].Prefix = pfx("172.10.0.0/16")
+	warnings, err := public.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,12 +140,12 @@ func TestInventoryWarnsOnPublicPool(t *testing.T) {
 
 func TestPoolSubnet(t *testing.T) {
 	t.Parallel()
-	p := fabric.Pool{Name: "d", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}
+	p := fabric.Pool{Name: "d", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}
 	for _, tc := range []struct {
 		i    uint64
 		want string
 		ok   bool
-	}{{0, "172.10.0.0/24", true}, {10, "172.10.10.0/24", true}, {255, "172.10.255.0/24", true}, {256, "", false}} {
+	}{{0, "10.210.0.0/24", true}, {10, "10.210.10.0/24", true}, {255, "10.210.255.0/24", true}, {256, "", false}} {
 		got, ok := p.Subnet(tc.i)
 		if ok != tc.ok || (ok && got.String() != tc.want) {
 			t.Errorf("Subnet(%d) = %v, %v; want %s, %v", tc.i, got, ok, tc.want, tc.ok)
@@ -156,7 +158,7 @@ func TestPoolSubnet(t *testing.T) {
 	if got, _ := v6.Subnet(0x1234); got != pfx("fd00:10:0:1234::/64") {
 		t.Errorf("v6 Subnet(0x1234) = %v", got)
 	}
-	if !p.Contains(pfx("172.10.3.0/24")) || p.Contains(pfx("172.10.3.0/25")) || p.Contains(pfx("172.11.0.0/24")) {
+	if !p.Contains(pfx("10.210.3.0/24")) || p.Contains(pfx("10.210.3.0/25")) || p.Contains(pfx("172.11.0.0/24")) {
 		t.Error("Contains is wrong")
 	}
 }
@@ -170,7 +172,7 @@ func TestPlace(t *testing.T) {
 		wantField string
 	}{
 		{"ok", fabric.Registration{Name: "Docker-01.example.com", Address: addr("10.10.10.101")}, ""},
-		{"ok with subnet", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.10.10.0/24")}, ""},
+		{"ok with subnet", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("10.210.10.0/24")}, ""},
 		{"missing name", fabric.Registration{Address: addr("10.10.10.101")}, "name"},
 		{"space in name", fabric.Registration{Name: "a b", Address: addr("10.10.10.101")}, "name"},
 		{"newline in name", fabric.Registration{Name: "a\nexit", Address: addr("10.10.10.101")}, "name"},
@@ -182,9 +184,9 @@ func TestPlace(t *testing.T) {
 		{"no segment", fabric.Registration{Name: "d1", Address: addr("10.99.0.1")}, "address"},
 		{"network address", fabric.Registration{Name: "d1", Address: addr("10.10.10.0")}, "address"},
 		{"broadcast", fabric.Registration{Name: "d1", Address: addr("10.10.10.255")}, "address"},
-		{"host bits", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.10.10.5/24")}, "subnet"},
+		{"host bits", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("10.210.10.5/24")}, "subnet"},
 		{"outside pool", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.11.10.0/24")}, "subnet"},
-		{"wrong length", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.10.10.0/25")}, "subnet"},
+		{"wrong length", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("10.210.10.0/25")}, "subnet"},
 		{"wider than pool", fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.0.0.0/8")}, "subnet"},
 	}
 	for _, tt := range tests {
@@ -206,19 +208,19 @@ func TestPlace(t *testing.T) {
 
 func TestReturnPathAndBip(t *testing.T) {
 	t.Parallel()
-	h := fabric.Host{Name: "d1", Address: addr("10.10.10.101"), Segment: "rack1", Subnet: pfx("172.10.10.0/24")}
+	h := fabric.Host{Name: "d1", Address: addr("10.10.10.101"), Segment: "rack1", Subnet: pfx("10.210.10.0/24")}
 	got, err := labInventory().ReturnPath(h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []fabric.DeviceRoute{
-		{Device: "sw1", Route: fabric.Route{VRF: "default", Prefix: pfx("172.10.10.0/24"), NextHop: addr("10.10.10.101")}},
-		{Device: "fw1", Route: fabric.Route{VRF: "default", Prefix: pfx("172.10.10.0/24"), NextHop: addr("10.10.20.1")}},
+		{Device: "sw1", Route: fabric.Route{VRF: "default", Prefix: pfx("10.210.10.0/24"), NextHop: addr("10.10.10.101")}},
+		{Device: "fw1", Route: fabric.Route{VRF: "default", Prefix: pfx("10.210.10.0/24"), NextHop: addr("10.10.20.1")}},
 	}
 	if diff := cmp.Diff(got, want, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("ReturnPath() diff (-got +want):\n%s", diff)
 	}
-	if h.Bip().String() != "172.10.10.1/24" || h.Gateway().String() != "172.10.10.1" {
+	if h.Bip().String() != "10.210.10.1/24" || h.Gateway().String() != "10.210.10.1" {
 		t.Errorf("Bip() = %s, Gateway() = %s", h.Bip(), h.Gateway())
 	}
 }
@@ -229,14 +231,14 @@ func r(p, nh string) fabric.Route {
 
 func TestPlan(t *testing.T) {
 	t.Parallel()
-	want := []fabric.Route{r("172.10.1.0/24", "10.0.0.1"), r("172.10.2.0/24", "10.0.0.2"), r("172.10.3.0/24", "10.0.0.3")}
-	have := []fabric.Route{r("172.10.1.0/24", "10.0.0.1"), r("172.10.2.0/24", "10.0.0.9"), r("172.10.9.0/24", "10.0.0.1")}
+	want := []fabric.Route{r("10.210.1.0/24", "10.0.0.1"), r("10.210.2.0/24", "10.0.0.2"), r("10.210.3.0/24", "10.0.0.3")}
+	have := []fabric.Route{r("10.210.1.0/24", "10.0.0.1"), r("10.210.2.0/24", "10.0.0.9"), r("10.210.9.0/24", "10.0.0.1")}
 	got := fabric.Plan(want, have)
 	wantOps := []fabric.RouteOp{
-		{Action: fabric.ActionDelete, Route: r("172.10.2.0/24", "10.0.0.9")},
-		{Action: fabric.ActionDelete, Route: r("172.10.9.0/24", "10.0.0.1")},
-		{Action: fabric.ActionAdd, Route: r("172.10.2.0/24", "10.0.0.2")},
-		{Action: fabric.ActionAdd, Route: r("172.10.3.0/24", "10.0.0.3")},
+		{Action: fabric.ActionDelete, Route: r("10.210.2.0/24", "10.0.0.9")},
+		{Action: fabric.ActionDelete, Route: r("10.210.9.0/24", "10.0.0.1")},
+		{Action: fabric.ActionAdd, Route: r("10.210.2.0/24", "10.0.0.2")},
+		{Action: fabric.ActionAdd, Route: r("10.210.3.0/24", "10.0.0.3")},
 	}
 	if diff := cmp.Diff(opStrings(got), opStrings(wantOps)); diff != "" {
 		t.Errorf("Plan() diff (-got +want):\n%s", diff)
@@ -257,10 +259,10 @@ func opStrings(ops []fabric.RouteOp) []string {
 func TestOrder(t *testing.T) {
 	t.Parallel()
 	add := func(dev string) fabric.DeviceOp {
-		return fabric.DeviceOp{Device: dev, Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: r("172.10.1.0/24", "10.0.0.1")}}
+		return fabric.DeviceOp{Device: dev, Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: r("10.210.1.0/24", "10.0.0.1")}}
 	}
 	del := func(dev string) fabric.DeviceOp {
-		return fabric.DeviceOp{Device: dev, Op: fabric.RouteOp{Action: fabric.ActionDelete, Route: r("172.10.2.0/24", "10.0.0.1")}}
+		return fabric.DeviceOp{Device: dev, Op: fabric.RouteOp{Action: fabric.ActionDelete, Route: r("10.210.2.0/24", "10.0.0.1")}}
 	}
 	path := []string{"sw1", "fw1"}
 	got := fabric.Order(path, []fabric.DeviceOp{add("fw1"), del("sw1"), add("sw1"), del("fw1")})
@@ -277,21 +279,21 @@ func TestOrder(t *testing.T) {
 func TestRouteValidate(t *testing.T) {
 	t.Parallel()
 	bad := []fabric.Route{
-		{VRF: "", Prefix: pfx("172.10.1.0/24"), NextHop: addr("10.0.0.1")},
-		{VRF: "red vrf", Prefix: pfx("172.10.1.0/24"), NextHop: addr("10.0.0.1")},
-		{VRF: "default", Prefix: pfx("172.10.1.5/24"), NextHop: addr("10.0.0.1")},
-		{VRF: "default", Prefix: pfx("172.10.1.0/24")},
-		{VRF: "default", Prefix: pfx("172.10.1.0/24"), NextHop: addr("2001:db8::1")},
+		{VRF: "", Prefix: pfx("10.210.1.0/24"), NextHop: addr("10.0.0.1")},
+		{VRF: "red vrf", Prefix: pfx("10.210.1.0/24"), NextHop: addr("10.0.0.1")},
+		{VRF: "default", Prefix: pfx("10.210.1.5/24"), NextHop: addr("10.0.0.1")},
+		{VRF: "default", Prefix: pfx("10.210.1.0/24")},
+		{VRF: "default", Prefix: pfx("10.210.1.0/24"), NextHop: addr("2001:db8::1")},
 	}
 	for _, b := range bad {
 		if err := b.Validate(); err == nil {
 			t.Errorf("%+v.Validate() = nil, want error", b)
 		}
 	}
-	if err := r("172.10.1.0/24", "10.0.0.1").Validate(); err != nil {
+	if err := r("10.210.1.0/24", "10.0.0.1").Validate(); err != nil {
 		t.Errorf("valid route: %v", err)
 	}
-	if !fabric.Managed(pfx("172.10.1.0/24"), []netip.Prefix{pfx("172.10.0.0/16")}) || fabric.Managed(pfx("172.0.0.0/8"), []netip.Prefix{pfx("172.10.0.0/16")}) {
+	if !fabric.Managed(pfx("10.210.1.0/24"), []netip.Prefix{pfx("10.210.0.0/16")}) || fabric.Managed(pfx("172.0.0.0/8"), []netip.Prefix{pfx("10.210.0.0/16")}) {
 		t.Error("Managed is wrong")
 	}
 }

@@ -54,7 +54,7 @@ type ChangeRef struct {
 // Gateway is the docker0 bridge's own address: the subnet's first usable address.
 func (h Host) Gateway() netip.Addr { return h.Subnet.Addr().Next() }
 
-// Bip is the value of dockerd's --bip for this host, e.g. 172.10.10.1/24.
+// Bip is the value of dockerd's --bip for this host, e.g. 10.210.10.1/24.
 func (h Host) Bip() netip.Prefix { return netip.PrefixFrom(h.Gateway(), h.Subnet.Bits()) }
 
 // Registration is a request to register a host.

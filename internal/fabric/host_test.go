@@ -60,7 +60,7 @@ func TestHostNote(t *testing.T) {
 		{name: "awaiting review", state: fabric.HostPending, change: &fabric.ChangeRef{ID: 3, Status: fabric.ChangePending}},
 		{name: "applied", state: fabric.HostActive, change: &fabric.ChangeRef{ID: 3, Status: fabric.ChangeApplied}},
 		{name: "rejected", state: fabric.HostPending, change: &fabric.ChangeRef{ID: 3, Status: fabric.ChangeRejected, Reason: "wrong rack"},
-			want: []string{"change 3", "rejected: wrong rack", "will not be installed", "Remove the host", "172.10.0.0/24"}},
+			want: []string{"change 3", "rejected: wrong rack", "will not be installed", "Remove the host", "10.210.0.0/24"}},
 		{name: "rolled back", state: fabric.HostPending, change: &fabric.ChangeRef{ID: 3, Status: fabric.ChangeRolledBack, Reason: "sw1 refused"},
 			want: []string{"rolled back: sw1 refused", "Retry"}},
 		{name: "failed", state: fabric.HostPending, change: &fabric.ChangeRef{ID: 3, Status: fabric.ChangeFailed},
@@ -69,7 +69,7 @@ func TestHostNote(t *testing.T) {
 			want: []string{"removing this host's return routes was rejected", "Remove it again"}},
 	}
 	for _, tt := range tests {
-		h := fabric.Host{Name: "d1", State: tt.state, Subnet: pfx("172.10.0.0/24"), Change: tt.change}
+		h := fabric.Host{Name: "d1", State: tt.state, Subnet: pfx("10.210.0.0/24"), Change: tt.change}
 		note := h.Note()
 		if len(tt.want) == 0 && note != "" {
 			t.Errorf("%s: Note() = %q, want none", tt.name, note)

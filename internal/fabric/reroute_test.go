@@ -14,7 +14,7 @@ import (
 
 func rerouteHost(name string, i int, state fabric.HostState) fabric.Host {
 	return fabric.Host{Name: name, Address: addr(fmt.Sprintf("10.10.10.%d", 100+i)), Segment: "rack1", Pool: "docker",
-		Subnet: pfx(fmt.Sprintf("172.10.%d.0/24", i)), State: state}
+		Subnet: pfx(fmt.Sprintf("10.210.%d.0/24", i)), State: state}
 }
 
 func withDevice(inv *fabric.Inventory, name, vrf string) {
@@ -81,8 +81,8 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        []fabric.Host{h1, h2, pending, removing, removed},
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 add fw2 172.10.1.0/24 via 10.10.30.1 default",
-				"0 add fw2 172.10.2.0/24 via 10.10.30.1 default",
+				"0 add fw2 10.210.1.0/24 via 10.10.30.1 default",
+				"0 add fw2 10.210.2.0/24 via 10.10.30.1 default",
 			}},
 			wantHosts: map[string]int{"rack1": 2},
 		},
@@ -94,8 +94,8 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        everyState,
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 delete fw1 172.10.1.0/24 via 10.10.20.1 default",
-				"0 delete fw1 172.10.4.0/24 via 10.10.20.1 default",
+				"0 delete fw1 10.210.1.0/24 via 10.10.20.1 default",
+				"0 delete fw1 10.210.4.0/24 via 10.10.20.1 default",
 			}},
 			wantHosts: map[string]int{"rack1": 2},
 		},
@@ -109,9 +109,9 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        []fabric.Host{h1},
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 delete fw1 172.10.1.0/24 via 10.10.30.1 default",
-				"1 delete fwx 172.10.1.0/24 via 10.10.20.1 default",
-				"2 add fw1 172.10.1.0/24 via 10.10.20.1 default",
+				"0 delete fw1 10.210.1.0/24 via 10.10.30.1 default",
+				"1 delete fwx 10.210.1.0/24 via 10.10.20.1 default",
+				"2 add fw1 10.210.1.0/24 via 10.10.20.1 default",
 			}},
 			wantHosts: map[string]int{"rack1": 1},
 		},
@@ -123,9 +123,9 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        []fabric.Host{h1},
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 delete fw1 172.10.1.0/24 via 10.10.20.1 default",
-				"1 add fwx 172.10.1.0/24 via 10.10.20.1 default",
-				"2 add fw1 172.10.1.0/24 via 10.10.30.1 default",
+				"0 delete fw1 10.210.1.0/24 via 10.10.20.1 default",
+				"1 add fwx 10.210.1.0/24 via 10.10.20.1 default",
+				"2 add fw1 10.210.1.0/24 via 10.10.30.1 default",
 			}},
 			wantHosts: map[string]int{"rack1": 1},
 		},
@@ -137,9 +137,9 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        []fabric.Host{h1, removing},
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 delete fw1 172.10.1.0/24 via 10.10.20.1 default",
-				"0 delete fw1 172.10.4.0/24 via 10.10.20.1 default",
-				"0 add fw1 172.10.1.0/24 via 10.10.20.9 default",
+				"0 delete fw1 10.210.1.0/24 via 10.10.20.1 default",
+				"0 delete fw1 10.210.4.0/24 via 10.10.20.1 default",
+				"0 add fw1 10.210.1.0/24 via 10.10.20.9 default",
 			}},
 			wantHosts: map[string]int{"rack1": 2},
 		},
@@ -151,8 +151,8 @@ func TestPlanReroutes(t *testing.T) {
 			hosts:        []fabric.Host{h1},
 			wantSegments: []string{"rack1"},
 			wantOps: map[string][]string{"rack1": {
-				"0 delete sw1 172.10.1.0/24 via 10.10.10.101 default",
-				"0 add sw1 172.10.1.0/24 via 10.10.10.101 red",
+				"0 delete sw1 10.210.1.0/24 via 10.10.10.101 default",
+				"0 add sw1 10.210.1.0/24 via 10.10.10.101 red",
 			}},
 			wantHosts: map[string]int{"rack1": 1},
 		},
@@ -175,9 +175,9 @@ func TestPlanReroutes(t *testing.T) {
 					RouteVia: []fabric.Hop{hop("sw1", "host"), hop("fw1", "10.10.21.1")}})
 			},
 			hosts: []fabric.Host{h1, {Name: "b1", Address: addr("10.10.11.7"), Segment: "rack2", Pool: "docker",
-				Subnet: pfx("172.10.9.0/24"), State: fabric.HostActive}},
+				Subnet: pfx("10.210.9.0/24"), State: fabric.HostActive}},
 			wantSegments: []string{"rack2"},
-			wantOps:      map[string][]string{"rack2": {"0 add fw1 172.10.9.0/24 via 10.10.21.1 default"}},
+			wantOps:      map[string][]string{"rack2": {"0 add fw1 10.210.9.0/24 via 10.10.21.1 default"}},
 			wantHosts:    map[string]int{"rack2": 1},
 		},
 		{
@@ -187,7 +187,7 @@ func TestPlanReroutes(t *testing.T) {
 					RouteVia: []fabric.Hop{hop("sw1", "host")}})
 			},
 			hosts: []fabric.Host{h1, {Name: "b1", Address: addr("10.10.11.7"), Segment: "rack2", Pool: "docker",
-				Subnet: pfx("172.10.9.0/24"), State: fabric.HostActive}},
+				Subnet: pfx("10.210.9.0/24"), State: fabric.HostActive}},
 			wantWarning: "segment rack2 is no longer configured",
 		},
 	}

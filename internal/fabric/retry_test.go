@@ -19,7 +19,7 @@ func TestRetry(t *testing.T) {
 	moved[1].Op.Route.VRF = "blue"
 	hash := fabric.PlanHash(fresh)
 	host := func(s fabric.HostState) *fabric.Host {
-		return &fabric.Host{ID: 7, Name: "d1", Subnet: pfx("172.10.0.0/24"), State: s}
+		return &fabric.Host{ID: 7, Name: "d1", Subnet: pfx("10.210.0.0/24"), State: s}
 	}
 	planErr := fabric.Errorf(fabric.EINVALID, "segment rack1 is gone")
 	tests := []struct {

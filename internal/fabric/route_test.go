@@ -13,14 +13,14 @@ import (
 // an EINVALID *fabric.Error naming the field, or the API would answer a bad request with 500.
 func TestRouteErrorsAreInvalid(t *testing.T) {
 	t.Parallel()
-	ok := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("172.10.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
+	ok := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
 	stage := func(op fabric.RouteOp) error {
 		_, err := fabric.StageOps([]string{"sw1"}, []fabric.DeviceOp{{Device: "sw1", Op: op}},
 			func(string, []fabric.RouteOp) ([]string, error) { return []string{"line"}, nil })
 		return err
 	}
 	hostBits := ok
-	hostBits.Prefix = netip.MustParsePrefix("172.10.1.1/24")
+	hostBits.Prefix = netip.MustParsePrefix("10.210.1.1/24")
 	tests := []struct {
 		name      string
 		err       error

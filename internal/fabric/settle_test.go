@@ -17,7 +17,7 @@ func settleOp(seq int, s fabric.OpStatus) fabric.ChangeOp {
 	dev := []string{"sw1", "fw1", "fw2"}[seq]
 	nh := []string{"10.10.10.101", "10.10.20.1", "10.10.30.1"}[seq]
 	return fabric.ChangeOp{Seq: seq, Stage: seq, Device: dev, Status: s, Preview: "add on " + dev,
-		Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: pfx("172.10.0.0/24"), NextHop: addr(nh)}}}
+		Op: fabric.RouteOp{Action: fabric.ActionAdd, Route: fabric.Route{VRF: "default", Prefix: pfx("10.210.0.0/24"), NextHop: addr(nh)}}}
 }
 
 func failedOp(seq int, errText, output string) fabric.ChangeOp {
@@ -38,8 +38,8 @@ var equateAddrs = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 func TestSettle(t *testing.T) {
 	t.Parallel()
-	host := &fabric.Host{ID: 7, Name: "d1", Subnet: pfx("172.10.0.0/24"), State: fabric.HostPending}
-	const fw2Failure = "fw2: add 172.10.0.0/24 via 10.10.30.1 vrf default: the device refused it (device said: % table is read-only)"
+	host := &fabric.Host{ID: 7, Name: "d1", Subnet: pfx("10.210.0.0/24"), State: fabric.HostPending}
+	const fw2Failure = "fw2: add 10.210.0.0/24 via 10.10.30.1 vrf default: the device refused it (device said: % table is read-only)"
 	tests := []struct {
 		name   string
 		kind   fabric.ChangeKind
@@ -103,7 +103,7 @@ func TestSettle(t *testing.T) {
 			ops: []fabric.ChangeOp{failedOp(0, "device unreachable for more than 5m0s: dial tcp: refused", ""),
 				settleOp(1, fabric.OpPending), settleOp(2, fabric.OpPending)},
 			want: fabric.Settlement{SkipPending: true, Final: fabric.ChangeRolledBack,
-				Reason: "nothing was applied: sw1: add 172.10.0.0/24 via 10.10.10.101 vrf default: device unreachable for more than 5m0s: dial tcp: refused"},
+				Reason: "nothing was applied: sw1: add 10.210.0.0/24 via 10.10.10.101 vrf default: device unreachable for more than 5m0s: dial tcp: refused"},
 		},
 		{
 			name: "undo in progress: the undo's next stage has work",
@@ -122,10 +122,10 @@ func TestSettle(t *testing.T) {
 					return o
 				}(), undoOp(1, 0, fabric.OpPending)},
 			want: fabric.Settlement{SkipPending: true, Final: fabric.ChangeFailed,
-				Reason: fw2Failure + "; the undo failed too (fw1: delete 172.10.0.0/24 via 10.10.20.1 vrf default: session dropped); device state: " +
-					"sw1 add 172.10.0.0/24 via 10.10.10.101 vrf default: applied; fw1 add 172.10.0.0/24 via 10.10.20.1 vrf default: applied; " +
-					"fw2 add 172.10.0.0/24 via 10.10.30.1 vrf default: failed; fw1 undo delete 172.10.0.0/24 via 10.10.20.1 vrf default: failed; " +
-					"sw1 undo delete 172.10.0.0/24 via 10.10.10.101 vrf default: pending"},
+				Reason: fw2Failure + "; the undo failed too (fw1: delete 10.210.0.0/24 via 10.10.20.1 vrf default: session dropped); device state: " +
+					"sw1 add 10.210.0.0/24 via 10.10.10.101 vrf default: applied; fw1 add 10.210.0.0/24 via 10.10.20.1 vrf default: applied; " +
+					"fw2 add 10.210.0.0/24 via 10.10.30.1 vrf default: failed; fw1 undo delete 10.210.0.0/24 via 10.10.20.1 vrf default: failed; " +
+					"sw1 undo delete 10.210.0.0/24 via 10.10.10.101 vrf default: pending"},
 		},
 		{
 			name: "undo done: rolled back, the applied ops marked undone, the reason kept",

@@ -23,10 +23,10 @@ func want(host string, state fabric.HostState, r fabric.Route) fabric.IntentRout
 
 func TestCompareRoutes(t *testing.T) {
 	t.Parallel()
-	managed := []netip.Prefix{pfx("172.10.0.0/16")}
-	a := rt("172.10.1.0/24", "10.10.10.101")
-	b := rt("172.10.2.0/24", "10.10.10.102")
-	c := rt("172.10.3.0/24", "10.10.10.103")
+	managed := []netip.Prefix{pfx("10.210.0.0/16")}
+	a := rt("10.210.1.0/24", "10.10.10.101")
+	b := rt("10.210.2.0/24", "10.10.10.102")
+	c := rt("10.210.3.0/24", "10.10.10.103")
 	tests := []struct {
 		name   string
 		intent []fabric.IntentRoute
@@ -65,24 +65,24 @@ func TestCompareRoutes(t *testing.T) {
 		{
 			name:   "wrong next hop is not also missing and unexpected",
 			intent: []fabric.IntentRoute{want("h1", fabric.HostActive, a)},
-			have:   []fabric.Route{rt("172.10.1.0/24", "10.10.10.99")},
+			have:   []fabric.Route{rt("10.210.1.0/24", "10.10.10.99")},
 			want: fabric.Drift{WrongNextHop: []fabric.WrongNextHop{
-				{Want: want("h1", fabric.HostActive, a), Got: rt("172.10.1.0/24", "10.10.10.99")},
+				{Want: want("h1", fabric.HostActive, a), Got: rt("10.210.1.0/24", "10.10.10.99")},
 			}},
 		},
 		{
 			name:   "wanted route plus a second next hop: the extra is unexpected",
 			intent: []fabric.IntentRoute{want("h1", fabric.HostActive, a)},
-			have:   []fabric.Route{a, rt("172.10.1.0/24", "10.10.10.99")},
-			want:   fabric.Drift{Unexpected: []fabric.Route{rt("172.10.1.0/24", "10.10.10.99")}},
+			have:   []fabric.Route{a, rt("10.210.1.0/24", "10.10.10.99")},
+			want:   fabric.Drift{Unexpected: []fabric.Route{rt("10.210.1.0/24", "10.10.10.99")}},
 		},
 		{
 			name:   "two wrong next hops give two entries",
 			intent: []fabric.IntentRoute{want("h1", fabric.HostActive, a)},
-			have:   []fabric.Route{rt("172.10.1.0/24", "10.10.10.99"), rt("172.10.1.0/24", "10.10.10.98")},
+			have:   []fabric.Route{rt("10.210.1.0/24", "10.10.10.99"), rt("10.210.1.0/24", "10.10.10.98")},
 			want: fabric.Drift{WrongNextHop: []fabric.WrongNextHop{
-				{Want: want("h1", fabric.HostActive, a), Got: rt("172.10.1.0/24", "10.10.10.98")},
-				{Want: want("h1", fabric.HostActive, a), Got: rt("172.10.1.0/24", "10.10.10.99")},
+				{Want: want("h1", fabric.HostActive, a), Got: rt("10.210.1.0/24", "10.10.10.98")},
+				{Want: want("h1", fabric.HostActive, a), Got: rt("10.210.1.0/24", "10.10.10.99")},
 			}},
 		},
 		{
@@ -110,9 +110,9 @@ func TestCompareRoutes(t *testing.T) {
 		{
 			name:   "a pending host's prefix via another next hop is wrong, and in flight absent",
 			intent: []fabric.IntentRoute{want("h1", fabric.HostPending, a)},
-			have:   []fabric.Route{rt("172.10.1.0/24", "10.10.10.99")},
+			have:   []fabric.Route{rt("10.210.1.0/24", "10.10.10.99")},
 			want: fabric.Drift{
-				WrongNextHop: []fabric.WrongNextHop{{Want: want("h1", fabric.HostPending, a), Got: rt("172.10.1.0/24", "10.10.10.99")}},
+				WrongNextHop: []fabric.WrongNextHop{{Want: want("h1", fabric.HostPending, a), Got: rt("10.210.1.0/24", "10.10.10.99")}},
 				InFlight:     []fabric.InFlightRoute{{IntentRoute: want("h1", fabric.HostPending, a)}},
 			},
 		},
@@ -127,11 +127,11 @@ func TestCompareRoutes(t *testing.T) {
 			intent: []fabric.IntentRoute{
 				want("h3", fabric.HostActive, c), want("h1", fabric.HostActive, a), want("h2", fabric.HostActive, b),
 			},
-			have: []fabric.Route{rt("172.10.9.0/24", "10.10.10.9"), rt("172.10.2.0/24", "10.10.10.7"), rt("172.10.8.0/24", "10.10.10.8")},
+			have: []fabric.Route{rt("10.210.9.0/24", "10.10.10.9"), rt("10.210.2.0/24", "10.10.10.7"), rt("10.210.8.0/24", "10.10.10.8")},
 			want: fabric.Drift{
 				Missing:      []fabric.IntentRoute{want("h1", fabric.HostActive, a), want("h3", fabric.HostActive, c)},
-				Unexpected:   []fabric.Route{rt("172.10.8.0/24", "10.10.10.8"), rt("172.10.9.0/24", "10.10.10.9")},
-				WrongNextHop: []fabric.WrongNextHop{{Want: want("h2", fabric.HostActive, b), Got: rt("172.10.2.0/24", "10.10.10.7")}},
+				Unexpected:   []fabric.Route{rt("10.210.8.0/24", "10.10.10.8"), rt("10.210.9.0/24", "10.10.10.9")},
+				WrongNextHop: []fabric.WrongNextHop{{Want: want("h2", fabric.HostActive, b), Got: rt("10.210.2.0/24", "10.10.10.7")}},
 			},
 		},
 	}
@@ -156,16 +156,16 @@ func TestIntent(t *testing.T) {
 	t.Parallel()
 	inv := labInventory()
 	hosts := []fabric.Host{
-		{Name: "h1", Address: addr("10.10.10.101"), Segment: "rack1", Subnet: pfx("172.10.1.0/24"), State: fabric.HostActive},
-		{Name: "h2", Address: addr("10.10.10.102"), Segment: "rack1", Subnet: pfx("172.10.2.0/24"), State: fabric.HostRemoving},
-		{Name: "gone", Address: addr("10.10.10.103"), Segment: "rack1", Subnet: pfx("172.10.3.0/24"), State: fabric.HostRemoved},
-		{Name: "orphan", Address: addr("10.10.40.5"), Segment: "rack9", Subnet: pfx("172.10.4.0/24"), State: fabric.HostActive},
+		{Name: "h1", Address: addr("10.10.10.101"), Segment: "rack1", Subnet: pfx("10.210.1.0/24"), State: fabric.HostActive},
+		{Name: "h2", Address: addr("10.10.10.102"), Segment: "rack1", Subnet: pfx("10.210.2.0/24"), State: fabric.HostRemoving},
+		{Name: "gone", Address: addr("10.10.10.103"), Segment: "rack1", Subnet: pfx("10.210.3.0/24"), State: fabric.HostRemoved},
+		{Name: "orphan", Address: addr("10.10.40.5"), Segment: "rack9", Subnet: pfx("10.210.4.0/24"), State: fabric.HostActive},
 	}
 	got, skipped := inv.Intent(hosts)
 	inRack1 := func(w fabric.IntentRoute) fabric.IntentRoute { w.Segment = "rack1"; return w }
 	wantIntent := map[string][]fabric.IntentRoute{
-		"sw1": {inRack1(want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.10.101"))), inRack1(want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.10.102")))},
-		"fw1": {inRack1(want("h1", fabric.HostActive, rt("172.10.1.0/24", "10.10.20.1"))), inRack1(want("h2", fabric.HostRemoving, rt("172.10.2.0/24", "10.10.20.1")))},
+		"sw1": {inRack1(want("h1", fabric.HostActive, rt("10.210.1.0/24", "10.10.10.101"))), inRack1(want("h2", fabric.HostRemoving, rt("10.210.2.0/24", "10.10.10.102")))},
+		"fw1": {inRack1(want("h1", fabric.HostActive, rt("10.210.1.0/24", "10.10.20.1"))), inRack1(want("h2", fabric.HostRemoving, rt("10.210.2.0/24", "10.10.20.1")))},
 	}
 	if diff := cmp.Diff(got, wantIntent, netipEqual); diff != "" {
 		t.Errorf("Intent() diff (-got +want):\n%s", diff)

@@ -98,7 +98,7 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 	if req.Subnet != nil {
 		p, err := netip.ParsePrefix(*req.Subnet)
 		if err != nil {
-			return reg, fabric.FieldErrorf(fabric.EINVALID, "subnet", "%q is not a network in CIDR notation (e.g. 172.10.10.0/24)", *req.Subnet)
+			return reg, fabric.FieldErrorf(fabric.EINVALID, "subnet", "%q is not a network in CIDR notation (e.g. 10.210.10.0/24)", *req.Subnet)
 		}
 		reg.Subnet = p
 	}

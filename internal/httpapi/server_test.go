@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func inventory() *fabric.Inventory {
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: netip.MustParsePrefix("172.10.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: netip.MustParsePrefix("10.210.0.0/16"), SubnetLength: 24}},
 		Segments: []fabric.Segment{{Name: "rack1", Hosts: netip.MustParsePrefix("10.10.10.0/24"), Pool: "docker",
 			RouteVia: []fabric.Hop{
 				{Device: "sw1", NextHop: fabric.NextHop{Host: true}},
@@ -138,8 +138,8 @@ func TestRegisterHost(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/hosts = %d %v", resp.StatusCode, body)
 	}
-	want := map[string]any{"name": "docker-01", "address": "10.10.10.101", "segment": "rack1", "subnet": "172.10.0.0/24",
-		"gateway": "172.10.0.1", "state": "pending", "docker": map[string]any{"bip": "172.10.0.1/24", "ip-masq": false}}
+	want := map[string]any{"name": "docker-01", "address": "10.10.10.101", "segment": "rack1", "subnet": "10.210.0.0/24",
+		"gateway": "10.210.0.1", "state": "pending", "docker": map[string]any{"bip": "10.210.0.1/24", "ip-masq": false}}
 	for k, v := range want {
 		if fmt.Sprint(body[k]) != fmt.Sprint(v) {
 			t.Errorf("%s = %v, want %v", k, body[k], v)
@@ -150,11 +150,11 @@ func TestRegisterHost(t *testing.T) {
 	}
 	// A retrying bootstrap gets the same allocation with 200.
 	resp, again := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"docker-01","address":"10.10.10.101"}`)
-	if resp.StatusCode != http.StatusOK || again["subnet"] != "172.10.0.0/24" {
+	if resp.StatusCode != http.StatusOK || again["subnet"] != "10.210.0.0/24" {
 		t.Errorf("repeat = %d %v", resp.StatusCode, again)
 	}
 	resp, got := e.do(t, "GET", "/v1/hosts/docker-01", fabric.RoleViewer, "")
-	if resp.StatusCode != http.StatusOK || got["subnet"] != "172.10.0.0/24" {
+	if resp.StatusCode != http.StatusOK || got["subnet"] != "10.210.0.0/24" {
 		t.Errorf("GET = %d %v", resp.StatusCode, got)
 	}
 	resp, list := e.do(t, "GET", "/v1/hosts?state=pending&limit=10", fabric.RoleViewer, "")
@@ -183,7 +183,7 @@ func TestRegisterHost(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	if resp, _ := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"taken","address":"10.10.10.50","subnet":"172.10.10.0/24"}`); resp.StatusCode != 201 {
+	if resp, _ := e.do(t, "POST", "/v1/hosts", fabric.RoleBootstrap, `{"name":"taken","address":"10.10.10.50","subnet":"10.210.10.0/24"}`); resp.StatusCode != 201 {
 		t.Fatal("setup registration failed")
 	}
 	tests := []struct {
@@ -212,10 +212,10 @@ func TestBadInput(t *testing.T) {
 		{"network address", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.0"}`, nil, 422, "address"},
 		{"broadcast", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.255"}`, nil, 422, "address"},
 		{"address in no segment", fabric.RoleBootstrap, `{"name":"a","address":"10.99.0.1"}`, nil, 422, "address"},
-		{"subnet host bits", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"172.10.10.5/24"}`, nil, 422, "subnet"},
-		{"subnet /33", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"172.10.10.0/33"}`, nil, 422, "subnet"},
+		{"subnet host bits", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"10.210.10.5/24"}`, nil, 422, "subnet"},
+		{"subnet /33", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"10.210.10.0/33"}`, nil, 422, "subnet"},
 		{"subnet outside every pool", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"192.168.0.0/24"}`, nil, 422, "subnet"},
-		{"subnet taken", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"172.10.10.0/24"}`, nil, 409, "subnet"},
+		{"subnet taken", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1","subnet":"10.210.10.0/24"}`, nil, 409, "subnet"},
 		{"same name other address", fabric.RoleBootstrap, `{"name":"taken","address":"10.10.10.1"}`, nil, 409, "address"},
 		{"wrong content type", fabric.RoleBootstrap, `{"name":"a","address":"10.10.10.1"}`, []string{"Content-Type", "text/plain"}, 415, "Content-Type"},
 		{"missing token", "", `{"name":"a","address":"10.10.10.1"}`, nil, 401, ""},
@@ -273,7 +273,7 @@ func TestInventoryEndpointsNeverShowSecrets(t *testing.T) {
 	}
 	_, pools := e.do(t, "GET", "/v1/pools", fabric.RoleViewer, "")
 	pool := pools["items"].([]any)[0].(map[string]any)
-	if pool["size"] != float64(256) || pool["private"] != false {
+	if pool["size"] != float64(256) || pool["private"] != true { // 10.210.0.0/16 is RFC 1918 space
 		t.Errorf("pool = %v", pool)
 	}
 }

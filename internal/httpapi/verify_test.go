@@ -91,7 +91,7 @@ func TestVerifyEndpoint(t *testing.T) {
 	e.fakes["fw1"].Plant(rt(sub1, "10.10.20.1"))
 	e.fakes["fw1"].Plant(rt(sub2, "10.10.20.1"))
 	e.fakes["sw1"].Plant(rt(sub2, "10.10.10.99"))             // wrong next hop
-	e.fakes["fw1"].Plant(rt("172.10.200.0/24", "10.10.20.1")) // leftover
+	e.fakes["fw1"].Plant(rt("10.210.200.0/24", "10.10.20.1")) // leftover
 	e.fakes["fw1"].Plant(rt(sub3, "10.10.20.1"))              // pushed already
 
 	resp, body := e.do(t, "GET", "/v1/verify", fabric.RoleViewer, "")
@@ -114,8 +114,8 @@ func TestVerifyEndpoint(t *testing.T) {
 	if len(wrong) != 1 || wrong[0].(map[string]any)["got"] != "10.10.10.99" || wrong[0].(map[string]any)["want"] != "10.10.10.102" || wrong[0].(map[string]any)["host"] != "docker-02" {
 		t.Errorf("sw1 wrong_next_hop = %v", wrong)
 	}
-	if un := fw1["unexpected"].([]any); len(un) != 1 || un[0].(map[string]any)["prefix"] != "172.10.200.0/24" {
-		t.Errorf("fw1 unexpected = %v, want only 172.10.200.0/24", un)
+	if un := fw1["unexpected"].([]any); len(un) != 1 || un[0].(map[string]any)["prefix"] != "10.210.200.0/24" {
+		t.Errorf("fw1 unexpected = %v, want only 10.210.200.0/24", un)
 	}
 	if m := fw1["missing"].([]any); len(m) != 0 {
 		t.Errorf("fw1 missing = %v, want none", m)

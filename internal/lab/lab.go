@@ -92,7 +92,7 @@ type Lab struct {
 var (
 	serviceAddr  = netip.MustParsePrefix("198.18.0.1/24")
 	internetAddr = netip.MustParseAddr("198.51.100.1")
-	poolPrefix   = netip.MustParsePrefix("172.10.0.0/16")
+	poolPrefix   = netip.MustParsePrefix("10.210.0.0/16")
 )
 
 const (

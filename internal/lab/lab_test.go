@@ -211,7 +211,7 @@ func TestDevices(t *testing.T) {
 	})
 	t.Run("Vtysh reports FRR errors", func(t *testing.T) {
 		t.Parallel()
-		_, err := l.Vtysh(ctx, "sw1", "ip route 172.10.10.0/33 10.10.10.101")
+		_, err := l.Vtysh(ctx, "sw1", "ip route 10.210.10.0/33 10.10.10.101")
 		if err == nil || !strings.Contains(err.Error(), "% Unknown command") {
 			t.Errorf("Vtysh with a /33: err %v, want %% Unknown command", err)
 		}
@@ -261,12 +261,12 @@ func TestRecipe(t *testing.T) {
 	t.Parallel()
 	l := up(t, Options{})
 	ctx := t.Context()
-	bip := netip.MustParsePrefix("172.10.10.1/24")
+	bip := netip.MustParsePrefix("10.210.10.1/24")
 	ctr, err := l.SetDockerBridge(ctx, "host1", bip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := netip.MustParseAddr("172.10.10.2"); ctr != want {
+	if want := netip.MustParseAddr("10.210.10.2"); ctr != want {
 		t.Errorf("container address %v, want %v", ctr, want)
 	}
 	// The container reaches its gateway, so a failure below is the missing return path.
@@ -276,10 +276,10 @@ func TestRecipe(t *testing.T) {
 	if err := l.Ping(ctx, "ctr1", l.Internet); err == nil {
 		t.Fatal("ping from ctr1 to the internet works without return routes; the lab does not reproduce the problem")
 	}
-	if _, err := l.Vtysh(ctx, "sw1", "ip route 172.10.10.0/24 10.10.10.101"); err != nil {
+	if _, err := l.Vtysh(ctx, "sw1", "ip route 10.210.10.0/24 10.10.10.101"); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := l.Exec(ctx, "fw1", "ip", "route", "add", "172.10.10.0/24", "via", "10.10.20.1"); err != nil {
+	if out, err := l.Exec(ctx, "fw1", "ip", "route", "add", "10.210.10.0/24", "via", "10.10.20.1"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 	// FRR installs asynchronously; Ping itself waits up to about two seconds for replies.
@@ -293,19 +293,19 @@ func TestRecipe(t *testing.T) {
 		t.Fatalf("ping from ctr1 to the internet with return routes: %v", pingErr)
 	}
 	// Moving docker0 to another subnet breaks the path again: the routes are per subnet.
-	if _, err := l.SetDockerBridge(ctx, "host1", netip.MustParsePrefix("172.10.11.1/24")); err != nil {
+	if _, err := l.SetDockerBridge(ctx, "host1", netip.MustParsePrefix("10.210.11.1/24")); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Ping(ctx, "ctr1", l.Internet); err == nil {
-		t.Error("ping from 172.10.11.2 works with return routes for 172.10.10.0/24 only")
+		t.Error("ping from 10.210.11.2 works with return routes for 10.210.10.0/24 only")
 	}
 }
 
 func TestSecondHost(t *testing.T) {
 	t.Parallel()
-	l := up(t, Options{SecondHost: true, Bip: netip.MustParsePrefix("172.10.20.1/24")})
+	l := up(t, Options{SecondHost: true, Bip: netip.MustParsePrefix("10.210.20.1/24")})
 	ctx := t.Context()
-	if _, err := l.SetDockerBridge(ctx, "host2", netip.MustParsePrefix("172.10.30.1/24")); err != nil {
+	if _, err := l.SetDockerBridge(ctx, "host2", netip.MustParsePrefix("10.210.30.1/24")); err != nil {
 		t.Fatal(err)
 	}
 	// Up applied Options.Bip to host1.
@@ -313,17 +313,17 @@ func TestSecondHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "172.10.20.2/24") {
-		t.Errorf("ctr1 eth0 = %q, want 172.10.20.2/24 from Options.Bip", out)
+	if !strings.Contains(string(out), "10.210.20.2/24") {
+		t.Errorf("ctr1 eth0 = %q, want 10.210.20.2/24 from Options.Bip", out)
 	}
 	// Each host reaches the other segment's host through the switch.
 	if err := l.Ping(ctx, "host2", l.Hosts["host1"].Uplink); err != nil {
 		t.Error(err)
 	}
-	if _, err := l.Vtysh(ctx, "sw1", "ip route 172.10.30.0/24 10.10.30.101"); err != nil {
+	if _, err := l.Vtysh(ctx, "sw1", "ip route 10.210.30.0/24 10.10.30.101"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", "172.10.30.0/24", "via", "10.10.20.1"); err != nil {
+	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", "10.210.30.0/24", "via", "10.10.20.1"); err != nil {
 		t.Fatal(err)
 	}
 	var pingErr error
@@ -406,12 +406,12 @@ func TestUpFailureCleansUp(t *testing.T) {
 
 func TestSetDockerBridgeRejects(t *testing.T) {
 	t.Parallel()
-	for _, bip := range []string{"172.10.10.0/24", "172.10.10.254/24", "172.10.10.1/31", "172.10.10.1/7", "fd00::1/64"} {
+	for _, bip := range []string{"10.210.10.0/24", "10.210.10.254/24", "10.210.10.1/31", "10.210.10.1/7", "fd00::1/64"} {
 		if got, err := containerAddr(netip.MustParsePrefix(bip)); err == nil {
 			t.Errorf("containerAddr(%s) = %v, want an error", bip, got)
 		}
 	}
-	for bip, want := range map[string]string{"172.10.10.1/24": "172.10.10.2", "172.10.10.253/24": "172.10.10.254", "10.0.0.1/30": "10.0.0.2"} {
+	for bip, want := range map[string]string{"10.210.10.1/24": "10.210.10.2", "10.210.10.253/24": "10.210.10.254", "10.0.0.1/30": "10.0.0.2"} {
 		got, err := containerAddr(netip.MustParsePrefix(bip))
 		if err != nil || got.String() != want {
 			t.Errorf("containerAddr(%s) = %v, %v; want %s", bip, got, err, want)

@@ -20,7 +20,7 @@ var (
 // twoHopInventory routes rack1's subnets via sw1 (to the host) then fw1.
 func twoHopInventory(fwVRF string) *fabric.Inventory {
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}},
 		Segments: []fabric.Segment{{Name: "rack1", Hosts: pfx("10.10.0.0/16"), Pool: "docker",
 			RouteVia: []fabric.Hop{
 				{Device: "sw1", NextHop: fabric.NextHop{Host: true}},

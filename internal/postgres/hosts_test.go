@@ -49,16 +49,16 @@ func code(err error) string { return fabric.ErrorCode(err) }
 func TestRegisterAllocatesInOrderAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, hosts := newHosts(t, "172.10.0.0/16")
+	_, hosts := newHosts(t, "10.210.0.0/16")
 	h1, created, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101")})
 	if err != nil || !created {
 		t.Fatalf("Register(d1) = %v, %v", created, err)
 	}
-	if h1.Subnet != pfx("172.10.0.0/24") || h1.State != fabric.HostPending || h1.Segment != "rack1" {
+	if h1.Subnet != pfx("10.210.0.0/24") || h1.State != fabric.HostPending || h1.Segment != "rack1" {
 		t.Errorf("d1 = %+v", h1)
 	}
 	h2, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102")})
-	if err != nil || h2.Subnet != pfx("172.10.1.0/24") {
+	if err != nil || h2.Subnet != pfx("10.210.1.0/24") {
 		t.Fatalf("Register(d2) = %v, %v", h2.Subnet, err)
 	}
 	again, created, err := hosts.Register(ctx, bob, fabric.Registration{Name: "D1", Address: addr("10.10.10.101")})
@@ -70,8 +70,8 @@ func TestRegisterAllocatesInOrderAndIsIdempotent(t *testing.T) {
 func TestRegisterConflicts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, hosts := newHosts(t, "172.10.0.0/16")
-	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("172.10.10.0/24")}); err != nil {
+	_, hosts := newHosts(t, "10.210.0.0/16")
+	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Subnet: pfx("10.210.10.0/24")}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -82,7 +82,7 @@ func TestRegisterConflicts(t *testing.T) {
 	}{
 		{"same name other address", fabric.Registration{Name: "d1", Address: addr("10.10.10.9")}, fabric.ECONFLICT, "address"},
 		{"same address other name", fabric.Registration{Name: "d9", Address: addr("10.10.10.101")}, fabric.ECONFLICT, "address"},
-		{"requested subnet taken", fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.10.10.0/24")}, fabric.ECONFLICT, "subnet"},
+		{"requested subnet taken", fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("10.210.10.0/24")}, fabric.ECONFLICT, "subnet"},
 		{"requested subnet outside pool", fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.11.10.0/24")}, fabric.EINVALID, "subnet"},
 		{"address in no segment", fabric.Registration{Name: "d2", Address: addr("10.99.0.1")}, fabric.EINVALID, "address"},
 	}
@@ -96,8 +96,8 @@ func TestRegisterConflicts(t *testing.T) {
 		})
 	}
 	// The conflicting subnet's holder is named.
-	_, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("172.10.10.0/24")})
-	if got := fabric.ErrorMessage(err); got != "172.10.10.0/24 overlaps the subnet of host d1" {
+	_, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Subnet: pfx("10.210.10.0/24")})
+	if got := fabric.ErrorMessage(err); got != "10.210.10.0/24 overlaps the subnet of host d1" {
 		t.Errorf("message = %q", got)
 	}
 }
@@ -105,27 +105,27 @@ func TestRegisterConflicts(t *testing.T) {
 func TestCursorSkipsRequestedSubnets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, hosts := newHosts(t, "172.10.0.0/16")
-	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "pinned", Address: addr("10.10.10.1"), Subnet: pfx("172.10.0.0/24")}); err != nil {
+	_, hosts := newHosts(t, "10.210.0.0/16")
+	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "pinned", Address: addr("10.10.10.1"), Subnet: pfx("10.210.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
 	h, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "next", Address: addr("10.10.10.2")})
-	if err != nil || h.Subnet != pfx("172.10.1.0/24") {
-		t.Fatalf("Register() = %v, %v; want 172.10.1.0/24", h.Subnet, err)
+	if err != nil || h.Subnet != pfx("10.210.1.0/24") {
+		t.Fatalf("Register() = %v, %v; want 10.210.1.0/24", h.Subnet, err)
 	}
 }
 
 func TestPoolExhaustion(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, hosts := newHosts(t, "172.10.0.0/22") // four /24s
+	_, hosts := newHosts(t, "10.210.0.0/22") // four /24s
 	for i := range 4 {
 		if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	_, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d4", Address: addr("10.10.10.5")})
-	if code(err) != fabric.ECONFLICT || fabric.ErrorMessage(err) != "pool docker (172.10.0.0/22) is exhausted: all 4 /24 subnets are allocated" {
+	if code(err) != fabric.ECONFLICT || fabric.ErrorMessage(err) != "pool docker (10.210.0.0/22) is exhausted: all 4 /24 subnets are allocated" {
 		t.Fatalf("Register() on a full pool = %v", err)
 	}
 }
@@ -135,17 +135,17 @@ func TestPoolExhaustion(t *testing.T) {
 func TestGapScanReclaimsLostSubnets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "172.10.0.0/23")                                       // two /24s
+	db, hosts := newHosts(t, "10.210.0.0/23")                                       // two /24s
 	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = 1`); err != nil { // index 0 "lost"
 		t.Fatal(err)
 	}
 	a, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "a", Address: addr("10.10.10.1")})
-	if err != nil || a.Subnet != pfx("172.10.1.0/24") {
+	if err != nil || a.Subnet != pfx("10.210.1.0/24") {
 		t.Fatalf("a = %v, %v", a.Subnet, err)
 	}
 	b, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "b", Address: addr("10.10.10.2")})
-	if err != nil || b.Subnet != pfx("172.10.0.0/24") {
-		t.Fatalf("b = %v, %v; want the lost 172.10.0.0/24", b.Subnet, err)
+	if err != nil || b.Subnet != pfx("10.210.0.0/24") {
+		t.Fatalf("b = %v, %v; want the lost 10.210.0.0/24", b.Subnet, err)
 	}
 }
 
@@ -155,8 +155,8 @@ func TestGapScanReclaimsLostSubnets(t *testing.T) {
 func TestConcurrentRegistration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "172.10.0.0/16")
-	other := postgres.NewHosts(db, inventory("172.10.0.0/16"))
+	db, hosts := newHosts(t, "10.210.0.0/16")
+	other := postgres.NewHosts(db, inventory("10.210.0.0/16"))
 	const n = 200
 	subnets := make([]netip.Prefix, n)
 	errs := make([]error, n)
@@ -204,7 +204,7 @@ func TestConcurrentRegistration(t *testing.T) {
 func TestListPaginationAndFilters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, hosts := newHosts(t, "172.10.0.0/16")
+	_, hosts := newHosts(t, "10.210.0.0/16")
 	for i := range 5 {
 		if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", i+1))}); err != nil {
 			t.Fatal(err)
@@ -240,7 +240,7 @@ func TestListPaginationAndFilters(t *testing.T) {
 func TestSyncRefusesToReshapeAPoolInUse(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "172.10.0.0/16")
+	db, hosts := newHosts(t, "10.210.0.0/16")
 	if _, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSyncRefusesToReshapeAPoolInUse(t *testing.T) {
 	if code(err) != fabric.ECONFLICT {
 		t.Fatalf("SyncInventory(reshaped pool) = %v, want conflict", err)
 	}
-	if err := db.SyncInventory(ctx, inventory("172.10.0.0/16")); err != nil {
+	if err := db.SyncInventory(ctx, inventory("10.210.0.0/16")); err != nil {
 		t.Fatalf("SyncInventory(same) = %v", err)
 	}
 }

@@ -195,8 +195,8 @@ func TestHubReconnectsAndResyncs(t *testing.T) {
 func TestHostNotifications(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "172.10.0.0/16")
-	changes := postgres.NewChanges(db, inventory("172.10.0.0/16"), func(_ string, ops []fabric.RouteOp) ([]string, error) {
+	db, hosts := newHosts(t, "10.210.0.0/16")
+	changes := postgres.NewChanges(db, inventory("10.210.0.0/16"), func(_ string, ops []fabric.RouteOp) ([]string, error) {
 		return make([]string, len(ops)), nil
 	}, fabric.ApprovalPolicy{FourEyes: true})
 	hosts.SetChanges(changes)

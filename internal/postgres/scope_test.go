@@ -16,7 +16,7 @@ import (
 // twoRacks is a fabric of two segments sharing one pool: rack1 (10.10.0.0/16) and rack2
 // (10.20.0.0/16).
 func twoRacks() *fabric.Inventory {
-	inv := inventory("172.10.0.0/16")
+	inv := inventory("10.210.0.0/16")
 	rack2 := inv.Segments[0]
 	rack2.Name, rack2.Hosts = "rack2", pfx("10.20.0.0/16")
 	inv.Segments = append(inv.Segments, rack2)

@@ -99,7 +99,7 @@ func TestLabVerifyCommand(t *testing.T) {
 	}
 
 	// A leftover on fw1, and sw1 unreachable (nothing listens on port 1).
-	leftover := netip.MustParsePrefix("172.10.99.0/24")
+	leftover := netip.MustParsePrefix("10.210.99.0/24")
 	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", leftover.String(), "via", "10.10.20.1", "proto", "202"); err != nil {
 		t.Fatal(err)
 	}

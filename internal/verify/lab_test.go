@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }
 
 // labPool is the lab's docker pool; labOutside is never managed.
 var (
-	labPool    = netip.MustParsePrefix("172.10.0.0/16")
+	labPool    = netip.MustParsePrefix("10.210.0.0/16")
 	labOutside = netip.MustParsePrefix("10.200.0.0/24")
 )
 
@@ -132,8 +132,8 @@ func clearManaged(tb testing.TB, l *lab.Lab) {
 
 func labHosts(l *lab.Lab) []fabric.Host {
 	return []fabric.Host{
-		{Name: "docker-01", Address: l.Hosts["host1"].Uplink, Segment: "rack1", Subnet: netip.MustParsePrefix("172.10.1.0/24"), State: fabric.HostActive},
-		{Name: "docker-02", Address: netip.MustParseAddr("10.10.10.102"), Segment: "rack1", Subnet: netip.MustParsePrefix("172.10.2.0/24"), State: fabric.HostActive},
+		{Name: "docker-01", Address: l.Hosts["host1"].Uplink, Segment: "rack1", Subnet: netip.MustParsePrefix("10.210.1.0/24"), State: fabric.HostActive},
+		{Name: "docker-02", Address: netip.MustParseAddr("10.10.10.102"), Segment: "rack1", Subnet: netip.MustParsePrefix("10.210.2.0/24"), State: fabric.HostActive},
 	}
 }
 
@@ -172,10 +172,10 @@ func TestLabVerify(t *testing.T) {
 
 	// By hand: sw1 loses docker-01's route; fw1 gains a leftover inside the pool with
 	// returnpath's route protocol (what a decommissioned host's route looks like).
-	if _, err := l.Vtysh(ctx, "sw1", "no ip route 172.10.1.0/24 "+l.Hosts["host1"].Uplink.String()); err != nil {
+	if _, err := l.Vtysh(ctx, "sw1", "no ip route 10.210.1.0/24 "+l.Hosts["host1"].Uplink.String()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", "172.10.99.0/24", "via", "10.10.20.1", "proto", "202"); err != nil {
+	if _, err := l.Exec(ctx, "fw1", "ip", "route", "add", "10.210.99.0/24", "via", "10.10.20.1", "proto", "202"); err != nil {
 		t.Fatal(err)
 	}
 	r, err = v.Verify(ctx, verify.Filter{})
@@ -203,8 +203,8 @@ func TestLabVerify(t *testing.T) {
 		got[d.Device] = x
 	}
 	want := map[string]diffs{
-		"sw1": {Status: verify.StatusDrift, Missing: []string{"172.10.1.0/24 via " + l.Hosts["host1"].Uplink.String() + " vrf default (host docker-01)"}},
-		"fw1": {Status: verify.StatusDrift, Unexpected: []string{"172.10.99.0/24 via 10.10.20.1 vrf default"}},
+		"sw1": {Status: verify.StatusDrift, Missing: []string{"10.210.1.0/24 via " + l.Hosts["host1"].Uplink.String() + " vrf default (host docker-01)"}},
+		"fw1": {Status: verify.StatusDrift, Unexpected: []string{"10.210.99.0/24 via 10.10.20.1 vrf default"}},
 	}
 	if diff := gocmp.Diff(got, want); diff != "" {
 		t.Errorf("report (-got +want):\n%s", diff)
@@ -219,7 +219,7 @@ func TestLabVerifyUnreachable(t *testing.T) {
 	inv := labInventory(l, 24)
 	hosts := labHosts(l)
 	converge(t, l, inv, hosts)
-	if _, err := l.Exec(ctx, "fw1", "ip", "route", "del", "172.10.2.0/24", "via", "10.10.20.1", "proto", "202"); err != nil {
+	if _, err := l.Exec(ctx, "fw1", "ip", "route", "del", "10.210.2.0/24", "via", "10.10.20.1", "proto", "202"); err != nil {
 		t.Fatal(err)
 	}
 	v := labVerifier(l, inv, hosts...)
@@ -249,7 +249,7 @@ func TestLabVerifyUnreachable(t *testing.T) {
 func BenchmarkLabVerify5000(b *testing.B) {
 	l := labtest.Require(b)
 	const n = 5000
-	inv := labInventory(l, 29) // 8,192 subnets of /29 in 172.10.0.0/16
+	inv := labInventory(l, 29) // 8,192 subnets of /29 in 10.210.0.0/16
 	pool := inv.Pools[0]
 	hosts := make([]fabric.Host, n)
 	for i := range hosts {

@@ -16,8 +16,8 @@ import (
 func TestMonitorCheck(t *testing.T) {
 	t.Parallel()
 	f := newFleet(
-		host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive),
-		host("docker-02", "10.10.10.102", "rack1", "172.10.2.0/24", fabric.HostActive),
+		host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive),
+		host("docker-02", "10.10.10.102", "rack1", "10.210.2.0/24", fabric.HostActive),
 	)
 	f.converge()
 	reg := prometheus.NewRegistry()
@@ -43,9 +43,9 @@ func TestMonitorCheck(t *testing.T) {
 	// Drift on sw1, sw2 unreachable: sw1's gauges move, sw2 keeps its last figures, last
 	// success stays where it was.
 	before := testutil.ToFloat64(m.LastSuccess())
-	f.fakes["sw1"].Remove(rt("172.10.1.0/24", "10.10.10.101"))
-	f.fakes["sw1"].Remove(rt("172.10.2.0/24", "10.10.10.102"))
-	f.fakes["sw1"].Plant(rt("172.10.9.0/24", "10.10.10.109"))
+	f.fakes["sw1"].Remove(rt("10.210.1.0/24", "10.10.10.101"))
+	f.fakes["sw1"].Remove(rt("10.210.2.0/24", "10.10.10.102"))
+	f.fakes["sw1"].Plant(rt("10.210.9.0/24", "10.10.10.109"))
 	f.fakes["sw2"].Set(drivertest.WithUnreachable(true))
 	if _, err := m.Check(t.Context()); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestMonitorCheck(t *testing.T) {
 
 func TestMonitorRun(t *testing.T) {
 	t.Parallel()
-	f := newFleet(host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive))
+	f := newFleet(host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive))
 	m, err := verify.NewMonitor(f.v, 10*time.Millisecond, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)

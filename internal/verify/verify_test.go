@@ -30,7 +30,7 @@ var (
 func inventory() *fabric.Inventory {
 	return &fabric.Inventory{
 		Pools: []fabric.Pool{
-			{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24},
+			{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24},
 			{Name: "edge", Prefix: pfx("172.20.0.0/16"), SubnetLength: 24},
 		},
 		Segments: []fabric.Segment{
@@ -146,7 +146,7 @@ var cmpOpts = gocmp.Options{
 func TestVerifyInSync(t *testing.T) {
 	t.Parallel()
 	f := newFleet(
-		host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive),
+		host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive),
 		host("edge-01", "10.10.30.101", "rack2", "172.20.1.0/24", fabric.HostActive),
 	)
 	f.converge()
@@ -175,19 +175,19 @@ func TestVerifyInSync(t *testing.T) {
 func TestVerifyDriftKinds(t *testing.T) {
 	t.Parallel()
 	f := newFleet(
-		host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive),
-		host("docker-02", "10.10.10.102", "rack1", "172.10.2.0/24", fabric.HostActive),
-		host("docker-03", "10.10.10.103", "rack1", "172.10.3.0/24", fabric.HostPending),
-		host("docker-04", "10.10.10.104", "rack1", "172.10.4.0/24", fabric.HostRemoving),
+		host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive),
+		host("docker-02", "10.10.10.102", "rack1", "10.210.2.0/24", fabric.HostActive),
+		host("docker-03", "10.10.10.103", "rack1", "10.210.3.0/24", fabric.HostPending),
+		host("docker-04", "10.10.10.104", "rack1", "10.210.4.0/24", fabric.HostRemoving),
 	)
 	f.converge()
 	sw1 := f.fakes["sw1"]
-	sw1.Remove(rt("172.10.1.0/24", "10.10.10.101"))                                                            // missing
-	sw1.Remove(rt("172.10.2.0/24", "10.10.10.102"))                                                            // ...
-	sw1.Plant(rt("172.10.2.0/24", "10.10.10.99"))                                                              // wrong next hop
-	sw1.Plant(rt("172.10.9.0/24", "10.10.10.109"))                                                             // leftover: unexpected
-	sw1.Remove(rt("172.10.3.0/24", "10.10.10.103"))                                                            // pending, not yet pushed
-	f.fakes["fw1"].Plant(fabric.Route{VRF: "blue", Prefix: pfx("172.10.1.0/24"), NextHop: addr("10.10.20.1")}) // wrong VRF
+	sw1.Remove(rt("10.210.1.0/24", "10.10.10.101"))                                                            // missing
+	sw1.Remove(rt("10.210.2.0/24", "10.10.10.102"))                                                            // ...
+	sw1.Plant(rt("10.210.2.0/24", "10.10.10.99"))                                                              // wrong next hop
+	sw1.Plant(rt("10.210.9.0/24", "10.10.10.109"))                                                             // leftover: unexpected
+	sw1.Remove(rt("10.210.3.0/24", "10.10.10.103"))                                                            // pending, not yet pushed
+	f.fakes["fw1"].Plant(fabric.Route{VRF: "blue", Prefix: pfx("10.210.1.0/24"), NextHop: addr("10.10.20.1")}) // wrong VRF
 
 	r, err := f.v.Verify(t.Context(), verify.Filter{})
 	if err != nil {
@@ -199,12 +199,12 @@ func TestVerifyDriftKinds(t *testing.T) {
 	present, absent := true, false
 	want := verify.Device{
 		Device: "sw1", Status: verify.StatusDrift,
-		Missing:      []verify.Route{{Prefix: pfx("172.10.1.0/24"), NextHop: addr("10.10.10.101"), VRF: "default", Host: "docker-01", HostState: fabric.HostActive}},
-		Unexpected:   []verify.Route{{Prefix: pfx("172.10.9.0/24"), NextHop: addr("10.10.10.109"), VRF: "default"}},
-		WrongNextHop: []verify.WrongNextHop{{Prefix: pfx("172.10.2.0/24"), VRF: "default", Want: addr("10.10.10.102"), Got: addr("10.10.10.99"), Host: "docker-02"}},
+		Missing:      []verify.Route{{Prefix: pfx("10.210.1.0/24"), NextHop: addr("10.10.10.101"), VRF: "default", Host: "docker-01", HostState: fabric.HostActive}},
+		Unexpected:   []verify.Route{{Prefix: pfx("10.210.9.0/24"), NextHop: addr("10.10.10.109"), VRF: "default"}},
+		WrongNextHop: []verify.WrongNextHop{{Prefix: pfx("10.210.2.0/24"), VRF: "default", Want: addr("10.10.10.102"), Got: addr("10.10.10.99"), Host: "docker-02"}},
 		InFlight: []verify.Route{
-			{Prefix: pfx("172.10.3.0/24"), NextHop: addr("10.10.10.103"), VRF: "default", Host: "docker-03", HostState: fabric.HostPending, Present: &absent},
-			{Prefix: pfx("172.10.4.0/24"), NextHop: addr("10.10.10.104"), VRF: "default", Host: "docker-04", HostState: fabric.HostRemoving, Present: &present},
+			{Prefix: pfx("10.210.3.0/24"), NextHop: addr("10.10.10.103"), VRF: "default", Host: "docker-03", HostState: fabric.HostPending, Present: &absent},
+			{Prefix: pfx("10.210.4.0/24"), NextHop: addr("10.10.10.104"), VRF: "default", Host: "docker-04", HostState: fabric.HostRemoving, Present: &present},
 		},
 	}
 	got := device(r, "sw1")
@@ -225,11 +225,11 @@ func TestVerifyDriftKinds(t *testing.T) {
 // credentials; the third's drift is still reported in full.
 func TestVerifyUnreachableDoesNotHideDrift(t *testing.T) {
 	t.Parallel()
-	f := newFleet(host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive))
+	f := newFleet(host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive))
 	f.converge()
 	f.fakes["sw1"].Set(drivertest.WithUnreachable(true))
 	f.fakes["sw2"].Set(drivertest.WithCredentials("netops", "s3cret-password"))
-	f.fakes["fw1"].Remove(rt("172.10.1.0/24", "10.10.20.1"))
+	f.fakes["fw1"].Remove(rt("10.210.1.0/24", "10.10.20.1"))
 	r, err := f.v.Verify(t.Context(), verify.Filter{})
 	if err != nil {
 		t.Fatal(err)
@@ -271,12 +271,12 @@ func TestVerifyMissingDriverConfig(t *testing.T) {
 func TestVerifyFilters(t *testing.T) {
 	t.Parallel()
 	f := newFleet(
-		host("docker-01", "10.10.10.101", "rack1", "172.10.1.0/24", fabric.HostActive),
+		host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive),
 		host("edge-01", "10.10.30.101", "rack2", "172.20.1.0/24", fabric.HostActive),
 	)
 	// Nothing converged: every host's routes are missing. Plus a leftover in each pool on
 	// the shared firewall.
-	f.fakes["fw1"].Plant(rt("172.10.99.0/24", "10.10.20.1"))
+	f.fakes["fw1"].Plant(rt("10.210.99.0/24", "10.10.20.1"))
 	f.fakes["fw1"].Plant(rt("172.20.99.0/24", "10.10.20.3"))
 
 	tests := []struct {
@@ -289,7 +289,7 @@ func TestVerifyFilters(t *testing.T) {
 			filter:         verify.Filter{},
 			wantDevices:    []string{"sw1", "fw1", "sw2"},
 			wantMissing:    map[string][]string{"sw1": {"docker-01"}, "fw1": {"docker-01", "edge-01"}, "sw2": {"edge-01"}},
-			wantUnexpected: map[string][]string{"fw1": {"172.10.99.0/24", "172.20.99.0/24"}},
+			wantUnexpected: map[string][]string{"fw1": {"10.210.99.0/24", "172.20.99.0/24"}},
 		},
 		{
 			filter:         verify.Filter{Segment: "rack2"},
@@ -301,13 +301,13 @@ func TestVerifyFilters(t *testing.T) {
 			filter:         verify.Filter{Device: "fw1"},
 			wantDevices:    []string{"fw1"},
 			wantMissing:    map[string][]string{"fw1": {"docker-01", "edge-01"}},
-			wantUnexpected: map[string][]string{"fw1": {"172.10.99.0/24", "172.20.99.0/24"}},
+			wantUnexpected: map[string][]string{"fw1": {"10.210.99.0/24", "172.20.99.0/24"}},
 		},
 		{
 			filter:         verify.Filter{Device: "fw1", Segment: "rack1"},
 			wantDevices:    []string{"fw1"},
 			wantMissing:    map[string][]string{"fw1": {"docker-01"}},
-			wantUnexpected: map[string][]string{"fw1": {"172.10.99.0/24"}},
+			wantUnexpected: map[string][]string{"fw1": {"10.210.99.0/24"}},
 		},
 	}
 	for _, tt := range tests {
@@ -376,7 +376,7 @@ func TestVerifyPagesThroughHosts(t *testing.T) {
 	t.Parallel()
 	var hosts []fabric.Host
 	for i := range 250 {
-		hosts = append(hosts, host(fmt.Sprintf("docker-%03d", i), "10.10.10.101", "rack1", fmt.Sprintf("172.10.%d.0/24", i), fabric.HostActive))
+		hosts = append(hosts, host(fmt.Sprintf("docker-%03d", i), "10.10.10.101", "rack1", fmt.Sprintf("10.210.%d.0/24", i), fabric.HostActive))
 	}
 	f := newFleet(hosts...)
 	f.hosts.hosts = append(f.hosts.hosts, host("edge-01", "10.10.30.101", "rack2", "172.20.1.0/24", fabric.HostActive))
@@ -384,7 +384,7 @@ func TestVerifyPagesThroughHosts(t *testing.T) {
 		f.hosts.hosts = append(f.hosts.hosts, host(fmt.Sprintf("zz-%04d", i), "10.10.30.101", "rack2", fmt.Sprintf("172.20.%d.%d/28", i/16, i%16*16), fabric.HostActive))
 	}
 	f.converge()
-	f.fakes["sw1"].Remove(rt("172.10.249.0/24", "10.10.10.101"))
+	f.fakes["sw1"].Remove(rt("10.210.249.0/24", "10.10.10.101"))
 	r, err := f.v.Verify(t.Context(), verify.Filter{Device: "sw1"})
 	if err != nil {
 		t.Fatal(err)
@@ -451,7 +451,7 @@ func (g *gate) open() int {
 func TestVerifyBoundedParallelism(t *testing.T) {
 	t.Parallel()
 	const devices, limit = 7, 3
-	inv := &fabric.Inventory{Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("172.10.0.0/16"), SubnetLength: 24}}}
+	inv := &fabric.Inventory{Pools: []fabric.Pool{{Name: "docker", Prefix: pfx("10.210.0.0/16"), SubnetLength: 24}}}
 	var fakes []*drivertest.Fake
 	cfgs := map[string]drivers.Config{}
 	for i := range devices {

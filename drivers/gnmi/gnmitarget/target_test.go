@@ -32,11 +32,11 @@ func jv(s string) *gpb.TypedValue {
 const (
 	ocNI       = "/network-instances/network-instance[name=DEFAULT]"
 	ocProto    = ocNI + "/protocols/protocol[identifier=STATIC][name=DEFAULT]"
-	ocStat     = ocProto + "/static-routes/static[prefix=172.10.10.0/24]"
-	ocGood     = `{"prefix":"172.10.10.0/24","config":{"prefix":"172.10.10.0/24"},"next-hops":{"next-hop":[{"index":"0","config":{"index":"0","next-hop":"10.10.10.101"}}]}}`
+	ocStat     = ocProto + "/static-routes/static[prefix=10.210.10.0/24]"
+	ocGood     = `{"prefix":"10.210.10.0/24","config":{"prefix":"10.210.10.0/24"},"next-hops":{"next-hop":[{"index":"0","config":{"index":"0","next-hop":"10.10.10.101"}}]}}`
 	ocProtoVal = `{"identifier":"openconfig-policy-types:STATIC","name":"DEFAULT","config":{"identifier":"openconfig-policy-types:STATIC","name":"DEFAULT"}}`
 
-	srlRoute = "/network-instance[name=default]/static-routes/route[prefix=172.10.10.0/24]"
+	srlRoute = "/network-instance[name=default]/static-routes/route[prefix=10.210.10.0/24]"
 	srlGroup = "/network-instance[name=default]/next-hop-groups/group[name=g1]"
 )
 
@@ -127,23 +127,23 @@ func TestOpenConfigValidation(t *testing.T) {
 	runSetCases(t, OpenConfig, ocSeed, []setCase{
 		{"valid route", upd(t, ocStat, ocGood), ""},
 		{"bad next hop address", upd(t, ocStat, strings.Replace(ocGood, "10.10.10.101", "10.10.300.101", 1)), "does not match regular expression"},
-		{"bad prefix length", upd(t, ocProto+"/static-routes/static[prefix=172.10.10.0/33]", `{"prefix":"172.10.10.0/33","config":{"prefix":"172.10.10.0/33"}}`), "does not match regular expression"},
-		{"key mismatch", upd(t, ocStat, `{"prefix":"172.10.11.0/24","config":{"prefix":"172.10.11.0/24"}}`), "!= map key"},
-		{"config key differs", upd(t, ocStat, `{"prefix":"172.10.10.0/24","config":{"prefix":"172.10.11.0/24"}}`), "not equal to any target nodes"},
-		{"missing config key", upd(t, ocStat, `{"prefix":"172.10.10.0/24"}`), "is empty set"},
-		{"missing next hop config", upd(t, ocStat, `{"prefix":"172.10.10.0/24","config":{"prefix":"172.10.10.0/24"},"next-hops":{"next-hop":[{"index":"0"}]}}`), "is empty set"},
-		{"unknown leaf", upd(t, ocStat, `{"prefix":"172.10.10.0/24","config":{"prefix":"172.10.10.0/24","colour":"red"}}`), "unexpected field colour"},
-		{"unknown path", upd(t, ocProto+"/static-routes/route[prefix=172.10.10.0/24]", `{}`), "unknown element"},
-		{"state is read-only", upd(t, ocStat, `{"prefix":"172.10.10.0/24","config":{"prefix":"172.10.10.0/24"},"state":{"prefix":"172.10.10.0/24"}}`), "config false"},
-		{"protocol not created", upd(t, ocNI+"/protocols/protocol[identifier=STATIC][name=OTHER]/static-routes/static[prefix=172.10.10.0/24]", ocGood), "is empty set"},
+		{"bad prefix length", upd(t, ocProto+"/static-routes/static[prefix=10.210.10.0/33]", `{"prefix":"10.210.10.0/33","config":{"prefix":"10.210.10.0/33"}}`), "does not match regular expression"},
+		{"key mismatch", upd(t, ocStat, `{"prefix":"10.210.11.0/24","config":{"prefix":"10.210.11.0/24"}}`), "!= map key"},
+		{"config key differs", upd(t, ocStat, `{"prefix":"10.210.10.0/24","config":{"prefix":"10.210.11.0/24"}}`), "not equal to any target nodes"},
+		{"missing config key", upd(t, ocStat, `{"prefix":"10.210.10.0/24"}`), "is empty set"},
+		{"missing next hop config", upd(t, ocStat, `{"prefix":"10.210.10.0/24","config":{"prefix":"10.210.10.0/24"},"next-hops":{"next-hop":[{"index":"0"}]}}`), "is empty set"},
+		{"unknown leaf", upd(t, ocStat, `{"prefix":"10.210.10.0/24","config":{"prefix":"10.210.10.0/24","colour":"red"}}`), "unexpected field colour"},
+		{"unknown path", upd(t, ocProto+"/static-routes/route[prefix=10.210.10.0/24]", `{}`), "unknown element"},
+		{"state is read-only", upd(t, ocStat, `{"prefix":"10.210.10.0/24","config":{"prefix":"10.210.10.0/24"},"state":{"prefix":"10.210.10.0/24"}}`), "config false"},
+		{"protocol not created", upd(t, ocNI+"/protocols/protocol[identifier=STATIC][name=OTHER]/static-routes/static[prefix=10.210.10.0/24]", ocGood), "is empty set"},
 		{"one bad update refuses all", func(t *testing.T) *gpb.SetRequest {
 			return &gpb.SetRequest{Update: []*gpb.Update{
 				{Path: path(t, ocStat), Val: jv(ocGood)},
-				{Path: path(t, ocProto+"/static-routes/static[prefix=172.10.12.0/24]"), Val: jv(`{"prefix":"172.10.12.0/24"}`)},
+				{Path: path(t, ocProto+"/static-routes/static[prefix=10.210.12.0/24]"), Val: jv(`{"prefix":"10.210.12.0/24"}`)},
 			}}
 		}, "is empty set"},
 		{"delete of a missing route", func(t *testing.T) *gpb.SetRequest {
-			return &gpb.SetRequest{Delete: []*gpb.Path{path(t, ocProto+"/static-routes/static[prefix=172.10.99.0/24]")}}
+			return &gpb.SetRequest{Delete: []*gpb.Path{path(t, ocProto+"/static-routes/static[prefix=10.210.99.0/24]")}}
 		}, ""},
 		{"non-key used as key", func(t *testing.T) *gpb.SetRequest {
 			return &gpb.SetRequest{Delete: []*gpb.Path{path(t, ocProto+"/static-routes/static[description=x]")}}
@@ -157,15 +157,15 @@ func TestSRLinuxValidation(t *testing.T) {
 	both := func(t *testing.T) *gpb.SetRequest {
 		return &gpb.SetRequest{Update: []*gpb.Update{
 			{Path: path(t, srlGroup), Val: jv(group)},
-			{Path: path(t, srlRoute), Val: jv(`{"prefix":"172.10.10.0/24","next-hop-group":"g1"}`)},
+			{Path: path(t, srlRoute), Val: jv(`{"prefix":"10.210.10.0/24","next-hop-group":"g1"}`)},
 		}}
 	}
 	runSetCases(t, SRLinux, srlSeed, []setCase{
 		{"route and group together", both, ""},
-		{"route without its group", upd(t, srlRoute, `{"prefix":"172.10.10.0/24","next-hop-group":"g1"}`), "next-hop-groups/group/name from field NextHopGroup value g1"},
+		{"route without its group", upd(t, srlRoute, `{"prefix":"10.210.10.0/24","next-hop-group":"g1"}`), "next-hop-groups/group/name from field NextHopGroup value g1"},
 		{"bad ip-address", upd(t, srlGroup, `{"name":"g1","nexthop":[{"index":0,"ip-address":"10.10.10.1011"}]}`), "does not match"},
 		{"index is a number", upd(t, srlGroup, `{"name":"g1","nexthop":[{"index":"zero","ip-address":"10.10.10.101"}]}`), "expect float64"},
-		{"unknown leaf", upd(t, srlRoute, `{"prefix":"172.10.10.0/24","next-hop":"10.10.10.101"}`), "unexpected field"},
+		{"unknown leaf", upd(t, srlRoute, `{"prefix":"10.210.10.0/24","next-hop":"10.10.10.101"}`), "unexpected field"},
 		{"bad admin-state", upd(t, srlGroup, `{"name":"g1","admin-state":"up"}`), "admin-state"},
 	})
 	// A group a route still uses cannot be deleted.
@@ -198,7 +198,7 @@ func TestGet(t *testing.T) {
 	if _, err := get(t.Context(), ocStat, gpb.Encoding_JSON_IETF); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("Get without credentials = %v, want Unauthenticated", err)
 	}
-	resp, err := get(ctx, "/network-instances/network-instance[name=*]/protocols/protocol[identifier=STATIC][name=DEFAULT]/static-routes/static[prefix=172.10.10.0/24]/next-hops/next-hop[index=0]/config/next-hop", gpb.Encoding_JSON_IETF)
+	resp, err := get(ctx, "/network-instances/network-instance[name=*]/protocols/protocol[identifier=STATIC][name=DEFAULT]/static-routes/static[prefix=10.210.10.0/24]/next-hops/next-hop[index=0]/config/next-hop", gpb.Encoding_JSON_IETF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestGet(t *testing.T) {
 	if diff := cmp.Diff(resp.Notification[0].Update, want, protocmp.Transform(), protocmp.IgnoreFields(&gpb.Path{}, "origin")); diff != "" {
 		t.Errorf("Get leaf (-got +want):\n%s", diff)
 	}
-	if _, err := get(ctx, ocProto+"/static-routes/static[prefix=172.10.99.0/24]", gpb.Encoding_JSON_IETF); status.Code(err) != codes.NotFound {
+	if _, err := get(ctx, ocProto+"/static-routes/static[prefix=10.210.99.0/24]", gpb.Encoding_JSON_IETF); status.Code(err) != codes.NotFound {
 		t.Errorf("Get of a missing route = %v, want NotFound", err)
 	}
 	if _, err := get(ctx, ocStat, gpb.Encoding_PROTO); status.Code(err) != codes.Unimplemented {
