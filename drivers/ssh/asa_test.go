@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -38,22 +35,9 @@ func startASA(t testing.TB, opts asa.Options) (*asa.Device, drivers.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dev, drivers.Config{
-		Name:     "fw1",
-		Platform: route.PlatformCiscoASA,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-		ASA:      drivers.ASAConfig{Interface: "inside"},
-	}
+	cfg := emulatedConfig(t, dev, "fw1", route.PlatformCiscoASA, opts.Username, opts.Password)
+	cfg.ASA = drivers.ASAConfig{Interface: "inside"}
+	return dev, cfg
 }
 
 func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
@@ -63,17 +47,7 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:   cfg,
 		Open:     ASAFactory().Open,
 		Preview:  ASAFactory().Preview,
@@ -111,14 +85,9 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid input detected"
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1)
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 func TestASAConformance(t *testing.T) {

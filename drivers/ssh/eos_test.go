@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -37,21 +34,7 @@ func startEOS(t testing.TB, opts eos.Options) (*eos.Device, drivers.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dev, drivers.Config{
-		Name:     "sw1",
-		Platform: route.PlatformAristaEOS,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-	}
+	return dev, emulatedConfig(t, dev, "sw1", route.PlatformAristaEOS, opts.Username, opts.Password)
 }
 
 func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
@@ -61,18 +44,7 @@ func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The switch's address with another switch's key: what a man in the middle looks like.
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:         cfg,
 		Open:           EOSFactory().Open,
 		Preview:        EOSFactory().Preview,
@@ -110,14 +82,9 @@ func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "% Invalid input"
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1) // nothing listens: refused
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 func TestEOSConformance(t *testing.T) {

@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"golang.org/x/crypto/ssh/knownhosts"
-
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
 	"github.com/returnpath/returnpath/drivers/route"
@@ -36,22 +34,9 @@ func startFortiOS(t testing.TB, opts fortios.Options) (*fortios.Device, drivers.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dev, drivers.Config{
-		Name:     "fw1",
-		Platform: route.PlatformFortiOS,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-		FortiOS:  drivers.FortiOSConfig{Device: "port2"},
-	}
+	cfg := emulatedConfig(t, dev, "fw1", route.PlatformFortiOS, opts.Username, opts.Password)
+	cfg.FortiOS = drivers.FortiOSConfig{Device: "port2"}
+	return dev, cfg
 }
 
 // fortiosVRFNum is the emulation's VRF number of a returnpath VRF name.
@@ -70,18 +55,8 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	planted := uint32(9000) // numbers the driver never chooses: FortiOS numbers up from the highest
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:         cfg,
 		Open:           FortiOSFactory().Open,
 		Preview:        FortiOSFactory().Preview,
@@ -127,14 +102,9 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "value parse error"
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1)
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 func TestFortiOSConformance(t *testing.T) {

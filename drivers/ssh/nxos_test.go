@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -26,7 +23,7 @@ import (
 
 // ciscoDevice is what the tests need of an emulated Cisco device, whichever its dialect.
 type ciscoDevice interface {
-	Addr() netip.AddrPort
+	emulated
 	Routes() []ciscocli.Route
 	Set(ciscocli.Route)
 	Delete(vrf string, p netip.Prefix, nh netip.Addr)
@@ -37,21 +34,9 @@ type ciscoDevice interface {
 func ciscoConfig(t testing.TB, dev *ciscocli.Device, platform route.Platform, opts ciscocli.Options) drivers.Config {
 	t.Helper()
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return drivers.Config{
-		Name:     "sw1",
-		Platform: platform,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool, netip.MustParsePrefix("2001:db8:100::/48")},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-	}
+	cfg := emulatedConfig(t, dev, "sw1", platform, opts.Username, opts.Password)
+	cfg.Managed = []netip.Prefix{labPool, netip.MustParsePrefix("2001:db8:100::/48")}
+	return cfg
 }
 
 // startNXOS starts an emulated Nexus switch with VRF blue and returns it with a driver config
@@ -73,17 +58,7 @@ func startNXOS(t testing.TB, opts nxos.Options) (*nxos.Device, drivers.Config) {
 // next hop with the device's text.
 func ciscoHarness(t *testing.T, dev ciscoDevice, other *ciscocli.Device, cfg drivers.Config, f drivers.Factory, mark ciscocli.Route, rejectText string) drivertest.Harness {
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:         cfg,
 		Open:           f.Open,
 		Preview:        f.Preview,
@@ -122,14 +97,9 @@ func ciscoHarness(t *testing.T, dev ciscoDevice, other *ciscocli.Device, cfg dri
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, rejectText
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1) // nothing listens: refused
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 var nxosMark = ciscocli.Route{Name: "returnpath", Tag: 202}

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -40,22 +37,9 @@ func startPANOS(t testing.TB, opts panos.Options) (*panos.Device, drivers.Config
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dev, drivers.Config{
-		Name:     "fw1",
-		Platform: route.PlatformPANOS,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-		PANOS:    drivers.PANOSConfig{VirtualRouter: "default", Interface: "ethernet1/2"},
-	}
+	cfg := emulatedConfig(t, dev, "fw1", route.PlatformPANOS, opts.Username, opts.Password)
+	cfg.PANOS = drivers.PANOSConfig{VirtualRouter: "default", Interface: "ethernet1/2"}
+	return dev, cfg
 }
 
 func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
@@ -65,22 +49,12 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// Out-of-band routes are named the way people name them; the ones the driver must count as
 	// its own start with "rp-".
 	foreignName := func(r route.Route) string {
 		return "ops-" + strings.NewReplacer(".", "_", ":", "_", "/", "-").Replace(r.Prefix.String()) + "-" + strings.ReplaceAll(r.NextHop.String(), ".", "_")
 	}
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:         cfg,
 		Open:           PANOSFactory().Open,
 		Preview:        PANOSFactory().Preview,
@@ -125,14 +99,9 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid syntax."
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1)
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 func TestPANOSConformance(t *testing.T) {

@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -32,21 +28,7 @@ func startVyOS(t testing.TB, opts vyos.Options) (*vyos.Device, drivers.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, dev.HostKey()) + "\n"
-	if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dev, drivers.Config{
-		Name:     "fw1",
-		Platform: route.PlatformVyOS,
-		Address:  dev.Addr(),
-		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
-		Username: opts.Username,
-		Password: drivers.Secret(opts.Password),
-		SSH:      drivers.SSHConfig{KnownHosts: kh, HostKey: drivers.HostKeyStrict},
-	}
+	return dev, emulatedConfig(t, dev, "fw1", route.PlatformVyOS, opts.Username, opts.Password)
 }
 
 // vyosVRF maps returnpath's VRF name to VyOS's ("" for the default VRF).
@@ -65,18 +47,8 @@ func vyosHarness(t *testing.T, opts vyos.Options, save bool) drivertest.Harness 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty_known_hosts")
-	wrong := filepath.Join(dir, "wrong_known_hosts")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := knownhosts.Line([]string{knownhosts.Normalize(dev.Addr().String())}, other.HostKey()) + "\n"
-	if err := os.WriteFile(wrong, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	set := func(r route.Route) { dev.Set(vyos.Route{VRF: vyosVRF(r.VRF), Prefix: r.Prefix, NextHop: r.NextHop}) }
-	return drivertest.Harness{
+	h := drivertest.Harness{
 		Config:   cfg,
 		Open:     VyOSFactory().Open,
 		Preview:  VyOSFactory().Preview,
@@ -112,14 +84,9 @@ func vyosHarness(t *testing.T, opts vyos.Options, save bool) drivertest.Harness 
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Commit failed"
 		},
-		WrongPassword:  func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg },
-		UnknownHostKey: func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg },
-		KeyMismatch:    func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg },
-		Unreachable: func(cfg drivers.Config) drivers.Config {
-			cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1) // nothing listens: refused
-			return cfg
-		},
 	}
+	withLoginFailures(t, &h, dev, other)
+	return h
 }
 
 func TestVyOSConformance(t *testing.T) {

@@ -1,0 +1,68 @@
+package ssh
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/returnpath/returnpath/drivers"
+	"github.com/returnpath/returnpath/drivers/drivertest"
+	"github.com/returnpath/returnpath/drivers/route"
+)
+
+// emulated is what every vendor emulation in emulate/ offers the tests that reach it.
+type emulated interface {
+	Addr() netip.AddrPort
+	HostKey() gossh.PublicKey
+}
+
+// knownHostsFile writes a known_hosts file holding key for addr, in a directory of its own.
+// A nil key writes an empty file.
+func knownHostsFile(t testing.TB, addr netip.AddrPort, key gossh.PublicKey) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	var line string
+	if key != nil {
+		line = knownhosts.Line([]string{knownhosts.Normalize(addr.String())}, key) + "\n"
+	}
+	if err := os.WriteFile(path, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// emulatedConfig returns a driver config that reaches dev as user with password, checking its
+// host key strictly, managing the lab pool in the default VRF.
+func emulatedConfig(t testing.TB, dev emulated, name string, platform route.Platform, user, password string) drivers.Config {
+	t.Helper()
+	return drivers.Config{
+		Name:     name,
+		Platform: platform,
+		Address:  dev.Addr(),
+		VRF:      route.DefaultVRF,
+		Managed:  []netip.Prefix{labPool},
+		Username: user,
+		Password: drivers.Secret(password),
+		SSH:      drivers.SSHConfig{KnownHosts: knownHostsFile(t, dev.Addr(), dev.HostKey()), HostKey: drivers.HostKeyStrict},
+	}
+}
+
+// withLoginFailures fills the conformance harness's four login failures for an emulated
+// device: a wrong password, an unknown host key, the host key of other (a second emulation:
+// what a man in the middle looks like) at dev's address, and a port nothing listens on.
+func withLoginFailures(t testing.TB, h *drivertest.Harness, dev, other emulated) {
+	t.Helper()
+	empty := knownHostsFile(t, dev.Addr(), nil)
+	wrong := knownHostsFile(t, dev.Addr(), other.HostKey())
+	h.WrongPassword = func(cfg drivers.Config) drivers.Config { cfg.Password = "not-" + cfg.Password; return cfg }
+	h.UnknownHostKey = func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = empty; return cfg }
+	h.KeyMismatch = func(cfg drivers.Config) drivers.Config { cfg.SSH.KnownHosts = wrong; return cfg }
+	h.Unreachable = func(cfg drivers.Config) drivers.Config {
+		cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1) // nothing listens: refused
+		return cfg
+	}
+}
