@@ -123,24 +123,22 @@ func (d *ASADriver) read(ctx context.Context) ([]route.Route, error) {
 // Routes returns the static routes (IPv4 and IPv6) on the configured interface inside the
 // managed prefixes, all in the default VRF.
 func (d *ASADriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	return d.read(ctx)
 }
 
 // Version returns the "Cisco Adaptive Security Appliance Software Version ..." line of "show
 // version".
 func (d *ASADriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.show(ctx, "show version", asaPrompts, asaRefusal)
 	if err != nil {
 		return "", err
@@ -164,12 +162,11 @@ func (d *ASADriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	before, err := d.read(ctx)
 	if err != nil {
 		return err

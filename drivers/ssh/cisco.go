@@ -140,23 +140,21 @@ func (d *ciscoDriver) owned(ctx context.Context) ([]route.Route, error) {
 // Routes returns the static routes of running-config that carry returnpath's mark, inside
 // the managed prefixes, in every VRF.
 func (d *ciscoDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	return d.owned(ctx)
 }
 
 // Version returns device check's version line, read from the platform's show version.
 func (d *ciscoDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.show(ctx, d.dl.versionCmd)
 	if err != nil {
 		return "", err
@@ -182,12 +180,11 @@ func (d *ciscoDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	send, index, err := d.sendable(ctx, ops)
 	if err != nil {
 		return err

@@ -38,6 +38,17 @@ func (c *cliSession) lock(op string) error {
 	return nil
 }
 
+// begin starts one operation on the session: it bounds ctx by the device's op timeout and
+// takes the session for it. The caller defers done.
+func (c *cliSession) begin(ctx context.Context, op string) (_ context.Context, done func(), _ error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout(c.cfg))
+	if err := c.lock(op); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() { c.mu.Unlock(); cancel() }, nil
+}
+
 // drop closes the transport after a timeout or a broken read; the session is unusable
 // afterwards. c.mu must be held.
 func (c *cliSession) drop() {

@@ -85,24 +85,22 @@ func (d *EOSDriver) owned(ctx context.Context) ([]route.Route, error) {
 // Routes returns the static routes of running-config that carry returnpath's name, inside
 // the managed prefixes, in every VRF.
 func (d *EOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	return d.owned(ctx)
 }
 
 // Version returns the switch's model and software image version from "show version", e.g.
 // "Arista DCS-7050SX-64, software image version 4.28.3M".
 func (d *EOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.show(ctx, "show version")
 	if err != nil {
 		return "", err
@@ -127,12 +125,11 @@ func (d *EOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	send, index, err := d.sendable(ctx, ops)
 	if err != nil {
 		return err

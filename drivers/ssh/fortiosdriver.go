@@ -94,12 +94,11 @@ func (d *FortiOSDriver) owned(t fortiosTables) map[route.Route][]uint32 {
 // Routes returns the static routes (IPv4 and IPv6) whose entries carry returnpath's comment,
 // inside the managed prefixes, in every VRF.
 func (d *FortiOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	t, err := d.tables(ctx)
 	if err != nil {
 		return nil, err
@@ -116,12 +115,11 @@ func (d *FortiOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the "Version:" line of "get system status", e.g.
 // "FortiGate-VM64 v7.2.5,build1517,230606 (GA.F)".
 func (d *FortiOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.show(ctx, "get system status", fortiosPrompts, fortiosRefusal)
 	if err != nil {
 		return "", err
@@ -146,12 +144,11 @@ func (d *FortiOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	before, err := d.tables(ctx)
 	if err != nil {
 		return err

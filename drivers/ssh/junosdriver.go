@@ -67,12 +67,11 @@ func (d *JunosDriver) statics(ctx context.Context, prefix string) ([]setStatic, 
 // Routes returns the static routes of the committed configuration tagged 202, inside the
 // managed prefixes, in every routing instance.
 func (d *JunosDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	sts, err := d.statics(ctx, "")
 	if err != nil {
 		return nil, err
@@ -83,12 +82,11 @@ func (d *JunosDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the device's model and Junos version from "show version", e.g. "Juniper
 // mx240, Junos 21.4R3-S5.4".
 func (d *JunosDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.setShow(ctx, junosDialect, "show version")
 	if err != nil {
 		return "", err
@@ -112,12 +110,11 @@ func (d *JunosDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	var have map[route.RouteKey]setStatic
 	send, index, err := dropMissingDeletes(ops, func() (map[route.Route]bool, error) {
 		sts, err := d.statics(ctx, "")

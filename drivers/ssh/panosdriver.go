@@ -155,12 +155,11 @@ func (d *PANOSDriver) config(ctx context.Context) (panosConfig, error) {
 // "rp-", inside the managed prefixes, in every virtual router (the configured one as the
 // default VRF, the others under their own names).
 func (d *PANOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	c, err := d.config(ctx)
 	if err != nil {
 		return nil, err
@@ -175,12 +174,11 @@ func (d *PANOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the model and PAN-OS version from "show system info", e.g. "Palo Alto
 // Networks PA-VM, PAN-OS 10.1.3".
 func (d *PANOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	body, err := d.op(ctx, "show system info")
 	if err != nil {
 		return "", err
@@ -205,12 +203,11 @@ func (d *PANOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	c, err := d.config(ctx)
 	if err != nil {
 		var de *drivers.Error

@@ -53,12 +53,11 @@ func (d *VyOSDriver) statics(ctx context.Context) ([]setStatic, error) {
 // Routes returns the static routes of the running configuration inside the managed prefixes,
 // in every VRF.
 func (d *VyOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	sts, err := d.statics(ctx)
 	if err != nil {
 		return nil, err
@@ -68,12 +67,11 @@ func (d *VyOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 
 // Version returns the VyOS version from "show version", e.g. "VyOS 1.4.0".
 func (d *VyOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("read"); err != nil {
+	ctx, done, err := d.begin(ctx, "read")
+	if err != nil {
 		return "", err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	out, err := d.setShow(ctx, vyosDialect, "show version")
 	if err != nil {
 		return "", err
@@ -97,12 +95,11 @@ func (d *VyOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
-	defer cancel()
-	if err := d.lock("apply"); err != nil {
+	ctx, done, err := d.begin(ctx, "apply")
+	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer done()
 	var have map[route.RouteKey]setStatic
 	send, index, err := dropMissingDeletes(ops, func() (map[route.Route]bool, error) {
 		sts, err := d.statics(ctx)
