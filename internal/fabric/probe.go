@@ -96,8 +96,9 @@ func (inv *Inventory) ValidateProbeTarget(field string, t netip.AddrPort) *Error
 }
 
 // ValidateProbe checks a probe host h reports: its target, a result that agrees with its
-// counts and round trip, a source that is h's docker0 gateway address, and a time that is
-// neither unset nor ahead of now by more than a clock's slack.
+// counts and round trip, a source that is h's docker0 gateway address (a host that reports
+// under another host's name gives its own gateway and is refused), and a time that is neither
+// unset nor ahead of now by more than a clock's slack.
 func (inv *Inventory) ValidateProbe(h Host, p Probe, now time.Time) error {
 	if err := inv.ValidateProbeTarget("target", p.Target); err != nil {
 		return err
@@ -115,7 +116,9 @@ func (inv *Inventory) ValidateProbe(h Host, p Probe, now time.Time) error {
 		return FieldErrorf(EINVALID, "rtt_ms", "a round trip is set exactly when a reply came")
 	case p.RTT > ProbeMaxTimeout:
 		return FieldErrorf(EINVALID, "rtt_ms", "%s is longer than any probe waits (%s)", p.RTT, ProbeMaxTimeout)
-	case p.Source.IsValid() && p.Source != h.Gateway():
+	case !p.Source.IsValid():
+		return FieldErrorf(EINVALID, "source", "is required: the docker0 gateway address the probe was sent from")
+	case p.Source != h.Gateway():
 		return FieldErrorf(EINVALID, "source", "%s is not host %s's docker0 gateway address %s", p.Source, h.Name, h.Gateway())
 	case p.At.IsZero():
 		return FieldErrorf(EINVALID, "at", "is required")
@@ -174,20 +177,20 @@ type ProbeVerdict struct {
 	MaxAge  time.Duration
 }
 
-// JudgeProbes returns, for each active host, the verdict on its last probe (last maps host
-// names to their newest probe) under maxAge, the segment's probes.max_age. Hosts that are not
-// active are left out: their return routes are not meant to work yet, or no longer. The
-// verdicts are in the order of hosts.
-func JudgeProbes(hosts []Host, last map[string]Probe, maxAge func(segment string) time.Duration, now time.Time) []ProbeVerdict {
+// JudgeProbes returns, for each active host, the verdict on its last probe (Host.LastProbe)
+// under maxAge, the segment's probes.max_age. Hosts that are not active are left out: their
+// return routes are not meant to work yet, or no longer. The verdicts are in the order of
+// hosts.
+func JudgeProbes(hosts []Host, maxAge func(segment string) time.Duration, now time.Time) []ProbeVerdict {
 	var out []ProbeVerdict
 	for _, h := range hosts {
 		if h.State != HostActive {
 			continue
 		}
 		v := ProbeVerdict{Host: h.Name, Segment: h.Segment, MaxAge: maxAge(h.Segment)}
-		p, ok := last[h.Name]
+		p := h.LastProbe
 		switch {
-		case !ok:
+		case p == nil:
 			v.Status = ProbeStatusNone
 		case p.Result != ProbeOK:
 			v.Status = ProbeStatusFailed
@@ -196,9 +199,7 @@ func JudgeProbes(hosts []Host, last map[string]Probe, maxAge func(segment string
 		default:
 			v.Status = ProbeStatusOK
 		}
-		if ok {
-			v.Last = &p
-		}
+		v.Last = p
 		out = append(out, v)
 	}
 	return out

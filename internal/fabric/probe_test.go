@@ -93,7 +93,7 @@ func TestValidateProbe(t *testing.T) {
 	}{
 		{name: "good", edit: func(*fabric.Probe) {}},
 		{name: "failed, no rtt", edit: func(p *fabric.Probe) { p.Result, p.Received, p.RTT = fabric.ProbeFailed, 0, 0 }},
-		{name: "no source given", edit: func(p *fabric.Probe) { p.Source = netip.Addr{} }},
+		{name: "no source given", edit: func(p *fabric.Probe) { p.Source = netip.Addr{} }, wantField: "source"},
 		{name: "target in pool", edit: func(p *fabric.Probe) { p.Target = ap("172.10.20.5:0") }, wantField: "target"},
 		{name: "unknown result", edit: func(p *fabric.Probe) { p.Result = "maybe" }, wantField: "result"},
 		{name: "ok without replies", edit: func(p *fabric.Probe) { p.Received = 0 }, wantField: "result"},
@@ -153,8 +153,13 @@ func TestJudgeProbes(t *testing.T) {
 		"stale": probe(fabric.ProbeOK, 16*time.Minute), "pending": probe(fabric.ProbeFailed, time.Minute),
 		"edge": probe(fabric.ProbeOK, 15*time.Minute),
 	}
+	for i, h := range hosts {
+		if p, ok := last[h.Name]; ok {
+			hosts[i].LastProbe = &p
+		}
+	}
 	got := map[string]fabric.ProbeStatus{}
-	for _, v := range fabric.JudgeProbes(hosts, last, func(string) time.Duration { return 15 * time.Minute }, now) {
+	for _, v := range fabric.JudgeProbes(hosts, func(string) time.Duration { return 15 * time.Minute }, now) {
 		got[v.Host] = v.Status
 		if (v.Last == nil) != (v.Status == fabric.ProbeStatusNone) {
 			t.Errorf("%s: Last = %v with status %s", v.Host, v.Last, v.Status)

@@ -23,6 +23,7 @@ type hostJSON struct {
 	Docker    dockerJSON `json:"docker"`
 	Change    *changeRef `json:"change"`
 	Note      *string    `json:"note"` // fabric.Host.Note, when there is one
+	LastProbe *probeJSON `json:"last_probe"`
 	CreatedBy string     `json:"created_by"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
@@ -46,7 +47,7 @@ func toHostJSON(h fabric.Host) hostJSON {
 		Name: h.Name, Address: h.Address.String(), Segment: h.Segment, Subnet: h.Subnet.String(),
 		Gateway: h.Gateway().String(), State: string(h.State),
 		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
-		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
+		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, LastProbe: toProbeJSON(h.LastProbe),
 	}
 }
 
