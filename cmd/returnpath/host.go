@@ -28,7 +28,7 @@ func newHostCmd() *cobra.Command {
 Exit codes: 0 done; 2 error (bad flags, server unreachable, refused); 3 the host's change
 was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
 	}
-	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd())
+	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd(), newHostProbeCmd())
 	addClientFlags(cmd)
 	return cmd
 }
