@@ -139,7 +139,7 @@ func (p probeOutcome) exit() error {
 // failure lands in the outcome (cannot_test, or not recorded), so that it is printed in the
 // format asked for.
 func probeHost(ctx context.Context, c *client.Client, name, iface string, o probing.Options) probeOutcome {
-	out := probeOutcome{Host: name, Target: targetText(o), Method: "icmp", Result: "cannot_test", At: time.Now().UTC()}
+	out := probeOutcome{Host: name, Target: probeTargetText(o), Method: "icmp", Result: "cannot_test", At: time.Now().UTC()}
 	if o.Target.Port() != 0 {
 		out.Method = "tcp"
 	}
@@ -174,7 +174,7 @@ func probeHost(ctx context.Context, c *client.Client, name, iface string, o prob
 	return out
 }
 
-func targetText(o probing.Options) string {
+func probeTargetText(o probing.Options) string {
 	if o.Target.Port() == 0 {
 		return o.Target.Addr().String()
 	}
