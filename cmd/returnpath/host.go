@@ -68,7 +68,7 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 				return errors.New("--wait: must not be negative")
 			}
 			var probe *probing.Options
-			if po.target != "" {
+			if cmd.Flags().Changed("probe") {
 				if wait == 0 {
 					return errors.New("--probe: needs --wait, the time to wait for the routes and a reply")
 				}
@@ -91,7 +91,7 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 			return hostRegister(cmd.Context(), c, cmd.OutOrStdout(), asJSON, reg, daemonJSON, wait, probe, po.iface)
 		},
 	}
-	cmd.Flags().StringVar(&po.target, "probe", "", "with --wait: then probe this target (ADDR or ADDR:PORT) until a reply proves the return path")
+	cmd.Flags().StringVar(&po.target, "probe", "", "with --wait: then probe this target (ADDR or ADDR:PORT; \"\": the segment's probes.targets) until a reply proves the return path")
 	po.flags(cmd, "probe-")
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the host's name, a DNS name (required)")
@@ -168,7 +168,11 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 	if err != nil || probe == nil {
 		return emitJSON(out, asJSON, res, err)
 	}
-	say("probing %s from docker0 until a reply comes back", probeTargetText(*probe))
+	target := "the segment's probes.targets"
+	if probe.Target.IsValid() {
+		target = probeTargetText(*probe)
+	}
+	say("probing %s from docker0 until a reply comes back", target)
 	p, err := probeUntilOK(ctx, c, h.Name, iface, *probe, start.Add(wait))
 	res.Probe = &p
 	if err == nil {

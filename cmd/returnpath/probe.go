@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -32,10 +33,15 @@ type probeOptions struct {
 	timeout             time.Duration
 }
 
-// parse checks the flags, before anything is sent.
+// parse checks the flags, before anything is sent. With no --target the options have none:
+// probeHost takes the segment's probes.targets.
 func (o probeOptions) parse() (probing.Options, error) {
+	if err := fabric.ValidateProbeOptions(o.count, o.timeout); err != nil {
+		return probing.Options{}, fmt.Errorf("--%w", err)
+	}
+	out := probing.Options{Count: o.count, Timeout: o.timeout}
 	if o.target == "" {
-		return probing.Options{}, errors.New("--target: is required: an address outside the fabric, ADDR for ICMP echo or ADDR:PORT for TCP")
+		return out, nil
 	}
 	t, err := fabric.ParseProbeTarget(o.target)
 	if err != nil {
@@ -44,10 +50,8 @@ func (o probeOptions) parse() (probing.Options, error) {
 	if !t.Addr().Is4() {
 		return probing.Options{}, fmt.Errorf("--target: %s: only IPv4 return paths can be probed", t.Addr())
 	}
-	if err := fabric.ValidateProbeOptions(o.count, o.timeout); err != nil {
-		return probing.Options{}, fmt.Errorf("--%w", err)
-	}
-	return probing.Options{Target: t, Count: o.count, Timeout: o.timeout}, nil
+	out.Target = t
+	return out, nil
 }
 
 func (o *probeOptions) flags(cmd *cobra.Command, prefix string) {
@@ -60,14 +64,16 @@ func (o *probeOptions) flags(cmd *cobra.Command, prefix string) {
 func newHostProbeCmd() *cobra.Command {
 	var o probeOptions
 	cmd := &cobra.Command{
-		Use:   "probe --target ADDR[:PORT] [--name N] [--count 3] [--timeout 2s] [-o text|json|junit]",
+		Use:   "probe [--target ADDR[:PORT]] [--name N] [--count 3] [--timeout 2s] [-o text|json|junit]",
 		Short: "Prove this host's return path: probe a target from the docker0 gateway address and report it",
 		Long: `Sends ICMP echo requests (or, with ADDR:PORT, TCP connection attempts to PORT, for targets
 that drop ICMP) from the host's docker0 gateway address, the first address of the subnet
 returnpath allocated to it, to a target outside the fabric. Since the packets leave from that
 address, replies can only come back over the return routes: not over the host's uplink
 address. The result is reported to the service (POST /v1/hosts/{name}/probes), where it shows
-as the host's last_probe and is judged by verify --probes.
+as the host's last_probe and is judged by verify --probes. Without --target it tries the
+host's segment's probes.targets (from the server's configuration) in order, until one replies:
+several targets keep one that is down from failing the host.
 
 Run it on the Docker host, as root or with CAP_NET_RAW (or in net.ipv4.ping_group_range), once
 dockerd has set up docker0. Exit status: 0 when replies came back, 1 when none did, 2 when the
@@ -100,7 +106,7 @@ the result could not be reported.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.target, "target", "", "ADDR (ICMP echo) or ADDR:PORT (TCP) outside every pool and segment (required)")
+	f.StringVar(&o.target, "target", "", "ADDR (ICMP echo) or ADDR:PORT (TCP) outside every pool and segment (default: the segment's probes.targets)")
 	f.StringVar(&o.name, "name", "", "the host's registered name (default: this machine's host name)")
 	o.flags(cmd, "")
 	// Its own -o: probe speaks JUnit as verify does, unlike the other host commands.
@@ -137,17 +143,64 @@ func (p probeOutcome) exit() error {
 
 // probeHost looks the host up, finds its gateway address on iface, probes and reports. Every
 // failure lands in the outcome (cannot_test, or not recorded), so that it is printed in the
-// format asked for.
+// format asked for. Without a target in o, it tries the segment's probes.targets in order and
+// returns the first outcome that is not a failure, or the last.
 func probeHost(ctx context.Context, c *client.Client, name, iface string, o probing.Options) probeOutcome {
-	out := probeOutcome{Host: name, Target: probeTargetText(o), Method: "icmp", Result: "cannot_test", At: time.Now().UTC()}
-	if o.Target.Port() != 0 {
-		out.Method = "tcp"
-	}
+	out := probeOutcome{Host: name, Target: "-", Method: "icmp", Result: "cannot_test", At: time.Now().UTC()}
 	h, err := c.Host(ctx, name)
 	if err != nil {
 		out.Error = fmt.Sprintf("look up host %s: %v", name, err)
 		return out
 	}
+	if o.Target.IsValid() {
+		return probeTarget(ctx, c, h, iface, o)
+	}
+	targets, err := segmentTargets(ctx, c, h.Segment)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	for _, t := range targets {
+		o.Target = t
+		if out = probeTarget(ctx, c, h, iface, o); out.Result != string(fabric.ProbeFailed) {
+			break
+		}
+	}
+	return out
+}
+
+// segmentTargets returns the probes.targets of segment seg, as the server configures them.
+func segmentTargets(ctx context.Context, c *client.Client, seg string) ([]netip.AddrPort, error) {
+	segs, err := c.Segments(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no --target, and the segments could not be read: %w", err)
+	}
+	for _, s := range segs {
+		if s.Name != seg {
+			continue
+		}
+		var out []netip.AddrPort
+		for _, t := range s.Probes.Targets {
+			if ap, err := fabric.ParseProbeTarget(t); err == nil && ap.Addr().Is4() {
+				out = append(out, ap)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("no --target, and segment %s configures no IPv4 probes.targets", seg)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no --target, and the server lists no segment %s", seg)
+}
+
+// probeTarget probes o.Target from h's gateway address on iface and reports the result.
+func probeTarget(ctx context.Context, c *client.Client, h client.Host, iface string, o probing.Options) probeOutcome {
+	name := h.Name
+	out := probeOutcome{Host: name, Target: probeTargetText(o), Method: "icmp", Result: "cannot_test", At: time.Now().UTC()}
+	if o.Target.Port() != 0 {
+		out.Method = "tcp"
+	}
+	var err error
 	if o.Source, err = probing.Source(iface, h.Subnet); err != nil {
 		out.Error = err.Error()
 		return out

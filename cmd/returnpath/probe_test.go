@@ -84,13 +84,14 @@ func TestHostProbeCannotTest(t *testing.T) {
 		args []string
 		want string
 	}{
-		{name: "no docker0", args: []string{"--interface", "nodocker0"}, want: "no interface nodocker0"},
-		{name: "docker0 without the gateway", args: []string{"--interface", "lo"}, want: "not the host's gateway address"},
+		{name: "no docker0", args: []string{"--target", "198.51.100.1", "--interface", "nodocker0"}, want: "no interface nodocker0"},
+		{name: "docker0 without the gateway", args: []string{"--target", "198.51.100.1", "--interface", "lo"}, want: "not the host's gateway address"},
 		{name: "target that does not parse", args: []string{"--target", "example.com"}, want: "--target"},
-		{name: "count out of bounds", args: []string{"--count", "0"}, want: "--count"},
-		{name: "unknown host", args: []string{"--name", "docker-99", "--interface", "lo"}, want: "look up host docker-99"},
+		{name: "count out of bounds", args: []string{"--target", "198.51.100.1", "--count", "0"}, want: "--count"},
+		{name: "unknown host", args: []string{"--target", "198.51.100.1", "--name", "docker-99", "--interface", "lo"}, want: "look up host docker-99"},
+		{name: "no target, none configured", args: []string{"--interface", "lo"}, want: "segment rack1 configures no IPv4 probes.targets"},
 	} {
-		args := append([]string{"host", "probe", "--server", f.url, "--token", boot, "--name", "docker-01", "--target", "198.51.100.1", "-o", "json"}, tt.args...)
+		args := append([]string{"host", "probe", "--server", f.url, "--token", boot, "--name", "docker-01", "-o", "json"}, tt.args...)
 		out, err := run(t, args...)
 		var ec exitCode
 		if !errors.As(err, &ec) || ec.code != exitProbeNotTest || !strings.Contains(err.Error()+out, tt.want) {
@@ -100,5 +101,15 @@ func TestHostProbeCannotTest(t *testing.T) {
 	var n int
 	if err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM host_probes`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d probes recorded (%v), want none", n, err)
+	}
+}
+
+// TestHostRegisterProbeNeedsWait: --probe without --wait is bad usage, refused before anything
+// is registered.
+func TestHostRegisterProbeNeedsWait(t *testing.T) {
+	t.Parallel()
+	out, err := run(t, "host", "register", "--server", "http://127.0.0.1:1", "--token", "x", "--name", "d1", "--address", "10.10.10.5", "--probe", "198.51.100.1")
+	if err == nil || !strings.Contains(err.Error(), "--probe: needs --wait") {
+		t.Errorf("register --probe without --wait = %v, want it refused\n%s", err, out)
 	}
 }

@@ -191,6 +191,29 @@ type ProbeReport struct {
 	At       time.Time `json:"at"`
 }
 
+// SegmentProbes are a segment's probes (Segment.probes in api/openapi.yaml).
+type SegmentProbes struct {
+	Targets []string `json:"targets"`
+	MaxAgeS float64  `json:"max_age_s"`
+}
+
+// Segment is a configured segment, as far as the hosts need it.
+type Segment struct {
+	Name   string        `json:"name"`
+	Hosts  netip.Prefix  `json:"hosts"`
+	Pool   string        `json:"pool"`
+	Probes SegmentProbes `json:"probes"`
+}
+
+// Segments lists the configured segments (GET /v1/segments).
+func (c *Client) Segments(ctx context.Context) ([]Segment, error) {
+	var page struct {
+		Items []Segment `json:"items"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/v1/segments", nil, &page)
+	return page.Items, err
+}
+
 // ReportProbe records a probe the host ran (POST /v1/hosts/{name}/probes).
 func (c *Client) ReportProbe(ctx context.Context, name string, r ProbeReport) (Probe, error) {
 	var p Probe

@@ -269,16 +269,27 @@ type hopJSON struct {
 }
 
 type segmentJSON struct {
-	Name     string    `json:"name"`
-	Hosts    string    `json:"hosts"`
-	Pool     string    `json:"pool"`
-	RouteVia []hopJSON `json:"route_via"`
+	Name     string        `json:"name"`
+	Hosts    string        `json:"hosts"`
+	Pool     string        `json:"pool"`
+	RouteVia []hopJSON     `json:"route_via"`
+	Probes   segProbesJSON `json:"probes"`
+}
+
+// segProbesJSON is a segment's probes: the targets host probe tries when given none.
+type segProbesJSON struct {
+	Targets []string `json:"targets"`
+	MaxAgeS float64  `json:"max_age_s"`
 }
 
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 	out := listJSON[segmentJSON]{Items: []segmentJSON{}}
 	for _, sg := range s.inv.Load().Segments {
-		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{}}
+		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{},
+			Probes: segProbesJSON{Targets: []string{}, MaxAgeS: s.inv.Load().ProbeMaxAge(sg.Name).Seconds()}}
+		for _, t := range sg.Probes.Targets {
+			v.Probes.Targets = append(v.Probes.Targets, probeTarget(t))
+		}
 		for _, h := range sg.RouteVia {
 			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
 		}

@@ -17,7 +17,8 @@ import (
 func probeInventory() *fabric.Inventory {
 	inv := inventory()
 	inv.Segments = append(inv.Segments, fabric.Segment{Name: "rack2", Hosts: netip.MustParsePrefix("10.10.30.0/24"), Pool: "docker",
-		RouteVia: []fabric.Hop{{Device: "sw1", NextHop: fabric.NextHop{Host: true}}}})
+		RouteVia: []fabric.Hop{{Device: "sw1", NextHop: fabric.NextHop{Host: true}}},
+		Probes: fabric.ProbeSettings{Targets: []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:0"), netip.MustParseAddrPort("198.51.100.2:443")}, MaxAge: 5 * time.Minute}})
 	return inv
 }
 
@@ -103,6 +104,15 @@ func TestRecordProbe(t *testing.T) {
 	lp, _ := host["last_probe"].(map[string]any)
 	if lp["result"] != "ok" || lp["source"] != gw1 || lp["target"] != "198.51.100.1" {
 		t.Errorf("docker-01's last_probe = %v", host["last_probe"])
+	}
+	_, segs := e.do(t, "GET", "/v1/segments", fabric.RoleBootstrap, "")
+	got := map[string]string{}
+	for _, it := range segs["items"].([]any) {
+		sg := it.(map[string]any)
+		got[sg["name"].(string)] = fmt.Sprint(sg["probes"])
+	}
+	if want := "map[max_age_s:300 targets:[198.51.100.1 198.51.100.2:443]]"; got["rack2"] != want || got["rack1"] != "map[max_age_s:900 targets:[]]" {
+		t.Errorf("segments' probes = %v, want rack2 %s and rack1 the defaults", got, want)
 	}
 	_, list := e.do(t, "GET", "/v1/hosts", fabric.RoleViewer, "")
 	for _, it := range list["items"].([]any) {
