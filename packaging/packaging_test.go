@@ -251,7 +251,7 @@ func TestUnits(t *testing.T) {
 		{unit: "returnpath-probe.service", section: "Service", want: map[string]string{
 			"Type": "oneshot", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "CapabilityBoundingSet": "CAP_NET_RAW",
 			"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
-			"ExecStart": "/usr/bin/returnpath host probe --name ${HOST_NAME} --target ${PROBE_TARGET} --token-file /etc/returnpath/bootstrap.token",
+			"ExecStart":               "/usr/bin/returnpath host probe --name ${HOST_NAME} --target ${PROBE_TARGET} --token-file /etc/returnpath/bootstrap.token",
 		}},
 		{unit: "returnpath-probe.timer", section: "Timer", want: map[string]string{"OnUnitActiveSec": "5min"}},
 		{unit: "returnpath-probe.timer", section: "Install", want: map[string]string{"WantedBy": "timers.target"}},

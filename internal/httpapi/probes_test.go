@@ -18,7 +18,7 @@ func probeInventory() *fabric.Inventory {
 	inv := inventory()
 	inv.Segments = append(inv.Segments, fabric.Segment{Name: "rack2", Hosts: netip.MustParsePrefix("10.10.30.0/24"), Pool: "docker",
 		RouteVia: []fabric.Hop{{Device: "sw1", NextHop: fabric.NextHop{Host: true}}},
-		Probes: fabric.ProbeSettings{Targets: []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:0"), netip.MustParseAddrPort("198.51.100.2:443")}, MaxAge: 5 * time.Minute}})
+		Probes:   fabric.ProbeSettings{Targets: []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:0"), netip.MustParseAddrPort("198.51.100.2:443")}, MaxAge: 5 * time.Minute}})
 	return inv
 }
 
