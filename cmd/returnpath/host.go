@@ -24,11 +24,13 @@ import (
 func newHostCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
-		Short: "Register or remove this Docker host (run on the host, before dockerd starts)",
-		Long: `Register or remove a Docker host with a running returnpath server.
+		Short: "Register or remove this Docker host (run on the host, before dockerd starts), or probe its return path",
+		Long: `Register or remove a Docker host with a running returnpath server, or prove its return
+path with a probe once dockerd runs.
 
-Exit codes: 0 done; 2 error (bad flags, server unreachable, refused); 3 the host's change
-was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
+Exit codes of register and deregister: 0 done; 2 error (bad flags, server unreachable,
+refused); 3 the host's change was rejected; 4 it failed or was rolled back; 5 --wait ran out.
+host probe: 0 replies came back; 1 none did; 2 it could not test.`,
 	}
 	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd(), newHostProbeCmd())
 	addClientFlags(cmd)
