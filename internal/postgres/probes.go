@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -56,7 +57,7 @@ func (s *Hosts) RecordProbe(ctx context.Context, actor fabric.Actor, name string
 		// FOR SHARE: a removal cannot complete between the check and the insert.
 		h, err = scanHost(tx.QueryRow(ctx, `SELECT `+hostColumns+` FROM hosts WHERE name = $1 AND state <> 'removed' FOR SHARE`, strings.ToLower(name)))
 		if err != nil {
-			if err == pgx.ErrNoRows {
+			if errors.Is(err, pgx.ErrNoRows) {
 				return fabric.Errorf(fabric.ENOTFOUND, "no host named %q", name)
 			}
 			return formatError(err)
