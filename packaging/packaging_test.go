@@ -244,6 +244,17 @@ func TestUnits(t *testing.T) {
 			"ExecStart": "/usr/bin/returnpath host register --name ${HOST_NAME} --address ${HOST_ADDRESS} --token-file /etc/returnpath/bootstrap.token --wait 120s",
 		}},
 		{unit: "returnpath-renew.timer", section: "Install", want: map[string]string{"WantedBy": "timers.target"}},
+		// The probe needs dockerd's docker0: after docker.service, never before.
+		{unit: "returnpath-probe.service", section: "Unit", want: map[string]string{
+			"After": "network-online.target docker.service returnpath-register.service", "ConditionPathExists": "/etc/returnpath/bootstrap.env",
+		}},
+		{unit: "returnpath-probe.service", section: "Service", want: map[string]string{
+			"Type": "oneshot", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "CapabilityBoundingSet": "CAP_NET_RAW",
+			"RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+			"ExecStart":               "/usr/bin/returnpath host probe --name ${HOST_NAME} --target ${PROBE_TARGET} --token-file /etc/returnpath/bootstrap.token",
+		}},
+		{unit: "returnpath-probe.timer", section: "Timer", want: map[string]string{"OnUnitActiveSec": "5min"}},
+		{unit: "returnpath-probe.timer", section: "Install", want: map[string]string{"WantedBy": "timers.target"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.unit+"/"+tt.section, func(t *testing.T) {

@@ -83,6 +83,9 @@ if ip netns exec "$LAB_HOST1_CTR" ping -c 2 -W 1 "$LAB_INTERNET" >/dev/null 2>&1
 	bad "the ping worked before any route: the lab is wrong"; exit 1
 fi
 bad "ping from the container to $LAB_INTERNET: no reply (the reply dies at the firewall)"
+probe() { ip netns exec "$LAB_HOST1" "$BIN" host probe --server "$SERVER" --token-file "$WORK/docker-01.token" --name docker-01 --target "$LAB_INTERNET" --timeout 1s "$@"; }
+set +e; probe | sed 's/^/   /'; rc=${PIPESTATUS[0]}; set -e
+[ "$rc" = 1 ] && bad "the host's own probe from docker0 fails too (exit 1), and the service recorded it" || { bad "host probe exited $rc, expected 1"; exit 1; }
 
 say "A network engineer reviews the change" "These are the exact lines each device will get, in apply order."
 ID=$(as alice changes list --status pending --output json | jq -r '.[0].id')
@@ -104,8 +107,14 @@ if ip netns exec "$LAB_HOST1_CTR" ping -c 3 -W 1 "$LAB_INTERNET" >/dev/null; the
 wait $CAP || true
 printf '   on the docker host uplink: %s\n' "$(head -1 "$WORK/capture.txt" | sed 's/.*IP //')"
 
-say "CI verifies the fabric" "Exit 0: every device holds exactly the routes the registry says."
-as ci verify && ok "in sync (exit 0)"
+say "The host proves its return path itself" \
+	"host probe sends echo requests from docker0's gateway address, so replies can only come back over" \
+	"the return routes, and reports the result: a systemd timer would re-run it every few minutes."
+probe | sed 's/^/   /'
+
+say "CI verifies the fabric" "Exit 0: every device holds exactly the routes the registry says, and" \
+	"(--probes) every active host's last probe came back within probes.max_age."
+as ci verify --probes && ok "in sync (exit 0)"
 
 say "Someone deletes the firewall's route by hand" \
 	"CI's next run finds it. (Verify shares a device reading for up to verify.max_age, 5 s, so that no" \

@@ -36,6 +36,7 @@ type Config struct {
 	Apply        ApplyConfig     `mapstructure:"apply"`
 	Drift        DriftConfig     `mapstructure:"drift"`
 	Verify       VerifyConfig    `mapstructure:"verify"`
+	Probes       ProbesConfig    `mapstructure:"probes"`
 	Limits       LimitsConfig    `mapstructure:"limits"`
 	Metrics      MetricsConfig   `mapstructure:"metrics"`
 	Events       EventsConfig    `mapstructure:"events"`
@@ -68,6 +69,17 @@ type SegmentConfig struct {
 	Hosts    string      `mapstructure:"hosts"`
 	Pool     string      `mapstructure:"pool"`
 	RouteVia []HopConfig `mapstructure:"route_via"`
+	// Probes overrides the global probes for this segment's hosts: targets when set, max_age
+	// when not 0.
+	Probes ProbesConfig `mapstructure:"probes"`
+}
+
+// ProbesConfig is probes, global or per segment: the targets a host's return-path probe goes
+// to when `host probe` names none (ADDR for ICMP echo, ADDR:PORT for a TCP connection), and
+// how old a host's last probe may be before `verify --probes` counts it as failing.
+type ProbesConfig struct {
+	Targets []string      `mapstructure:"targets"`
+	MaxAge  time.Duration `mapstructure:"max_age"`
 }
 
 // HopConfig is one device on a segment's return path.
@@ -201,6 +213,7 @@ func readConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 	v.SetDefault("tls.key_file", "")
 	v.SetDefault("approval.four_eyes", true)
 	v.SetDefault("verify.max_age", 5*time.Second)
+	v.SetDefault("probes.max_age", fabric.DefaultProbeMaxAge)
 	v.SetDefault("limits.registrations_per_minute", 120)
 	v.SetDefault("limits.pending_per_segment", 0)
 	v.SetDefault("limits.long_polls_per_token", 10)
@@ -283,13 +296,20 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 		}
 		inv.Pools = append(inv.Pools, fabric.Pool{Name: p.Name, Prefix: prefix, SubnetLength: p.SubnetLength})
 	}
+	global := fabric.ProbeSettings{Targets: parseProbeTargets("probes", c.Probes.Targets, bad), MaxAge: c.Probes.MaxAge}
 	for i, s := range c.Segments {
 		key := fmt.Sprintf("segments[%d]", i)
 		hosts, err := netip.ParsePrefix(s.Hosts)
 		if err != nil {
 			bad(key+".hosts", "%q is not a network in CIDR notation", s.Hosts)
 		}
-		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool}
+		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool, Probes: global}
+		if s.Probes.Targets != nil {
+			seg.Probes.Targets = parseProbeTargets(key+".probes", s.Probes.Targets, bad)
+		}
+		if s.Probes.MaxAge != 0 {
+			seg.Probes.MaxAge = s.Probes.MaxAge
+		}
 		for j, h := range s.RouteVia {
 			hop := fabric.Hop{Device: h.Device}
 			if h.NextHop == "host" {
@@ -321,7 +341,23 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 			Transport: fabric.Transport(transport), Address: ap, VRF: vrf})
 	}
 	warnings, err := inv.Validate()
-	for _, e := range flatten(err) {
+	errs := flatten(err)
+	for _, e := range inv.ValidateProbes("probes", global) {
+		errs = append(errs, e)
+	}
+	for i, s := range c.Segments {
+		// A segment's own keys only: what it inherits was checked as probes.
+		own := fabric.ProbeSettings{MaxAge: inv.Segments[i].Probes.MaxAge}
+		if s.Probes.Targets != nil {
+			own.Targets = inv.Segments[i].Probes.Targets
+		}
+		for _, e := range inv.ValidateProbes(fmt.Sprintf("segments[%d].probes", i), own) {
+			if s.Probes.MaxAge != 0 || !strings.HasSuffix(e.Field, ".max_age") {
+				errs = append(errs, e)
+			}
+		}
+	}
+	for _, e := range errs {
 		var fe *fabric.Error
 		if errors.As(e, &fe) && parsed[fe.Field] {
 			continue
@@ -329,6 +365,21 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 		problems = append(problems, e)
 	}
 	return inv, warnings, problems
+}
+
+// parseProbeTargets parses key.targets: "ADDR" (ICMP echo) or "ADDR:PORT" (TCP). A target
+// that does not parse is reported through bad and kept as the zero value, so that the
+// domain's checks name the others by their own index.
+func parseProbeTargets(key string, targets []string, bad func(key, format string, args ...any)) []netip.AddrPort {
+	out := []netip.AddrPort{}
+	for j, t := range targets {
+		ap, err := fabric.ParseProbeTarget(t)
+		if err != nil {
+			bad(fmt.Sprintf("%s.targets[%d]", key, j), "%v", err)
+		}
+		out = append(out, ap)
+	}
+	return out
 }
 
 // MaxSessions returns each device's session budget (devices[].max_sessions); devices that set

@@ -69,6 +69,9 @@ func TestDemoEndToEnd(t *testing.T) {
 		"ip route 10.210.0.0/24 10.10.10.101",              // the switch's line the reviewer saw
 		"route add 10.210.0.0/24 via 10.10.20.1 proto 202", // the firewall's
 		"host docker-01 is active",
+		"the host's own probe from docker0 fails too (exit 1)",
+		"docker-01: OK: 3 of 3 replies from 198.51.100.1 to 10.210.0.1 (icmp)", // the host proved its return path
+		"1 host proved its return path",
 		"10.210.0.2 > 198.51.100.1: ICMP echo request", // not NATed on the host's uplink
 		"in sync (exit 0)",
 		"fw1  missing  10.210.0.0/24 via 10.10.20.1",

@@ -17,18 +17,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/returnpath/returnpath/internal/client"
+	"github.com/returnpath/returnpath/internal/fabric"
+	probing "github.com/returnpath/returnpath/internal/probe"
 )
 
 func newHostCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
-		Short: "Register or remove this Docker host (run on the host, before dockerd starts)",
-		Long: `Register or remove a Docker host with a running returnpath server.
+		Short: "Register or remove this Docker host (run on the host, before dockerd starts), or probe its return path",
+		Long: `Register or remove a Docker host with a running returnpath server, or prove its return
+path with a probe once dockerd runs.
 
-Exit codes: 0 done; 2 error (bad flags, server unreachable, refused); 3 the host's change
-was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
+Exit codes of register and deregister: 0 done; 2 error (bad flags, server unreachable,
+refused); 3 the host's change was rejected; 4 it failed or was rolled back; 5 --wait ran out.
+host probe: 0 replies came back; 1 none did; 2 it could not test.`,
 	}
-	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd())
+	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd(), newHostProbeCmd())
 	addClientFlags(cmd)
 	return cmd
 }
@@ -36,13 +40,17 @@ was rejected; 4 it failed or was rolled back; 5 --wait ran out.`,
 func newHostRegisterCmd() *cobra.Command {
 	var name, address, subnet, daemonJSON string
 	var wait time.Duration
+	var po probeOptions
 	cmd := &cobra.Command{
-		Use:   "register --name N --address A [--subnet S] [--daemon-json PATH] [--wait 60s]",
+		Use:   "register --name N --address A [--subnet S] [--daemon-json PATH] [--wait 60s [--probe TARGET]]",
 		Short: "Register the host, write its bip into daemon.json, and optionally wait until its routes are in place",
 		Long: `Registers the host (POST /v1/hosts), which allocates its docker0 subnet; repeating the
 same name and address gives the same subnet. With --daemon-json, sets "bip" and "ip-masq": false
 in that file, keeping every other key (created if missing, replaced atomically, mode kept).
-With --wait, waits until the host is active: its return routes were approved and applied.`,
+With --wait, waits until the host is active: its return routes were approved and applied.
+With --wait and --probe TARGET (for hosts where dockerd already runs), then probes TARGET from
+the docker0 gateway address as host probe does, again until a probe gets replies or --wait
+runs out (exit 5): the host is done only once it has proved its return path itself.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
@@ -61,6 +69,17 @@ With --wait, waits until the host is active: its return routes were approved and
 			if wait < 0 {
 				return errors.New("--wait: must not be negative")
 			}
+			var probe *probing.Options
+			if cmd.Flags().Changed("probe") {
+				if wait == 0 {
+					return errors.New("--probe: needs --wait, the time to wait for the routes and a reply")
+				}
+				o, err := po.parse()
+				if err != nil {
+					return err
+				}
+				probe = &o
+			}
 			if daemonJSON != "" {
 				// Refuse a broken daemon.json before anything is allocated on the server.
 				if err := checkDaemonJSON(daemonJSON); err != nil {
@@ -71,9 +90,11 @@ With --wait, waits until the host is active: its return routes were approved and
 			if err != nil {
 				return err
 			}
-			return hostRegister(cmd.Context(), c, cmd.OutOrStdout(), asJSON, reg, daemonJSON, wait)
+			return hostRegister(cmd.Context(), c, cmd.OutOrStdout(), asJSON, reg, daemonJSON, wait, probe, po.iface)
 		},
 	}
+	cmd.Flags().StringVar(&po.target, "probe", "", "with --wait: then probe this target (ADDR or ADDR:PORT; \"\": the segment's probes.targets) until a reply proves the return path")
+	po.flags(cmd, "probe-")
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the host's name, a DNS name (required)")
 	f.StringVar(&address, "address", "", "the host's uplink IPv4 address (required)")
@@ -91,9 +112,11 @@ type hostRegisterResult struct {
 	Created    bool              `json:"created"`
 	DaemonJSON *daemonJSONResult `json:"daemon_json"`
 	Change     *client.Change    `json:"change,omitempty"`
+	Probe      *probeOutcome     `json:"probe,omitempty"` // the last probe, with --probe
 }
 
-func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON bool, reg client.Registration, daemonJSON string, wait time.Duration) error {
+func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON bool, reg client.Registration, daemonJSON string, wait time.Duration, probe *probing.Options, iface string) error {
+	start := time.Now()
 	h, created, err := c.RegisterHost(ctx, reg)
 	if err != nil {
 		return err
@@ -144,7 +167,48 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 	if err == nil {
 		say("%s is active: its return routes are in place%s", h.Name, changeNote(h.Change))
 	}
+	if err != nil || probe == nil {
+		return emitJSON(out, asJSON, res, err)
+	}
+	target := "the segment's probes.targets"
+	if probe.Target.IsValid() {
+		target = probeTargetText(*probe)
+	}
+	say("probing %s from docker0 until a reply comes back", target)
+	p, err := probeUntilOK(ctx, c, h.Name, iface, *probe, start.Add(wait))
+	res.Probe = &p
+	if err == nil {
+		say("%s proved its return path: %d of %d replies from %s to %s, mean round trip %s", h.Name, p.Received, p.Sent, p.Target, p.Source, msText(*p.RTTMS))
+	}
 	return emitJSON(out, asJSON, res, err)
+}
+
+// probeRetry is how long register --probe waits between probes that got no reply.
+const probeRetry = 2 * time.Second
+
+// probeUntilOK probes until a probe gets replies (and is recorded) or deadline passes: the
+// routes may take a moment to be installed on the last device, and dockerd to set up docker0.
+func probeUntilOK(ctx context.Context, c *client.Client, name, iface string, o probing.Options, deadline time.Time) (probeOutcome, error) {
+	for {
+		p := probeHost(ctx, c, name, iface, o)
+		if p.Result == string(fabric.ProbeOK) && p.Recorded {
+			return p, nil
+		}
+		if time.Until(deadline) < probeRetry+o.Timeout*time.Duration(o.Count) {
+			why := p.Error
+			if why == "" {
+				why = fmt.Sprintf("no reply to %d probes from %s to %s", p.Sent, p.Source, p.Target)
+			}
+			return p, exitCode{code: exitTimeout, err: fmt.Errorf("%s is active but has not proved its return path before --wait ran out: %s", name, why)}
+		}
+		t := time.NewTimer(probeRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return p, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 func emitJSON(out io.Writer, asJSON bool, v any, err error) error {

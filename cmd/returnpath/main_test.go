@@ -8,11 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/httpapi/apitest"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
 )
@@ -367,5 +372,58 @@ func TestConfigASAKeys(t *testing.T) {
 	}
 	if got := dcs["fw1"].ASA.Interface; got != "inside-2" {
 		t.Errorf("fw1's asa.interface = %q, want inside-2", got)
+	}
+}
+
+// TestConfigProbes: probes are checked at start, global and per segment, every problem named
+// by its key; a segment inherits what it does not set.
+func TestConfigProbes(t *testing.T) {
+	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "x")
+	base := strings.ReplaceAll(testConfig, "%DB%", "postgres:///x")
+	body := strings.Replace(base, "approval:", `probes:
+  targets: [198.51.100.1, "10.210.3.4", "198.51.100.1:443", nonsense]
+  max_age: -1m
+approval:`, 1)
+	body = strings.Replace(body, "    route_via:\n", "    probes: {targets: [\"10.10.10.9\", \"198.51.100.9:0\"], max_age: -5s}\n    route_via:\n", 1)
+	p := writeConfig(t, body)
+	_, err := run(t, "config", "check", "--config", p)
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("config check = %v, want a *ConfigError", err)
+	}
+	got := map[string]bool{}
+	for _, p := range ce.Problems {
+		key, _, _ := strings.Cut(p.Error(), ": ")
+		got[key] = true
+	}
+	want := map[string]bool{
+		"probes.targets[1]": true, "probes.targets[3]": true, "probes.max_age": true,
+		"segments[0].probes.targets[0]": true, "segments[0].probes.targets[1]": true, "segments[0].probes.max_age": true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys at fault (-want +got):\n%s", diff)
+	}
+
+	body = strings.Replace(base, "approval:", "probes:\n  targets: [198.51.100.1, \"198.51.100.2:443\"]\napproval:", 1)
+	body = strings.Replace(body, "    route_via:\n", "    probes: {max_age: 2m}\n    route_via:\n", 1)
+	cfg, err := loadConfig(writeConfig(t, body), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _, err := cfg.Inventory()
+	if err != nil {
+		t.Fatalf("valid probes: %v", err)
+	}
+	seg, _ := inv.Segment("rack1")
+	wantProbes := fabric.ProbeSettings{Targets: []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:0"), netip.MustParseAddrPort("198.51.100.2:443")}, MaxAge: 2 * time.Minute}
+	if diff := cmp.Diff(wantProbes, seg.Probes, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+		t.Errorf("rack1's probes (-want +got):\n%s", diff)
+	}
+	cfg, err = loadConfig(writeConfig(t, base), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv, _, err = cfg.Inventory(); err != nil || inv.ProbeMaxAge("rack1") != fabric.DefaultProbeMaxAge {
+		t.Errorf("no probes key: %v, max_age %s, want the default %s", err, inv.ProbeMaxAge("rack1"), fabric.DefaultProbeMaxAge)
 	}
 }

@@ -34,6 +34,7 @@ type verifyOptions struct {
 	device, segment string
 	format          string // text, json or junit
 	direct, fresh   bool
+	probes          bool
 	timeout         time.Duration
 }
 
@@ -75,6 +76,7 @@ database (database_url) and the devices of the configuration file itself (break-
 	f.String("format", "", "deprecated: use -o/--output")
 	_ = f.MarkHidden("format")
 	f.BoolVar(&o.direct, "direct", false, "no server: read the database and the devices of --config directly")
+	f.BoolVar(&o.probes, "probes", false, "also fail hosts whose last return-path probe (host probe) failed or is older than probes.max_age")
 	f.BoolVar(&o.fresh, "fresh", false, "read every device now rather than accept a reading up to verify.max_age old (admin tokens only)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	addClientFlags(cmd, "junit")
@@ -132,7 +134,7 @@ func runVerify(cmd *cobra.Command, o verifyOptions, factories func() map[fabric.
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 	defer cancel()
-	filter := verify.Filter{Device: o.device, Segment: o.segment, Fresh: o.fresh}
+	filter := verify.Filter{Device: o.device, Segment: o.segment, Fresh: o.fresh, Probes: o.probes}
 	var report verify.Report
 	if o.direct {
 		report, err = verifyDirect(ctx, cfg, factories(), filter)
@@ -159,10 +161,25 @@ func verifyExit(r verify.Report) error {
 			msg += fmt.Sprintf(", %d drift", r.Drifted())
 		}
 		return exitCode{code: exitUnverified, err: errors.New(msg)}
+	case r.Drifted() > 0 && r.FailingHosts() > 0:
+		return exitCode{code: exitDrift, err: fmt.Errorf("drift on %d of %d devices, and the return path of %s fails its probe", r.Drifted(), n, failingHosts(r))}
+	case r.FailingHosts() > 0:
+		return exitCode{code: exitDrift, err: fmt.Errorf("the return path of %s fails its probe", failingHosts(r))}
 	case r.Drifted() > 0 || !r.InSync:
 		return exitCode{code: exitDrift, err: fmt.Errorf("drift on %d of %d devices", r.Drifted(), n)}
 	}
 	return nil
+}
+
+// failingHosts names the hosts whose probe fails the verification, e.g. "host1 (failed)".
+func failingHosts(r verify.Report) string {
+	var out []string
+	for _, h := range r.Hosts {
+		if h.Status != fabric.ProbeStatusOK {
+			out = append(out, tsprintf("%s (%s)", h.Host, h.Status))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // verifyRemote asks the server.
@@ -181,6 +198,9 @@ func verifyRemote(ctx context.Context, cmd *cobra.Command, cfg *Config, f verify
 	if f.Fresh {
 		q.Set("fresh", "true")
 	}
+	if f.Probes {
+		q.Set("probes", "true")
+	}
 	path := "/v1/verify"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
@@ -195,6 +215,8 @@ func verifyRemote(ctx context.Context, cmd *cobra.Command, cfg *Config, f verify
 		return r, err
 	case r.Devices == nil:
 		return r, errors.New("the server's answer holds no device list")
+	case f.Probes && r.Hosts == nil:
+		return r, errors.New("the server did not judge the hosts' probes (a server older than --probes?)")
 	}
 	return r, nil
 }
@@ -269,6 +291,11 @@ func writeText(w io.Writer, r verify.Report) error {
 			lines = append(lines, tsprintf("%s\tin flight\t%s, %s", d.Device, f, presence(f)))
 		}
 	}
+	if r.Hosts != nil {
+		if err := writeHostProbes(w, r.Hosts); err != nil {
+			return err
+		}
+	}
 	if len(lines) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -298,8 +325,54 @@ func msText(ms float64) string {
 	return fmt.Sprintf("%.0f ms", ms)
 }
 
+// writeHostProbes prints one line per host judged on its last probe.
+func writeHostProbes(w io.Writer, hosts []verify.HostProbe) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSEGMENT\tPROBE\tTARGET\tRTT\tPROBED AT")
+	for _, h := range hosts {
+		target, rtt, at := "-", "-", "never"
+		if h.Target != "" {
+			target, at = h.Target, h.ProbedAt.UTC().Format(time.RFC3339)
+		}
+		if h.RTTMS != nil {
+			rtt = msText(*h.RTTMS)
+		}
+		tprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Segment, h.Status, target, rtt, at)
+	}
+	return tw.Flush()
+}
+
+// probeProblem says why a host's probe fails the verification; "" when it passes.
+func probeProblem(h verify.HostProbe) string {
+	switch h.Status {
+	case fabric.ProbeStatusFailed:
+		return fmt.Sprintf("the last probe from %s to %s got no reply (%s)", h.Host, h.Target, h.ProbedAt.UTC().Format(time.RFC3339))
+	case fabric.ProbeStatusStale:
+		return fmt.Sprintf("the last probe of %s is from %s, older than probes.max_age (%s)", h.Host, h.ProbedAt.UTC().Format(time.RFC3339), time.Duration(h.MaxAgeS*float64(time.Second)))
+	case fabric.ProbeStatusNone:
+		return fmt.Sprintf("%s never reported a probe (run returnpath host probe on it)", h.Host)
+	}
+	return ""
+}
+
 // verdict is the report's last line.
 func verdict(r verify.Report) string {
+	v := deviceVerdict(r)
+	if n := r.FailingHosts(); n > 0 {
+		v += fmt.Sprintf("; PROBES FAILING: %d of %s: %s", n, countOf(len(r.Hosts), "host", "hosts"), failingHosts(r))
+	} else if r.Hosts != nil {
+		whose := "their"
+		if len(r.Hosts) == 1 {
+			whose = "its"
+		}
+		v += fmt.Sprintf("; %s proved %s return path", countOf(len(r.Hosts), "host", "hosts"), whose)
+	}
+	return v
+}
+
+// deviceVerdict is the verdict on the devices alone.
+func deviceVerdict(r verify.Report) string {
 	n := len(r.Devices)
 	routes := 0
 	for _, d := range r.Devices {
@@ -389,15 +462,17 @@ func writeJUnit(w io.Writer, r verify.Report) error {
 		suite.Tests++
 		suite.Cases = append(suite.Cases, c)
 	}
+	for _, h := range r.Hosts {
+		c := junitCase{Name: h.Host, Classname: "returnpath.probe", Time: "0.000"}
+		if msg := probeProblem(h); msg != "" {
+			c.Failures = append(c.Failures, junitProblem{Type: "probe_" + string(h.Status), Message: msg})
+			suite.Failures++
+		} else {
+			c.SystemOut = fmt.Sprintf("probe to %s ok at %s", h.Target, h.ProbedAt.UTC().Format(time.RFC3339))
+		}
+		suite.Tests++
+		suite.Cases = append(suite.Cases, c)
+	}
 	doc := junitSuites{Name: suite.Name, Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors, Time: suite.Time, Suites: []junitSuite{suite}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return writeXML(w, doc)
 }

@@ -48,6 +48,7 @@ type Host struct {
 	Docker    Docker       `json:"docker"`
 	Change    *ChangeRef   `json:"change"`
 	Note      *string      `json:"note"` // what became of a host whose change ended without doing its work
+	LastProbe *Probe       `json:"last_probe"`
 	CreatedBy string       `json:"created_by"`
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -163,6 +164,61 @@ func (c *Client) HostWait(ctx context.Context, name, state string, wait time.Dur
 	var h Host
 	_, err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(name)+"?"+q.Encode(), nil, &h, wait+c.timeout)
 	return h, err
+}
+
+// Probe is a return-path probe as the server records it (Probe in api/openapi.yaml).
+type Probe struct {
+	Target     string    `json:"target"`
+	Family     string    `json:"family"`
+	Method     string    `json:"method"`
+	Source     string    `json:"source"`
+	Result     string    `json:"result"`
+	Sent       int       `json:"sent"`
+	Received   int       `json:"received"`
+	RTTMS      *float64  `json:"rtt_ms"`
+	At         time.Time `json:"at"`
+	RecordedBy string    `json:"recorded_by"`
+}
+
+// ProbeReport is the body of POST /v1/hosts/{name}/probes (ProbeReport).
+type ProbeReport struct {
+	Target   string    `json:"target"`
+	Source   string    `json:"source"`
+	Result   string    `json:"result"`
+	Sent     int       `json:"sent"`
+	Received int       `json:"received"`
+	RTTMS    *float64  `json:"rtt_ms,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// SegmentProbes are a segment's probes (Segment.probes in api/openapi.yaml).
+type SegmentProbes struct {
+	Targets []string `json:"targets"`
+	MaxAgeS float64  `json:"max_age_s"`
+}
+
+// Segment is a configured segment, as far as the hosts need it.
+type Segment struct {
+	Name   string        `json:"name"`
+	Hosts  netip.Prefix  `json:"hosts"`
+	Pool   string        `json:"pool"`
+	Probes SegmentProbes `json:"probes"`
+}
+
+// Segments lists the configured segments (GET /v1/segments).
+func (c *Client) Segments(ctx context.Context) ([]Segment, error) {
+	var page struct {
+		Items []Segment `json:"items"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/v1/segments", nil, &page)
+	return page.Items, err
+}
+
+// ReportProbe records a probe the host ran (POST /v1/hosts/{name}/probes).
+func (c *Client) ReportProbe(ctx context.Context, name string, r ProbeReport) (Probe, error) {
+	var p Probe
+	err := c.Do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/probes", r, &p)
+	return p, err
 }
 
 // DeregisterHost starts removing a host (DELETE /v1/hosts/{name}); the answer shows it

@@ -42,6 +42,9 @@ type Host struct {
 	UpdatedAt time.Time
 	// Change, when known, is the host's newest change; nil means "not looked up".
 	Change *ChangeRef
+	// LastProbe is the newest return-path probe the host reported; nil when it reported none
+	// (or it was not looked up).
+	LastProbe *Probe
 }
 
 // ChangeRef names a change and where it stands.

@@ -129,6 +129,9 @@ type Segment struct {
 	Hosts    netip.Prefix
 	Pool     string
 	RouteVia []Hop
+	// Probes are the return-path probes its hosts run (the segment's probes, or the global
+	// ones); the configuration resolves the inheritance.
+	Probes ProbeSettings
 }
 
 // Device is a switch, router or firewall on some return path, as the domain sees it.

@@ -23,6 +23,7 @@ type hostJSON struct {
 	Docker    dockerJSON `json:"docker"`
 	Change    *changeRef `json:"change"`
 	Note      *string    `json:"note"` // fabric.Host.Note, when there is one
+	LastProbe *probeJSON `json:"last_probe"`
 	CreatedBy string     `json:"created_by"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
@@ -46,7 +47,7 @@ func toHostJSON(h fabric.Host) hostJSON {
 		Name: h.Name, Address: h.Address.String(), Segment: h.Segment, Subnet: h.Subnet.String(),
 		Gateway: h.Gateway().String(), State: string(h.State),
 		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
-		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
+		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, LastProbe: toProbeJSON(h.LastProbe),
 	}
 }
 
@@ -268,16 +269,27 @@ type hopJSON struct {
 }
 
 type segmentJSON struct {
-	Name     string    `json:"name"`
-	Hosts    string    `json:"hosts"`
-	Pool     string    `json:"pool"`
-	RouteVia []hopJSON `json:"route_via"`
+	Name     string        `json:"name"`
+	Hosts    string        `json:"hosts"`
+	Pool     string        `json:"pool"`
+	RouteVia []hopJSON     `json:"route_via"`
+	Probes   segProbesJSON `json:"probes"`
+}
+
+// segProbesJSON is a segment's probes: the targets host probe tries when given none.
+type segProbesJSON struct {
+	Targets []string `json:"targets"`
+	MaxAgeS float64  `json:"max_age_s"`
 }
 
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 	out := listJSON[segmentJSON]{Items: []segmentJSON{}}
 	for _, sg := range s.inv.Load().Segments {
-		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{}}
+		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{},
+			Probes: segProbesJSON{Targets: []string{}, MaxAgeS: s.inv.Load().ProbeMaxAge(sg.Name).Seconds()}}
+		for _, t := range sg.Probes.Targets {
+			v.Probes.Targets = append(v.Probes.Targets, probeTarget(t))
+		}
 		for _, h := range sg.RouteVia {
 			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
 		}

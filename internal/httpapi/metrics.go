@@ -20,6 +20,7 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.HistogramVec
+	probes   *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *Metrics {
@@ -30,6 +31,13 @@ func newMetrics(s *Server) *Metrics {
 			Help:    "HTTP request latency by route pattern, method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method", "code"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "returnpath_probes_total",
+			Help: "Return-path probes the hosts reported to this process, by result (ok, failed).",
+		}, []string{"result"}),
+	}
+	for _, r := range []fabric.ProbeResult{fabric.ProbeOK, fabric.ProbeFailed} {
+		m.probes.WithLabelValues(string(r)) // present at 0 before the first report
 	}
 	// The usual build_info idiom: a constant 1 whose labels say which build runs, so that
 	// dashboards can join on it and alerts can spot replicas left on an old version.
@@ -39,7 +47,7 @@ func newMetrics(s *Server) *Metrics {
 		ConstLabels: prometheus.Labels{"version": s.cfg.Build.Version, "commit": s.cfg.Build.Commit, "go_version": s.cfg.Build.GoVersion},
 	})
 	build.Set(1)
-	m.Registry.MustRegister(m.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	m.Registry.MustRegister(m.requests, m.probes, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&registryCollector{s: s}, build)
 	return m
 }
@@ -101,6 +109,7 @@ var (
 	poolAllocDesc = prometheus.NewDesc("returnpath_pool_allocated_subnets", "Subnets held by live hosts, per pool.", []string{"pool"}, nil)
 	poolSizeDesc  = prometheus.NewDesc("returnpath_pool_size_subnets", "Subnets a pool holds in all.", []string{"pool"}, nil)
 	poolUtilDesc  = prometheus.NewDesc("returnpath_pool_utilisation_ratio", "Allocated share of each pool, 0 to 1.", []string{"pool"}, nil)
+	probeFailDesc = prometheus.NewDesc("returnpath_hosts_probe_failing", "Active hosts whose last return-path probe got no reply.", nil, nil)
 )
 
 func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -108,6 +117,7 @@ func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolAllocDesc
 	ch <- poolSizeDesc
 	ch <- poolUtilDesc
+	ch <- probeFailDesc
 }
 
 func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -116,6 +126,11 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 	if states, err := c.s.store.HostsByState(ctx); err == nil {
 		for _, st := range []string{"pending", "active", "removing", "removed"} {
 			ch <- prometheus.MustNewConstMetric(hostsDesc, prometheus.GaugeValue, float64(states[fabric.HostState(st)]), st)
+		}
+	}
+	if pc, ok := c.s.store.(ProbeCounter); ok {
+		if n, err := pc.HostsFailingProbe(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(probeFailDesc, prometheus.GaugeValue, float64(n))
 		}
 	}
 	if usage, err := c.s.store.PoolUsage(ctx, c.s.inv.Load()); err == nil {

@@ -17,7 +17,7 @@ type Verifier interface {
 // the endpoint answers 503.
 func (s *Server) SetVerifier(v Verifier) { s.verifier = v }
 
-// verify answers GET /v1/verify?device=&segment=: every selected device read live, compared
+// verify answers GET /v1/verify?device=&segment=&probes=: every selected device read live, compared
 // with intent. Devices that cannot be read are part of the 200 answer (status unreachable);
 // only an unknown device or segment (422) or a failure to read the registry is an error.
 func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
@@ -35,6 +35,14 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
 		f.Fresh = true
 	default:
 		s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "fresh", "want true or false, got %q", v))
+		return
+	}
+	switch v := q.Get("probes"); v {
+	case "", "false":
+	case "true":
+		f.Probes = true
+	default:
+		s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "probes", "want true or false, got %q", v))
 		return
 	}
 	if f.Device != "" {

@@ -27,9 +27,14 @@ type verifyEnv struct {
 // withVerifier is false the server has none.
 func newVerifyEnv(t *testing.T, withVerifier bool) *verifyEnv {
 	t.Helper()
+	return newVerifyEnvFor(t, inventory(), withVerifier)
+}
+
+// newVerifyEnvFor is newVerifyEnv for inventory inv.
+func newVerifyEnvFor(t *testing.T, inv *fabric.Inventory, withVerifier bool) *verifyEnv {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	inv := inventory()
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)
 	}

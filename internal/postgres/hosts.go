@@ -48,10 +48,12 @@ func (s *Hosts) SetInventory(inv *fabric.Inventory) { s.inv.Store(inv) }
 const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
 
 // withChange wraps a query for hostColumns so that each host also carries its newest change
-// (one query for a whole page, rather than one per host when the API shows them).
+// and its newest probe (one query for a whole page, rather than two per host when the API
+// shows them).
 func withChange(q string) string {
-	return `SELECT h.*, c.id, c.status, coalesce(c.reason, '') FROM (` + q + `) h
+	return `SELECT h.*, c.id, c.status, coalesce(c.reason, ''), ` + probeColumns + ` FROM (` + q + `) h
 		LEFT JOIN LATERAL (SELECT id, status, reason FROM changes WHERE host_id = h.id ORDER BY id DESC LIMIT 1) c ON true
+		LEFT JOIN LATERAL (SELECT * FROM host_probes WHERE host_id = h.id ORDER BY id DESC LIMIT 1) p ON true
 		ORDER BY h.name`
 }
 
@@ -61,10 +63,15 @@ func scanHostView(row pgx.Row) (fabric.Host, error) {
 	var state, reason string
 	var cid *int64
 	var cstatus *string
-	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &cid, &cstatus, &reason)
+	var pr probeRow
+	err := row.Scan(append([]any{&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &cid, &cstatus, &reason},
+		pr.dest()...)...)
 	h.State = fabric.HostState(state)
 	if err == nil && cid != nil {
 		h.Change = &fabric.ChangeRef{ID: *cid, Status: fabric.ChangeStatus(*cstatus), Reason: reason}
+	}
+	if err == nil {
+		h.LastProbe = pr.probe(h.Name)
 	}
 	return h, err
 }

@@ -73,6 +73,10 @@ type Filter struct {
 	// Fresh reads every selected device now, whatever the age of the last reading (an admin's
 	// ?fresh=true).
 	Fresh bool
+	// Probes adds the data plane: every active host (of Segment, when set) whose last
+	// return-path probe failed, is older than its segment's probes.max_age, or never came
+	// fails the verification (?probes=true).
+	Probes bool
 }
 
 // Status is a device's verdict.
@@ -91,6 +95,54 @@ type Report struct {
 	TookMS    float64   `json:"took_ms"`
 	CheckedAt time.Time `json:"checked_at"`
 	Devices   []Device  `json:"devices"`
+	// Hosts is each active host's probe verdict; only with Filter.Probes (nil otherwise).
+	Hosts []HostProbe `json:"hosts,omitempty"`
+}
+
+// HostProbe is one host's data-plane verdict (VerifyHost): its last probe, judged.
+type HostProbe struct {
+	Host     string             `json:"host"`
+	Segment  string             `json:"segment"`
+	Status   fabric.ProbeStatus `json:"status"`
+	MaxAgeS  float64            `json:"max_age_s"`
+	Target   string             `json:"target,omitempty"`
+	Result   fabric.ProbeResult `json:"result,omitempty"`
+	RTTMS    *float64           `json:"rtt_ms,omitempty"`
+	ProbedAt time.Time          `json:"probed_at,omitzero"`
+}
+
+// FailingHosts returns how many hosts' probes fail the verification.
+func (r Report) FailingHosts() int {
+	n := 0
+	for _, h := range r.Hosts {
+		if h.Status != fabric.ProbeStatusOK {
+			n++
+		}
+	}
+	return n
+}
+
+// hostProbes judges the active hosts' last probes (of seg, when set).
+func hostProbes(inv *fabric.Inventory, hosts []fabric.Host, seg *fabric.Segment, now time.Time) []HostProbe {
+	if seg != nil {
+		hosts = slices.DeleteFunc(slices.Clone(hosts), func(h fabric.Host) bool { return h.Segment != seg.Name })
+	}
+	out := []HostProbe{}
+	for _, v := range fabric.JudgeProbes(hosts, inv.ProbeMaxAge, now) {
+		hp := HostProbe{Host: v.Host, Segment: v.Segment, Status: v.Status, MaxAgeS: v.MaxAge.Seconds()}
+		if p := v.Last; p != nil {
+			hp.Target, hp.Result, hp.ProbedAt = p.Target.String(), p.Result, p.At.UTC()
+			if p.Target.Port() == 0 {
+				hp.Target = p.Target.Addr().String()
+			}
+			if p.Result == fabric.ProbeOK {
+				rtt := ms(p.RTT)
+				hp.RTTMS = &rtt
+			}
+		}
+		out = append(out, hp)
+	}
+	return out
 }
 
 // Unreachable returns how many devices could not be read.
@@ -271,6 +323,12 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 	report.InSync = true
 	for _, d := range report.Devices {
 		if d.Status != StatusOK {
+			report.InSync = false
+		}
+	}
+	if f.Probes {
+		report.Hosts = hostProbes(inv, hosts, seg, now())
+		if report.FailingHosts() > 0 {
 			report.InSync = false
 		}
 	}

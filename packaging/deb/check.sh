@@ -4,7 +4,7 @@
 # checking that nothing is left. `make deb-check` runs it; CI too.
 set -eu
 deb=$1 version=$2
-units="returnpath.service returnpath-register.service returnpath-renew.service returnpath-renew.timer"
+units="returnpath.service returnpath-register.service returnpath-renew.service returnpath-renew.timer returnpath-probe.service returnpath-probe.timer"
 unitdir=/usr/lib/systemd/system
 failed=0
 
