@@ -233,6 +233,28 @@ func (s *Session) ReadSecret() (line string, ok bool) {
 	}
 }
 
+// Serve runs a command-line loop until the client leaves or handle says quit: it prints the
+// prompt, reads a line, handles it, prints the output with output (which may page it), and
+// prints the prompt again.
+func (s *Session) Serve(prompt func() string, handle func(line string) (out string, quit bool), output func(out string) bool) {
+	if !s.Write(prompt()) {
+		return
+	}
+	for {
+		line, ok := s.ReadLine()
+		if !ok {
+			return
+		}
+		out, quit := handle(line)
+		if quit {
+			return
+		}
+		if !output(out) || !s.Write(prompt()) {
+			return
+		}
+	}
+}
+
 // ReadKey reads one keystroke, without echo (a pager's answer).
 func (s *Session) ReadKey() (byte, bool) {
 	b, err := s.in.ReadByte()

@@ -214,22 +214,7 @@ func (c *cli) prompt() string {
 
 func (c *cli) run() {
 	c.paging = true
-	if !c.s.Write(c.prompt()) {
-		return
-	}
-	for {
-		line, ok := c.s.ReadLine()
-		if !ok {
-			return
-		}
-		out, quit := c.handle(strings.TrimSpace(line))
-		if quit {
-			return
-		}
-		if !c.output(out) || !c.s.Write(c.prompt()) {
-			return
-		}
-	}
+	c.s.Serve(c.prompt, func(line string) (string, bool) { return c.handle(strings.TrimSpace(line)) }, c.output)
 }
 
 // output writes a command's output, paging it when paging is on.

@@ -228,22 +228,7 @@ func (c *cli) prompt() string {
 }
 
 func (c *cli) run() {
-	if !c.s.Write(c.prompt()) {
-		return
-	}
-	for {
-		line, ok := c.s.ReadLine()
-		if !ok {
-			return
-		}
-		out, quit := c.handle(strings.TrimSpace(line))
-		if quit {
-			return
-		}
-		if !c.output(out) || !c.s.Write(c.prompt()) {
-			return
-		}
-	}
+	c.s.Serve(c.prompt, func(line string) (string, bool) { return c.handle(strings.TrimSpace(line)) }, c.output)
 }
 
 func (c *cli) output(out string) bool {
