@@ -121,14 +121,8 @@ func (d *JunosDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 		if err != nil {
 			return nil, err
 		}
-		have = make(map[route.RouteKey]setStatic, len(sts))
-		for _, st := range sts {
-			have[route.RouteKey{VRF: st.VRF, Prefix: st.Prefix}] = st
-		}
-		owned := map[route.Route]bool{}
-		for _, r := range junosOwned(sts) {
-			owned[r] = true
-		}
+		var owned map[route.Route]bool
+		have, owned = indexStatics(sts, junosOwned)
 		return owned, nil
 	})
 	if err != nil {

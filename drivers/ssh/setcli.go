@@ -222,3 +222,18 @@ func setBatch(ops []route.RouteOp, have map[route.RouteKey]setStatic, path func(
 	}
 	return lines, line
 }
+
+// indexStatics indexes the statics read from a set-style device by VRF and prefix (what a
+// batch is rendered against) and returns the routes among them that own counts as
+// returnpath's (what deletes may be sent for).
+func indexStatics(sts []setStatic, own func([]setStatic) []route.Route) (map[route.RouteKey]setStatic, map[route.Route]bool) {
+	have := make(map[route.RouteKey]setStatic, len(sts))
+	for _, st := range sts {
+		have[route.RouteKey{VRF: st.VRF, Prefix: st.Prefix}] = st
+	}
+	owned := map[route.Route]bool{}
+	for _, r := range own(sts) {
+		owned[r] = true
+	}
+	return have, owned
+}

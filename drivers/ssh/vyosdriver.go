@@ -106,14 +106,8 @@ func (d *VyOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 		if err != nil {
 			return nil, err
 		}
-		have = make(map[route.RouteKey]setStatic, len(sts))
-		for _, st := range sts {
-			have[route.RouteKey{VRF: st.VRF, Prefix: st.Prefix}] = st
-		}
-		held := map[route.Route]bool{}
-		for _, r := range vyosRoutes(sts) {
-			held[r] = true
-		}
+		var held map[route.Route]bool
+		have, held = indexStatics(sts, vyosRoutes)
 		return held, nil
 	})
 	if err != nil {
