@@ -134,20 +134,9 @@ func (d *ASADriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the "Cisco Adaptive Security Appliance Software Version ..." line of "show
 // version".
 func (d *ASADriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.show(ctx, "show version", asaPrompts, asaRefusal)
-	if err != nil {
-		return "", err
-	}
-	v := asaVersion(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
-	}
-	return v, nil
+	return d.version(ctx, "show version", func(ctx context.Context) (string, error) {
+		return d.show(ctx, "show version", asaPrompts, asaRefusal)
+	}, asaVersion)
 }
 
 // Apply pushes ops in one write inside "configure terminal" ... "end": an add is skipped when

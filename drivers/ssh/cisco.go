@@ -150,20 +150,9 @@ func (d *ciscoDriver) Routes(ctx context.Context) ([]route.Route, error) {
 
 // Version returns device check's version line, read from the platform's show version.
 func (d *ciscoDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.show(ctx, d.dl.versionCmd)
-	if err != nil {
-		return "", err
-	}
-	v := d.dl.version(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "%s printed no version", d.dl.versionCmd)
-	}
-	return v, nil
+	return d.version(ctx, d.dl.versionCmd, func(ctx context.Context) (string, error) {
+		return d.show(ctx, d.dl.versionCmd)
+	}, d.dl.version)
 }
 
 // Apply pushes ops line by line in configuration mode. Adds of routes the device already

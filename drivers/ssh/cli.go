@@ -49,6 +49,24 @@ func (c *cliSession) begin(ctx context.Context, op string) (_ context.Context, d
 	return ctx, func() { c.mu.Unlock(); cancel() }, nil
 }
 
+// version runs cmd with show, in an operation of its own, and returns the version line parse
+// finds in its output.
+func (c *cliSession) version(ctx context.Context, cmd string, show func(context.Context) (string, error), parse func(string) string) (string, error) {
+	ctx, done, err := c.begin(ctx, "read")
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	out, err := show(ctx)
+	if err != nil {
+		return "", err
+	}
+	if v := parse(out); v != "" {
+		return v, nil
+	}
+	return "", drivers.Errorf(drivers.KindInternal, c.cfg.Name, "read", "%s printed no version", cmd)
+}
+
 // drop closes the transport after a timeout or a broken read; the session is unusable
 // afterwards. c.mu must be held.
 func (c *cliSession) drop() {

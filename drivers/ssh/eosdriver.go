@@ -96,20 +96,9 @@ func (d *EOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the switch's model and software image version from "show version", e.g.
 // "Arista DCS-7050SX-64, software image version 4.28.3M".
 func (d *EOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.show(ctx, "show version")
-	if err != nil {
-		return "", err
-	}
-	v := eosVersion(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
-	}
-	return v, nil
+	return d.version(ctx, "show version", func(ctx context.Context) (string, error) {
+		return d.show(ctx, "show version")
+	}, eosVersion)
 }
 
 // Apply pushes ops as one configuration session. Deletes of routes the switch does not hold

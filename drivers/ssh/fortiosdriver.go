@@ -115,20 +115,9 @@ func (d *FortiOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the "Version:" line of "get system status", e.g.
 // "FortiGate-VM64 v7.2.5,build1517,230606 (GA.F)".
 func (d *FortiOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.show(ctx, "get system status", fortiosPrompts, fortiosRefusal)
-	if err != nil {
-		return "", err
-	}
-	v := fortiosVersion(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "get system status printed nothing")
-	}
-	return v, nil
+	return d.version(ctx, "get system status", func(ctx context.Context) (string, error) {
+		return d.show(ctx, "get system status", fortiosPrompts, fortiosRefusal)
+	}, fortiosVersion)
 }
 
 // Apply pushes ops in one write: an add is a new entry ("edit 0" ... "next"), skipped when

@@ -82,20 +82,9 @@ func (d *JunosDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the device's model and Junos version from "show version", e.g. "Juniper
 // mx240, Junos 21.4R3-S5.4".
 func (d *JunosDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.setShow(ctx, junosDialect, "show version")
-	if err != nil {
-		return "", err
-	}
-	v := junosVersion(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
-	}
-	return v, nil
+	return d.version(ctx, "show version", func(ctx context.Context) (string, error) {
+		return d.setShow(ctx, junosDialect, "show version")
+	}, junosVersion)
 }
 
 // Apply pushes ops as one candidate and one commit. Deletes of routes the device does not hold

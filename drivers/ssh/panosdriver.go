@@ -174,20 +174,10 @@ func (d *PANOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 // Version returns the model and PAN-OS version from "show system info", e.g. "Palo Alto
 // Networks PA-VM, PAN-OS 10.1.3".
 func (d *PANOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	body, err := d.op(ctx, "show system info")
-	if err != nil {
-		return "", err
-	}
-	v := panosVersion(strings.Join(body, "\n"))
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show system info printed no sw-version")
-	}
-	return v, nil
+	return d.version(ctx, "show system info", func(ctx context.Context) (string, error) {
+		body, err := d.op(ctx, "show system info")
+		return strings.Join(body, "\n"), err
+	}, panosVersion)
 }
 
 // Apply pushes ops as one candidate change and one commit. It reads the virtual routers first:

@@ -67,20 +67,9 @@ func (d *VyOSDriver) Routes(ctx context.Context) ([]route.Route, error) {
 
 // Version returns the VyOS version from "show version", e.g. "VyOS 1.4.0".
 func (d *VyOSDriver) Version(ctx context.Context) (string, error) {
-	ctx, done, err := d.begin(ctx, "read")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	out, err := d.setShow(ctx, vyosDialect, "show version")
-	if err != nil {
-		return "", err
-	}
-	v := vyosVersion(out)
-	if v == "" {
-		return "", drivers.Errorf(drivers.KindInternal, d.cfg.Name, "read", "show version printed nothing")
-	}
-	return v, nil
+	return d.version(ctx, "show version", func(ctx context.Context) (string, error) {
+		return d.setShow(ctx, vyosDialect, "show version")
+	}, vyosVersion)
 }
 
 // Apply pushes ops as one configuration session and one commit. Deletes of routes the router
