@@ -24,8 +24,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/returnpath/returnpath/drivers/ssh/emulate/cliserver"
 )
 
@@ -79,9 +77,9 @@ type Options struct {
 
 // Device is an emulated Cisco device listening on 127.0.0.1.
 type Device struct {
-	opts Options
-	dl   Dialect
-	srv  *cliserver.Server
+	opts              Options
+	dl                Dialect
+	*cliserver.Server // SSH: Addr, HostKey, Close
 
 	mu        sync.Mutex
 	running   map[Key]Route
@@ -109,18 +107,9 @@ func Start(dl Dialect, opts Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.srv = srv
+	d.Server = srv
 	return d, nil
 }
-
-// Addr is the device's SSH address.
-func (d *Device) Addr() netip.AddrPort { return d.srv.Addr() }
-
-// HostKey is the device's SSH host key.
-func (d *Device) HostKey() ssh.PublicKey { return d.srv.HostKey() }
-
-// Close stops the device and drops every session.
-func (d *Device) Close() error { return d.srv.Close() }
 
 // Hostname is the name in the device's prompt.
 func (d *Device) Hostname() string { return d.opts.Hostname }

@@ -46,8 +46,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/returnpath/returnpath/drivers/ssh/emulate/cliserver"
 )
 
@@ -78,8 +76,8 @@ type Options struct {
 
 // Device is an emulated FortiGate listening on 127.0.0.1.
 type Device struct {
-	opts Options
-	srv  *cliserver.Server
+	opts              Options
+	*cliserver.Server // SSH: Addr, HostKey, Close
 
 	mu         sync.Mutex
 	v4, v6     map[uint32]Entry
@@ -111,18 +109,9 @@ func Start(opts Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.srv = srv
+	d.Server = srv
 	return d, nil
 }
-
-// Addr is the device's SSH address.
-func (d *Device) Addr() netip.AddrPort { return d.srv.Addr() }
-
-// HostKey is the device's SSH host key.
-func (d *Device) HostKey() ssh.PublicKey { return d.srv.HostKey() }
-
-// Close stops the device and drops every session.
-func (d *Device) Close() error { return d.srv.Close() }
 
 // Entries returns both tables' entries, IPv4 first, each by sequence number.
 func (d *Device) Entries() []Entry {

@@ -49,8 +49,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/returnpath/returnpath/drivers/ssh/emulate/cliserver"
 )
 
@@ -120,8 +118,8 @@ type Options struct {
 
 // Device is an emulated PAN-OS firewall listening on 127.0.0.1.
 type Device struct {
-	opts Options
-	srv  *cliserver.Server
+	opts              Options
+	*cliserver.Server // SSH: Addr, HostKey, Close
 
 	mu         sync.Mutex
 	running    config
@@ -159,18 +157,9 @@ func Start(opts Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.srv = srv
+	d.Server = srv
 	return d, nil
 }
-
-// Addr is the device's SSH address.
-func (d *Device) Addr() netip.AddrPort { return d.srv.Addr() }
-
-// HostKey is the device's SSH host key.
-func (d *Device) HostKey() ssh.PublicKey { return d.srv.HostKey() }
-
-// Close stops the device and drops every session.
-func (d *Device) Close() error { return d.srv.Close() }
 
 // Routes returns the running static routes, sorted by virtual router, family and name.
 func (d *Device) Routes() []Route {

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/returnpath/returnpath/drivers/ssh/emulate/cliserver"
 )
 
@@ -131,7 +129,7 @@ type Options struct {
 // Device is the vendor-independent half of an emulated device: its SSH server, its running
 // configuration and its test hooks. A vendor emulation embeds it.
 type Device struct {
-	srv *cliserver.Server
+	*cliserver.Server // SSH: Addr, HostKey, Close
 
 	mu         sync.Mutex
 	running    Config
@@ -147,18 +145,9 @@ func Start(opts Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.srv = srv
+	d.Server = srv
 	return d, nil
 }
-
-// Addr is the device's SSH address.
-func (d *Device) Addr() netip.AddrPort { return d.srv.Addr() }
-
-// HostKey is the device's SSH host key.
-func (d *Device) HostKey() ssh.PublicKey { return d.srv.HostKey() }
-
-// Close stops the device and drops every session.
-func (d *Device) Close() error { return d.srv.Close() }
 
 // Running returns a copy of the running configuration.
 func (d *Device) Running() Config {
