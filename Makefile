@@ -37,7 +37,7 @@ build:
 # reason, then "DONE N tests, M skipped". Arguments after -- are go test's own.
 GOTESTSUM ?= $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg --format-icons text
 
-# Everything, with the race detector: about 15 minutes on 2 cores, most of it the race build
+# Everything, with the race detector: about 10 minutes on 2 cores, much of it the race build
 # before the first package line. The lab tests need root and $(DEBS); without them they skip
 # (and are listed at the end), unless RETURNPATH_REQUIRE_LAB=1 (set by .ci/run), which turns a
 # skip into a failure.
