@@ -29,6 +29,9 @@ import (
 func TestMain(m *testing.M) {
 	code := labtest.Main(m, lab.Options{})
 	pgtest.Cleanup()
+	if binPath != "" { // built by this process (the one that ran the tests, inside the lab)
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 
