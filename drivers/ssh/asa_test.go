@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -375,38 +374,16 @@ func FuzzParseASARoutes(f *testing.F) {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkASA -benchtime 3x
 func BenchmarkASAAdd1000(b *testing.B) {
 	dev, cfg := startASA(b, asa.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenASA(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := eosAdds(1000, route.DefaultVRF)
-	start := dev.Commits()
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenASA), adds, func() {
 		for _, op := range adds {
 			dev.Delete("inside", op.Route.Prefix, op.Route.NextHop)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits()-start)/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkASAOpen measures opening a session (enable and terminal pager included).
 func BenchmarkASAOpen(b *testing.B) {
 	_, cfg := startASA(b, asa.Options{})
-	for range b.N {
-		d, err := OpenASA(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenASA))
 }

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -64,5 +65,39 @@ func withLoginFailures(t testing.TB, h *drivertest.Harness, dev, other emulated)
 	h.Unreachable = func(cfg drivers.Config) drivers.Config {
 		cfg.Address = netip.AddrPortFrom(cfg.Address.Addr(), 1) // nothing listens: refused
 		return cfg
+	}
+}
+
+// benchAdd1000 measures one Apply of adds on a session opened with open against an emulated
+// device, and reports the time per route and the device's commits per batch (commits counts
+// them). clear removes the batch's routes from the device, out of band, between iterations.
+func benchAdd1000(b *testing.B, cfg drivers.Config, open func(context.Context, drivers.Config) (drivers.Driver, error),
+	adds []route.RouteOp, clear func(), commits func() int) {
+	b.Helper()
+	d := benchOpen(b, open, cfg)
+	start := commits()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		clear()
+		b.StartTimer()
+		if err := d.Apply(b.Context(), adds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
+	b.ReportMetric(float64(commits()-start)/float64(b.N), "commits/batch")
+}
+
+// benchOpenClose measures opening (and closing) a session with open.
+func benchOpenClose(b *testing.B, cfg drivers.Config, open func(context.Context, drivers.Config) (drivers.Driver, error)) {
+	b.Helper()
+	for range b.N {
+		d, err := open(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
 	}
 }

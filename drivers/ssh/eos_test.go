@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -264,39 +263,18 @@ func FuzzParseEOSRoutes(f *testing.F) {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkEOS -benchtime 10x
 func BenchmarkEOSAdd1000(b *testing.B) {
 	dev, cfg := startEOS(b, eos.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenEOS(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := eosAdds(1000, route.DefaultVRF)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenEOS), adds, func() {
 		for _, op := range adds {
 			dev.Delete(op.Route.VRF, op.Route.Prefix, op.Route.NextHop)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits())/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkEOSOpen measures opening a session (SSH, enable, terminal settings).
 func BenchmarkEOSOpen(b *testing.B) {
 	_, cfg := startEOS(b, eos.Options{})
-	for range b.N {
-		d, err := OpenEOS(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenEOS))
 }
 
 // TestEOSVersion: device check's version line comes from "show version": the model and the

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -383,38 +382,16 @@ func readTestdataF(f *testing.F, name string) []byte {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkFortiOS -benchtime 3x
 func BenchmarkFortiOSAdd1000(b *testing.B) {
 	dev, cfg := startFortiOS(b, fortios.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenFortiOS(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := eosAdds(1000, route.DefaultVRF)
-	start := dev.Commits()
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenFortiOS), adds, func() {
 		for _, op := range adds {
 			dev.Delete(op.Route.Prefix, op.Route.NextHop, 0)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits()-start)/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkFortiOSOpen measures opening a session.
 func BenchmarkFortiOSOpen(b *testing.B) {
 	_, cfg := startFortiOS(b, fortios.Options{})
-	for range b.N {
-		d, err := OpenFortiOS(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenFortiOS))
 }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -225,23 +224,16 @@ func TestIOSXEVersion(t *testing.T) {
 //	go test ./drivers/ssh -run '^$' -bench 'BenchmarkIOSXE' -benchtime 3x
 func BenchmarkIOSXEAdd1000(b *testing.B) {
 	dev, cfg := startIOSXE(b, iosxe.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenIOSXE(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	benchCiscoAdd1000(b, dev, dev.Commits, d)
+	adds := ciscoAdds(1000, route.DefaultVRF)
+	benchAdd1000(b, cfg, opener(OpenIOSXE), adds, func() {
+		for _, op := range adds {
+			dev.Delete(op.Route.VRF, op.Route.Prefix, op.Route.NextHop)
+		}
+	}, dev.Commits)
 }
 
 // BenchmarkIOSXEOpen measures opening a session (SSH, terminal settings).
 func BenchmarkIOSXEOpen(b *testing.B) {
 	_, cfg := startIOSXE(b, iosxe.Options{})
-	for range b.N {
-		d, err := OpenIOSXE(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenIOSXE))
 }

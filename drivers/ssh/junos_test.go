@@ -599,37 +599,16 @@ func TestJunosVersion(t *testing.T) {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkJunos -benchtime 3x
 func BenchmarkJunosAdd1000(b *testing.B) {
 	dev, cfg := startJunos(b, junos.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenJunos(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := eosAdds(1000, route.DefaultVRF)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenJunos), adds, func() {
 		for _, op := range adds {
 			dev.Delete("", op.Route.Prefix, op.Route.NextHop)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits())/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkJunosOpen measures opening a session (SSH, screen width and length, completion).
 func BenchmarkJunosOpen(b *testing.B) {
 	_, cfg := startJunos(b, junos.Options{})
-	for range b.N {
-		d, err := OpenJunos(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenJunos))
 }

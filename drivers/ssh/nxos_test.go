@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -399,42 +398,16 @@ func TestNXOSVersion(t *testing.T) {
 //	go test ./drivers/ssh -run '^$' -bench 'BenchmarkNXOS' -benchtime 3x
 func BenchmarkNXOSAdd1000(b *testing.B) {
 	dev, cfg := startNXOS(b, nxos.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenNXOS(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	benchCiscoAdd1000(b, dev, dev.Commits, d)
-}
-
-func benchCiscoAdd1000(b *testing.B, dev ciscoDevice, commits func() int, d drivers.Driver) {
 	adds := ciscoAdds(1000, route.DefaultVRF)
-	start := commits()
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenNXOS), adds, func() {
 		for _, op := range adds {
 			dev.Delete(op.Route.VRF, op.Route.Prefix, op.Route.NextHop)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(commits()-start)/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkNXOSOpen measures opening a session (SSH, terminal settings).
 func BenchmarkNXOSOpen(b *testing.B) {
 	_, cfg := startNXOS(b, nxos.Options{})
-	for range b.N {
-		d, err := OpenNXOS(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenNXOS))
 }

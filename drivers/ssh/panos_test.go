@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -552,37 +551,16 @@ func FuzzPANOSPreview(f *testing.F) {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkPANOS -benchtime 3x
 func BenchmarkPANOSAdd1000(b *testing.B) {
 	dev, cfg := startPANOS(b, panos.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenPANOS(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := panosAdds(1000, route.DefaultVRF)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenPANOS), adds, func() {
 		for _, r := range dev.Routes() {
 			dev.Delete(r.VR, r.IPv6(), r.Name)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits())/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkPANOSOpen measures opening a session (SSH, scrapligo's on-open, output format).
 func BenchmarkPANOSOpen(b *testing.B) {
 	_, cfg := startPANOS(b, panos.Options{})
-	for range b.N {
-		d, err := OpenPANOS(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenPANOS))
 }

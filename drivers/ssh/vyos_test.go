@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/returnpath/returnpath/drivers"
 	"github.com/returnpath/returnpath/drivers/drivertest"
@@ -381,37 +380,16 @@ func TestVyOSVersion(t *testing.T) {
 //	go test ./drivers/ssh -run '^$' -bench BenchmarkVyOS -benchtime 3x
 func BenchmarkVyOSAdd1000(b *testing.B) {
 	dev, cfg := startVyOS(b, vyos.Options{})
-	cfg.OpTimeout = 5 * time.Minute
-	d, err := OpenVyOS(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
 	adds := eosAdds(1000, route.DefaultVRF)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	benchAdd1000(b, cfg, opener(OpenVyOS), adds, func() {
 		for _, op := range adds {
 			dev.Delete("", op.Route.Prefix, op.Route.NextHop)
 		}
-		b.StartTimer()
-		if err := d.Apply(b.Context(), adds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(adds)), "ns/route")
-	b.ReportMetric(float64(dev.Commits())/float64(b.N), "commits/batch")
+	}, dev.Commits)
 }
 
 // BenchmarkVyOSOpen measures opening a session (SSH, terminal width and length).
 func BenchmarkVyOSOpen(b *testing.B) {
 	_, cfg := startVyOS(b, vyos.Options{})
-	for range b.N {
-		d, err := OpenVyOS(b.Context(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		d.Close()
-	}
+	benchOpenClose(b, cfg, opener(OpenVyOS))
 }
