@@ -167,18 +167,7 @@ func TestASARefusedLineIsUndone(t *testing.T) {
 		{Action: route.ActionAdd, Route: mustRoute("default", "10.210.97.0/24", "10.10.10.102")},
 	}
 	err := d.Apply(t.Context(), batch)
-	var de *drivers.Error
-	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
-		t.Fatalf("Apply = %v, want kind rejected", err)
-	}
-	if len(de.Rejections) != len(batch) {
-		t.Fatalf("Rejections = %+v, want all %d ops", de.Rejections, len(batch))
-	}
-	for i, r := range de.Rejections {
-		if r.Index != i || r.Op != batch[i] || !strings.Contains(r.Output, "Invalid input detected") {
-			t.Errorf("rejection %d = %d %s %q, want op %d with ASA's text", i, r.Index, r.Op, r.Output, i)
-		}
-	}
+	de := wantEveryOpRejected(t, err, batch, "Invalid input detected")
 	if !strings.Contains(de.Rejections[3].Output, "undone") || strings.Contains(de.Rejections[2].Output, "undone") {
 		t.Errorf("rejections = %+v: want the refused op with ASA's text and the others as undone", de.Rejections)
 	}

@@ -2,9 +2,11 @@ package ssh
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -100,4 +102,23 @@ func benchOpenClose(b *testing.B, cfg drivers.Config, open func(context.Context,
 		}
 		d.Close()
 	}
+}
+
+// wantEveryOpRejected checks that err rejects the whole batch: kind rejected, and one
+// rejection per op, in order, each carrying the device's text. It returns the error.
+func wantEveryOpRejected(t *testing.T, err error, batch []route.RouteOp, text string) *drivers.Error {
+	t.Helper()
+	var de *drivers.Error
+	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
+		t.Fatalf("Apply = %v, want kind rejected", err)
+	}
+	if len(de.Rejections) != len(batch) {
+		t.Fatalf("Rejections = %+v, want all %d ops", de.Rejections, len(batch))
+	}
+	for i, r := range de.Rejections {
+		if r.Index != i || r.Op != batch[i] || !strings.Contains(r.Output, text) {
+			t.Errorf("rejection %d = %d %s %q, want op %d with the device's text %q", i, r.Index, r.Op, r.Output, i, text)
+		}
+	}
+	return de
 }

@@ -2,7 +2,6 @@ package ssh
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -124,18 +123,7 @@ func TestEOSCommitFailsWhole(t *testing.T) {
 	batch := eosAdds(3, route.DefaultVRF)
 	dev.FailNextCommit("% Cannot commit session: verification failed")
 	err := d.Apply(t.Context(), batch)
-	var de *drivers.Error
-	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
-		t.Fatalf("Apply = %v, want kind rejected", err)
-	}
-	if len(de.Rejections) != len(batch) {
-		t.Fatalf("Rejections = %+v, want all %d ops", de.Rejections, len(batch))
-	}
-	for i, r := range de.Rejections {
-		if r.Index != i || r.Op != batch[i] || !strings.Contains(r.Output, "% Cannot commit") {
-			t.Errorf("rejection %d = %d %s %q, want op %d with the switch's text", i, r.Index, r.Op, r.Output, i)
-		}
-	}
+	wantEveryOpRejected(t, err, batch, "% Cannot commit")
 	if got := dev.Routes(); len(got) != 0 {
 		t.Errorf("running-config after the failed commit = %v, want nothing", got)
 	}

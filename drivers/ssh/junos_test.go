@@ -156,18 +156,7 @@ func TestJunosCommitCheckFailsWhole(t *testing.T) {
 	batch := eosAdds(3, route.DefaultVRF)
 	dev.FailNextCommit("[edit routing-options static]\n  'route'\n    emulated refusal")
 	err := d.Apply(t.Context(), batch)
-	var de *drivers.Error
-	if !errors.As(err, &de) || de.Kind != drivers.KindRejected {
-		t.Fatalf("Apply = %v, want kind rejected", err)
-	}
-	if len(de.Rejections) != len(batch) {
-		t.Fatalf("Rejections = %+v, want all %d ops", de.Rejections, len(batch))
-	}
-	for i, r := range de.Rejections {
-		if r.Index != i || r.Op != batch[i] || !strings.Contains(r.Output, "configuration check-out failed") {
-			t.Errorf("rejection %d = %d %s %q, want op %d with the device's text", i, r.Index, r.Op, r.Output, i)
-		}
-	}
+	wantEveryOpRejected(t, err, batch, "configuration check-out failed")
 	if got := dev.Routes(); len(got) != 0 {
 		t.Errorf("configuration after the failed commit check = %v, want nothing", got)
 	}
