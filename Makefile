@@ -23,7 +23,7 @@ GOARCH   ?= $(shell $(GO) env GOARCH)
 IMAGE    ?= localhost/returnpath
 DIST     ?= dist
 
-.PHONY: all build test test-short lint bench deps demo run clean fuzz image image-check image-clean deb deb-check compose-check
+.PHONY: all build test test-short lint bench deps demo run clean fuzz image image-check image-clean deb deb-check compose-check bench-peers bench-fleet
 
 all: build
 
@@ -58,6 +58,23 @@ lint:
 # Benchmarks; results and the exact commands are recorded in docs/benchmarks.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./internal/postgres/... ./cmd/... ./drivers/...
+
+# The peer comparison of issue 14 on the lab (as root): returnpath beside Ansible's frr.frr
+# cli_config, netmiko and one raw SSH pipe, logged as a markdown table (docs/benchmarks.md).
+# Not part of make test: it takes several minutes. Its Debian packages are bench-only, so they
+# are installed here and not by make deps (Debian's ansible ships the frr.frr collection).
+PEER_DEBS ?= ansible python3-netmiko sshpass
+bench-peers: deps
+	@missing=""; for p in $(PEER_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	RETURNPATH_REQUIRE_LAB=1 $(GO) test -run '^$$' -bench '^BenchmarkPeers$$' -benchtime 1x -timeout 60m ./internal/e2e/
+
+# The fleet benchmark of issue 14 on the lab (as root): 20,000 hosts, 10 segments, 11 devices.
+bench-fleet: deps
+	RETURNPATH_REQUIRE_LAB=1 $(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 30m ./internal/e2e/
 
 # Short fuzzing runs of the renderers and parsers.
 fuzz:

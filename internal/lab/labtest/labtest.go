@@ -106,7 +106,14 @@ func upAndRun(opts lab.Options) (code int, err error) {
 		return 1, err
 	}
 	defer func() {
-		if derr := l.Down(); derr != nil {
+		// From the state file rather than l: the tests, in the child, may have added to the
+		// lab (Lab.StartFleet) and recorded it there. Should it be unreadable, l still knows
+		// what Up made.
+		derr := lab.Down(l.Dir)
+		if derr != nil {
+			derr = errors.Join(derr, l.Down())
+		}
+		if derr != nil {
 			err = errors.Join(err, fmt.Errorf("lab down: %w", derr))
 		}
 	}()
