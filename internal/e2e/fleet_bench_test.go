@@ -339,7 +339,7 @@ func switchPrefixes(tb testing.TB, l *lab.Lab, pool netip.Prefix) []netip.Prefix
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 3 && f[0] == "ip" && f[1] == "route" {
-			if p, err := netip.ParsePrefix(f[2]); err == nil && pool.Overlaps(p) {
+			if p, err := netip.ParsePrefix(f[2]); err == nil && inPool(pool, p) {
 				ps = append(ps, p)
 			}
 		}
@@ -367,7 +367,7 @@ func clearSwitch(ctx context.Context, l *lab.Lab, pool netip.Prefix) error {
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 3 && f[0] == "ip" && f[1] == "route" {
-			if p, err := netip.ParsePrefix(f[2]); err == nil && pool.Overlaps(p) {
+			if p, err := netip.ParsePrefix(f[2]); err == nil && inPool(pool, p) {
 				lines = append(lines, "no "+strings.TrimSpace(line))
 			}
 		}
@@ -376,4 +376,10 @@ func clearSwitch(ctx context.Context, l *lab.Lab, pool netip.Prefix) error {
 		return nil
 	}
 	return l.VtyshBulk(ctx, "sw1", lines)
+}
+
+// inPool reports whether p lies inside pool (and is not, say, a default route that merely
+// overlaps it).
+func inPool(pool, p netip.Prefix) bool {
+	return p.Bits() >= pool.Bits() && pool.Contains(p.Addr())
 }

@@ -39,7 +39,7 @@ const peersResolve = "ip route 10.10.0.0/16 10.10.10.101"
 //	RETURNPATH_REQUIRE_LAB=1 go test -run '^$' -bench BenchmarkPeers -benchtime 1x -timeout 60m ./internal/e2e/
 func BenchmarkPeers(b *testing.B) {
 	l := labtest.Require(b)
-	for _, tool := range []string{"ansible-playbook", "python3", "ssh"} {
+	for _, tool := range []string{"ansible-playbook", "/usr/bin/python3", "ssh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			b.Skipf("%s not installed (make bench-peers installs ansible, python3-netmiko and sshpass)", tool)
 		}
@@ -148,7 +148,7 @@ func (p *peers) fib() int {
 	n := 0
 	for _, line := range strings.Split(string(out), "\n") {
 		if f := strings.Fields(line); len(f) > 0 {
-			if pr, err := netip.ParsePrefix(f[0]); err == nil && peersPool.Overlaps(pr) {
+			if pr, err := netip.ParsePrefix(f[0]); err == nil && inPool(peersPool, pr) {
 				n++
 			}
 		}
@@ -252,6 +252,7 @@ func newAnsible(b *testing.B, l *lab.Lab) *ansible {
       ansible_user: %s
       ansible_password: %q
       ansible_host_key_checking: false
+      ansible_python_interpreter: /usr/bin/python3
 `, sw.Mgmt.Addr(), sw.Username, sw.Password)
 	play := `- hosts: sw1
   gather_facts: false
@@ -286,7 +287,8 @@ func (a *ansible) run(b *testing.B, first, count int, readTimeout string) {
 }
 
 // netmikoScript writes a python script that adds routes argv[1]..argv[1]+argv[2]-1 to sw1 in
-// one send_config_set.
+// one send_config_set. It runs under Debian's /usr/bin/python3, which has python3-netmiko,
+// whatever python3 comes first on the PATH.
 func netmikoScript(b *testing.B, l *lab.Lab) string {
 	sw := l.Devices["sw1"]
 	script := fmt.Sprintf(`import sys
@@ -305,7 +307,7 @@ c.disconnect()
 }
 
 func runNetmiko(b *testing.B, script string, first, count int) {
-	if out, err := exec.Command("python3", script, strconv.Itoa(first), strconv.Itoa(count)).CombinedOutput(); err != nil {
+	if out, err := exec.Command("/usr/bin/python3", script, strconv.Itoa(first), strconv.Itoa(count)).CombinedOutput(); err != nil {
 		b.Fatalf("netmiko: %v\n%s", err, tail(out, 3000))
 	}
 }
