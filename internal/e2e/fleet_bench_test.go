@@ -58,11 +58,13 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { _ = fleet.Stop() }) // after a failure; a second Stop does nothing
 		dbURL := pgtest.URL(b)
 		listen := l.Service.String() + ":8093"
 		url := "http://" + listen
 		cfg := fleetBenchConfig(b, l, fleet, dbURL, listen)
 		svc := startService(b, cfg, url)
+		b.Cleanup(svc.stop)
 		boot := token(b, cfg, "boot", "bootstrap")
 		admin := token(b, cfg, "admin", "admin")
 		db, err := pgx.Connect(ctx, dbURL)
@@ -73,10 +75,12 @@ func BenchmarkFleet(b *testing.B) {
 		start := time.Now()
 		registerN(b, url, boot, fleetHosts, fleetHostAddr)
 		registered := time.Since(start)
+		progress("registered %d hosts in %.1f s", fleetHosts, registered.Seconds())
 		waitAppliedEvery(b, db, fleetHosts, 20*time.Minute, 100*time.Millisecond)
 		applied := time.Since(start)
 		perDevice := lastAppliedPerDevice(b, db, start)
 		applyLogins := deviceLogins(b, url)
+		progress("all applied %.1f s after the start; per device %v; logins %v", applied.Seconds(), perDevice, applyLogins)
 
 		t0 := time.Now()
 		r := verifyFresh(b, url, admin)
@@ -86,6 +90,7 @@ func BenchmarkFleet(b *testing.B) {
 		}
 		allLogins := deviceLogins(b, url)
 		rss := peakRSS(b, svc.cmd.Process.Pid)
+		progress("fresh verify %.2f s (in sync %v); peak RSS %d kB", verifyTook.Seconds(), r.InSync, rss)
 
 		// What the devices themselves hold, counted outside returnpath.
 		sw := switchRoutes(b, l, fleetPool)
@@ -382,4 +387,10 @@ func clearSwitch(ctx context.Context, l *lab.Lab, pool netip.Prefix) error {
 // overlaps it).
 func inPool(pool, p netip.Prefix) bool {
 	return p.Bits() >= pool.Bits() && pool.Contains(p.Addr())
+}
+
+// progress prints a step's figures as soon as it is done: a long benchmark cut short (by
+// -timeout or by hand) still shows the steps it finished.
+func progress(format string, args ...any) {
+	fmt.Printf("fleet: "+format+"\n", args...)
 }
