@@ -63,36 +63,38 @@ func BenchmarkPeers(b *testing.B) {
 		url := "http://" + listen
 		cfg := peersConfig(b, l, pgtest.URL(b), listen)
 		svc := startService(b, cfg, url)
+		b.Cleanup(svc.stop)
 		boot := token(b, cfg, "boot", "bootstrap")
-		one := p.median(ones, func(i int) {
+		one := p.median(ones, func(i int) error {
 			name := fmt.Sprintf("one%d", i)
 			out, err := exec.Command(binary(b), "host", "register", "--server", url, "--token", boot,
 				"--name", name, "--address", fmt.Sprintf("10.10.10.%d", 150+i), "--wait", "60s").CombinedOutput()
 			if err != nil {
-				b.Fatalf("host register --wait: %v\n%s", err, out)
+				return fmt.Errorf("host register --wait: %v\n%s", err, out)
 			}
+			return nil
 		}, 1)
-		bulk := p.timed(n, func() { register(b, url, boot, 0, n) })
+		bulk := p.timed(n, func() error { register(b, url, boot, 0, n); return nil })
 		svc.stop()
 		rows = append(rows, row{"returnpath (`host register --wait`; 16 clients `POST /v1/hosts`, review record, push, read-back)", one, bulk, "n/a"})
 
 		// Ansible: one playbook run per route; then one run of n cli_config tasks on one
 		// persistent connection, with the default and the tuned buffer read timeout.
 		a := newAnsible(b, l)
-		one = p.median(ones, func(i int) { a.run(b, peersRoute(i), 1, "") }, 1)
-		bulk = p.timed(n, func() { a.run(b, 0, n, "") })
-		tuned := p.timed(n, func() { a.run(b, 0, n, "0.01") })
+		one = p.median(ones, func(i int) error { return a.run(peersRoute(i), 1, "") }, 1)
+		bulk = p.timed(n, func() error { return a.run(0, n, "") })
+		tuned := p.timed(n, func() error { return a.run(0, n, "0.01") })
 		rows = append(rows, row{"Ansible `frr.frr` + `ansible.netcommon.cli_config` (network_cli)", one, bulk, tuned})
 
 		// netmiko: one send_config_set per run.
 		script := netmikoScript(b, l)
-		one = p.median(ones, func(i int) { runNetmiko(b, script, peersRoute(i), 1) }, 1)
-		bulk = p.timed(n, func() { runNetmiko(b, script, 0, n) })
+		one = p.median(ones, func(i int) error { return runNetmiko(script, peersRoute(i), 1) }, 1)
+		bulk = p.timed(n, func() error { return runNetmiko(script, 0, n) })
 		rows = append(rows, row{"netmiko `send_config_set` (python3-netmiko, device_type cisco_ios)", one, bulk, "n/a"})
 
 		// One raw OpenSSH session, no PTY, the lines inside FRR's bulk wrapper.
-		one = p.median(ones, func(i int) { rawPipe(b, l, peersRoute(i), 1) }, 1)
-		bulk = p.timed(n, func() { rawPipe(b, l, 0, n) })
+		one = p.median(ones, func(i int) error { return rawPipe(l, peersRoute(i), 1) }, 1)
+		bulk = p.timed(n, func() error { return rawPipe(l, 0, n) })
 		rows = append(rows, row{"one raw `ssh` pipe, `XFRR_start_configuration` ... `XFRR_end_configuration` (the limit)", one, bulk, "n/a"})
 
 		var t strings.Builder
@@ -136,7 +138,9 @@ func (p *peers) clear() {
 	if err := clearSwitch(context.Background(), p.l, peersPool); err != nil {
 		p.b.Fatal(err)
 	}
-	p.waitFIB(0, time.Minute)
+	if err := p.waitFIB(0, time.Minute); err != nil {
+		p.b.Fatal(err)
+	}
 }
 
 // fib counts sw1's kernel routes inside the pool.
@@ -157,15 +161,15 @@ func (p *peers) fib() int {
 }
 
 // waitFIB polls sw1's FIB every 10 ms until it holds want routes of the pool.
-func (p *peers) waitFIB(want int, within time.Duration) {
+func (p *peers) waitFIB(want int, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
 		got := p.fib()
 		if got == want {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			p.b.Fatalf("sw1's FIB holds %d routes of %s after %s, want %d", got, peersPool, within, want)
+			return fmt.Errorf("sw1's FIB holds %d routes of %s after %s, want %d", got, peersPool, within, want)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -173,33 +177,49 @@ func (p *peers) waitFIB(want int, within time.Duration) {
 
 // timed runs job, which must leave n routes on sw1, and returns the time until the FIB holds
 // them, after checking FRR's running configuration holds them too; then it clears the switch.
-func (p *peers) timed(n int, job func()) string {
+func (p *peers) timed(n int, job func() error) string {
 	start := time.Now()
-	job()
-	p.waitFIB(n, 5*time.Minute)
+	if err := job(); err != nil {
+		return p.failed(err)
+	}
+	if err := p.waitFIB(n, 5*time.Minute); err != nil {
+		return p.failed(err)
+	}
 	took := time.Since(start)
 	if got := len(switchPrefixes(p.b, p.l, peersPool)); got != n {
-		p.b.Fatalf("sw1's running configuration holds %d routes of %s, want %d", got, peersPool, n)
+		return p.failed(fmt.Errorf("sw1's running configuration holds %d routes of %s, want %d", got, peersPool, n))
 	}
 	p.clear()
 	return fmt.Sprintf("%.2f s", took.Seconds())
 }
 
 // median runs job(i) k times, each adding per routes, and returns the median time.
-func (p *peers) median(k int, job func(i int), per int) string {
+func (p *peers) median(k int, job func(i int) error, per int) string {
 	var ds []time.Duration
 	for i := range k {
 		start := time.Now()
-		job(i)
-		p.waitFIB(per*(i+1), time.Minute)
+		if err := job(i); err != nil {
+			return p.failed(err)
+		}
+		if err := p.waitFIB(per*(i+1), time.Minute); err != nil {
+			return p.failed(err)
+		}
 		ds = append(ds, time.Since(start))
 	}
 	if got := len(switchPrefixes(p.b, p.l, peersPool)); got != per*k {
-		p.b.Fatalf("sw1's running configuration holds %d routes of %s, want %d", got, peersPool, per*k)
+		return p.failed(fmt.Errorf("sw1's running configuration holds %d routes of %s, want %d", got, peersPool, per*k))
 	}
 	p.clear()
 	slices.Sort(ds)
 	return fmt.Sprintf("%.2f s", ds[len(ds)/2].Seconds())
+}
+
+// failed logs a tool's failure, clears the switch and returns the table cell that says so: one
+// tool that cannot run here does not cost the others' figures.
+func (p *peers) failed(err error) string {
+	p.b.Errorf("%v", err)
+	p.clear()
+	return "failed (see the log)"
 }
 
 // peersConfig is the service's configuration for the comparison: one segment whose return path
@@ -273,7 +293,7 @@ func newAnsible(b *testing.B, l *lab.Lab) *ansible {
 
 // run runs the playbook once for routes first..first+count-1; readTimeout, when set, is
 // ansible_buffer_read_timeout.
-func (a *ansible) run(b *testing.B, first, count int, readTimeout string) {
+func (a *ansible) run(first, count int, readTimeout string) error {
 	args := []string{"-i", filepath.Join(a.dir, "inventory.yml"), filepath.Join(a.dir, "routes.yml"),
 		"-e", "first=" + strconv.Itoa(first), "-e", "count=" + strconv.Itoa(count)}
 	if readTimeout != "" {
@@ -282,8 +302,9 @@ func (a *ansible) run(b *testing.B, first, count int, readTimeout string) {
 	cmd := exec.Command("ansible-playbook", args...)
 	cmd.Env = a.env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("ansible-playbook: %v\n%s", err, tail(out, 3000))
+		return fmt.Errorf("ansible-playbook: %v\n%s", err, tail(out, 3000))
 	}
+	return nil
 }
 
 // netmikoScript writes a python script that adds routes argv[1]..argv[1]+argv[2]-1 to sw1 in
@@ -306,23 +327,25 @@ c.disconnect()
 	return p
 }
 
-func runNetmiko(b *testing.B, script string, first, count int) {
+func runNetmiko(script string, first, count int) error {
 	if out, err := exec.Command("/usr/bin/python3", script, strconv.Itoa(first), strconv.Itoa(count)).CombinedOutput(); err != nil {
-		b.Fatalf("netmiko: %v\n%s", err, tail(out, 3000))
+		return fmt.Errorf("netmiko: %v\n%s", err, tail(out, 3000))
 	}
+	return nil
 }
 
 // rawPipe sends the routes through one OpenSSH session without a PTY (vtysh reads its
 // standard input), with the lab's client key and known_hosts, inside FRR's bulk wrapper.
-func rawPipe(b *testing.B, l *lab.Lab, first, count int) {
+func rawPipe(l *lab.Lab, first, count int) error {
 	sw := l.Devices["sw1"]
 	in := "configure terminal\nXFRR_start_configuration\n" + strings.Join(peersLines(first, count), "\n") + "\nXFRR_end_configuration\nend\n"
 	cmd := exec.Command("ssh", "-T", "-i", sw.KeyFile, "-o", "UserKnownHostsFile="+l.KnownHosts, "-o", "StrictHostKeyChecking=yes",
 		"-o", "BatchMode=yes", sw.Username+"@"+sw.Mgmt.Addr().String())
 	cmd.Stdin = strings.NewReader(in)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("ssh pipe: %v\n%s", err, tail(out, 3000))
+		return fmt.Errorf("ssh pipe: %v\n%s", err, tail(out, 3000))
 	}
+	return nil
 }
 
 func tail(b []byte, n int) []byte {
