@@ -48,6 +48,7 @@ func BenchmarkPeers(b *testing.B) {
 	ones := envInt(b, "PEERS_ONE", 5)
 	for b.Loop() {
 		ctx := context.Background()
+		loadBefore := loadavg()
 		p := newPeers(b, l)
 		defer p.clear()
 		if _, err := l.Vtysh(ctx, "sw1", peersResolve); err != nil {
@@ -102,7 +103,7 @@ func BenchmarkPeers(b *testing.B) {
 		for _, r := range rows {
 			fmt.Fprintf(&t, "| %s | %s | %s | %s |\n", r.job, r.one, r.bulk, r.tuned)
 		}
-		b.Logf("peer comparison on the lab's FRR switch (load average before: %s):\n%s", loadavg(), t.String())
+		b.Logf("peer comparison on the lab's FRR switch (load average before: %s, after: %s):\n%s", loadBefore, loadavg(), t.String())
 	}
 }
 
