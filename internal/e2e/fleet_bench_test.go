@@ -106,7 +106,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(registered.Seconds(), "register-s")
 		b.ReportMetric(applied.Seconds(), "all-applied-s")
 		b.ReportMetric(applied.Seconds()+verifyTook.Seconds(), "all-verified-s")
-		b.ReportMetric(verifyTook.Seconds(), "verify-11x20000-s")
+		b.ReportMetric(verifyTook.Seconds(), "fresh-verify-s")
 		b.ReportMetric(float64(rss)/1024, "peak-rss-MB")
 		most := 0
 		for _, n := range applyLogins {
@@ -119,10 +119,11 @@ func BenchmarkFleet(b *testing.B) {
 				perDevice[d.Device].Seconds(), applyLogins[d.Device], allLogins[d.Device], d.TookMS))
 		}
 		b.Logf("%d hosts on %d devices: registered in %.1f s, all applied %.1f s after the first registration, "+
-			"fresh verify %.2f s (service's own took_ms %.0f), peak RSS %.0f MB\n"+
-			"| device | last op applied (from start) | logins while applying | logins incl. verify | verify read+compare |\n|---|---|---|---|---|\n%s",
-			fleetHosts, fleetDevices+1, registered.Seconds(), applied.Seconds(), verifyTook.Seconds(), r.TookMS,
-			float64(rss)/1024, strings.Join(lines, "\n"))
+			"fresh verify %.2f s (service's own took_ms %.0f), peak RSS %.0f MB",
+			fleetHosts, fleetDevices+1, registered.Seconds(), applied.Seconds(), verifyTook.Seconds(), r.TookMS, float64(rss)/1024)
+		// On standard output: a benchmark's log is cut to ten lines without -v.
+		fmt.Printf("| device | last op applied (from start) | logins while applying | logins incl. verify | verify read+compare |\n|---|---|---|---|---|\n%s\n",
+			strings.Join(lines, "\n"))
 
 		svc.stop()
 		db.Close(ctx)
