@@ -82,10 +82,12 @@ type ProbesConfig struct {
 	MaxAge  time.Duration `mapstructure:"max_age"`
 }
 
-// HopConfig is one device on a segment's return path.
+// HopConfig is one stage of a segment's return path: one device, or several in parallel.
 type HopConfig struct {
-	Device  string `mapstructure:"device"`
-	NextHop string `mapstructure:"next_hop"`
+	Device string `mapstructure:"device"`
+	// Devices are applied in parallel, in one stage (a redundant pair); exclusive with Device.
+	Devices []string `mapstructure:"devices"`
+	NextHop string   `mapstructure:"next_hop"`
 }
 
 // DeviceConfig is one entry of devices.
@@ -311,7 +313,7 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 			seg.Probes.MaxAge = s.Probes.MaxAge
 		}
 		for j, h := range s.RouteVia {
-			hop := fabric.Hop{Device: h.Device}
+			hop := fabric.Hop{Device: h.Device, Devices: h.Devices}
 			if h.NextHop == "host" {
 				hop.NextHop.Host = true
 			} else if a, err := netip.ParseAddr(h.NextHop); err == nil {

@@ -323,7 +323,7 @@ func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func exampleRoute(inv *fabric.Inventory, dev fabric.Device) (fabric.Route, bool) {
 	for _, seg := range inv.Segments {
 		for _, hop := range seg.RouteVia {
-			if hop.Device != dev.Name {
+			if !slices.Contains(hop.Members(), dev.Name) {
 				continue
 			}
 			pool, ok := inv.Pool(seg.Pool)

@@ -156,6 +156,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad pool prefix", "prefix: 10.210.0.0/16", "prefix: 10.210.0.0/33", "pools[0].prefix"},
 		{"unknown device", "device: fw1", "device: fw9", "segments[0].route_via[1].device"},
 		{"bad next hop", "next_hop: 10.10.20.1", "next_hop: 10.10.20.300", "segments[0].route_via[1].next_hop"},
+		{"a device twice in a parallel stage", "      - device: fw1\n", "      - devices: [fw1, sw1]\n", "segments[0].route_via[1].devices[1]"},
+		{"device and devices both", "      - device: fw1\n", "      - device: fw1\n        devices: [fw1]\n", "segments[0].route_via[1].devices"},
 		{"bad platform", "platform: frr", "platform: ios", "devices[0].platform"},
 		{"missing password env", "password_env: RETURNPATH_TEST_SW1_PASSWORD\n    known_hosts: /dev/null\n  - name: fw1", "password_env: RETURNPATH_NOPE\n    known_hosts: /dev/null\n  - name: fw1", "devices[0].password_env"},
 		{"bad host key policy", "address: 198.18.0.11\n", "address: 198.18.0.11\n    host_key: yolo\n", "devices[0].host_key"},

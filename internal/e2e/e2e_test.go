@@ -27,7 +27,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := labtest.Main(m, lab.Options{})
+	code := labtest.Main(m, lab.Options{SecondSwitch: true}) // sw2 for TestHAStage; the other tests leave it alone
 	pgtest.Cleanup()
 	if binPath != "" { // built by this process (the one that ran the tests, inside the lab)
 		os.RemoveAll(filepath.Dir(binPath))

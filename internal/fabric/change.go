@@ -128,7 +128,7 @@ type PreviewFunc func(device string, ops []RouteOp) ([]string, error)
 
 // PlanChange returns the ops a change of kind k needs for host h, in apply order (deletes
 // outside-in, adds inside-out), each with its native preview, staged by position on the
-// return path.
+// return path: the devices of one route_via entry share a stage.
 func (inv *Inventory) PlanChange(k ChangeKind, h Host, preview PreviewFunc) ([]ChangeOp, error) {
 	path, err := inv.ReturnPath(h)
 	if err != nil {
@@ -138,29 +138,30 @@ func (inv *Inventory) PlanChange(k ChangeKind, h Host, preview PreviewFunc) ([]C
 	if k == ChangeRemove {
 		action = ActionDelete
 	}
-	devices := make([]string, 0, len(path))
+	seg, _ := inv.Segment(h.Segment) // ReturnPath found it
 	ops := make([]DeviceOp, 0, len(path))
 	for _, dr := range path {
-		devices = append(devices, dr.Device)
 		ops = append(ops, DeviceOp{Device: dr.Device, Op: RouteOp{Action: action, Route: dr.Route}})
 	}
-	return StageOps(devices, ops, preview)
+	return StageOps(seg.Stages(), ops, preview)
 }
 
-// StageOps orders ops for the return path (see Order), gives each device its stage and renders
-// the previews.
-func StageOps(path []string, ops []DeviceOp, preview PreviewFunc) ([]ChangeOp, error) {
+// StageOps orders ops for the return path (see Order), gives each op its stage and renders
+// the previews. Ops on the devices of one path stage that follow each other share a stage, so
+// that those devices are applied in parallel; a device off the path is a stage of its own.
+func StageOps(path [][]string, ops []DeviceOp, preview PreviewFunc) ([]ChangeOp, error) {
 	ordered := Order(path, ops)
 	out := make([]ChangeOp, 0, len(ordered))
-	stage, last := -1, ""
+	stage, last, lastDev := -1, -1, ""
 	for i, o := range ordered {
 		if err := invalid(o.Op.Validate()); err != nil {
 			return nil, err
 		}
-		if o.Device != last {
+		pos := stageOf(path, o.Device)
+		if pos != last || (pos == len(path) && o.Device != lastDev) {
 			stage++
-			last = o.Device
 		}
+		last, lastDev = pos, o.Device
 		lines, err := preview(o.Device, []RouteOp{o.Op})
 		if err != nil {
 			return nil, fmt.Errorf("preview for %s: %w", o.Device, err)

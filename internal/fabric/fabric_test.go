@@ -264,7 +264,7 @@ func TestOrder(t *testing.T) {
 	del := func(dev string) fabric.DeviceOp {
 		return fabric.DeviceOp{Device: dev, Op: fabric.RouteOp{Action: fabric.ActionDelete, Route: r("10.210.2.0/24", "10.0.0.1")}}
 	}
-	path := []string{"sw1", "fw1"}
+	path := fabric.Sequential([]string{"sw1", "fw1"})
 	got := fabric.Order(path, []fabric.DeviceOp{add("fw1"), del("sw1"), add("sw1"), del("fw1")})
 	var seq []string
 	for _, o := range got {

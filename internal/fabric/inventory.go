@@ -116,10 +116,39 @@ func (n NextHop) Resolve(h netip.Addr) netip.Addr {
 	return n.Addr
 }
 
-// Hop is one device on a segment's return path.
+// Hop is one stage of a segment's return path: one device (Device), or several applied in
+// parallel (Devices: a redundant pair such as an MLAG leaf pair or a firewall cluster), each
+// sending the host's subnet to NextHop. Exactly one of Device and Devices is set.
 type Hop struct {
 	Device  string
+	Devices []string
 	NextHop NextHop
+}
+
+// Members returns the devices of the hop: Devices, or Device alone.
+func (h Hop) Members() []string {
+	if len(h.Devices) > 0 {
+		return h.Devices
+	}
+	return []string{h.Device}
+}
+
+// Stages returns the segment's return path as stages, inside-out: the devices of each hop.
+func (s Segment) Stages() [][]string {
+	out := make([][]string, 0, len(s.RouteVia))
+	for _, h := range s.RouteVia {
+		out = append(out, slices.Clone(h.Members()))
+	}
+	return out
+}
+
+// Sequential makes a path of one device per stage.
+func Sequential(devices []string) [][]string {
+	out := make([][]string, 0, len(devices))
+	for _, d := range devices {
+		out = append(out, []string{d})
+	}
+	return out
 }
 
 // Segment is a network where hosts live, with the pool their subnets come from and the
@@ -274,12 +303,25 @@ func (inv *Inventory) validateSegment(key string, i int, s Segment, pools map[st
 	seen := map[string]bool{}
 	for j, h := range s.RouteVia {
 		hk := fmt.Sprintf("%s.route_via[%d]", key, j)
-		if !devices[h.Device] {
-			errs = append(errs, FieldErrorf(EINVALID, hk+".device", "no device named %q", h.Device))
-		} else if seen[h.Device] {
-			errs = append(errs, FieldErrorf(EINVALID, hk+".device", "device %q appears twice on the path", h.Device))
+		keys := []string{hk + ".device"}
+		switch {
+		case h.Device != "" && len(h.Devices) > 0:
+			errs = append(errs, FieldErrorf(EINVALID, hk+".devices", "name one device (device) or several (devices), not both"))
+			continue
+		case len(h.Devices) > 0:
+			keys = keys[:0]
+			for k := range h.Devices {
+				keys = append(keys, fmt.Sprintf("%s.devices[%d]", hk, k))
+			}
 		}
-		seen[h.Device] = true
+		for k, dev := range h.Members() {
+			if !devices[dev] {
+				errs = append(errs, FieldErrorf(EINVALID, keys[k], "no device named %q", dev))
+			} else if seen[dev] {
+				errs = append(errs, FieldErrorf(EINVALID, keys[k], "device %q appears twice on the path", dev))
+			}
+			seen[dev] = true
+		}
 		switch {
 		case !h.NextHop.Host && !h.NextHop.Addr.IsValid():
 			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "want \"host\" or an IP address"))

@@ -19,7 +19,7 @@ type DeviceRoute struct {
 }
 
 // ReturnPath returns the routes a host's subnet needs, one per device on its segment's
-// route_via, inside-out (nearest the host first).
+// route_via, inside-out (nearest the host first; the devices of one hop in their listed order).
 func (inv *Inventory) ReturnPath(h Host) ([]DeviceRoute, error) {
 	seg, ok := inv.Segment(h.Segment)
 	if !ok {
@@ -27,15 +27,17 @@ func (inv *Inventory) ReturnPath(h Host) ([]DeviceRoute, error) {
 	}
 	out := make([]DeviceRoute, 0, len(seg.RouteVia))
 	for _, hop := range seg.RouteVia {
-		d, ok := inv.Device(hop.Device)
-		if !ok {
-			return nil, Errorf(ENOTFOUND, "segment %s routes via device %s, which is not configured", seg.Name, hop.Device)
+		for _, name := range hop.Members() {
+			d, ok := inv.Device(name)
+			if !ok {
+				return nil, Errorf(ENOTFOUND, "segment %s routes via device %s, which is not configured", seg.Name, name)
+			}
+			out = append(out, DeviceRoute{Device: d.Name, Route: Route{
+				VRF:     d.VRF,
+				Prefix:  h.Subnet,
+				NextHop: hop.NextHop.Resolve(h.Address),
+			}})
 		}
-		out = append(out, DeviceRoute{Device: d.Name, Route: Route{
-			VRF:     d.VRF,
-			Prefix:  h.Subnet,
-			NextHop: hop.NextHop.Resolve(h.Address),
-		}})
 	}
 	return out, nil
 }
@@ -69,17 +71,11 @@ func Plan(want, have []Route) []RouteOp {
 }
 
 // Order sorts a change's ops into the order they are applied so that no intermediate state
-// sends traffic into a loop or a black hole: deletes outside-in (the device farthest from the
-// hosts first), then adds inside-out (the device nearest the hosts first). path lists the
-// devices inside-out; devices not on it go last for adds and first for deletes. Within a
-// device the original order is kept.
-func Order(path []string, ops []DeviceOp) []DeviceOp {
-	pos := func(dev string) int {
-		if i := slices.Index(path, dev); i >= 0 {
-			return i
-		}
-		return len(path)
-	}
+// sends traffic into a loop or a black hole: deletes outside-in (the stage farthest from the
+// hosts first), then adds inside-out (the stage nearest the hosts first). path lists the
+// stages inside-out, each the devices applied in parallel; devices not on it go last for adds
+// and first for deletes. Within a stage the original order is kept.
+func Order(path [][]string, ops []DeviceOp) []DeviceOp {
 	out := slices.Clone(ops)
 	slices.SortStableFunc(out, func(a, b DeviceOp) int {
 		ad, bd := a.Op.Action == ActionDelete, b.Op.Action == ActionDelete
@@ -89,12 +85,22 @@ func Order(path []string, ops []DeviceOp) []DeviceOp {
 		case !ad && bd:
 			return 1
 		case ad:
-			return cmp.Compare(pos(b.Device), pos(a.Device))
+			return cmp.Compare(stageOf(path, b.Device), stageOf(path, a.Device))
 		default:
-			return cmp.Compare(pos(a.Device), pos(b.Device))
+			return cmp.Compare(stageOf(path, a.Device), stageOf(path, b.Device))
 		}
 	})
 	return out
+}
+
+// stageOf returns the index of the stage of path that holds dev, or len(path).
+func stageOf(path [][]string, dev string) int {
+	for i, st := range path {
+		if slices.Contains(st, dev) {
+			return i
+		}
+	}
+	return len(path)
 }
 
 // LoginBackoff is how long to wait before the next login to a device after failures

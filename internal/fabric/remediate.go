@@ -35,8 +35,10 @@ func (inv *Inventory) DeviceOrder() []string {
 	var out []string
 	for _, s := range inv.Segments {
 		for _, h := range s.RouteVia {
-			if !slices.Contains(out, h.Device) {
-				out = append(out, h.Device)
+			for _, d := range h.Members() {
+				if !slices.Contains(out, d) {
+					out = append(out, d)
+				}
 			}
 		}
 	}

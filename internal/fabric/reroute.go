@@ -10,10 +10,11 @@ import (
 // changed but whose hosts need nothing (none is live) has no ops.
 type Reroute struct {
 	Segment string
-	// Path lists every device of the old and the new path, inside-out, for ordering: the new
-	// path, with each device that left it placed right after the device it followed on the
-	// old path, so that deletes on it still go outside-in.
-	Path []string
+	// Path lists the stages of the old and the new path, inside-out, for ordering: the new
+	// path's stages, with each device that left it placed with a device of its old stage that
+	// stays, or else right after the stage of the device it followed on the old path, so that
+	// deletes on it still go outside-in (see mergePaths).
+	Path [][]string
 	// Ops are the route ops, host by host, in no particular order across devices; StageOps
 	// puts them in apply order.
 	Ops []DeviceOp
@@ -62,7 +63,7 @@ func PlanReroutes(from, to *Inventory, hosts []Host) (out []Reroute, warnings []
 		if slices.Equal(from.hops(prev), to.hops(s)) {
 			continue
 		}
-		r := Reroute{Segment: s.Name, Path: mergePaths(hopDevices(prev), hopDevices(s))}
+		r := Reroute{Segment: s.Name, Path: mergePaths(prev.Stages(), s.Stages())}
 		for _, h := range bySeg[s.Name] {
 			ops := rerouteHost(from, to, h, r.Path)
 			if len(ops) > 0 {
@@ -85,43 +86,57 @@ type resolvedHop struct {
 func (inv *Inventory) hops(s Segment) []resolvedHop {
 	out := make([]resolvedHop, 0, len(s.RouteVia))
 	for _, h := range s.RouteVia {
-		d, _ := inv.Device(h.Device)
-		out = append(out, resolvedHop{device: h.Device, vrf: d.VRF, nextHop: h.NextHop})
+		for _, dev := range h.Members() {
+			d, _ := inv.Device(dev)
+			out = append(out, resolvedHop{device: dev, vrf: d.VRF, nextHop: h.NextHop})
+		}
 	}
 	return out
 }
 
-func hopDevices(s Segment) []string {
-	out := make([]string, 0, len(s.RouteVia))
-	for _, h := range s.RouteVia {
-		out = append(out, h.Device)
+// mergePaths returns the new path's stages with the devices only on the old one inserted: in
+// the stage of a device that shared their old stage and stays, or else, those of one old stage
+// together, as a stage right after the stage holding the nearest device that preceded them on
+// the old path (first when none did).
+func mergePaths(old, cur [][]string) [][]string {
+	out := make([][]string, 0, len(cur)+len(old))
+	for _, st := range cur {
+		out = append(out, slices.Clone(st))
 	}
-	return out
-}
-
-// mergePaths returns the new path with every device only on the old one inserted right after
-// the nearest device that preceded it on the old path (first when none did).
-func mergePaths(old, cur []string) []string {
-	out := slices.Clone(cur)
-	for i, d := range old {
-		if slices.Contains(out, d) {
+	onOut := func(d string) bool { return stageOf(out, d) < len(out) }
+	for i, st := range old {
+		var gone []string
+		for _, d := range st {
+			if !onOut(d) {
+				gone = append(gone, d)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		if k := slices.IndexFunc(st, onOut); k >= 0 {
+			p := stageOf(out, st[k]) // a device that stays: the others leave from its stage
+			out[p] = append(out[p], gone...)
 			continue
 		}
 		at := 0
+	search:
 		for j := i - 1; j >= 0; j-- {
-			if k := slices.Index(out, old[j]); k >= 0 {
-				at = k + 1
-				break
+			for k := len(old[j]) - 1; k >= 0; k-- {
+				if p := stageOf(out, old[j][k]); p < len(out) {
+					at = p + 1
+					break search
+				}
 			}
 		}
-		out = slices.Insert(out, at, d)
+		out = slices.Insert(out, at, gone)
 	}
 	return out
 }
 
 // rerouteHost returns the ops that move host h's routes from its old path to its new one (see
 // PlanReroutes), device by device along path.
-func rerouteHost(from, to *Inventory, h Host, path []string) []DeviceOp {
+func rerouteHost(from, to *Inventory, h Host, path [][]string) []DeviceOp {
 	have, err := from.ReturnPath(h)
 	if err != nil {
 		return nil
@@ -131,7 +146,7 @@ func rerouteHost(from, to *Inventory, h Host, path []string) []DeviceOp {
 		return nil
 	}
 	var out []DeviceOp
-	for _, dev := range path {
+	for _, dev := range slices.Concat(path...) {
 		ops := Plan(routesOn(dev, want), routesOn(dev, have))
 		for _, op := range ops {
 			if h.State == HostRemoving && op.Action == ActionAdd {
@@ -183,7 +198,7 @@ func SupersededBy(reroutes []Reroute, open []Change) []int64 {
 	var touched []string
 	for _, r := range reroutes {
 		if len(r.Ops) > 0 {
-			touched = append(touched, r.Path...)
+			touched = append(touched, slices.Concat(r.Path...)...)
 		}
 	}
 	var out []int64

@@ -232,7 +232,7 @@ func TestPlanReroutes(t *testing.T) {
 func TestCheckReroutes(t *testing.T) {
 	t.Parallel()
 	to := labInventory()
-	reroutes := []fabric.Reroute{{Segment: "rack1", Path: []string{"sw1", "fw1"},
+	reroutes := []fabric.Reroute{{Segment: "rack1", Path: [][]string{{"sw1"}, {"fw1"}},
 		Ops: []fabric.DeviceOp{{Device: "fw1", Op: fabric.RouteOp{Action: fabric.ActionDelete}}}}}
 	tests := []struct {
 		name     string
@@ -272,7 +272,7 @@ func TestSupersededBy(t *testing.T) {
 		}
 		return out
 	}
-	withOps := fabric.Reroute{Segment: "rack1", Path: []string{"sw1", "fw1"}, Ops: []fabric.DeviceOp{{Device: "fw1"}}}
+	withOps := fabric.Reroute{Segment: "rack1", Path: [][]string{{"sw1"}, {"fw1"}}, Ops: []fabric.DeviceOp{{Device: "fw1"}}}
 	tests := []struct {
 		name     string
 		reroutes []fabric.Reroute
@@ -296,7 +296,7 @@ func TestSupersededBy(t *testing.T) {
 		},
 		{
 			name:     "a changed path that moves nothing supersedes nothing",
-			reroutes: []fabric.Reroute{{Segment: "rack1", Path: []string{"sw1", "fw1"}}},
+			reroutes: []fabric.Reroute{{Segment: "rack1", Path: [][]string{{"sw1"}, {"fw1"}}}},
 			open:     []fabric.Change{{ID: 7, Kind: fabric.ChangeRemediate, Status: fabric.ChangePending, Ops: on("fw1")}},
 		},
 	}

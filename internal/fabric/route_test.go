@@ -15,7 +15,7 @@ func TestRouteErrorsAreInvalid(t *testing.T) {
 	t.Parallel()
 	ok := fabric.Route{VRF: fabric.DefaultVRF, Prefix: netip.MustParsePrefix("10.210.1.0/24"), NextHop: netip.MustParseAddr("10.0.0.1")}
 	stage := func(op fabric.RouteOp) error {
-		_, err := fabric.StageOps([]string{"sw1"}, []fabric.DeviceOp{{Device: "sw1", Op: op}},
+		_, err := fabric.StageOps([][]string{{"sw1"}}, []fabric.DeviceOp{{Device: "sw1", Op: op}},
 			func(string, []fabric.RouteOp) ([]string, error) { return []string{"line"}, nil })
 		return err
 	}

@@ -34,7 +34,8 @@ type Settlement struct {
 }
 
 // Settle decides what a change's op statuses mean after a session: go on with the next stage,
-// start undoing (all or nothing per change) when an op failed, or end the change as applied,
+// start undoing (all or nothing per change) when an op failed, once every other device of the
+// failed stage has finished its session (applied, failed, or given up retrying), or end the change as applied,
 // rolled_back (every applied op undone, or nothing applied) or failed (the undo failed too, so
 // the devices hold part of the change: the reason says which). A change already final is left
 // alone.
@@ -54,6 +55,11 @@ func Settle(ch Change) Settlement {
 		return settleRollback(ch, forward, rollback)
 	}
 	failed, applied := byStatus(forward, OpFailed), byStatus(forward, OpApplied)
+	if len(failed) > 0 && inFlight(forward, failed) {
+		// Another device of the failed stage may be typing its ops right now: skipping them
+		// would lose what it applies. Its session records them, and settles the change again.
+		return Settlement{}
+	}
 	switch {
 	case len(failed) > 0 && len(applied) == 0:
 		return Settlement{SkipPending: true, Final: ChangeRolledBack, Reason: "nothing was applied: " + describeFailure(failed)}
@@ -80,6 +86,9 @@ func Settle(ch Change) Settlement {
 // settleRollback settles a change whose undo is under way.
 func settleRollback(ch Change, forward, rollback []ChangeOp) Settlement {
 	failed := byStatus(rollback, OpFailed)
+	if len(failed) > 0 && inFlight(rollback, failed) {
+		return Settlement{}
+	}
 	if len(failed) > 0 {
 		state := make([]string, 0, len(forward)+len(rollback))
 		for _, o := range forward {
@@ -107,16 +116,27 @@ func byStatus(ops []ChangeOp, s OpStatus) []ChangeOp {
 	return out
 }
 
-// undoOps returns the inverse of the applied ops, last applied first, staged by device in
-// that order.
+// inFlight reports whether an op of the stage of a failed op is still pending: its
+// device (applied in parallel with the failed one) may be in a session that sends it.
+func inFlight(forward, failed []ChangeOp) bool {
+	for _, o := range forward {
+		if o.Status == OpPending && slices.ContainsFunc(failed, func(f ChangeOp) bool { return f.Stage == o.Stage }) {
+			return true
+		}
+	}
+	return false
+}
+
+// undoOps returns the inverse of the applied ops, last applied first, staged in the reverse of
+// their stages: the devices of a parallel stage are undone in parallel too.
 func undoOps(applied []ChangeOp) []ChangeOp {
 	applied = slices.Clone(applied)
 	slices.SortFunc(applied, func(a, b ChangeOp) int { return b.Seq - a.Seq })
 	undo := make([]ChangeOp, 0, len(applied))
-	stage, last := -1, ""
+	stage, last := -1, -1
 	for i, o := range applied {
-		if o.Device != last {
-			stage, last = stage+1, o.Device
+		if o.Stage != last {
+			stage, last = stage+1, o.Stage
 		}
 		undo = append(undo, ChangeOp{Seq: i, Stage: stage, Device: o.Device, Op: o.Op.Inverse(), Preview: "undo: " + o.Preview,
 			Status: OpPending, Rollback: true})

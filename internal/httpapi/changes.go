@@ -34,6 +34,7 @@ type changeHostJSON struct {
 
 type changeOpJSON struct {
 	Device   string  `json:"device"`
+	Stage    int     `json:"stage"`
 	Action   string  `json:"action"`
 	Prefix   string  `json:"prefix"`
 	NextHop  string  `json:"next_hop"`
@@ -93,7 +94,7 @@ func toChangeJSON(c fabric.Change) changeJSON {
 		out.Host = &changeHostJSON{Name: c.Host.Name, Address: c.Host.Address.String(), Subnet: c.Host.Subnet.String()}
 	}
 	for _, o := range c.Ops {
-		out.Ops = append(out.Ops, changeOpJSON{Device: o.Device, Action: string(o.Op.Action), Prefix: o.Op.Route.Prefix.String(),
+		out.Ops = append(out.Ops, changeOpJSON{Device: o.Device, Stage: o.Stage, Action: string(o.Op.Action), Prefix: o.Op.Route.Prefix.String(),
 			NextHop: o.Op.Route.NextHop.String(), VRF: o.Op.Route.VRF, Preview: o.Preview, Status: string(o.Status),
 			Attempts: o.Attempts, Error: strOrNil(o.Error), Output: strOrNil(o.Output),
 			NextAttemptAt: timeOrNil(o.NextAttemptAt), GivesUpAt: timeOrNil(o.GivesUpAt)})

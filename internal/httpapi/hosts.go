@@ -263,9 +263,11 @@ func (s *Server) listPools(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// hopJSON is a route_via entry: device, or devices applied in parallel (as configured).
 type hopJSON struct {
-	Device  string `json:"device"`
-	NextHop string `json:"next_hop"`
+	Device  string   `json:"device,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	NextHop string   `json:"next_hop"`
 }
 
 type segmentJSON struct {
@@ -291,7 +293,7 @@ func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 			v.Probes.Targets = append(v.Probes.Targets, probeTarget(t))
 		}
 		for _, h := range sg.RouteVia {
-			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
+			v.RouteVia = append(v.RouteVia, hopJSON{Device: h.Device, Devices: h.Devices, NextHop: h.NextHop.String()})
 		}
 		out.Items = append(out.Items, v)
 	}

@@ -42,6 +42,11 @@ type Options struct {
 	Name string
 	// SecondHost adds host2 (10.10.30.0/24, the second segment) with container ctr2.
 	SecondHost bool
+	// SecondSwitch adds sw2, an FRR switch like sw1 (login rpfrr, password in sw2.password)
+	// on each host's link (10.10.10.2) and on the firewall's inside link (10.10.20.3): sw1's
+	// redundant twin, for a return path whose first stage is the pair. WriteConfig leaves it
+	// out; a test names it in its own configuration.
+	SecondSwitch bool
 	// Bip is an optional initial docker0 prefix for host1, as SetDockerBridge takes it. The
 	// zero value leaves docker0 and the container without addresses.
 	Bip netip.Prefix
@@ -49,7 +54,7 @@ type Options struct {
 
 // Device is a managed device of the lab, reachable over SSH from the mgmt namespace.
 type Device struct {
-	Name         string         // "sw1" or "fw1"
+	Name         string         // "sw1", "fw1" or "sw2"
 	Platform     string         // "frr" or "linux"
 	Namespace    string         // network namespace the device lives in
 	Mgmt         netip.AddrPort // sshd's address on the management bridge
@@ -78,7 +83,7 @@ type Lab struct {
 	Name       string            // namespace prefix
 	Mgmt       string            // name of the management namespace, where tests and the service run
 	Service    netip.Addr        // the mgmt bridge address (198.18.0.1) the service listens on
-	Devices    map[string]Device // "sw1", "fw1"
+	Devices    map[string]Device // "sw1", "fw1", and "sw2" with Options.SecondSwitch
 	Hosts      map[string]Host   // "host1", and "host2" with Options.SecondHost
 	Internet   netip.Addr        // the "internet" host behind the firewall (198.51.100.1)
 	KnownHosts string            // known_hosts holding every device's host key
@@ -106,10 +111,13 @@ const (
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
 
 // Roles of the lab's namespaces, in creation order.
-func roles(second bool) []string {
+func roles(second, sw2 bool) []string {
 	r := []string{"mgmt", "sw1", "fw1", "inet", "host1", "ctr1"}
 	if second {
 		r = append(r, "host2", "ctr2")
+	}
+	if sw2 {
+		r = append(r, "sw2")
 	}
 	return r
 }
@@ -219,7 +227,7 @@ func newLab(opts Options) (*Lab, error) {
 			Mgmt:      h.mgmt.Addr(),
 		}
 	}
-	for _, d := range devicePlans() {
+	for _, d := range devicePlans(opts.SecondSwitch) {
 		l.Devices[d.name] = Device{
 			Name:         d.name,
 			Platform:     d.platform,
@@ -273,7 +281,7 @@ func (l *Lab) build(ctx context.Context, opts Options) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); passwords, userErr = l.setupUsers(ctx) }()
 	go func() { defer wg.Done(); keyErr = l.setupKeys(ctx) }()
-	netErr := l.buildNetwork(ctx, opts.SecondHost)
+	netErr := l.buildNetwork(ctx, opts.SecondHost, opts.SecondSwitch)
 	wg.Wait()
 	if err := errors.Join(netErr, userErr, keyErr); err != nil {
 		return err
@@ -295,12 +303,19 @@ func (l *Lab) build(ctx context.Context, opts Options) error {
 }
 
 func (l *Lab) startDaemons(ctx context.Context) error {
-	errc := make(chan error, 3)
-	go func() { errc <- l.startFRR(ctx, l.Devices["sw1"]) }()
-	go func() { errc <- l.startSSHD(ctx, l.Devices["sw1"]) }()
-	go func() { errc <- l.startSSHD(ctx, l.Devices["fw1"]) }()
+	var starts []func() error
+	for _, d := range l.Devices {
+		if d.Platform == "frr" {
+			starts = append(starts, func() error { return l.startFRR(ctx, d) })
+		}
+		starts = append(starts, func() error { return l.startSSHD(ctx, d) })
+	}
+	errc := make(chan error, len(starts))
+	for _, start := range starts {
+		go func() { errc <- start() }()
+	}
 	var errs []error
-	for range 3 {
+	for range starts {
 		errs = append(errs, <-errc)
 	}
 	return errors.Join(errs...)

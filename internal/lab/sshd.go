@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -19,7 +21,7 @@ func (l *Lab) setupKeys(ctx context.Context) error {
 	if err := os.MkdirAll(authDir, 0o755); err != nil {
 		return fmt.Errorf("lab keys: %w", err)
 	}
-	devs := []string{"sw1", "fw1"}
+	devs := slices.Sorted(maps.Keys(l.Devices))
 	if err := forEach(devs, func(name string) error {
 		d := l.Devices[name]
 		if err := os.MkdirAll(filepath.Join(l.Dir, name), 0o755); err != nil {

@@ -13,11 +13,15 @@ type devicePlan struct {
 	mgmt                 netip.Prefix
 }
 
-func devicePlans() []devicePlan {
-	return []devicePlan{
+func devicePlans(sw2 bool) []devicePlan {
+	d := []devicePlan{
 		{name: "sw1", platform: "frr", user: userFRR, mgmt: netip.MustParsePrefix("198.18.0.11/24")},
 		{name: "fw1", platform: "linux", user: userLinux, mgmt: netip.MustParsePrefix("198.18.0.12/24")},
 	}
+	if sw2 {
+		d = append(d, devicePlan{name: "sw2", platform: "frr", user: userFRR, mgmt: netip.MustParsePrefix("198.18.0.13/24")})
+	}
+	return d
 }
 
 type hostPlan struct {
@@ -57,6 +61,7 @@ type veth struct {
 var (
 	fwInside  = netip.MustParsePrefix("10.10.20.2/24")
 	swToFw    = netip.MustParsePrefix("10.10.20.1/24")
+	sw2ToFw   = netip.MustParsePrefix("10.10.20.3/24")
 	fwOutside = netip.MustParsePrefix("203.0.113.1/24")
 	inetSide  = netip.MustParsePrefix("203.0.113.2/24")
 )
@@ -70,14 +75,14 @@ type topology struct {
 	forwarding map[string]bool     // role -> ipv4 forwarding
 }
 
-func newTopology(second bool) topology {
+func newTopology(second, sw2 bool) topology {
 	t := topology{
 		bridges:    map[string][]string{"mgmt": {"mgmt0"}},
 		addrs:      map[string][]string{"mgmt": {serviceAddr.String() + " dev mgmt0"}, "inet": {netip.PrefixFrom(internetAddr, 32).String() + " dev lo"}},
 		routes:     map[string][]string{},
 		forwarding: map[string]bool{"sw1": true, "fw1": true},
 	}
-	for _, d := range devicePlans() {
+	for _, d := range devicePlans(sw2) {
 		t.veths = append(t.veths, veth{ns: "mgmt", dev: d.name, master: "mgmt0", peerNS: d.name, peerDev: "mgmt", peerAddr: d.mgmt})
 	}
 	for _, h := range hostPlans(second) {
@@ -91,6 +96,21 @@ func newTopology(second bool) topology {
 		t.forwarding[h.name] = true
 		// The firewall knows the rack segments; the container subnets are what returnpath adds.
 		t.routes["fw1"] = append(t.routes["fw1"], h.uplink.Masked().String()+" via "+swToFw.Addr().String())
+		if sw2 {
+			// sw2 is sw1's redundant twin on the host's segment (the next address after
+			// sw1's). The host's second uplink needs no address of its own: it answers ARP
+			// for its uplink address on either link.
+			sw2Addr := h.gateway.Addr().Next()
+			t.veths = append(t.veths, veth{ns: "sw2", dev: h.name, addr: netip.PrefixFrom(sw2Addr, h.gateway.Bits()),
+				peerNS: h.name, peerDev: "uplink2"})
+			// Replies to sw2 itself go back on its link, not towards sw1.
+			t.routes[h.name] = append(t.routes[h.name], netip.PrefixFrom(sw2Addr, 32).String()+" dev uplink2")
+		}
+	}
+	if sw2 {
+		// sw2 on the firewall's inside segment, the same way; fw1's routes still go via sw1.
+		t.veths = append(t.veths, veth{ns: "sw2", dev: "fw1", addr: sw2ToFw, peerNS: "fw1", peerDev: "inside2"})
+		t.forwarding["sw2"] = true
 	}
 	t.veths = append(t.veths,
 		veth{ns: "sw1", dev: "fw1", addr: swToFw, peerNS: "fw1", peerDev: "inside", peerAddr: fwInside},
@@ -150,9 +170,9 @@ func (t topology) configuration(role string) []string {
 }
 
 // buildNetwork creates the namespaces, links, addresses, routes, sysctls and NAT.
-func (l *Lab) buildNetwork(ctx context.Context, second bool) error {
-	t := newTopology(second)
-	rs := roles(second)
+func (l *Lab) buildNetwork(ctx context.Context, second, sw2 bool) error {
+	t := newTopology(second, sw2)
+	rs := roles(second, sw2)
 	for _, r := range rs {
 		if err := l.addNamespace(ctx, l.Name+"-"+r); err != nil {
 			return err

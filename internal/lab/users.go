@@ -156,7 +156,8 @@ func (l *Lab) setupUsers(ctx context.Context) (map[string]string, error) {
 
 	groups := map[string][]string{userFRR: {"frrvty"}, userLinux: nil}
 	passwords := map[string]string{}
-	for _, d := range devicePlans() {
+	_, sw2 := l.Devices["sw2"]
+	for _, d := range devicePlans(sw2) {
 		pw, err := ensureUser(ctx, d.user, groups[d.user])
 		if err != nil {
 			return nil, err

@@ -102,6 +102,9 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return formatError(err)
 		}
+		// Sessions of the devices of one stage record at the same time: locking their changes
+		// in one order keeps two of them from waiting on each other.
+		slices.Sort(changed)
 		var next []string
 		for _, id := range changed {
 			devs, end, err := c.settleTx(ctx, tx, id, now)

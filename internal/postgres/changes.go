@@ -555,7 +555,7 @@ func (c *Changes) Remediate(ctx context.Context, actor fabric.Actor, ops []fabri
 	if len(ops) == 0 {
 		return fabric.Change{}, fabric.Errorf(fabric.ECONFLICT, "nothing to remediate: every device read holds its intent")
 	}
-	staged, err := fabric.StageOps(c.inv.Load().DeviceOrder(), ops, c.preview)
+	staged, err := fabric.StageOps(fabric.Sequential(c.inv.Load().DeviceOrder()), ops, c.preview)
 	if err != nil {
 		return fabric.Change{}, err
 	}

@@ -12,8 +12,9 @@ import (
 )
 
 type hopJSON struct {
-	Device  string `json:"device"`
-	NextHop string `json:"next_hop"`
+	Device  string   `json:"device,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	NextHop string   `json:"next_hop"`
 }
 
 // SyncInventory makes the database's copy of the inventory match inv, in one transaction.
@@ -45,7 +46,7 @@ func syncInventoryTx(ctx context.Context, tx pgx.Tx, inv *fabric.Inventory) erro
 	for _, s := range inv.Segments {
 		hops := make([]hopJSON, 0, len(s.RouteVia))
 		for _, h := range s.RouteVia {
-			hops = append(hops, hopJSON{Device: h.Device, NextHop: h.NextHop.String()})
+			hops = append(hops, hopJSON{Device: h.Device, Devices: h.Devices, NextHop: h.NextHop.String()})
 		}
 		b, _ := json.Marshal(hops)
 		if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via) VALUES ($1, $2, $3, $4)`,
@@ -94,7 +95,7 @@ func loadInventoryTx(ctx context.Context, tx pgx.Tx) (*fabric.Inventory, error) 
 		seg := s
 		seg.RouteVia = nil
 		for _, h := range hops {
-			hop := fabric.Hop{Device: h.Device}
+			hop := fabric.Hop{Device: h.Device, Devices: h.Devices}
 			if h.NextHop == "host" {
 				hop.NextHop.Host = true
 			} else if hop.NextHop.Addr, err = netip.ParseAddr(h.NextHop); err != nil {
