@@ -707,6 +707,53 @@ func TestWriteConfig(t *testing.T) {
 	}
 }
 
+// TestWriteConfigDualStack: with Options.IPv6 the config names the IPv6 pool, each segment's
+// IPv6 hosts and pool, and fw1's next hop per family; without it, none of that (see
+// TestWriteConfig's lab).
+func TestWriteConfigDualStack(t *testing.T) {
+	t.Parallel()
+	l := up(t, Options{SecondHost: true, IPv6: true})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "returnpath.yaml")
+	if err := l.WriteConfig(path, "", "postgres:///returnpath?host=/tmp/pg"); err != nil {
+		t.Fatal(err)
+	}
+	got := string(must(os.ReadFile(path)))
+	for _, want := range []string{
+		"- {name: docker, prefix: 10.210.0.0/16, subnet_length: 24}",
+		"- {name: docker6, prefix: fd00:210::/48, subnet_length: 64}",
+		"hosts: 10.10.10.0/24\n    hosts6: fd00:10:10:10::/64\n    pool: docker\n    pool6: docker6",
+		"hosts: 10.10.30.0/24\n    hosts6: fd00:10:10:30::/64\n",
+		"- {device: fw1, next_hop: {ipv4: 10.10.20.1, ipv6: fd00:10:10:20::1}}",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dual-stack config lacks %q:\n%s", want, got)
+		}
+	}
+	// The lab's state carries the choice: a loaded lab writes the same file.
+	loaded, err := Load(l.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(dir, "again.yaml")
+	if err := loaded.WriteConfig(again, "", "postgres:///returnpath?host=/tmp/pg"); err != nil {
+		t.Fatal(err)
+	}
+	if b := string(must(os.ReadFile(again))); b != got {
+		t.Errorf("config of the loaded lab differs:\n%s", cmp.Diff(b, got))
+	}
+	// Without the option, nothing IPv6 is written: the config parser of main knows none of it.
+	l.DualStack = false
+	if err := l.WriteConfig(path, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, no := range []string{"pool6", "hosts6", "ipv6", "fd00"} {
+		if b := string(must(os.ReadFile(path))); strings.Contains(b, no) {
+			t.Errorf("IPv4-only config holds %q:\n%s", no, b)
+		}
+	}
+}
+
 // BenchmarkUpDown builds and tears down the full lab (both hosts); it reports Up and Down
 // separately.
 func BenchmarkUpDown(b *testing.B) {
