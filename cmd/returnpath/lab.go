@@ -20,7 +20,7 @@ func newLabCmd() *cobra.Command {
 		Short: "The network-namespace lab: an FRR switch, a Linux firewall and Docker hosts (root only)",
 	}
 	var dir, databaseURL string
-	var second bool
+	var second, ipv6 bool
 	cmd.PersistentFlags().StringVar(&dir, "dir", lab.DefaultDir, "lab state directory")
 	up := &cobra.Command{
 		Use:   "up",
@@ -30,7 +30,7 @@ func newLabCmd() *cobra.Command {
 			if err := lab.Check(); err != nil {
 				return err
 			}
-			l, err := lab.Up(cmd.Context(), lab.Options{Dir: dir, SecondHost: second})
+			l, err := lab.Up(cmd.Context(), lab.Options{Dir: dir, SecondHost: second, IPv6: ipv6})
 			if err != nil {
 				return err
 			}
@@ -57,6 +57,7 @@ func newLabCmd() *cobra.Command {
 		},
 	}
 	up.Flags().BoolVar(&second, "second-host", true, "add the second segment (a second docker host on another switch port)")
+	up.Flags().BoolVar(&ipv6, "ipv6", false, "write a dual-stack returnpath.yaml (pool6, hosts6, next hops per family); the lab's links have IPv6 either way")
 	up.Flags().StringVar(&databaseURL, "database-url", "", "database for the lab's returnpath.yaml (default: a throwaway PostgreSQL in the lab directory)")
 	down := &cobra.Command{
 		Use:   "down",
@@ -115,6 +116,7 @@ func newLabCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "LAB_NAME=%s\nLAB_MGMT=%s\nLAB_SERVICE=%s\nLAB_INTERNET=%s\nLAB_CONFIG=%s\n", l.Name, l.Mgmt, l.Service, l.Internet, filepath.Join(dir, "returnpath.yaml"))
+			fmt.Fprintf(out, "LAB_INTERNET6=%s\n", l.Internet6)
 			for _, name := range []string{"sw1", "fw1"} {
 				if d, ok := l.Devices[name]; ok {
 					fmt.Fprintf(out, "LAB_%s=%s\n", strings.ToUpper(name), d.Namespace)
@@ -124,6 +126,7 @@ func newLabCmd() *cobra.Command {
 				if h, ok := l.Hosts[name]; ok {
 					fmt.Fprintf(out, "LAB_%s=%s\nLAB_%s_CTR=%s\nLAB_%s_UPLINK=%s\n", strings.ToUpper(name), h.Namespace,
 						strings.ToUpper(name), h.Container, strings.ToUpper(name), h.Uplink)
+					fmt.Fprintf(out, "LAB_%s_UPLINK6=%s\n", strings.ToUpper(name), h.Uplink6)
 				}
 			}
 			return nil
@@ -132,7 +135,7 @@ func newLabCmd() *cobra.Command {
 	var host, daemonJSON string
 	dockerd := &cobra.Command{
 		Use:   "dockerd --host host1 --daemon-json FILE",
-		Short: "Do what dockerd does at start with daemon.json's bip: address the lab host's docker0 and its container",
+		Short: "Do what dockerd does at start with daemon.json's bip (and fixed-cidr-v6): address the lab host's docker0 and its container",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := lab.Load(dir)
@@ -144,8 +147,10 @@ func newLabCmd() *cobra.Command {
 				return err
 			}
 			var dj struct {
-				Bip    string `json:"bip"`
-				IPMasq *bool  `json:"ip-masq"`
+				Bip         string `json:"bip"`
+				IPMasq      *bool  `json:"ip-masq"`
+				IPv6        bool   `json:"ipv6"`
+				FixedCIDRv6 string `json:"fixed-cidr-v6"`
 			}
 			if err := json.Unmarshal(b, &dj); err != nil {
 				return fmt.Errorf("%s: %w", daemonJSON, err)
@@ -162,6 +167,20 @@ func newLabCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: docker0 %s, container %s\n", host, bip, ctr)
+			if !dj.IPv6 || dj.FixedCIDRv6 == "" {
+				return nil
+			}
+			// dockerd gives the bridge the first address of fixed-cidr-v6.
+			p, err := netip.ParsePrefix(dj.FixedCIDRv6)
+			if err != nil || p != p.Masked() {
+				return fmt.Errorf("%s: fixed-cidr-v6 %q: want an IPv6 prefix without host bits", daemonJSON, dj.FixedCIDRv6)
+			}
+			gw := netip.PrefixFrom(p.Addr().Next(), p.Bits())
+			ctr6, err := l.SetDockerBridge6(cmd.Context(), host, gw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", daemonJSON, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: docker0 %s, container %s\n", host, gw, ctr6)
 			return nil
 		},
 	}

@@ -101,6 +101,7 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "value parse error"
 		},
+		SkipReasons: map[string]string{"IPv6": v6Pending},
 	}
 	withLoginFailures(t, &h, dev, other)
 	return h

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 var (
 	labPool      = netip.MustParsePrefix("10.210.0.0/16")
 	labUnmanaged = netip.MustParsePrefix("10.200.0.0/24")
+	// The lab's IPv6 docker pool and a prefix outside it (docs/lab.md).
+	labPool6      = netip.MustParsePrefix("fd00:210::/48")
+	labUnmanaged6 = netip.MustParsePrefix("fd00:200::/64")
 )
 
 // frrConfig returns the config of the lab's FRR switch, with password authentication.
@@ -37,7 +40,7 @@ func frrConfig(l *lab.Lab) drivers.Config {
 		Platform: route.PlatformFRR,
 		Address:  d.Mgmt,
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
+		Managed:  []netip.Prefix{labPool, labPool6},
 		Username: d.Username,
 		Password: drivers.Secret(d.Password),
 		SSH:      drivers.SSHConfig{KnownHosts: d.KnownHosts, HostKey: drivers.HostKeyStrict},
@@ -52,7 +55,7 @@ func linuxConfig(l *lab.Lab) drivers.Config {
 		Platform: route.PlatformLinux,
 		Address:  d.Mgmt,
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
+		Managed:  []netip.Prefix{labPool, labPool6},
 		Username: d.Username,
 		Password: drivers.Secret(d.Password),
 		SSH:      drivers.SSHConfig{KnownHosts: d.KnownHosts, HostKey: drivers.HostKeyStrict},
@@ -104,13 +107,15 @@ func frrHarness(t *testing.T, l *lab.Lab) drivertest.Harness {
 		Open:            FRRFactory().Open,
 		Preview:         FRRFactory().Preview,
 		NextHops:        []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
+		NextHops6:       []netip.Addr{netip.MustParseAddr("fd00:10:10:10::101"), netip.MustParseAddr("fd00:10:10:10::102")},
 		VRF:             "blue",
 		VRFNotInstalled: true, // no vrf kernel module here: FRR keeps the VRF's routes as config
 		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "FRR keys static next hops by address, not by an index",
 			"Rejected": "FRR 8.4 accepts every well-formed static route, so no valid op is refused; " +
 				"TestFRRRejectedLine covers refusal attribution with a substituted line"},
-		Unmanaged: labUnmanaged,
-		List:      list,
+		Unmanaged:  labUnmanaged,
+		Unmanaged6: labUnmanaged6,
+		List:       list,
 		Plant: func(ctx context.Context, r route.Route) error {
 			_, err := l.Vtysh(ctx, "sw1", frrRouteLine(r))
 			return err
@@ -147,16 +152,26 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 		Open:           LinuxFactory().Open,
 		Preview:        LinuxFactory().Preview,
 		NextHops:       []netip.Addr{netip.MustParseAddr("10.10.20.1"), netip.MustParseAddr("10.10.20.3")},
+		NextHops6:      []netip.Addr{netip.MustParseAddr("fd00:10:10:20::1"), netip.MustParseAddr("fd00:10:10:20::3")},
 		Unmanaged:      labUnmanaged,
+		Unmanaged6:     labUnmanaged6,
 		MarksOwnership: true,
 		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the kernel keys a route's next hops by no index",
 			"VRF": "this machine has no vrf kernel module, so the firewall has no VRF"},
 		List: func(ctx context.Context) ([]route.Route, error) {
-			out, err := l.Exec(ctx, "fw1", "ip", "-json", "route", "show")
-			if err != nil {
-				return nil, err
+			var all []route.Route
+			for _, family := range []string{"-4", "-6"} {
+				out, err := l.Exec(ctx, "fw1", "ip", "-json", family, "route", "show")
+				if err != nil {
+					return nil, err
+				}
+				rs, err := parseLinuxRoutes(out, nil)
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, rs...)
 			}
-			return parseLinuxRoutes(out, nil)
+			return all, nil
 		},
 		// A foreign route: the same kind of route, but with the "static" protocol.
 		Plant: func(ctx context.Context, r route.Route) error {
@@ -177,8 +192,12 @@ func linuxHarness(t *testing.T, l *lab.Lab, cfg drivers.Config) drivertest.Harne
 			_, err := l.Exec(ctx, "fw1", "ip", "route", "del", r.Prefix.String(), "via", r.NextHop.String())
 			return err
 		},
-		// The kernel refuses a gateway that is not on a connected network.
+		// The kernel refuses a gateway that is not on a connected network (IPv6 says so in
+		// other words).
 		Reject: func(p netip.Prefix) (route.Route, string) {
+			if p.Addr().Is6() {
+				return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("fd00:99::1")}, "No route to host"
+			}
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.99.0.1")}, "Nexthop has invalid gateway"
 		},
 	}

@@ -129,7 +129,7 @@ func TestParseFRRStaticConfig(t *testing.T) {
 
 func TestParseFRRInstalled(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"frr_route_default", "frr_route_vrf_all", "frr_route_nested"} {
+	for _, name := range []string{"frr_route_default", "frr_route_vrf_all", "frr_route_nested", "frr_route_ipv6"} {
 		got, err := parseFRRInstalled(readTestdata(t, name+".json"))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -199,6 +199,13 @@ func TestParseLinuxRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "linux_routes_vrf.golden", routesText(got))
+	// ip -json -6 route show table all proto 202 on the lab's fw1 (iproute2 6.1): a plain
+	// route, a multipath one and a host route, which ip prints without its /128.
+	got, err = parseLinuxRoutes(readTestdata(t, "linux_routes_ipv6.json"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "linux_routes_ipv6.golden", routesText(got))
 }
 
 func TestLinuxBatchErrors(t *testing.T) {
@@ -274,6 +281,7 @@ func FuzzRender(f *testing.F) {
 func FuzzParseFRRStaticConfig(f *testing.F) {
 	f.Add("ip route 10.210.0.0/24 10.0.0.1\nvrf blue\n ip route 10.210.1.0/24 10.0.0.2\nexit-vrf\n")
 	f.Add("ipv6 route 2001:db8::/64 fe80::1 vrf x\n")
+	f.Add("ipv6 route fd00:210::/64 fd00:10:10:10::101\nipv6 route fd00:210:0:1::/64 fd00:10:10:10::102\nip route fd00:210:0:2::/64 fd00::1\nipv6 route 10.0.0.0/8 10.0.0.1\n")
 	f.Add("vrf a\x00b\n ip route 1.2.3.0/24 1.1.1.1\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		for _, r := range parseFRRStaticConfig(text) {
@@ -291,6 +299,10 @@ func FuzzParseDeviceJSON(f *testing.F) {
 	f.Add([]byte(`[{"dst":"default","nexthops":[{"gateway":"fe80::1"}]}]`))
 	f.Add([]byte(`{"10.210.0.0/24":[{"prefix":"10.210.0.0/24","protocol":"static","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}`))
 	f.Add([]byte(`{"blue":{"10.210.0.0/24":[{"prefix":"10.210.0.0/24","protocol":"static","vrfName":"blue","installed":true,"nexthops":[{"ip":"10.0.0.1","fib":true}]}]}}`))
+	// IPv6, as FRR 8.4 and iproute2 6.1 print it (testdata/frr_route_ipv6.json, linux_routes_ipv6.json).
+	f.Add([]byte(`{"fd00:210:0:1::/64":[{"prefix":"fd00:210:0:1::/64","protocol":"static","vrfName":"default","installed":true,"nexthops":[{"fib":true,"ip":"fd00:10:10:10::101","afi":"ipv6"},{"fib":true,"ip":"fd00:10:10:10::102","afi":"ipv6"}]}]}`))
+	f.Add([]byte(`[{"dst":"fd00:210:0:1::/64","metric":1024,"nexthops":[{"gateway":"fd00:10:10:20::1","dev":"inside"},{"gateway":"fd00:10:10:20::3","dev":"inside"}]},{"dst":"fd00:210:0:2::1","gateway":"fd00:10:10:20::1"},{"dst":"fd00:210::/64","gateway":"10.0.0.1"}]`))
+	f.Add([]byte(`[{"dst":"default","gateway":"fe80::1%eth0"},{"dst":"fd00::/8","gateway":"::ffff:10.0.0.1"},{"dst":"fd00:210::1/64","gateway":"fd00::1"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, _ := parseLinuxRoutes(data, map[string]string{"10": "blue"})
 		more, _ := parseFRRInstalled(data)
