@@ -82,7 +82,7 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 		},
 		// The emulation refuses a multicast gateway with ASA's invalid-input error.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid input detected"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Invalid input detected"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

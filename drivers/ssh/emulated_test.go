@@ -122,3 +122,13 @@ func wantEveryOpRejected(t *testing.T, err error, batch []route.RouteOp, text st
 	}
 	return de
 }
+
+// multicastNextHop returns a multicast next hop of p's family, which every emulated platform
+// refuses as its vendor documents (a next hop must be a unicast address): 239.1.1.1 for an
+// IPv4 prefix, ff0e::1 for an IPv6 one.
+func multicastNextHop(p netip.Prefix) netip.Addr {
+	if p.Addr().Is4() {
+		return netip.MustParseAddr("239.1.1.1")
+	}
+	return netip.MustParseAddr("ff0e::1")
+}

@@ -78,7 +78,7 @@ func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
 		},
 		// EOS's parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "% Invalid input"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "% Invalid input"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

@@ -99,7 +99,7 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		},
 		// The emulation refuses a multicast gateway at "set gateway".
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "value parse error"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "value parse error"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

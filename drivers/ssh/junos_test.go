@@ -91,7 +91,7 @@ func junosHarness(t *testing.T, opts junos.Options, confirm time.Duration) drive
 		},
 		// The emulated commit check refuses a multicast next hop; the whole batch fails.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "configuration check-out failed"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "configuration check-out failed"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

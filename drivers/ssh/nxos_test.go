@@ -94,7 +94,7 @@ func ciscoHarness(t *testing.T, dev ciscoDevice, other *ciscocli.Device, cfg dri
 		},
 		// The parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, rejectText
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, rejectText
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

@@ -96,7 +96,7 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		},
 		// The emulation's parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid syntax."
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Invalid syntax."
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

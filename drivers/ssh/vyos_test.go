@@ -81,7 +81,7 @@ func vyosHarness(t *testing.T, opts vyos.Options, save bool) drivertest.Harness 
 		},
 		// The emulated commit refuses a multicast next hop; the whole session is discarded.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Commit failed"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Commit failed"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)
