@@ -39,7 +39,7 @@ func knownHostsFile(t testing.TB, addr netip.AddrPort, key gossh.PublicKey) stri
 }
 
 // emulatedConfig returns a driver config that reaches dev as user with password, checking its
-// host key strictly, managing the lab pool in the default VRF.
+// host key strictly, managing the lab pool and the IPv6 pool v6Pool in the default VRF.
 func emulatedConfig(t testing.TB, dev emulated, name string, platform route.Platform, user, password string) drivers.Config {
 	t.Helper()
 	return drivers.Config{
@@ -47,7 +47,7 @@ func emulatedConfig(t testing.TB, dev emulated, name string, platform route.Plat
 		Platform: platform,
 		Address:  dev.Addr(),
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
+		Managed:  []netip.Prefix{labPool, v6Pool},
 		Username: user,
 		Password: drivers.Secret(password),
 		SSH:      drivers.SSHConfig{KnownHosts: knownHostsFile(t, dev.Addr(), dev.HostKey()), HostKey: drivers.HostKeyStrict},

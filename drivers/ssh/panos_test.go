@@ -51,7 +51,7 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 	// Out-of-band routes are named the way people name them; the ones the driver must count as
 	// its own start with "rp-".
 	foreignName := func(r route.Route) string {
-		return "ops-" + strings.NewReplacer(".", "_", ":", "_", "/", "-").Replace(r.Prefix.String()) + "-" + strings.ReplaceAll(r.NextHop.String(), ".", "_")
+		return "ops-" + strings.NewReplacer(".", "_", ":", "_", "/", "-").Replace(r.Prefix.String()) + "-" + strings.NewReplacer(".", "_", ":", "_").Replace(r.NextHop.String())
 	}
 	h := drivertest.Harness{
 		Config:         cfg,
@@ -82,7 +82,7 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		// route by hand would leave them.
 		PlantNextHops: func(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
 			for i, nh := range nhs {
-				dev.Set(panos.Route{VR: "default", Name: fmt.Sprintf("rp-copy-%d-%s", i, strings.ReplaceAll(p.Addr().String(), ".", "_")), Prefix: p, NextHop: nh})
+				dev.Set(panos.Route{VR: "default", Name: fmt.Sprintf("rp-copy-%d-%s", i, strings.NewReplacer(".", "_", ":", "_").Replace(p.Addr().String())), Prefix: p, NextHop: nh})
 			}
 			return nil
 		},
