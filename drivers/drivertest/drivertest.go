@@ -28,7 +28,8 @@ import (
 // Harness connects the suite to one device reached by one transport.
 type Harness struct {
 	// Config is the device's base configuration with working credentials. Managed[0] must be
-	// an IPv4 pool of /20 or larger: the suite carves its test prefixes from it.
+	// an IPv4 pool of /20 or larger: the suite carves its test prefixes from it. Managed must
+	// also hold an IPv6 pool of /52 or larger: the IPv6 cases carve /64s from the first one.
 	Config drivers.Config
 	// Open opens a session; usually the transport's Factory().Open.
 	Open func(ctx context.Context, cfg drivers.Config) (drivers.Driver, error)
@@ -37,6 +38,9 @@ type Harness struct {
 
 	// NextHops are at least two next hops the device accepts in every VRF the suite uses.
 	NextHops []netip.Addr
+	// NextHops6 are at least two IPv6 next hops the device accepts in every VRF the suite
+	// uses: the IPv6 cases use them where the IPv4 cases use NextHops.
+	NextHops6 []netip.Addr
 	// VRF names a non-default VRF that exists on the device; "" skips the VRF case.
 	VRF string
 	// VRFNotInstalled says that routes in VRF exist only in the configuration (the VRF has
@@ -45,6 +49,8 @@ type Harness struct {
 	// Unmanaged is a prefix outside every managed pool where the suite may plant a foreign
 	// route out of band.
 	Unmanaged netip.Prefix
+	// Unmanaged6 is an IPv6 prefix outside every managed pool, used as Unmanaged is.
+	Unmanaged6 netip.Prefix
 	// MarksOwnership is true when the platform marks the routes the driver created (Linux
 	// route protocol), so that a foreign route inside a pool is invisible to Routes. When it
 	// is false (FRR), every static route inside the pools counts as returnpath's.
@@ -69,7 +75,8 @@ type Harness struct {
 	ForeignIndexes bool
 
 	// Reject returns a route on prefix p that the device refuses, and a substring of the
-	// text the device answers with. nil skips the rejection case.
+	// text the device answers with. p is IPv4 in the IPv4 cases and IPv6 in the IPv6 cases;
+	// the route must be of p's family. nil skips the rejection case.
 	Reject func(p netip.Prefix) (route.Route, string)
 	// Atomic is true when the device applies a batch whole or not at all (gNMI). The
 	// Rejected case then expects every op of the batch listed, in order, each with the
@@ -84,7 +91,10 @@ type Harness struct {
 	Unreachable    func(cfg drivers.Config) drivers.Config // KindUnreachable
 
 	// SkipReasons explains, by case name ("Rejected", "VRF", "WrongPassword", ...), why a
-	// capability above was left nil; the skipped case reports it.
+	// capability above was left nil; the skipped case reports it. An IPv6 case looks up
+	// "IPv6/"+name first, then name. "IPv6" skips every IPv6 case: without it, a harness
+	// that gives no IPv6 pool, NextHops6 or Unmanaged6 fails them, since every driver must
+	// support IPv6.
 	SkipReasons map[string]string
 
 	// BatchSize is the size of the large-batch case; 0 means 1,000.
@@ -95,22 +105,63 @@ type Harness struct {
 
 // suite carries the harness and hands out fresh prefixes so that cases never collide.
 type suite struct {
-	h     Harness
-	pool  netip.Prefix
-	bits  int
-	next  uint32
-	limit uint32
+	h   Harness
+	fam *family
+}
+
+// family is what the cases of one address family use: the pool they carve prefixes from,
+// the next hops and the prefix outside the pools.
+type family struct {
+	name      string // "IPv4" or "IPv6"
+	pool      netip.Prefix
+	bits      int
+	next      uint32
+	limit     uint32
+	nextHops  []netip.Addr
+	unmanaged netip.Prefix
+}
+
+type suiteCase struct {
+	name string
+	fn   func(t *testing.T, ctx context.Context)
 }
 
 // Run runs the conformance suite against the device behind h. Cases run one after another
-// because they share the device; each removes what it added.
+// because they share the device; each removes what it added. The route cases run first
+// with IPv4 routes, then again with IPv6 routes under the subtest "IPv6", which adds a case
+// mixing both families in one batch.
 func Run(t *testing.T, h Harness) {
 	s := newSuite(t, h)
 	s.reset(t)
-	cases := []struct {
-		name string
-		fn   func(t *testing.T, ctx context.Context)
-	}{
+	cases := slices.Concat(s.routeCases(), []suiteCase{
+		{"Unreachable", s.testOpenFails("Unreachable", h.Unreachable, drivers.KindUnreachable)},
+		{"WrongPassword", s.testOpenFails("WrongPassword", h.WrongPassword, drivers.KindAuth)},
+		{"UnknownHostKey", s.testOpenFails("UnknownHostKey", h.UnknownHostKey, drivers.KindHostKey)},
+		{"KeyMismatch", s.testOpenFails("KeyMismatch", h.KeyMismatch, drivers.KindHostKey)},
+	})
+	s.run(t, cases)
+	v4 := s.fam
+	t.Run("IPv6", func(t *testing.T) {
+		v6 := &suite{h: s.h, fam: newFamily6(t, s.h)}
+		v6.run(t, slices.Concat(v6.routeCases(), []suiteCase{
+			{"MixedFamilies", func(t *testing.T, ctx context.Context) { v6.testMixed(t, ctx, v4) }},
+		}))
+	})
+}
+
+func (s *suite) run(t *testing.T, cases []suiteCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
+			defer cancel()
+			c.fn(t, ctx)
+		})
+	}
+}
+
+// routeCases are the cases that read and change routes: they run once per address family.
+func (s *suite) routeCases() []suiteCase {
+	return []suiteCase{
 		{"OpenClose", s.testOpenClose},
 		{"AddAndRead", s.testAddAndRead},
 		{"ReapplyIsNoop", s.testReapply},
@@ -126,17 +177,6 @@ func Run(t *testing.T, h Harness) {
 		{"VRF", s.testVRF},
 		{"Batch", s.testBatch},
 		{"Preview", s.testPreview},
-		{"Unreachable", s.testOpenFails("Unreachable", h.Unreachable, drivers.KindUnreachable)},
-		{"WrongPassword", s.testOpenFails("WrongPassword", h.WrongPassword, drivers.KindAuth)},
-		{"UnknownHostKey", s.testOpenFails("UnknownHostKey", h.UnknownHostKey, drivers.KindHostKey)},
-		{"KeyMismatch", s.testOpenFails("KeyMismatch", h.KeyMismatch, drivers.KindHostKey)},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), s.h.Timeout)
-			defer cancel()
-			c.fn(t, ctx)
-		})
 	}
 }
 
@@ -149,12 +189,17 @@ func newSuite(t *testing.T, h Harness) *suite {
 		t.Fatal("drivertest: Harness.Config.Managed is empty")
 	case len(h.NextHops) < 2:
 		t.Fatal("drivertest: Harness needs two NextHops")
-	case !h.Unmanaged.IsValid() || route.Managed(h.Unmanaged, h.Config.Managed):
-		t.Fatalf("drivertest: Harness.Unmanaged %s must be a prefix outside the pools", h.Unmanaged)
+	case !h.Unmanaged.IsValid() || !h.Unmanaged.Addr().Is4() || route.Managed(h.Unmanaged, h.Config.Managed):
+		t.Fatalf("drivertest: Harness.Unmanaged %s must be an IPv4 prefix outside the pools", h.Unmanaged)
 	}
 	pool := h.Config.Managed[0]
 	if !pool.Addr().Is4() || pool.Bits() > 20 {
 		t.Fatalf("drivertest: Managed[0] %s must be an IPv4 pool of /20 or larger", pool)
+	}
+	for _, nh := range h.NextHops {
+		if !nh.Is4() {
+			t.Fatalf("drivertest: Harness.NextHops holds %s: want IPv4 next hops (IPv6 ones go in NextHops6)", nh)
+		}
 	}
 	if h.BatchSize == 0 {
 		h.BatchSize = 1000
@@ -163,37 +208,93 @@ func newSuite(t *testing.T, h Harness) *suite {
 		h.Timeout = 2 * time.Minute
 	}
 	bits := min(pool.Bits()+12, 32)
-	return &suite{h: h, pool: pool, bits: bits, limit: 1 << (bits - pool.Bits())}
+	return &suite{h: h, fam: &family{name: "IPv4", pool: pool, bits: bits, limit: 1 << (bits - pool.Bits()),
+		nextHops: h.NextHops, unmanaged: h.Unmanaged}}
 }
 
-// skip skips the case, with the harness's reason when it gave one.
+// newFamily6 returns the IPv6 family of h, or fails t when h has none and gives no reason.
+func newFamily6(t *testing.T, h Harness) *family {
+	t.Helper()
+	var pool netip.Prefix
+	for _, p := range h.Config.Managed {
+		if p.Addr().Is6() {
+			pool = p
+			break
+		}
+	}
+	var problems []string
+	if !pool.IsValid() || pool.Bits() > 52 {
+		problems = append(problems, "Config.Managed has no IPv6 pool of /52 or larger")
+	}
+	if len(h.NextHops6) < 2 {
+		problems = append(problems, "NextHops6 holds fewer than two next hops")
+	}
+	for _, nh := range h.NextHops6 {
+		if !nh.Is6() || nh.Is4In6() {
+			problems = append(problems, fmt.Sprintf("NextHops6 holds %s, not an IPv6 address", nh))
+		}
+	}
+	if !h.Unmanaged6.IsValid() || !h.Unmanaged6.Addr().Is6() || route.Managed(h.Unmanaged6, h.Config.Managed) {
+		problems = append(problems, fmt.Sprintf("Unmanaged6 %s is not an IPv6 prefix outside the pools", h.Unmanaged6))
+	}
+	if len(problems) > 0 {
+		if r := h.SkipReasons["IPv6"]; r != "" {
+			t.Skip(r)
+		}
+		t.Fatalf("drivertest: every driver must support IPv6, but the harness cannot run the IPv6 cases: %s "+
+			"(or give SkipReasons[\"IPv6\"])", strings.Join(problems, "; "))
+	}
+	bits := 64
+	return &family{name: "IPv6", pool: pool, bits: bits, limit: 1 << min(bits-pool.Bits(), 31),
+		nextHops: h.NextHops6, unmanaged: h.Unmanaged6}
+}
+
+// skip skips the case, with the harness's reason when it gave one. IPv6 cases look up
+// "IPv6/"+name first.
 func (s *suite) skip(t *testing.T, name, fallback string) {
 	t.Helper()
+	if s.fam.name == "IPv6" {
+		if r := s.h.SkipReasons["IPv6/"+name]; r != "" {
+			t.Skip(r)
+		}
+	}
 	if r := s.h.SkipReasons[name]; r != "" {
 		t.Skip(r)
 	}
 	t.Skip(fallback)
 }
 
-// prefixes returns n prefixes inside the first pool that no earlier case used.
+// prefixes returns n prefixes inside the family's pool that no earlier case used.
 func (s *suite) prefixes(t *testing.T, n int) []netip.Prefix {
 	t.Helper()
-	if s.next+uint32(n) > s.limit {
-		t.Fatalf("drivertest: pool %s exhausted", s.pool)
+	f := s.fam
+	if uint64(f.next)+uint64(n) > uint64(f.limit) {
+		t.Fatalf("drivertest: pool %s exhausted", f.pool)
 	}
-	base := s.pool.Addr().As4()
-	b := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	ps := make([]netip.Prefix, n)
 	for i := range ps {
-		a := b + (s.next << (32 - s.bits))
-		s.next++
-		ps[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), s.bits)
+		ps[i] = nthSubnet(f.pool, f.bits, f.next)
+		f.next++
 	}
 	return ps
 }
 
+// nthSubnet returns the i-th subnet of length bits inside pool (either family).
+func nthSubnet(pool netip.Prefix, bits int, i uint32) netip.Prefix {
+	b := pool.Addr().AsSlice()
+	shift := len(b)*8 - bits // bit position, from the right, of the index's lowest bit
+	for k := range 32 {
+		if i>>k&1 == 1 {
+			pos := shift + k
+			b[len(b)-1-pos/8] |= 1 << (pos % 8)
+		}
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return netip.PrefixFrom(a, bits)
+}
+
 func (s *suite) route(p netip.Prefix, hop int) route.Route {
-	return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: s.h.NextHops[hop]}
+	return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: s.fam.nextHops[hop]}
 }
 
 func ops(action route.Action, rs ...route.Route) []route.RouteOp {
@@ -434,7 +535,7 @@ func (s *suite) repair(t *testing.T, ctx context.Context, d drivers.Driver, outs
 // plantOutside plants a foreign route outside the pools, removed when t ends.
 func (s *suite) plantOutside(t *testing.T, ctx context.Context) route.Route {
 	t.Helper()
-	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.fam.unmanaged, NextHop: s.fam.nextHops[0]}
 	if err := s.h.Plant(ctx, outside); err != nil {
 		t.Fatalf("Plant %s: %v", outside, err)
 	}
@@ -501,7 +602,7 @@ func (s *suite) testRepairExtraNextHop(t *testing.T, ctx context.Context) {
 	for i, order := range [][2]int{{0, 1}, {1, 0}} {
 		p := ps[i]
 		want, extra := s.route(p, 0), s.route(p, 1)
-		s.plantNextHops(t, ctx, p, s.h.NextHops[order[0]], s.h.NextHops[order[1]])
+		s.plantNextHops(t, ctx, p, s.fam.nextHops[order[0]], s.fam.nextHops[order[1]])
 		s.wantRoutes(t, ctx, d, slices.Concat([]route.Route{want, extra, neighbour}, s.repaired(ps[:i])))
 		s.repair(t, ctx, d, outside, []route.Route{want}, slices.Concat([]route.Route{neighbour}, s.repaired(ps[:i])), func(d drift) string {
 			if len(d.Unexpected) != 1 || d.Unexpected[0] != extra || len(d.WrongNextHop) != 0 || len(d.Missing) != 0 {
@@ -541,6 +642,9 @@ func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 4)
 	bad, text := s.h.Reject(ps[1])
+	if bad.Prefix != ps[1] || bad.NextHop.Is4() != ps[1].Addr().Is4() {
+		t.Fatalf("drivertest: Harness.Reject(%s) = %s: want a route on that prefix, of its family", ps[1], bad)
+	}
 	good := []route.Route{s.route(ps[0], 0), s.route(ps[2], 1), s.route(ps[3], 0)}
 	batch := []route.RouteOp{
 		{Action: route.ActionAdd, Route: good[0]},
@@ -583,7 +687,7 @@ func (s *suite) testRejected(t *testing.T, ctx context.Context) {
 func (s *suite) testOutsideManaged(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	in := s.route(s.prefixes(t, 1)[0], 0)
-	out := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	out := route.Route{VRF: route.DefaultVRF, Prefix: s.fam.unmanaged, NextHop: s.fam.nextHops[0]}
 	batch := ops(route.ActionAdd, in, out)
 	s.cleanup(t, batch[:1])
 	t.Cleanup(func() { _ = s.h.Remove(context.Background(), out) })
@@ -602,7 +706,7 @@ func (s *suite) testOutsideManaged(t *testing.T, ctx context.Context) {
 }
 
 func (s *suite) testForeign(t *testing.T, ctx context.Context) {
-	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	outside := route.Route{VRF: route.DefaultVRF, Prefix: s.fam.unmanaged, NextHop: s.fam.nextHops[0]}
 	ps := s.prefixes(t, 3)
 	inside := s.route(ps[0], 1)
 	for _, r := range []route.Route{outside, inside} {
@@ -647,8 +751,8 @@ func (s *suite) testVRF(t *testing.T, ctx context.Context) {
 	d := s.open(t, ctx)
 	ps := s.prefixes(t, 2)
 	inDefault := s.route(ps[0], 0)
-	inVRF := route.Route{VRF: s.h.VRF, Prefix: ps[0], NextHop: s.h.NextHops[1]}
-	onlyVRF := route.Route{VRF: s.h.VRF, Prefix: ps[1], NextHop: s.h.NextHops[0]}
+	inVRF := route.Route{VRF: s.h.VRF, Prefix: ps[0], NextHop: s.fam.nextHops[1]}
+	onlyVRF := route.Route{VRF: s.h.VRF, Prefix: ps[1], NextHop: s.fam.nextHops[0]}
 	s.apply(t, ctx, d, ops(route.ActionAdd, inDefault, inVRF, onlyVRF))
 	s.wantRoutes(t, ctx, d, []route.Route{inDefault, inVRF, onlyVRF})
 	if err := d.Apply(ctx, ops(route.ActionDelete, inVRF)); err != nil {
@@ -697,12 +801,28 @@ func (s *suite) testPreview(t *testing.T, ctx context.Context) {
 			t.Errorf("Preview line %q holds a control character", l)
 		}
 	}
-	out := route.Route{VRF: route.DefaultVRF, Prefix: s.h.Unmanaged, NextHop: s.h.NextHops[0]}
+	out := route.Route{VRF: route.DefaultVRF, Prefix: s.fam.unmanaged, NextHop: s.fam.nextHops[0]}
 	if _, err := s.h.Preview(s.h.Config, ops(route.ActionAdd, out)); err == nil {
 		t.Errorf("Preview of a prefix outside the pools = nil error, want an error")
 	}
 	// Preview is pure: nothing reached the device.
 	s.wantRoutes(t, ctx, s.open(t, ctx), nil)
+}
+
+// testMixed adds, reads and deletes IPv4 and IPv6 routes in one batch, as a change for a
+// dual-stack host does: one session, both families.
+func (s *suite) testMixed(t *testing.T, ctx context.Context, v4 *family) {
+	d := s.open(t, ctx)
+	s4 := &suite{h: s.h, fam: v4}
+	p4, p6 := s4.prefixes(t, 2), s.prefixes(t, 2)
+	rs := []route.Route{s4.route(p4[0], 0), s.route(p6[0], 0), s4.route(p4[1], 1), s.route(p6[1], 1)}
+	s.apply(t, ctx, d, ops(route.ActionAdd, rs...))
+	s.wantRoutes(t, ctx, d, rs)
+	s.wantRoutes(t, ctx, s.open(t, ctx), rs)
+	if err := d.Apply(ctx, ops(route.ActionDelete, rs[0], rs[1])); err != nil {
+		t.Fatalf("Apply deletes: %v", err)
+	}
+	s.wantRoutes(t, ctx, d, rs[2:])
 }
 
 // testOpenFails returns a case checking that a session with a broken config fails with kind,

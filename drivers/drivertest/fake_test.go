@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +24,7 @@ func fakeConfig() drivers.Config {
 		Name:     "fake1",
 		Platform: route.PlatformFRR,
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16"), netip.MustParsePrefix("172.20.0.0/16")},
+		Managed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16"), netip.MustParsePrefix("172.20.0.0/16"), netip.MustParsePrefix("2001:db8:a00::/48")},
 		Username: "rp",
 		Password: "s3cret-pw",
 	}
@@ -30,15 +33,17 @@ func fakeConfig() drivers.Config {
 func fakeHarness(f *drivertest.Fake) drivertest.Harness {
 	fac := f.Factory()
 	return drivertest.Harness{
-		Config:    fakeConfig(),
-		Open:      fac.Open,
-		Preview:   fac.Preview,
-		NextHops:  []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
-		VRF:       "blue",
-		Unmanaged: netip.MustParsePrefix("10.99.0.0/24"),
-		List:      func(context.Context) ([]route.Route, error) { return f.AllRoutes(), nil },
-		Plant:     func(_ context.Context, r route.Route) error { f.Plant(r); return nil },
-		Remove:    func(_ context.Context, r route.Route) error { f.Remove(r); return nil },
+		Config:     fakeConfig(),
+		Open:       fac.Open,
+		Preview:    fac.Preview,
+		NextHops:   []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
+		NextHops6:  []netip.Addr{netip.MustParseAddr("2001:db8:10::101"), netip.MustParseAddr("2001:db8:10::102")},
+		VRF:        "blue",
+		Unmanaged:  netip.MustParsePrefix("10.99.0.0/24"),
+		Unmanaged6: netip.MustParsePrefix("2001:db8:99::/64"),
+		List:       func(context.Context) ([]route.Route, error) { return f.AllRoutes(), nil },
+		Plant:      func(_ context.Context, r route.Route) error { f.Plant(r); return nil },
+		Remove:     func(_ context.Context, r route.Route) error { f.Remove(r); return nil },
 		// The Fake holds routes, not next-hop lists: several next hops are several routes.
 		PlantNextHops: func(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
 			for _, nh := range nhs {
@@ -49,7 +54,11 @@ func fakeHarness(f *drivertest.Fake) drivertest.Harness {
 		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "the Fake keys next hops by no index"},
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			f.Set(drivertest.WithReject(p, "% Unknown command: ip route"))
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}, "% Unknown command"
+			nh := netip.MustParseAddr("10.10.10.101")
+			if p.Addr().Is6() {
+				nh = netip.MustParseAddr("2001:db8:10::101")
+			}
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: nh}, "% Unknown command"
 		},
 		WrongPassword: func(cfg drivers.Config) drivers.Config { cfg.Password = "wrong-pw"; return cfg },
 		Unreachable: func(cfg drivers.Config) drivers.Config {
@@ -69,6 +78,45 @@ func TestFakeConformance(t *testing.T) {
 	drivertest.Run(t, h)
 	if got := f.OpenSessions(); got != 0 {
 		t.Errorf("open sessions after the suite = %d, want 0", got)
+	}
+}
+
+// TestHarnessWithoutIPv6 runs the suite in a child process with a harness that gives no IPv6
+// values: the IPv6 cases must fail it, unless SkipReasons["IPv6"] says why they cannot run.
+func TestHarnessWithoutIPv6(t *testing.T) {
+	t.Parallel()
+	if mode := os.Getenv("DRIVERTEST_NO_IPV6"); mode != "" {
+		f := drivertest.NewFake("fake1", drivertest.WithCredentials("rp", "s3cret-pw"), drivertest.WithVRFs("blue"))
+		h := fakeHarness(f)
+		h.Open = drivertest.FakeFactory(f).Open
+		h.NextHops6, h.Unmanaged6 = nil, netip.Prefix{}
+		if mode == "skip" {
+			h.SkipReasons["IPv6"] = "no IPv6 here"
+		}
+		drivertest.Run(t, h)
+		return
+	}
+	for _, tc := range []struct {
+		mode     string
+		wantFail bool
+		want     string
+	}{
+		{mode: "fail", wantFail: true, want: "--- FAIL: TestHarnessWithoutIPv6/IPv6 "},
+		{mode: "skip", wantFail: false, want: "--- SKIP: TestHarnessWithoutIPv6/IPv6 "},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHarnessWithoutIPv6$", "-test.v")
+		cmd.Env = append(os.Environ(), "DRIVERTEST_NO_IPV6="+tc.mode)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if failed := errors.As(err, &ee); failed != tc.wantFail || (err != nil && !failed) {
+			t.Errorf("mode %s: child exit = %v, want failure %v; output:\n%s", tc.mode, err, tc.wantFail, out)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("mode %s: output lacks %q:\n%s", tc.mode, tc.want, out)
+		}
+		if !strings.Contains(string(out), "--- PASS: TestHarnessWithoutIPv6/AddAndRead") {
+			t.Errorf("mode %s: the IPv4 cases did not pass:\n%s", tc.mode, out)
+		}
 	}
 }
 

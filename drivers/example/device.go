@@ -27,7 +27,7 @@ type Device struct {
 
 	mu      sync.Mutex
 	vrfs    []string
-	refuse  netip.Addr // a next hop the device answers "% next hop unreachable" for
+	refuse  []netip.Addr // next hops the device answers "% next hop unreachable" for
 	routes  map[entry]string
 	current int // open sessions
 }
@@ -39,8 +39,8 @@ type entry struct {
 }
 
 // NewDevice returns an empty device called name that accepts username and password, has the
-// default VRF and vrfs, and refuses every route via refuse.
-func NewDevice(name, username, password string, refuse netip.Addr, vrfs ...string) *Device {
+// default VRF and vrfs, and refuses every route via one of refuse (one per address family).
+func NewDevice(name, username, password string, refuse []netip.Addr, vrfs ...string) *Device {
 	return &Device{name: name, username: username, password: password, refuse: refuse,
 		vrfs: append([]string{route.DefaultVRF}, vrfs...), routes: map[entry]string{}}
 }
@@ -116,7 +116,7 @@ func (d *Device) exec(line string) string {
 	e := entry{vrf: f[3], prefix: p, nextHop: nh}
 	switch f[1] {
 	case "add":
-		if nh == d.refuse {
+		if slices.Contains(d.refuse, nh) {
 			return "% next hop " + nh.String() + " unreachable"
 		}
 		d.routes[e] = tag

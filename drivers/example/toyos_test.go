@@ -16,6 +16,10 @@ var (
 	nh1    = netip.MustParseAddr("10.0.0.1")
 	nh2    = netip.MustParseAddr("10.0.0.2")
 	refuse = netip.MustParseAddr("10.0.0.254")
+
+	nh61    = netip.MustParseAddr("2001:db8:10::1")
+	nh62    = netip.MustParseAddr("2001:db8:10::2")
+	refuse6 = netip.MustParseAddr("2001:db8:10::fe")
 )
 
 func config() drivers.Config {
@@ -24,7 +28,7 @@ func config() drivers.Config {
 		Platform: toyos.Platform,
 		Address:  netip.MustParseAddrPort("192.0.2.10:22"),
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16")},
+		Managed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/16"), netip.MustParsePrefix("2001:db8:a00::/48")},
 		Username: "rp",
 		Password: "s3cret-pw",
 	}
@@ -33,15 +37,17 @@ func config() drivers.Config {
 // TestConformance runs returnpath's conformance suite against the driver and an in-memory
 // ToyOS device: passing it is what makes a driver fit for the apply engine.
 func TestConformance(t *testing.T) {
-	dev := toyos.NewDevice("toy1", "rp", "s3cret-pw", refuse, "blue")
+	dev := toyos.NewDevice("toy1", "rp", "s3cret-pw", []netip.Addr{refuse, refuse6}, "blue")
 	fac := toyos.Factory(dev)
 	drivertest.Run(t, drivertest.Harness{
 		Config:         config(),
 		Open:           fac.Open,
 		Preview:        fac.Preview,
 		NextHops:       []netip.Addr{nh1, nh2},
+		NextHops6:      []netip.Addr{nh61, nh62},
 		VRF:            "blue",
 		Unmanaged:      netip.MustParsePrefix("10.99.0.0/24"),
+		Unmanaged6:     netip.MustParsePrefix("2001:db8:99::/64"),
 		MarksOwnership: true,
 		List:           func(context.Context) ([]route.Route, error) { return dev.AllRoutes(), nil },
 		Plant:          func(_ context.Context, r route.Route) error { dev.Plant(r, ""); return nil },
@@ -53,6 +59,9 @@ func TestConformance(t *testing.T) {
 			return nil
 		},
 		Reject: func(p netip.Prefix) (route.Route, string) {
+			if p.Addr().Is6() {
+				return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: refuse6}, "unreachable"
+			}
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: refuse}, "unreachable"
 		},
 		WrongPassword: func(cfg drivers.Config) drivers.Config { cfg.Password = "wrong-pw"; return cfg },

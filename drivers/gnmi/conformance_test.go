@@ -33,13 +33,17 @@ func TestConformance(t *testing.T) {
 }
 
 func harness(t *testing.T, dev *device) drivertest.Harness {
+	cfg := dev.cfg
+	cfg.Managed = []netip.Prefix{testPool, testPool6}
 	h := drivertest.Harness{
-		Config:    dev.cfg,
-		Open:      Factory().Open,
-		Preview:   Preview,
-		NextHops:  []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
-		VRF:       testVRF,
-		Unmanaged: netip.MustParsePrefix("10.99.0.0/24"),
+		Config:     cfg,
+		Open:       Factory().Open,
+		Preview:    Preview,
+		NextHops:   []netip.Addr{netip.MustParseAddr("10.10.10.101"), netip.MustParseAddr("10.10.10.102")},
+		NextHops6:  []netip.Addr{netip.MustParseAddr("2001:db8:10::101"), netip.MustParseAddr("2001:db8:10::102")},
+		VRF:        testVRF,
+		Unmanaged:  netip.MustParsePrefix("10.99.0.0/24"),
+		Unmanaged6: netip.MustParsePrefix("2001:db8:99::/64"),
 		// Neither model can mark a route as returnpath's: every static route in the pools
 		// counts as ours, as on FRR.
 		MarksOwnership: false,

@@ -37,7 +37,10 @@ const (
 	testServer   = "gnmi-target.test"
 )
 
-var testPool = netip.MustParsePrefix("172.20.0.0/16")
+var (
+	testPool  = netip.MustParsePrefix("172.20.0.0/16")
+	testPool6 = netip.MustParsePrefix("2001:db8:a00::/48")
+)
 
 // testPKI is a throwaway CA with a server and a client certificate, as PEM files.
 type testPKI struct {
@@ -255,6 +258,9 @@ func (d *device) ni(vrf string) string {
 // it cannot apply.
 func (d *device) reject(p netip.Prefix) (route.Route, string) {
 	r := route.Route{VRF: "nosuch", Prefix: p, NextHop: netip.MustParseAddr("10.10.10.101")}
+	if p.Addr().Is6() {
+		r.NextHop = netip.MustParseAddr("2001:db8:10::101")
+	}
 	if d.platform == route.PlatformOpenConfig {
 		return r, "InvalidArgument: validation"
 	}

@@ -52,7 +52,8 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 		Preview:  ASAFactory().Preview,
 		NextHops: eosNextHops,
 		SkipReasons: map[string]string{
-			"VRF": "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
+			"VRF":  "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
+			"IPv6": v6Pending,
 		},
 		Unmanaged: labUnmanaged,
 		// Every static route on asa.interface inside the pools is returnpath's.

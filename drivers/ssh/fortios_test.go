@@ -101,6 +101,7 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		Reject: func(p netip.Prefix) (route.Route, string) {
 			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "value parse error"
 		},
+		SkipReasons: map[string]string{"IPv6": v6Pending},
 	}
 	withLoginFailures(t, &h, dev, other)
 	return h

@@ -22,8 +22,9 @@ func frrConfig(d Device) string {
 hostname %s
 !
 ip route 0.0.0.0/0 %s
+ipv6 route ::/0 %s
 !
-`, d.Name, fwInside.Addr())
+`, d.Name, fwInside.Addr(), fwInside6.Addr())
 }
 
 // startFRR starts zebra and staticd for device d in its namespace and waits until the default

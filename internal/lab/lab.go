@@ -45,6 +45,9 @@ type Options struct {
 	// Bip is an optional initial docker0 prefix for host1, as SetDockerBridge takes it. The
 	// zero value leaves docker0 and the container without addresses.
 	Bip netip.Prefix
+	// IPv6 makes WriteConfig emit a dual-stack configuration (pool6, hosts6, next_hop per
+	// family). The lab's links carry IPv6 addresses either way.
+	IPv6 bool
 }
 
 // Device is a managed device of the lab, reachable over SSH from the mgmt namespace.
@@ -69,19 +72,25 @@ type Host struct {
 	Uplink    netip.Addr // the host's address towards the switch
 	Gateway   netip.Addr // the switch's address on the host's segment
 	Segment   netip.Prefix
-	Mgmt      netip.Addr // the host's address on the management bridge
+	Mgmt      netip.Addr   // the host's address on the management bridge
+	Uplink6   netip.Addr   // the host's IPv6 address towards the switch
+	Gateway6  netip.Addr   // the switch's IPv6 address on the host's segment
+	Segment6  netip.Prefix // the host's IPv6 segment (a /64)
 }
 
 // Lab is a running (or recorded) lab.
 type Lab struct {
-	Dir        string            // the lab directory
-	Name       string            // namespace prefix
-	Mgmt       string            // name of the management namespace, where tests and the service run
-	Service    netip.Addr        // the mgmt bridge address (198.18.0.1) the service listens on
-	Devices    map[string]Device // "sw1", "fw1"
-	Hosts      map[string]Host   // "host1", and "host2" with Options.SecondHost
-	Internet   netip.Addr        // the "internet" host behind the firewall (198.51.100.1)
-	KnownHosts string            // known_hosts holding every device's host key
+	Dir       string            // the lab directory
+	Name      string            // namespace prefix
+	Mgmt      string            // name of the management namespace, where tests and the service run
+	Service   netip.Addr        // the mgmt bridge address (198.18.0.1) the service listens on
+	Devices   map[string]Device // "sw1", "fw1"
+	Hosts     map[string]Host   // "host1", and "host2" with Options.SecondHost
+	Internet  netip.Addr        // the "internet" host behind the firewall (198.51.100.1)
+	Internet6 netip.Addr        // its IPv6 address (fd00:198:51:100::1), routed without NAT
+	// DualStack is Options.IPv6: WriteConfig writes the IPv6 pool, segments and next hops.
+	DualStack  bool
+	KnownHosts string // known_hosts holding every device's host key
 
 	mu     sync.Mutex // guards st
 	st     state
@@ -93,6 +102,9 @@ var (
 	serviceAddr  = netip.MustParsePrefix("198.18.0.1/24")
 	internetAddr = netip.MustParseAddr("198.51.100.1")
 	poolPrefix   = netip.MustParsePrefix("10.210.0.0/16")
+	// The IPv6 counterparts: the internet host's address and the docker pool of /64s.
+	internetAddr6 = netip.MustParseAddr("fd00:198:51:100::1")
+	poolPrefix6   = netip.MustParsePrefix("fd00:210::/48")
 )
 
 const (
@@ -205,6 +217,8 @@ func newLab(opts Options) (*Lab, error) {
 		Devices:    map[string]Device{},
 		Hosts:      map[string]Host{},
 		Internet:   internetAddr,
+		Internet6:  internetAddr6,
+		DualStack:  opts.IPv6,
 		KnownHosts: filepath.Join(dir, "known_hosts"),
 	}
 	l.st.OwnsDir = owns
@@ -217,6 +231,9 @@ func newLab(opts Options) (*Lab, error) {
 			Gateway:   h.gateway.Addr(),
 			Segment:   h.uplink.Masked(),
 			Mgmt:      h.mgmt.Addr(),
+			Uplink6:   h.uplink6.Addr(),
+			Gateway6:  h.gateway6.Addr(),
+			Segment6:  h.uplink6.Masked(),
 		}
 	}
 	for _, d := range devicePlans() {

@@ -301,6 +301,64 @@ func TestRecipe(t *testing.T) {
 	}
 }
 
+// TestRecipeIPv6 is the recipe with Docker's fixed-cidr-v6: IPv6 is routed without NAT all
+// the way to the internet host, so the container's reply needs a return route on sw1 and fw1,
+// and without them the ping dies.
+func TestRecipeIPv6(t *testing.T) {
+	t.Parallel()
+	l := up(t, Options{})
+	ctx := t.Context()
+	h := l.Hosts["host1"]
+	if want := netip.MustParseAddr("fd00:10:10:10::101"); h.Uplink6 != want || h.Segment6 != netip.MustParsePrefix("fd00:10:10:10::/64") {
+		t.Errorf("host1 Uplink6 %v Segment6 %v, want %v in fd00:10:10:10::/64", h.Uplink6, h.Segment6, want)
+	}
+	// Both families at once: docker0 keeps its IPv4 address when it gains the IPv6 one.
+	if _, err := l.SetDockerBridge(ctx, "host1", netip.MustParsePrefix("10.210.10.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	gw := netip.MustParsePrefix("fd00:210:0:10::1/64")
+	ctr, err := l.SetDockerBridge6(ctx, "host1", gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := netip.MustParseAddr("fd00:210:0:10::2"); ctr != want {
+		t.Errorf("container address %v, want %v", ctr, want)
+	}
+	if err := l.Ping(ctx, "ctr1", gw.Addr()); err != nil {
+		t.Fatalf("container cannot reach docker0 over IPv6: %v", err)
+	}
+	// The forward path works: the host's uplink reaches the internet host over IPv6.
+	if err := l.Ping(ctx, "host1", l.Internet6); err != nil {
+		t.Fatalf("host1 cannot reach the internet host over IPv6: %v", err)
+	}
+	if err := l.Ping(ctx, "ctr1", l.Internet6); err == nil {
+		t.Fatal("IPv6 ping from ctr1 to the internet works without return routes; the lab does not reproduce the problem")
+	}
+	if _, err := l.Vtysh(ctx, "sw1", "ipv6 route fd00:210:0:10::/64 "+h.Uplink6.String()); err != nil {
+		t.Fatal(err)
+	}
+	// Only sw1's route: the reply still dies at fw1.
+	if err := l.Ping(ctx, "ctr1", l.Internet6); err == nil {
+		t.Fatal("IPv6 ping from ctr1 works with a return route on sw1 only; fw1 should still lack one")
+	}
+	if out, err := l.Exec(ctx, "fw1", "ip", "-6", "route", "add", "fd00:210:0:10::/64", "via", swToFw6.Addr().String()); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var pingErr error
+	for range 5 {
+		if pingErr = l.Ping(ctx, "ctr1", l.Internet6); pingErr == nil {
+			break
+		}
+	}
+	if pingErr != nil {
+		t.Fatalf("IPv6 ping from ctr1 to the internet with return routes: %v", pingErr)
+	}
+	// The IPv4 path is unaffected and still lacks its routes.
+	if err := l.Ping(ctx, "ctr1", l.Internet); err == nil {
+		t.Error("IPv4 ping works with IPv6 return routes only")
+	}
+}
+
 func TestSecondHost(t *testing.T) {
 	t.Parallel()
 	l := up(t, Options{SecondHost: true, Bip: netip.MustParsePrefix("10.210.20.1/24")})
@@ -415,6 +473,22 @@ func TestSetDockerBridgeRejects(t *testing.T) {
 		got, err := containerAddr(netip.MustParsePrefix(bip))
 		if err != nil || got.String() != want {
 			t.Errorf("containerAddr(%s) = %v, %v; want %s", bip, got, err, want)
+		}
+	}
+}
+
+func TestSetDockerBridge6Rejects(t *testing.T) {
+	t.Parallel()
+	for _, gw := range []string{"fd00:210::/64", "fd00:210::1/127", "fd00:210::1/47", "10.210.10.1/24",
+		"::ffff:10.0.0.1/120", "fe80::1/64", "ff02::1/64", "fd00:210::3/126", "2001:db8::ff/120"} {
+		if got, err := containerAddr6(netip.MustParsePrefix(gw)); err == nil {
+			t.Errorf("containerAddr6(%s) = %v, want an error", gw, got)
+		}
+	}
+	for gw, want := range map[string]string{"fd00:210:0:10::1/64": "fd00:210:0:10::2", "2001:db8::fe/120": "2001:db8::ff", "2001:db8::1/126": "2001:db8::2"} {
+		got, err := containerAddr6(netip.MustParsePrefix(gw))
+		if err != nil || got.String() != want {
+			t.Errorf("containerAddr6(%s) = %v, %v; want %s", gw, got, err, want)
 		}
 	}
 }

@@ -24,13 +24,18 @@ func (l *Lab) Exec(ctx context.Context, ns string, argv ...string) ([]byte, erro
 	return run(ctx, nil, append([]string{"ip", "netns", "exec", name}, argv...)...)
 }
 
-// Ping sends echo requests from namespace fromNS to to, one every 200 ms, and succeeds at
-// the first reply. It gives up after two seconds (up to 10 packets).
+// Ping sends echo requests (ICMP or ICMPv6, by to's family) from namespace fromNS to to, one
+// every 200 ms, and succeeds at the first reply. It gives up after two seconds (up to 10
+// packets).
 func (l *Lab) Ping(ctx context.Context, fromNS string, to netip.Addr) error {
-	if !to.Is4() {
-		return fmt.Errorf("lab ping: %v is not an IPv4 address", to)
+	family := "-4"
+	switch {
+	case !to.IsValid() || to.Zone() != "" || to.Is4In6():
+		return fmt.Errorf("lab ping: %v is not an IPv4 or IPv6 address without a zone", to)
+	case to.Is6():
+		family = "-6"
 	}
-	_, err := l.Exec(ctx, fromNS, "ping", "-n", "-q", "-c", "1", "-i", "0.2", "-w", "2", to.String())
+	_, err := l.Exec(ctx, fromNS, "ping", family, "-n", "-q", "-c", "1", "-i", "0.2", "-w", "2", to.String())
 	return err
 }
 
@@ -46,20 +51,72 @@ func (l *Lab) SetDockerBridge(ctx context.Context, host string, bip netip.Prefix
 	if err != nil {
 		return netip.Addr{}, err
 	}
+	// "to 0.0.0.0/0": only IPv4 addresses go; those of SetDockerBridge6 stay.
 	if err := ipBatch(ctx, h.Namespace, []string{
-		"addr flush dev docker0",
+		"addr flush dev docker0 to 0.0.0.0/0",
 		"addr add " + bip.String() + " dev docker0",
 		"link set dev docker0 up",
 	}); err != nil {
 		return netip.Addr{}, err
 	}
 	if err := ipBatch(ctx, h.Container, []string{
-		"addr flush dev eth0",
+		"addr flush dev eth0 to 0.0.0.0/0",
 		"addr add " + netip.PrefixFrom(ctr, bip.Bits()).String() + " dev eth0",
 		"link set dev eth0 up",
 		"route replace default via " + bip.Addr().String(),
 	}); err != nil {
 		return netip.Addr{}, err
+	}
+	return ctr, nil
+}
+
+// SetDockerBridge6 does what dockerd does with daemon.json's "ipv6": true and fixed-cidr-v6
+// on a lab host: docker0 gets gw (the gateway address in the fixed-cidr-v6 prefix, e.g.
+// fd00:210:0:1::1/64), the container gets the next address with a default IPv6 route via gw.
+// Earlier global IPv6 addresses are replaced; IPv4 addresses and link-local ones stay. It
+// returns the container's address.
+func (l *Lab) SetDockerBridge6(ctx context.Context, host string, gw netip.Prefix) (netip.Addr, error) {
+	h, ok := l.Hosts[host]
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("lab %s: no host %q", l.Name, host)
+	}
+	ctr, err := containerAddr6(gw)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if err := ipBatch(ctx, h.Namespace, []string{
+		"addr flush dev docker0 to ::/0 scope global",
+		"addr add " + gw.String() + " dev docker0 nodad",
+		"link set dev docker0 up",
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := ipBatch(ctx, h.Container, []string{
+		"addr flush dev eth0 to ::/0 scope global",
+		"addr add " + netip.PrefixFrom(ctr, gw.Bits()).String() + " dev eth0 nodad",
+		"link set dev eth0 up",
+		"route replace ::/0 via " + gw.Addr().String(),
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	return ctr, nil
+}
+
+// containerAddr6 validates gw as an IPv6 bridge address and returns the address after it.
+func containerAddr6(gw netip.Prefix) (netip.Addr, error) {
+	a := gw.Addr()
+	if !gw.IsValid() || !a.Is6() || a.Is4In6() || a.Zone() != "" || gw.Bits() < 48 || gw.Bits() > 126 {
+		return netip.Addr{}, fmt.Errorf("fixed-cidr-v6 gateway %v: want an IPv6 address with a prefix length of 48 to 126", gw)
+	}
+	if !a.IsGlobalUnicast() {
+		return netip.Addr{}, fmt.Errorf("fixed-cidr-v6 gateway %v: want a global unicast or unique local address", gw)
+	}
+	if a == gw.Masked().Addr() {
+		return netip.Addr{}, fmt.Errorf("fixed-cidr-v6 gateway %v: the bridge needs a host address, not the subnet-router anycast address", gw)
+	}
+	ctr := a.Next()
+	if !ctr.IsValid() || !gw.Contains(ctr) {
+		return netip.Addr{}, fmt.Errorf("fixed-cidr-v6 gateway %v: no room for a container address after the bridge's", gw)
 	}
 	return ctr, nil
 }
