@@ -47,13 +47,14 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 	}
 	t.Cleanup(func() { other.Close() })
 	h := drivertest.Harness{
-		Config:   cfg,
-		Open:     ASAFactory().Open,
-		Preview:  ASAFactory().Preview,
-		NextHops: eosNextHops,
+		Config:     cfg,
+		Open:       ASAFactory().Open,
+		Preview:    ASAFactory().Preview,
+		NextHops:   eosNextHops,
+		NextHops6:  v6NextHops,
+		Unmanaged6: v6Unmanaged,
 		SkipReasons: map[string]string{
-			"VRF":  "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
-			"IPv6": v6Pending,
+			"VRF": "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
 		},
 		Unmanaged: labUnmanaged,
 		// Every static route on asa.interface inside the pools is returnpath's.

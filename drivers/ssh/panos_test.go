@@ -58,11 +58,13 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		Open:           PANOSFactory().Open,
 		Preview:        PANOSFactory().Preview,
 		NextHops:       panosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "blue",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
 		Atomic:         true,
-		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "PAN-OS keys a static route by its name; each entry has one next hop, no index", "IPv6": v6Pending},
+		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "PAN-OS keys a static route by its name; each entry has one next hop, no index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {

@@ -26,8 +26,13 @@ import (
 // by the driver and out of band, reapplied, a next hop changed, a refused IPv6 line leaving
 // nothing behind, everything deleted), with paging off and with paging left on.
 
-// v6Pool is the IPv6 pool the tests manage, next to labPool.
-var v6Pool = netip.MustParsePrefix("2001:db8:100::/48")
+// v6Pool is the IPv6 pool the tests manage, next to labPool; v6Unmanaged is outside it, and
+// v6NextHops are the IPv6 next hops the conformance suite uses on every emulated device.
+var (
+	v6Pool      = netip.MustParsePrefix("2001:db8:100::/48")
+	v6Unmanaged = netip.MustParsePrefix("2001:db8:200::/64")
+	v6NextHops  = []netip.Addr{netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")}
+)
 
 // v6Harnesses returns, by platform, the conformance harness of its emulation; paging leaves
 // the device's pager on (every read longer than 10 lines stops at a --More-- prompt).
