@@ -47,13 +47,14 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 	}
 	t.Cleanup(func() { other.Close() })
 	h := drivertest.Harness{
-		Config:   cfg,
-		Open:     ASAFactory().Open,
-		Preview:  ASAFactory().Preview,
-		NextHops: eosNextHops,
+		Config:     cfg,
+		Open:       ASAFactory().Open,
+		Preview:    ASAFactory().Preview,
+		NextHops:   eosNextHops,
+		NextHops6:  v6NextHops,
+		Unmanaged6: v6Unmanaged,
 		SkipReasons: map[string]string{
-			"VRF":  "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
-			"IPv6": v6Pending,
+			"VRF": "Cisco ASA in routed mode has no VRFs: the driver refuses any VRF but default",
 		},
 		Unmanaged: labUnmanaged,
 		// Every static route on asa.interface inside the pools is returnpath's.
@@ -83,7 +84,7 @@ func asaHarness(t *testing.T, opts asa.Options) drivertest.Harness {
 		},
 		// The emulation refuses a multicast gateway with ASA's invalid-input error.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid input detected"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Invalid input detected"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

@@ -39,7 +39,7 @@ func knownHostsFile(t testing.TB, addr netip.AddrPort, key gossh.PublicKey) stri
 }
 
 // emulatedConfig returns a driver config that reaches dev as user with password, checking its
-// host key strictly, managing the lab pool in the default VRF.
+// host key strictly, managing the lab pool and the IPv6 pool v6Pool in the default VRF.
 func emulatedConfig(t testing.TB, dev emulated, name string, platform route.Platform, user, password string) drivers.Config {
 	t.Helper()
 	return drivers.Config{
@@ -47,7 +47,7 @@ func emulatedConfig(t testing.TB, dev emulated, name string, platform route.Plat
 		Platform: platform,
 		Address:  dev.Addr(),
 		VRF:      route.DefaultVRF,
-		Managed:  []netip.Prefix{labPool},
+		Managed:  []netip.Prefix{labPool, v6Pool},
 		Username: user,
 		Password: drivers.Secret(password),
 		SSH:      drivers.SSHConfig{KnownHosts: knownHostsFile(t, dev.Addr(), dev.HostKey()), HostKey: drivers.HostKeyStrict},
@@ -121,4 +121,14 @@ func wantEveryOpRejected(t *testing.T, err error, batch []route.RouteOp, text st
 		}
 	}
 	return de
+}
+
+// multicastNextHop returns a multicast next hop of p's family, which every emulated platform
+// refuses as its vendor documents (a next hop must be a unicast address): 239.1.1.1 for an
+// IPv4 prefix, ff0e::1 for an IPv6 one.
+func multicastNextHop(p netip.Prefix) netip.Addr {
+	if p.Addr().Is4() {
+		return netip.MustParseAddr("239.1.1.1")
+	}
+	return netip.MustParseAddr("ff0e::1")
 }

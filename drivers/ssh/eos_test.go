@@ -47,11 +47,13 @@ func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
 		Open:           EOSFactory().Open,
 		Preview:        EOSFactory().Preview,
 		NextHops:       eosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "blue",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
 		Atomic:         true,
-		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "EOS keys static routes by prefix and next hop, not by an index", "IPv6": v6Pending},
+		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "EOS keys static routes by prefix and next hop, not by an index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {
@@ -78,7 +80,7 @@ func eosHarness(t *testing.T, opts eos.Options) drivertest.Harness {
 		},
 		// EOS's parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "% Invalid input"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "% Invalid input"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

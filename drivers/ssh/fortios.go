@@ -20,7 +20,9 @@ import (
 //     comment, vrf): FortiOS CLI Reference, https://docs.fortinet.com/document/container-fortios/7.2.1/cli-reference/200835411
 //     and the FortiProxy 7.4 reference with the same table; "config router static6" takes
 //     the same fields with an IPv6 prefix (FortiOS 6.0 CLI Reference, "router {static |
-//     static6}", https://docs.fortinet.com/document/fortigate/6.0.5/cli-reference/524231).
+//     static6}", https://docs.fortinet.com/document/fortigate/6.0.5/cli-reference/524231);
+//     static6 has had "set vrf {integer}" since 7.0 (FortiOS CLI Reference 7.2.2, "config
+//     router static6", https://docs.fortinet.com/document/fortigate/7.2.2/cli-reference/564620).
 //     The field is spelt "comment" (the GUI calls it Comments).
 //   - "edit 0" creates a new entry and FortiOS assigns the next unused number when the
 //     entry is saved at "next" or "end": FortiOS Administration Guide, "Subcommands",

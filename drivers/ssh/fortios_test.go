@@ -60,6 +60,8 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		Open:           FortiOSFactory().Open,
 		Preview:        FortiOSFactory().Preview,
 		NextHops:       eosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "7",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
@@ -99,9 +101,8 @@ func fortiosHarness(t *testing.T, opts fortios.Options) drivertest.Harness {
 		},
 		// The emulation refuses a multicast gateway at "set gateway".
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "value parse error"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "value parse error"
 		},
-		SkipReasons: map[string]string{"IPv6": v6Pending},
 	}
 	withLoginFailures(t, &h, dev, other)
 	return h

@@ -56,11 +56,13 @@ func junosHarness(t *testing.T, opts junos.Options, confirm time.Duration) drive
 		Open:           JunosFactory().Open,
 		Preview:        JunosFactory().Preview,
 		NextHops:       eosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "blue",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
 		Atomic:         true,
-		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "Junos keys static next hops by address, not by an index", "IPv6": v6Pending},
+		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "Junos keys static next hops by address, not by an index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {
@@ -91,7 +93,7 @@ func junosHarness(t *testing.T, opts junos.Options, confirm time.Duration) drive
 		},
 		// The emulated commit check refuses a multicast next hop; the whole batch fails.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "configuration check-out failed"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "configuration check-out failed"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

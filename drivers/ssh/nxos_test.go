@@ -62,12 +62,14 @@ func ciscoHarness(t *testing.T, dev ciscoDevice, other *ciscocli.Device, cfg dri
 		Open:           f.Open,
 		Preview:        f.Preview,
 		NextHops:       eosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "blue",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
 		// Line by line with undo: a refused line leaves none of the batch on the device.
 		Atomic:      true,
-		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "Cisco keys static routes by prefix and next hop, not by an index", "IPv6": v6Pending},
+		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "Cisco keys static routes by prefix and next hop, not by an index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {
@@ -94,7 +96,7 @@ func ciscoHarness(t *testing.T, dev ciscoDevice, other *ciscocli.Device, cfg dri
 		},
 		// The parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, rejectText
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, rejectText
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

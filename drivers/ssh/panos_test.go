@@ -51,18 +51,20 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 	// Out-of-band routes are named the way people name them; the ones the driver must count as
 	// its own start with "rp-".
 	foreignName := func(r route.Route) string {
-		return "ops-" + strings.NewReplacer(".", "_", ":", "_", "/", "-").Replace(r.Prefix.String()) + "-" + strings.ReplaceAll(r.NextHop.String(), ".", "_")
+		return "ops-" + strings.NewReplacer(".", "_", ":", "_", "/", "-").Replace(r.Prefix.String()) + "-" + strings.NewReplacer(".", "_", ":", "_").Replace(r.NextHop.String())
 	}
 	h := drivertest.Harness{
 		Config:         cfg,
 		Open:           PANOSFactory().Open,
 		Preview:        PANOSFactory().Preview,
 		NextHops:       panosNextHops,
+		NextHops6:      v6NextHops,
+		Unmanaged6:     v6Unmanaged,
 		VRF:            "blue",
 		Unmanaged:      labUnmanaged,
 		MarksOwnership: true,
 		Atomic:         true,
-		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "PAN-OS keys a static route by its name; each entry has one next hop, no index", "IPv6": v6Pending},
+		SkipReasons:    map[string]string{"RepairForeignIndexedNextHop": "PAN-OS keys a static route by its name; each entry has one next hop, no index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {
@@ -82,7 +84,7 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		// route by hand would leave them.
 		PlantNextHops: func(_ context.Context, p netip.Prefix, nhs []netip.Addr) error {
 			for i, nh := range nhs {
-				dev.Set(panos.Route{VR: "default", Name: fmt.Sprintf("rp-copy-%d-%s", i, strings.ReplaceAll(p.Addr().String(), ".", "_")), Prefix: p, NextHop: nh})
+				dev.Set(panos.Route{VR: "default", Name: fmt.Sprintf("rp-copy-%d-%s", i, strings.NewReplacer(".", "_", ":", "_").Replace(p.Addr().String())), Prefix: p, NextHop: nh})
 			}
 			return nil
 		},
@@ -96,7 +98,7 @@ func panosHarness(t *testing.T, opts panos.Options) drivertest.Harness {
 		},
 		// The emulation's parser refuses a multicast next hop.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Invalid syntax."
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Invalid syntax."
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

@@ -48,15 +48,17 @@ func vyosHarness(t *testing.T, opts vyos.Options, save bool) drivertest.Harness 
 	t.Cleanup(func() { other.Close() })
 	set := func(r route.Route) { dev.Set(vyos.Route{VRF: vyosVRF(r.VRF), Prefix: r.Prefix, NextHop: r.NextHop}) }
 	h := drivertest.Harness{
-		Config:   cfg,
-		Open:     VyOSFactory().Open,
-		Preview:  VyOSFactory().Preview,
-		NextHops: eosNextHops,
-		VRF:      "blue",
+		Config:     cfg,
+		Open:       VyOSFactory().Open,
+		Preview:    VyOSFactory().Preview,
+		NextHops:   eosNextHops,
+		NextHops6:  v6NextHops,
+		Unmanaged6: v6Unmanaged,
+		VRF:        "blue",
 		// VyOS has no ownership mark: every static route inside the pools is returnpath's.
 		Unmanaged:   labUnmanaged,
 		Atomic:      true,
-		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "VyOS keys static next hops by address, not by an index", "IPv6": v6Pending},
+		SkipReasons: map[string]string{"RepairForeignIndexedNextHop": "VyOS keys static next hops by address, not by an index"},
 		List: func(context.Context) ([]route.Route, error) {
 			var out []route.Route
 			for _, r := range dev.Routes() {
@@ -81,7 +83,7 @@ func vyosHarness(t *testing.T, opts vyos.Options, save bool) drivertest.Harness 
 		},
 		// The emulated commit refuses a multicast next hop; the whole session is discarded.
 		Reject: func(p netip.Prefix) (route.Route, string) {
-			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: netip.MustParseAddr("239.1.1.1")}, "Commit failed"
+			return route.Route{VRF: route.DefaultVRF, Prefix: p, NextHop: multicastNextHop(p)}, "Commit failed"
 		},
 	}
 	withLoginFailures(t, &h, dev, other)

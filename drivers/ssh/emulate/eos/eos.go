@@ -9,7 +9,9 @@
 //     commands entered change only the session; "commit" copies the session into
 //     running-config; "abort" discards it; prompt "host(config-s-<name>)#").
 //   - Static routes: https://www.arista.com/en/um-eos/eos-ipv4 (the "ip route" command:
-//     "ip route [vrf V] PREFIX NEXTHOP [DISTANCE] [tag T] [name N]").
+//     "ip route [vrf V] PREFIX NEXTHOP [DISTANCE] [tag T] [name N]"), and for IPv6
+//     https://www.arista.com/en/um-eos/eos-ipv6 (the "ipv6 route" command, the same form
+//     with an IPv6 prefix and next hop; "show running-config section ipv6 route" lists them).
 //   - CLI errors "% Invalid input" and "% Incomplete command", the exec prompt "host>" and the
 //     privileged prompt "host#" after "enable": the EOS User Manual, "Command-Line Interface"
 //     chapter (EOS 4.20.5F), and the examples in Arista Warrior, 2nd ed., ch. 33.

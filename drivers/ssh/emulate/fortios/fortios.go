@@ -13,7 +13,11 @@
 //   - The static route table's fields (seq-num, dst as "A MASK", gateway, device, comment,
 //     vrf, status, distance, ...): FortiOS CLI Reference 7.2,
 //     https://docs.fortinet.com/document/container-fortios/7.2.1/cli-reference/200835411;
-//     static6 with an IPv6 prefix: FortiOS 6.0 CLI Reference, "router {static | static6}".
+//     static6 with an IPv6 prefix: FortiOS 6.0 CLI Reference, "router {static | static6}";
+//     static6's own fields (dst as an ipv6-network "P/LEN", gateway an ipv6-address, device,
+//     comment, status, distance, and "set vrf {integer}" since 7.0): FortiOS CLI Reference
+//     7.2.2, "config router static6",
+//     https://docs.fortinet.com/document/fortigate/7.2.2/cli-reference/564620.
 //   - "Command fail. Return code N" after a refused command, and "command parse error" for
 //     an unknown field: the return codes described at
 //     https://socpuppet.blogspot.com/2014/08/fortinet-and-understanding-return-codes.html and

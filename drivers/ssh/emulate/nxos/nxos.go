@@ -11,7 +11,9 @@
 //     "ip route" in global configuration mode for the default VRF and under "vrf context
 //     NAME" (prompt "switch(config-vrf)#") for a VRF, with a next hop and optional "name",
 //     "tag" and preference; "no ip route" removes one; "vrf context" creates the VRF if it
-//     does not exist.
+//     does not exist. The same guide's IPv6 tasks: "ipv6 route PREFIX/LEN NEXTHOP [name N]
+//     [tag T]" in the same two places (global mode, "vrf context NAME"), "no ipv6 route"
+//     to remove one; a link-local next hop takes an interface.
 //   - How running-config prints them, and the two filters the driver reads: Ansible's
 //     cisco.nxos.nxos_static_routes module, tested against Nexus 9300v (NX-OS 9.3.6): its
 //     facts read "show running-config | include '^ip(v6)* route'" and "show running-config |
