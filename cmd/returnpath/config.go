@@ -68,6 +68,8 @@ type SegmentConfig struct {
 	Name     string      `mapstructure:"name"`
 	Hosts    string      `mapstructure:"hosts"`
 	Pool     string      `mapstructure:"pool"`
+	Hosts6   string      `mapstructure:"hosts6"` // the hosts' IPv6 network (dual stack or IPv6 only)
+	Pool6    string      `mapstructure:"pool6"`  // the IPv6 pool of their fixed-cidr-v6 subnets
 	RouteVia []HopConfig `mapstructure:"route_via"`
 	// Probes overrides the global probes for this segment's hosts: targets when set, max_age
 	// when not 0.
@@ -86,8 +88,62 @@ type ProbesConfig struct {
 type HopConfig struct {
 	Device string `mapstructure:"device"`
 	// Devices are applied in parallel, in one stage (a redundant pair); exclusive with Device.
-	Devices []string `mapstructure:"devices"`
-	NextHop string   `mapstructure:"next_hop"`
+	Devices []string      `mapstructure:"devices"`
+	NextHop NextHopConfig `mapstructure:"next_hop"`
+}
+
+// NextHopConfig is a hop's next_hop: "host", one address (Plain), or a fixed address per
+// family ({ipv4: ADDR, ipv6: ADDR}).
+type NextHopConfig struct {
+	Plain string `mapstructure:"-"`
+	IPv4  string `mapstructure:"ipv4"`
+	IPv6  string `mapstructure:"ipv6"`
+}
+
+// nextHopHook decodes the plain form of next_hop (a string) into a NextHopConfig; the map
+// form decodes field by field.
+func nextHopHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(NextHopConfig{}) {
+		return data, nil
+	}
+	if s, ok := data.(string); ok {
+		return NextHopConfig{Plain: s}, nil
+	}
+	return data, nil
+}
+
+// parseNextHop turns a next_hop into the domain's NextHop, reporting what does not parse
+// under key; the domain checks the families against the segment's.
+func parseNextHop(key string, n NextHopConfig, bad func(key, format string, args ...any)) fabric.NextHop {
+	var out fabric.NextHop
+	switch {
+	case n.Plain == "host":
+		out.Host = true
+	case n.Plain != "":
+		a, err := netip.ParseAddr(n.Plain)
+		if err != nil {
+			bad(key, "want \"host\", an IP address or {ipv4: ADDR, ipv6: ADDR}, got %q", n.Plain)
+		}
+		out.Addr = a
+	case n.IPv4 == "" && n.IPv6 == "":
+		bad(key, "want \"host\", an IP address or {ipv4: ADDR, ipv6: ADDR}")
+	default:
+		if n.IPv4 != "" {
+			a, err := netip.ParseAddr(n.IPv4)
+			if err != nil || !a.Is4() {
+				bad(key, "ipv4: want an IPv4 address, got %q", n.IPv4)
+			}
+			out.Addr = a
+		}
+		if n.IPv6 != "" {
+			a, err := netip.ParseAddr(n.IPv6)
+			if err != nil || !a.Is6() || a.Is4In6() {
+				bad(key, "ipv6: want an IPv6 address, got %q", n.IPv6)
+			}
+			out.Addr6 = a
+		}
+	}
+	return out
 }
 
 // DeviceConfig is one entry of devices.
@@ -257,7 +313,7 @@ func readConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 	}
 	c := Config{path: path}
 	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(nextHopHook, mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	})
 	c.problems = decodeProblems(err)
 	// Unknown keys are found by a walk of their own rather than by the decoder (ErrorUnused or
@@ -301,11 +357,19 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 	global := fabric.ProbeSettings{Targets: parseProbeTargets("probes", c.Probes.Targets, bad), MaxAge: c.Probes.MaxAge}
 	for i, s := range c.Segments {
 		key := fmt.Sprintf("segments[%d]", i)
-		hosts, err := netip.ParsePrefix(s.Hosts)
-		if err != nil {
-			bad(key+".hosts", "%q is not a network in CIDR notation", s.Hosts)
+		var hosts, hosts6 netip.Prefix
+		var err error
+		if s.Hosts != "" || s.Hosts6 == "" {
+			if hosts, err = netip.ParsePrefix(s.Hosts); err != nil {
+				bad(key+".hosts", "%q is not a network in CIDR notation", s.Hosts)
+			}
 		}
-		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool, Probes: global}
+		if s.Hosts6 != "" {
+			if hosts6, err = netip.ParsePrefix(s.Hosts6); err != nil {
+				bad(key+".hosts6", "%q is not a network in CIDR notation", s.Hosts6)
+			}
+		}
+		seg := fabric.Segment{Name: s.Name, Hosts: hosts, Pool: s.Pool, Hosts6: hosts6, Pool6: s.Pool6, Probes: global}
 		if s.Probes.Targets != nil {
 			seg.Probes.Targets = parseProbeTargets(key+".probes", s.Probes.Targets, bad)
 		}
@@ -314,13 +378,7 @@ func (c *Config) inventory() (*fabric.Inventory, []string, []error) {
 		}
 		for j, h := range s.RouteVia {
 			hop := fabric.Hop{Device: h.Device, Devices: h.Devices}
-			if h.NextHop == "host" {
-				hop.NextHop.Host = true
-			} else if a, err := netip.ParseAddr(h.NextHop); err == nil {
-				hop.NextHop.Addr = a
-			} else {
-				bad(fmt.Sprintf("%s.route_via[%d].next_hop", key, j), "want \"host\" or an IP address, got %q", h.NextHop)
-			}
+			hop.NextHop = parseNextHop(fmt.Sprintf("%s.route_via[%d].next_hop", key, j), h.NextHop, bad)
 			seg.RouteVia = append(seg.RouteVia, hop)
 		}
 		inv.Segments = append(inv.Segments, seg)

@@ -38,7 +38,8 @@ host probe: 0 replies came back; 1 none did; 2 it could not test.`,
 }
 
 func newHostRegisterCmd() *cobra.Command {
-	var name, address, subnet, daemonJSON string
+	var name, address, subnet, address6, subnet6, daemonJSON string
+	var allowDirectRouting bool
 	var wait time.Duration
 	var po probeOptions
 	cmd := &cobra.Command{
@@ -66,6 +67,22 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 					return fmt.Errorf("--subnet: %q is not a network in CIDR notation (e.g. 10.210.10.0/24)", subnet)
 				}
 			}
+			if address6 != "" {
+				if reg.Address6, err = netip.ParseAddr(address6); err != nil || !reg.Address6.Is6() {
+					return fmt.Errorf("--address6: %q is not an IPv6 address", address6)
+				}
+			}
+			if subnet6 != "" {
+				if address6 == "" {
+					return errors.New("--subnet6: needs --address6")
+				}
+				if reg.Subnet6, err = netip.ParsePrefix(subnet6); err != nil {
+					return fmt.Errorf("--subnet6: %q is not a network in CIDR notation (e.g. 2001:db8:a00::/64)", subnet6)
+				}
+			}
+			if allowDirectRouting && daemonJSON == "" {
+				return errors.New("--allow-direct-routing: needs --daemon-json, the file to set it in")
+			}
 			if wait < 0 {
 				return errors.New("--wait: must not be negative")
 			}
@@ -90,7 +107,7 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 			if err != nil {
 				return err
 			}
-			return hostRegister(cmd.Context(), c, cmd.OutOrStdout(), asJSON, reg, daemonJSON, wait, probe, po.iface)
+			return hostRegister(cmd.Context(), c, cmd.OutOrStdout(), asJSON, reg, daemonOptions{path: daemonJSON, allowDirectRouting: allowDirectRouting}, wait, probe, po.iface)
 		},
 	}
 	cmd.Flags().StringVar(&po.target, "probe", "", "with --wait: then probe this target (ADDR or ADDR:PORT; \"\": the segment's probes.targets) until a reply proves the return path")
@@ -99,6 +116,9 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 	f.StringVar(&name, "name", "", "the host's name, a DNS name (required)")
 	f.StringVar(&address, "address", "", "the host's uplink IPv4 address (required)")
 	f.StringVar(&subnet, "subnet", "", "ask for this subnet of the pool instead of the next free one")
+	f.StringVar(&address6, "address6", "", "the host's uplink IPv6 address: also allocate an IPv6 subnet (dual stack; daemon.json gets ipv6 and fixed-cidr-v6)")
+	f.StringVar(&subnet6, "subnet6", "", "with --address6: ask for this IPv6 subnet of the segment's pool6")
+	f.BoolVar(&allowDirectRouting, "allow-direct-routing", false, "also set \"allow-direct-routing\": true in daemon.json (Docker 28+: accept connections routed to containers from outside; see docs/bootstrap.md)")
 	f.StringVar(&daemonJSON, "daemon-json", "", "Docker's daemon.json to set bip and ip-masq in (e.g. /etc/docker/daemon.json)")
 	f.DurationVar(&wait, "wait", 0, "wait up to this long for the host to become active (0: do not wait)")
 	_ = cmd.MarkFlagRequired("name")
@@ -115,7 +135,15 @@ type hostRegisterResult struct {
 	Probe      *probeOutcome     `json:"probe,omitempty"` // the last probe, with --probe
 }
 
-func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON bool, reg client.Registration, daemonJSON string, wait time.Duration, probe *probing.Options, iface string) error {
+// daemonOptions are host register's daemon.json settings: the file, and whether to allow
+// direct routing.
+type daemonOptions struct {
+	path               string
+	allowDirectRouting bool
+}
+
+func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON bool, reg client.Registration, daemon daemonOptions, wait time.Duration, probe *probing.Options, iface string) error {
+	daemonJSON := daemon.path
 	start := time.Now()
 	h, created, err := c.RegisterHost(ctx, reg)
 	if err != nil {
@@ -137,7 +165,7 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 		say("%s", *h.Note)
 	}
 	if daemonJSON != "" {
-		dj, err := mergeDaemonJSON(daemonJSON, h.Docker.Bip)
+		dj, err := mergeDaemonSettings(daemonJSON, daemonSettings{bip: h.Docker.Bip, fixedCIDRv6: h.Docker.FixedCIDRv6, allowDirectRouting: daemon.allowDirectRouting})
 		if err != nil {
 			return err
 		}
@@ -152,11 +180,20 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 		default:
 			say("%s already has bip %s and ip-masq false; not rewritten", dj.Path, dj.Bip)
 		}
+		if dj.FixedCIDRv6 != "" {
+			say("%s: ipv6 true, fixed-cidr-v6 %s", dj.Path, dj.FixedCIDRv6)
+		}
+		if dj.AllowDirectRouting {
+			say("%s: allow-direct-routing true", dj.Path)
+		}
 		for _, w := range dj.Warnings {
 			say("warning: %s: %s", dj.Path, w)
 		}
 	} else {
 		say("docker0 settings for daemon.json: \"bip\": %q, \"ip-masq\": false", h.Docker.Bip.String())
+		if h.Docker.FixedCIDRv6.IsValid() {
+			say("and for IPv6: \"ipv6\": true, \"fixed-cidr-v6\": %q", h.Docker.FixedCIDRv6.String())
+		}
 	}
 	if wait == 0 {
 		return emitJSON(out, asJSON, res, nil)
@@ -429,12 +466,23 @@ func changeFailure(ctx context.Context, c *client.Client, h client.Host, want st
 
 // daemonJSONResult says what mergeDaemonJSON did.
 type daemonJSONResult struct {
-	Path     string   `json:"path"`
-	Created  bool     `json:"created"`
-	Changed  bool     `json:"changed"`
-	OldBip   string   `json:"old_bip,omitempty"`
-	Bip      string   `json:"bip"`
-	Warnings []string `json:"warnings,omitempty"`
+	Path    string `json:"path"`
+	Created bool   `json:"created"`
+	Changed bool   `json:"changed"`
+	OldBip  string `json:"old_bip,omitempty"`
+	Bip     string `json:"bip"`
+	// FixedCIDRv6 is set when "ipv6": true and "fixed-cidr-v6" were written (a dual-stack host).
+	FixedCIDRv6        string   `json:"fixed_cidr_v6,omitempty"`
+	AllowDirectRouting bool     `json:"allow_direct_routing,omitempty"`
+	Warnings           []string `json:"warnings,omitempty"`
+}
+
+// daemonSettings are the daemon.json keys host register sets: bip (and ip-masq false), for a
+// dual-stack host ipv6 and fixed-cidr-v6, and allow-direct-routing when asked.
+type daemonSettings struct {
+	bip                netip.Prefix
+	fixedCIDRv6        netip.Prefix
+	allowDirectRouting bool
 }
 
 // daemonKV is one top-level key of daemon.json with its value as written.
@@ -450,7 +498,18 @@ type daemonKV struct {
 // object, or that names another bridge, is an error and is left untouched. Nothing is written
 // when the file already says the same.
 func mergeDaemonJSON(path string, bip netip.Prefix) (daemonJSONResult, error) {
-	res := daemonJSONResult{Path: path, Bip: bip.String()}
+	return mergeDaemonSettings(path, daemonSettings{bip: bip})
+}
+
+// mergeDaemonSettings is mergeDaemonJSON for every key of ds: besides bip and ip-masq, "ipv6":
+// true and "fixed-cidr-v6" when ds has an IPv6 subnet, and "allow-direct-routing": true when
+// asked. Keys it is not asked to set are left as they are.
+func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, error) {
+	bip := ds.bip
+	res := daemonJSONResult{Path: path, Bip: bip.String(), AllowDirectRouting: ds.allowDirectRouting}
+	if ds.fixedCIDRv6.IsValid() {
+		res.FixedCIDRv6 = ds.fixedCIDRv6.String()
+	}
 	if !bip.IsValid() {
 		return res, errors.New("daemon.json: no bip to write")
 	}
@@ -482,8 +541,18 @@ func mergeDaemonJSON(path string, bip netip.Prefix) (daemonJSONResult, error) {
 		return res, fmt.Errorf("daemon.json %s: %w (file left untouched)", path, err)
 	}
 	var sameBip, sameMasq bool
+	sameV6, sameCIDRv6, sameDirect := !ds.fixedCIDRv6.IsValid(), !ds.fixedCIDRv6.IsValid(), !ds.allowDirectRouting
 	for _, kv := range kvs {
 		switch kv.key {
+		case "ipv6":
+			var b bool
+			sameV6 = sameV6 || (json.Unmarshal(kv.val, &b) == nil && b)
+		case "fixed-cidr-v6":
+			var s string
+			sameCIDRv6 = sameCIDRv6 || (json.Unmarshal(kv.val, &s) == nil && s == res.FixedCIDRv6)
+		case "allow-direct-routing":
+			var b bool
+			sameDirect = sameDirect || (json.Unmarshal(kv.val, &b) == nil && b)
 		case "bip":
 			var s string
 			_ = json.Unmarshal(kv.val, &s)
@@ -505,11 +574,18 @@ func mergeDaemonJSON(path string, bip netip.Prefix) (daemonJSONResult, error) {
 			}
 		}
 	}
-	if sameBip && sameMasq && !res.Created {
+	if sameBip && sameMasq && sameV6 && sameCIDRv6 && sameDirect && !res.Created {
 		return res, nil
 	}
 	kvs = setDaemonKey(kvs, "bip", json.RawMessage(fmt.Sprintf("%q", bip.String())))
 	kvs = setDaemonKey(kvs, "ip-masq", json.RawMessage("false"))
+	if ds.fixedCIDRv6.IsValid() {
+		kvs = setDaemonKey(kvs, "ipv6", json.RawMessage("true"))
+		kvs = setDaemonKey(kvs, "fixed-cidr-v6", json.RawMessage(fmt.Sprintf("%q", res.FixedCIDRv6)))
+	}
+	if ds.allowDirectRouting {
+		kvs = setDaemonKey(kvs, "allow-direct-routing", json.RawMessage("true"))
+	}
 	out, err := renderDaemonJSON(kvs)
 	if err != nil {
 		return res, fmt.Errorf("daemon.json %s: %w", path, err)

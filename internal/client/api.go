@@ -35,6 +35,9 @@ type Registration struct {
 	Name    string       `json:"name"`
 	Address netip.Addr   `json:"address"`
 	Subnet  netip.Prefix `json:"subnet,omitzero"`
+	// Address6 asks for an IPv6 subnet too (dual stack); Subnet6 names a specific one.
+	Address6 netip.Addr   `json:"address6,omitzero"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 }
 
 // Host is a registered Docker host and its docker0 allocation.
@@ -44,6 +47,9 @@ type Host struct {
 	Segment   string       `json:"segment"`
 	Subnet    netip.Prefix `json:"subnet"`
 	Gateway   netip.Addr   `json:"gateway"`
+	Address6  netip.Addr   `json:"address6,omitzero"`
+	Subnet6   netip.Prefix `json:"subnet6,omitzero"`
+	Pool6     string       `json:"pool6,omitempty"`
 	State     string       `json:"state"`
 	Docker    Docker       `json:"docker"`
 	Change    *ChangeRef   `json:"change"`
@@ -59,6 +65,9 @@ type Docker struct {
 	// Bip is docker0's address with the subnet's length, e.g. 10.210.10.1/24.
 	Bip    netip.Prefix `json:"bip"`
 	IPMasq bool         `json:"ip-masq"`
+	// IPv6 and FixedCIDRv6 are set for a dual-stack host: docker0's IPv6 subnet.
+	IPv6        bool         `json:"ipv6,omitempty"`
+	FixedCIDRv6 netip.Prefix `json:"fixed-cidr-v6,omitzero"`
 }
 
 // ChangeRef points at the change carrying a host's routes.

@@ -30,12 +30,17 @@ func (s HostState) Validate() error {
 
 // Host is a Docker host and the docker0 subnet allocated to it.
 type Host struct {
-	ID        int64
-	Name      string
-	Address   netip.Addr
-	Segment   string
-	Pool      string
-	Subnet    netip.Prefix
+	ID      int64
+	Name    string
+	Address netip.Addr
+	Segment string
+	Pool    string
+	Subnet  netip.Prefix
+	// Address6, Pool6 and Subnet6 are the host's IPv6 family: its uplink's IPv6 address and
+	// the fixed-cidr-v6 subnet allocated to it; invalid (and "") for an IPv4-only host.
+	Address6  netip.Addr
+	Pool6     string
+	Subnet6   netip.Prefix
 	State     HostState
 	CreatedBy string
 	CreatedAt time.Time
@@ -65,6 +70,10 @@ type Registration struct {
 	Name    string
 	Address netip.Addr
 	Subnet  netip.Prefix // optional: a specific subnet of the pool
+	// Address6 asks for an IPv6 subnet too (dual stack), routed via this address; Subnet6
+	// optionally names a specific one of the segment's pool6.
+	Address6 netip.Addr
+	Subnet6  netip.Prefix
 }
 
 // maxHostName is the longest DNS name (RFC 1035).
@@ -103,7 +112,10 @@ func hostLabelOK(l string) bool {
 
 // Place validates r against the inventory and returns the host's segment and pool. It checks
 // everything that does not need the registry: the name, the address (IPv4, inside a segment,
-// not its network or broadcast address) and a requested subnet (inside the pool, of its length).
+// not its network or broadcast address), a requested subnet (inside the pool, of its length)
+// and, for a dual-stack host, the same of address6 and subnet6 against the segment's hosts6
+// and pool6 (the IPv6 pool is inv.Pool(seg.Pool6)). Every host has an IPv4 address: Docker's
+// default bridge always has an IPv4 subnet, and returnpath routes it.
 func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error) {
 	name, err := NormalizeHostName(r.Name)
 	if err != nil {
@@ -113,8 +125,11 @@ func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error)
 	if !r.Address.IsValid() {
 		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "is required")
 	}
-	if !r.Address.Is4() || r.Address.Zone() != "" {
-		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s: only IPv4 host addresses are supported", r.Address)
+	if r.Address.Is6() && !r.Address.Is4In6() && r.Address.Zone() == "" {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is IPv6: give the host's IPv4 address here and this one as address6", r.Address)
+	}
+	if !r.Address.Is4() {
+		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s: want a plain IPv4 address", r.Address)
 	}
 	seg, ok := inv.SegmentFor(r.Address)
 	if !ok {
@@ -130,17 +145,60 @@ func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error)
 	if !ok {
 		return r, Segment{}, Pool{}, Errorf(EINTERNAL, "segment %s names unknown pool %s", seg.Name, seg.Pool)
 	}
-	if r.Subnet.IsValid() {
-		switch {
-		case r.Subnet != r.Subnet.Masked():
-			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s has host bits set (did you mean %s?)", r.Subnet, r.Subnet.Masked())
-		case !pool.Prefix.Contains(r.Subnet.Addr()) || r.Subnet.Bits() < pool.Prefix.Bits():
-			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s is outside pool %s (%s) of segment %s", r.Subnet, pool.Name, pool.Prefix, seg.Name)
-		case r.Subnet.Bits() != pool.SubnetLength:
-			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "subnet", "%s: pool %s hands out /%d subnets", r.Subnet, pool.Name, pool.SubnetLength)
-		}
+	if err := checkSubnet("subnet", r.Subnet, pool, seg); err != nil {
+		return r, Segment{}, Pool{}, err
+	}
+	if err := inv.place6(r, seg); err != nil {
+		return r, Segment{}, Pool{}, err
 	}
 	return r, seg, pool, nil
+}
+
+// place6 checks the IPv6 half of registration r in segment seg.
+func (inv *Inventory) place6(r Registration, seg Segment) error {
+	a := r.Address6
+	if !a.IsValid() {
+		if r.Subnet6.IsValid() {
+			return FieldErrorf(EINVALID, "subnet6", "needs address6: the IPv6 subnet is routed via the host's IPv6 address")
+		}
+		return nil
+	}
+	switch {
+	case !a.Is6() || a.Is4In6():
+		return FieldErrorf(EINVALID, "address6", "%s is not an IPv6 address", a)
+	case a.Zone() != "" || a.IsLinkLocalUnicast():
+		return FieldErrorf(EINVALID, "address6", "%s is link-local: devices route to the host's global or ULA address", a)
+	case a.IsMulticast() || a.IsUnspecified() || a.IsLoopback():
+		return FieldErrorf(EINVALID, "address6", "%s is not a host's unicast address", a)
+	case !seg.Hosts6.IsValid():
+		return FieldErrorf(EINVALID, "address6", "segment %s (of address %s) has no IPv6 hosts (hosts6, pool6): register without address6", seg.Name, r.Address)
+	case !seg.Hosts6.Contains(a):
+		return FieldErrorf(EINVALID, "address6", "%s is outside segment %s's hosts6 %s", a, seg.Name, seg.Hosts6)
+	case a == seg.Hosts6.Addr() && seg.Hosts6.Bits() < 127:
+		return FieldErrorf(EINVALID, "address6", "%s is the subnet-router anycast address of segment %s (%s)", a, seg.Name, seg.Hosts6)
+	}
+	pool6, ok := inv.Pool(seg.Pool6)
+	if !ok {
+		return Errorf(EINTERNAL, "segment %s names unknown pool6 %s", seg.Name, seg.Pool6)
+	}
+	return checkSubnet("subnet6", r.Subnet6, pool6, seg)
+}
+
+// checkSubnet checks a requested subnet s (none is fine) against pool, naming field.
+func checkSubnet(field string, s netip.Prefix, pool Pool, seg Segment) error {
+	switch {
+	case !s.IsValid():
+		return nil
+	case s.Addr().Is6() != pool.Prefix.Addr().Is6():
+		return FieldErrorf(EINVALID, field, "%s is not of pool %s's address family (%s)", s, pool.Name, pool.Prefix)
+	case s != s.Masked():
+		return FieldErrorf(EINVALID, field, "%s has host bits set (did you mean %s?)", s, s.Masked())
+	case !pool.Prefix.Contains(s.Addr()) || s.Bits() < pool.Prefix.Bits():
+		return FieldErrorf(EINVALID, field, "%s is outside pool %s (%s) of segment %s", s, pool.Name, pool.Prefix, seg.Name)
+	case s.Bits() != pool.SubnetLength:
+		return FieldErrorf(EINVALID, field, "%s: pool %s hands out /%d subnets", s, pool.Name, pool.SubnetLength)
+	}
+	return nil
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

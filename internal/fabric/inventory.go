@@ -44,8 +44,25 @@ func (p Pool) Validate() error {
 	if p.Prefix.Addr().Is4() && p.SubnetLength > 30 {
 		return FieldErrorf(EINVALID, "subnet_length", "%d leaves no room for a bridge address and a container; use /30 or shorter", p.SubnetLength)
 	}
+	if p.Prefix.Addr().Is6() {
+		if p.Prefix.Addr().Is4In6() || p.Prefix.Addr().Zone() != "" {
+			return FieldErrorf(EINVALID, "prefix", "%s: want a plain IPv4 or IPv6 network", p.Prefix)
+		}
+		// Docker's fixed-cidr-v6 wants /64 or longer for SLAAC-free assignment to work well
+		// with most tooling, and a subnet longer than /120 holds too few containers to be worth
+		// a route each.
+		if p.SubnetLength < minSubnet6 || p.SubnetLength > maxSubnet6 {
+			return FieldErrorf(EINVALID, "subnet_length", "%d: IPv6 pools hand out /%d to /%d subnets", p.SubnetLength, minSubnet6, maxSubnet6)
+		}
+	}
 	return nil
 }
+
+// The lengths an IPv6 pool may hand out.
+const (
+	minSubnet6 = 64
+	maxSubnet6 = 120
+)
 
 // maxPoolSize caps Size for very large (IPv6) pools; nobody allocates 2^62 subnets.
 const maxPoolSize = 1 << 62
@@ -95,25 +112,65 @@ func (p Pool) Private() bool {
 	return false
 }
 
-// NextHop is where a device sends a host's subnet: the host's own address, or a fixed address.
+// NextHop is where a device sends a host's subnets: the host's own address of each family,
+// or a fixed address per family.
 type NextHop struct {
-	Host bool       // the host's uplink address
-	Addr netip.Addr // valid when !Host
+	Host bool // the host's uplink address of the subnet's family
+	// Addr is the fixed next hop when !Host: IPv4, or IPv6 when the configuration gave one
+	// address (the plain form) for a segment with IPv6 hosts only.
+	Addr netip.Addr
+	// Addr6 is the fixed IPv6 next hop of the per-family form ({ipv4: ..., ipv6: ...}).
+	Addr6 netip.Addr
 }
 
 func (n NextHop) String() string {
-	if n.Host {
+	switch {
+	case n.Host:
 		return "host"
+	case n.Addr6.IsValid() && n.Addr.IsValid():
+		return fmt.Sprintf("{ipv4: %s, ipv6: %s}", n.Addr, n.Addr6)
+	case n.Addr6.IsValid():
+		return fmt.Sprintf("{ipv6: %s}", n.Addr6)
 	}
 	return n.Addr.String()
 }
 
-// Resolve returns the next-hop address for host address h.
+// Fixed returns the fixed next hop of the given family (IPv6 when v6), if there is one.
+func (n NextHop) Fixed(v6 bool) (netip.Addr, bool) {
+	for _, a := range []netip.Addr{n.Addr, n.Addr6} {
+		if a.IsValid() && a.Is6() == v6 {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// Resolve returns the next-hop address for a subnet of host address h's family: h itself
+// for "host", else the fixed next hop of that family (invalid when there is none).
 func (n NextHop) Resolve(h netip.Addr) netip.Addr {
 	if n.Host {
 		return h
 	}
-	return n.Addr
+	a, _ := n.Fixed(h.Is6())
+	return a
+}
+
+// checkNextHopAddr reports why a is no usable fixed next hop ("" when it is): a next hop must
+// be a unicast address a device can reach on a connected network without naming an interface.
+func checkNextHopAddr(a netip.Addr) string {
+	switch {
+	case a.Zone() != "":
+		return fmt.Sprintf("%s: a next hop takes no zone", a)
+	case a.Is4In6():
+		return fmt.Sprintf("%s: write the IPv4 address as %s", a, a.Unmap())
+	case a.IsLinkLocalUnicast():
+		return fmt.Sprintf("%s is link-local: devices need an interface to reach it; use a global or ULA address", a)
+	case a.IsMulticast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast():
+		return fmt.Sprintf("%s is multicast, not a next hop", a)
+	case a.IsUnspecified() || a.IsLoopback():
+		return fmt.Sprintf("%s is not a next hop a device can route to", a)
+	}
+	return ""
 }
 
 // Hop is one stage of a segment's return path: one device (Device), or several applied in
@@ -154,9 +211,13 @@ func Sequential(devices []string) [][]string {
 // Segment is a network where hosts live, with the pool their subnets come from and the
 // devices, inside-out, that must route those subnets back.
 type Segment struct {
-	Name     string
-	Hosts    netip.Prefix
-	Pool     string
+	Name  string
+	Hosts netip.Prefix // the IPv4 network of its hosts; invalid for an IPv6-only segment
+	Pool  string       // the IPv4 pool of its hosts' docker0 subnets; "" with Hosts
+	// Hosts6 and Pool6 are the IPv6 family of the same: the network of the hosts' IPv6
+	// addresses and the pool of their fixed-cidr-v6 subnets; invalid and "" without IPv6.
+	Hosts6   netip.Prefix
+	Pool6    string
 	RouteVia []Hop
 	// Probes are the return-path probes its hosts run (the segment's probes, or the global
 	// ones); the configuration resolves the inheritance.
@@ -276,26 +337,26 @@ func (inv *Inventory) Validate() (warnings []string, err error) {
 }
 
 // validateSegment checks segment s (at index i, under key) against the pools and devices.
+// A segment has an IPv4 family (hosts and pool), an IPv6 family (hosts6 and pool6) or both;
+// each family it names must be complete, and each hop needs a next hop for each family.
 func (inv *Inventory) validateSegment(key string, i int, s Segment, pools map[string]Pool, badPool, devices map[string]bool) []*Error {
 	var errs []*Error
-	hostsOK := s.Hosts.IsValid() && s.Hosts == s.Hosts.Masked()
-	if !hostsOK {
-		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "want a network such as 10.10.10.0/24, got %q", s.Hosts))
-	} else {
-		for _, o := range inv.Segments[:i] {
-			if o.Hosts.IsValid() && o.Hosts.Overlaps(s.Hosts) {
-				errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "%s overlaps segment %s (%s)", s.Hosts, o.Name, o.Hosts))
-				break
-			}
-		}
+	has4 := s.Hosts.IsValid() || s.Pool != ""
+	has6 := s.Hosts6.IsValid() || s.Pool6 != ""
+	if !has4 && !has6 {
+		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "want hosts and pool (IPv4), hosts6 and pool6 (IPv6), or both"))
 	}
-	p, ok := pools[s.Pool]
-	if !ok {
-		errs = append(errs, FieldErrorf(EINVALID, key+".pool", "no pool named %q", s.Pool))
+	// ok4 and ok6: the family is complete and valid, so its next hops can be checked.
+	ok4, ok6 := !has4, !has6
+	if has4 {
+		var e4 []*Error
+		ok4, e4 = inv.validateFamily(key, "hosts", "pool", false, i, s.Hosts, s.Pool, pools, badPool)
+		errs = append(errs, e4...)
 	}
-	poolOK := ok && !badPool[s.Pool]
-	if poolOK && hostsOK && p.Prefix.Overlaps(s.Hosts) {
-		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "%s overlaps its pool %s (%s)", s.Hosts, p.Name, p.Prefix))
+	if has6 {
+		var e6 []*Error
+		ok6, e6 = inv.validateFamily(key, "hosts6", "pool6", true, i, s.Hosts6, s.Pool6, pools, badPool)
+		errs = append(errs, e6...)
 	}
 	if len(s.RouteVia) == 0 {
 		errs = append(errs, FieldErrorf(EINVALID, key+".route_via", "at least one device is required"))
@@ -322,18 +383,95 @@ func (inv *Inventory) validateSegment(key string, i int, s Segment, pools map[st
 			}
 			seen[dev] = true
 		}
-		switch {
-		case !h.NextHop.Host && !h.NextHop.Addr.IsValid():
-			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "want \"host\" or an IP address"))
-		case !poolOK:
-			// The family checks compare with the pool's: moot without a valid pool.
-		case !h.NextHop.Host && h.NextHop.Addr.Is4() != p.Prefix.Addr().Is4():
-			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "%s is not of the pool's address family", h.NextHop.Addr))
-		case h.NextHop.Host && hostsOK && s.Hosts.Addr().Is4() != p.Prefix.Addr().Is4():
-			errs = append(errs, FieldErrorf(EINVALID, hk+".next_hop", "\"host\" needs host addresses of the pool's address family"))
+		if e := validateNextHop(hk+".next_hop", h.NextHop, has4 && ok4, has6 && ok6, has4, has6); e != nil {
+			errs = append(errs, e)
 		}
 	}
 	return errs
+}
+
+// validateFamily checks one address family of segment s (at index i): its hosts network under
+// hostsKey and its pool under poolKey, of the family v6 says. ok reports that both are valid.
+func (inv *Inventory) validateFamily(key, hostsKey, poolKey string, v6 bool, i int, hosts netip.Prefix, pool string, pools map[string]Pool, badPool map[string]bool) (ok bool, errs []*Error) {
+	fam, example := "IPv4", "10.10.10.0/24"
+	if v6 {
+		fam, example = "IPv6", "2001:db8:10::/64"
+	}
+	hostsOK := hosts.IsValid() && hosts == hosts.Masked() && hosts.Addr().Is6() == v6 && !hosts.Addr().Is4In6()
+	switch {
+	case !hosts.IsValid():
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+hostsKey, "%s names %s pool %q but no %s network of hosts such as %s", poolKey, fam, pool, fam, example))
+	case !hostsOK:
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+hostsKey, "want an %s network such as %s, got %q", fam, example, hosts))
+	default:
+		for _, o := range inv.Segments[:i] {
+			oh := o.Hosts
+			if v6 {
+				oh = o.Hosts6
+			}
+			if oh.IsValid() && oh.Overlaps(hosts) {
+				errs = append(errs, FieldErrorf(EINVALID, key+"."+hostsKey, "%s overlaps segment %s (%s)", hosts, o.Name, oh))
+				break
+			}
+		}
+	}
+	p, found := pools[pool]
+	switch {
+	case pool == "":
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+poolKey, "%s %s needs a pool of %s subnets", hostsKey, hosts, fam))
+		return false, errs
+	case !found:
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+poolKey, "no pool named %q", pool))
+		return false, errs
+	case badPool[pool]:
+		return false, errs
+	case p.Prefix.Addr().Is6() != v6:
+		other := "pool6"
+		if v6 {
+			other = "pool"
+		}
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+poolKey, "pool %s (%s) is not %s: name it under %s", pool, p.Prefix, fam, other))
+		return false, errs
+	}
+	if hostsOK && p.Prefix.Overlaps(hosts) {
+		errs = append(errs, FieldErrorf(EINVALID, key+"."+hostsKey, "%s overlaps its pool %s (%s)", hosts, p.Name, p.Prefix))
+	}
+	return hostsOK, errs
+}
+
+// validateNextHop checks a hop's next hop for a segment with an IPv4 family (has4; check4 when
+// it is valid enough to compare with) and an IPv6 family (has6, check6).
+func validateNextHop(key string, n NextHop, check4, check6, has4, has6 bool) *Error {
+	if n.Host {
+		return nil
+	}
+	if !n.Addr.IsValid() && !n.Addr6.IsValid() {
+		return FieldErrorf(EINVALID, key, "want \"host\", an IP address or {ipv4: ADDR, ipv6: ADDR}")
+	}
+	for _, a := range []netip.Addr{n.Addr, n.Addr6} {
+		if !a.IsValid() {
+			continue
+		}
+		if why := checkNextHopAddr(a); why != "" {
+			return FieldErrorf(EINVALID, key, "%s", why)
+		}
+	}
+	if n.Addr6.IsValid() && (!n.Addr6.Is6() || n.Addr.Is6()) {
+		return FieldErrorf(EINVALID, key, "ipv4 holds IPv4 addresses and ipv6 IPv6 ones, got %s", n)
+	}
+	_, have4 := n.Fixed(false)
+	_, have6 := n.Fixed(true)
+	switch {
+	case have6 && !has6 && has4:
+		return FieldErrorf(EINVALID, key, "%s is an IPv6 next hop but the segment has no IPv6 hosts (hosts6, pool6)", n)
+	case have4 && !has4 && has6:
+		return FieldErrorf(EINVALID, key, "%s is an IPv4 next hop but the segment has no IPv4 hosts (hosts, pool)", n)
+	case check4 && !have4:
+		return FieldErrorf(EINVALID, key, "%s: the segment's IPv4 hosts need an IPv4 next hop: write {ipv4: ADDR, ipv6: ADDR} or \"host\"", n)
+	case check6 && !have6:
+		return FieldErrorf(EINVALID, key, "%s: the segment's IPv6 hosts need an IPv6 next hop: write {ipv4: ADDR, ipv6: ADDR} or \"host\"", n)
+	}
+	return nil
 }
 
 // Pool returns the pool with the given name.
@@ -363,11 +501,18 @@ func (inv *Inventory) Segment(name string) (Segment, bool) {
 	return inv.Segments[i], true
 }
 
-// SegmentFor returns the segment whose host network holds addr (the longest match).
+// SegmentFor returns the segment whose host network of addr's family (hosts or hosts6) holds
+// addr (the longest match).
 func (inv *Inventory) SegmentFor(addr netip.Addr) (Segment, bool) {
+	hostsOf := func(s Segment) netip.Prefix {
+		if addr.Is6() {
+			return s.Hosts6
+		}
+		return s.Hosts
+	}
 	best := -1
 	for i, s := range inv.Segments {
-		if s.Hosts.Contains(addr) && (best < 0 || s.Hosts.Bits() > inv.Segments[best].Hosts.Bits()) {
+		if hostsOf(s).Contains(addr) && (best < 0 || hostsOf(s).Bits() > hostsOf(inv.Segments[best]).Bits()) {
 			best = i
 		}
 	}

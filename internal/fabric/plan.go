@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -18,25 +19,35 @@ type DeviceRoute struct {
 	Route  Route
 }
 
-// ReturnPath returns the routes a host's subnet needs, one per device on its segment's
-// route_via, inside-out (nearest the host first; the devices of one hop in their listed order).
+// ReturnPath returns the routes a host's subnets need: for each device on its segment's
+// route_via, inside-out (nearest the host first; the devices of one hop in their listed
+// order), the route of its IPv4 subnet and then, for a dual-stack host, that of its IPv6
+// subnet, each via the hop's next hop of its family.
 func (inv *Inventory) ReturnPath(h Host) ([]DeviceRoute, error) {
 	seg, ok := inv.Segment(h.Segment)
 	if !ok {
 		return nil, Errorf(ENOTFOUND, "host %s is in segment %s, which is no longer configured", h.Name, h.Segment)
 	}
-	out := make([]DeviceRoute, 0, len(seg.RouteVia))
+	out := make([]DeviceRoute, 0, 2*len(seg.RouteVia))
 	for _, hop := range seg.RouteVia {
 		for _, name := range hop.Members() {
 			d, ok := inv.Device(name)
 			if !ok {
 				return nil, Errorf(ENOTFOUND, "segment %s routes via device %s, which is not configured", seg.Name, name)
 			}
-			out = append(out, DeviceRoute{Device: d.Name, Route: Route{
-				VRF:     d.VRF,
-				Prefix:  h.Subnet,
-				NextHop: hop.NextHop.Resolve(h.Address),
-			}})
+			for _, f := range []struct {
+				subnet netip.Prefix
+				addr   netip.Addr
+			}{{h.Subnet, h.Address}, {h.Subnet6, h.Address6}} {
+				if !f.subnet.IsValid() {
+					continue
+				}
+				nh := hop.NextHop.Resolve(f.addr)
+				if !nh.IsValid() {
+					return nil, Errorf(ENOTFOUND, "segment %s has no next hop of %s's family for device %s (host %s)", seg.Name, f.subnet, d.Name, h.Name)
+				}
+				out = append(out, DeviceRoute{Device: d.Name, Route: Route{VRF: d.VRF, Prefix: f.subnet, NextHop: nh}})
+			}
 		}
 	}
 	return out, nil

@@ -19,6 +19,9 @@ type hostJSON struct {
 	Segment   string     `json:"segment"`
 	Subnet    string     `json:"subnet"`
 	Gateway   string     `json:"gateway"`
+	Address6  string     `json:"address6,omitempty"`
+	Subnet6   string     `json:"subnet6,omitempty"`
+	Pool6     string     `json:"pool6,omitempty"`
 	State     string     `json:"state"`
 	Docker    dockerJSON `json:"docker"`
 	Change    *changeRef `json:"change"`
@@ -33,6 +36,9 @@ type hostJSON struct {
 type dockerJSON struct {
 	Bip    string `json:"bip"`
 	IPMasq bool   `json:"ip-masq"`
+	// IPv6 and FixedCIDRv6 give a dual-stack host's default bridge its IPv6 subnet.
+	IPv6        bool   `json:"ipv6,omitempty"`
+	FixedCIDRv6 string `json:"fixed-cidr-v6,omitempty"`
 }
 
 // changeRef points at the change that carries a host's routes.
@@ -43,18 +49,25 @@ type changeRef struct {
 }
 
 func toHostJSON(h fabric.Host) hostJSON {
-	return hostJSON{
+	v := hostJSON{
 		Name: h.Name, Address: h.Address.String(), Segment: h.Segment, Subnet: h.Subnet.String(),
 		Gateway: h.Gateway().String(), State: string(h.State),
 		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
 		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, LastProbe: toProbeJSON(h.LastProbe),
 	}
+	if h.Subnet6.IsValid() {
+		v.Address6, v.Subnet6, v.Pool6 = h.Address6.String(), h.Subnet6.String(), h.Pool6
+		v.Docker.IPv6, v.Docker.FixedCIDRv6 = true, h.Subnet6.String()
+	}
+	return v
 }
 
 type registerRequest struct {
-	Name    *string `json:"name"`
-	Address *string `json:"address"`
-	Subnet  *string `json:"subnet"`
+	Name     *string `json:"name"`
+	Address  *string `json:"address"`
+	Subnet   *string `json:"subnet"`
+	Address6 *string `json:"address6"`
+	Subnet6  *string `json:"subnet6"`
 }
 
 func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +115,20 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 			return reg, fabric.FieldErrorf(fabric.EINVALID, "subnet", "%q is not a network in CIDR notation (e.g. 10.210.10.0/24)", *req.Subnet)
 		}
 		reg.Subnet = p
+	}
+	if req.Address6 != nil {
+		a, err := netip.ParseAddr(*req.Address6)
+		if err != nil {
+			return reg, fabric.FieldErrorf(fabric.EINVALID, "address6", "%q is not an IP address", *req.Address6)
+		}
+		reg.Address6 = a
+	}
+	if req.Subnet6 != nil {
+		p, err := netip.ParsePrefix(*req.Subnet6)
+		if err != nil {
+			return reg, fabric.FieldErrorf(fabric.EINVALID, "subnet6", "%q is not a network in CIDR notation (e.g. 2001:db8:a00::/64)", *req.Subnet6)
+		}
+		reg.Subnet6 = p
 	}
 	return reg, nil
 }
@@ -274,6 +301,8 @@ type segmentJSON struct {
 	Name     string        `json:"name"`
 	Hosts    string        `json:"hosts"`
 	Pool     string        `json:"pool"`
+	Hosts6   string        `json:"hosts6,omitempty"`
+	Pool6    string        `json:"pool6,omitempty"`
 	RouteVia []hopJSON     `json:"route_via"`
 	Probes   segProbesJSON `json:"probes"`
 }
@@ -287,7 +316,7 @@ type segProbesJSON struct {
 func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 	out := listJSON[segmentJSON]{Items: []segmentJSON{}}
 	for _, sg := range s.inv.Load().Segments {
-		v := segmentJSON{Name: sg.Name, Hosts: sg.Hosts.String(), Pool: sg.Pool, RouteVia: []hopJSON{},
+		v := segmentJSON{Name: sg.Name, Hosts: prefixOrEmpty(sg.Hosts), Pool: sg.Pool, Hosts6: prefixOrEmpty(sg.Hosts6), Pool6: sg.Pool6, RouteVia: []hopJSON{},
 			Probes: segProbesJSON{Targets: []string{}, MaxAgeS: s.inv.Load().ProbeMaxAge(sg.Name).Seconds()}}
 		for _, t := range sg.Probes.Targets {
 			v.Probes.Targets = append(v.Probes.Targets, probeTarget(t))
@@ -298,6 +327,14 @@ func (s *Server) listSegments(w http.ResponseWriter, r *http.Request) {
 		out.Items = append(out.Items, v)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// prefixOrEmpty is p, or "" when p is invalid (a family a segment does not have).
+func prefixOrEmpty(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
 
 // deviceJSON shows a device without any credential.

@@ -197,15 +197,20 @@ func (c *Changes) moveHostTx(ctx context.Context, tx pgx.Tx, h *fabric.Host, sta
 		_, err := tx.Exec(ctx, `UPDATE hosts SET state = 'active', updated_at = $2 WHERE id = $1 AND state = 'pending'`, h.ID, now)
 		return formatError(err)
 	case fabric.HostRemoved:
-		var pool string
-		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool`, h.ID, now).Scan(&pool)
+		rel := *h
+		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool, subnet, coalesce(pool6, ''), subnet6`,
+			h.ID, now).Scan(&rel.Pool, &rel.Subnet, &rel.Pool6, &rel.Subnet6)
 		if err != nil {
 			return formatError(err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, h.Subnet); err != nil {
-			return formatError(err)
+		if err := releaseSubnetsTx(ctx, tx, rel); err != nil {
+			return err
 		}
-		return insertAudit(ctx, tx, now, "apply", "host.removed", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String(), "released": true})
+		details := map[string]any{"subnet": rel.Subnet.String(), "released": true}
+		if rel.Subnet6.IsValid() {
+			details["subnet6"] = rel.Subnet6.String()
+		}
+		return insertAudit(ctx, tx, now, "apply", "host.removed", "host/"+h.Name, details)
 	}
 	return nil
 }

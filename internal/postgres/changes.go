@@ -216,7 +216,7 @@ func insertOps(ctx context.Context, tx pgx.Tx, changeID int64, ops []fabric.Chan
 }
 
 const changeColumns = `c.id, c.kind, c.status, c.requested_by, c.requested_owner, coalesce(c.approved_by, ''), coalesce(c.reason, ''), c.plan_hash, c.created_at, c.updated_at,
-	h.id, h.name, h.address, h.subnet, h.segment, h.state, coalesce(c.segment, h.segment, '')`
+	h.id, h.name, h.address, h.subnet, h.segment, h.state, coalesce(c.segment, h.segment, ''), h.address6, h.subnet6, coalesce(h.pool6, '')`
 
 func scanChange(row pgx.Row) (fabric.Change, error) {
 	var ch fabric.Change
@@ -225,11 +225,15 @@ func scanChange(row pgx.Row) (fabric.Change, error) {
 	var hname, hseg, hstate *string
 	var haddr *netip.Addr
 	var hsub *netip.Prefix
+	var haddr6 netip.Addr // NULL (no host, or an IPv4-only one) scans as invalid
+	var hsub6 netip.Prefix
+	var hpool6 string
 	err := row.Scan(&ch.ID, &kind, &status, &ch.RequestedBy, &ch.RequestedOwner, &ch.ApprovedBy, &ch.Reason, &ch.PlanHash, &ch.CreatedAt, &ch.UpdatedAt,
-		&hid, &hname, &haddr, &hsub, &hseg, &hstate, &ch.Segment)
+		&hid, &hname, &haddr, &hsub, &hseg, &hstate, &ch.Segment, &haddr6, &hsub6, &hpool6)
 	ch.Kind, ch.Status = fabric.ChangeKind(kind), fabric.ChangeStatus(status)
 	if err == nil && hid != nil {
-		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: *haddr, Subnet: *hsub, Segment: *hseg, State: fabric.HostState(*hstate)}
+		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: *haddr, Subnet: *hsub, Segment: *hseg, State: fabric.HostState(*hstate),
+			Address6: haddr6, Subnet6: hsub6, Pool6: hpool6}
 	}
 	return ch, err
 }
@@ -511,8 +515,8 @@ func (c *Changes) retryStateTx(ctx context.Context, tx pgx.Tx, ch fabric.Change)
 	if err != nil {
 		return st, formatError(err)
 	}
-	err = tx.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND id <> $1 AND subnet && $2 ORDER BY name LIMIT 1`,
-		ch.Host.ID, ch.Host.Subnet).Scan(&st.Overlap)
+	err = tx.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND id <> $1 AND (subnet && $2 OR subnet6 && $3) ORDER BY name LIMIT 1`,
+		ch.Host.ID, ch.Host.Subnet, ch.Host.Subnet6).Scan(&st.Overlap)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return st, formatError(err)
 	}

@@ -45,7 +45,7 @@ func NewHosts(db *DB, inv *fabric.Inventory) *Hosts {
 // SetInventory makes registrations use inv from now on (a reload, once inv is synced).
 func (s *Hosts) SetInventory(inv *fabric.Inventory) { s.inv.Store(inv) }
 
-const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at`
+const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, coalesce(pool6, '') AS pool6, subnet6`
 
 // withChange wraps a query for hostColumns so that each host also carries its newest change
 // and its newest probe (one query for a whole page, rather than two per host when the API
@@ -64,7 +64,7 @@ func scanHostView(row pgx.Row) (fabric.Host, error) {
 	var cid *int64
 	var cstatus *string
 	var pr probeRow
-	err := row.Scan(append([]any{&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &cid, &cstatus, &reason},
+	err := row.Scan(append([]any{&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6, &cid, &cstatus, &reason},
 		pr.dest()...)...)
 	h.State = fabric.HostState(state)
 	if err == nil && cid != nil {
@@ -79,7 +79,7 @@ func scanHostView(row pgx.Row) (fabric.Host, error) {
 func scanHost(row pgx.Row) (fabric.Host, error) {
 	var h fabric.Host
 	var state string
-	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt)
+	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6)
 	h.State = fabric.HostState(state)
 	return h, err
 }
@@ -89,13 +89,20 @@ func scanHost(row pgx.Row) (fabric.Host, error) {
 const maxAllocAttempts = 64
 
 // Register places and records a host. It returns the host and whether it was created now;
-// registering the same name and address again returns the existing host (bootstrap retries
-// safely). Allocation is race-free across processes: the database's exclusion constraint is
-// the final judge, and a candidate lost to a concurrent registration is simply skipped.
+// registering the same name and addresses again returns the existing host (bootstrap retries
+// safely). Allocation is race-free across processes: the database's exclusion constraints are
+// the final judge, and a candidate lost to a concurrent registration is simply skipped. A
+// dual-stack registration (reg.Address6) gets both subnets or neither: both are recorded by
+// one statement, and the candidates of a registration that fails are handed back.
 func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Registration) (fabric.Host, bool, error) {
-	reg, seg, pool, err := s.inv.Load().Place(reg)
+	inv := s.inv.Load()
+	reg, seg, pool, err := inv.Place(reg)
 	if err != nil {
 		return fabric.Host{}, false, err
+	}
+	pools := allocPools{v4: pool}
+	if reg.Address6.IsValid() {
+		pools.v6, _ = inv.Pool(seg.Pool6) // Place checked it exists
 	}
 	if !actor.MaySegment(seg.Name) {
 		return fabric.Host{}, false, fabric.FieldErrorf(fabric.EFORBIDDEN, "address",
@@ -105,7 +112,7 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 		return fabric.Host{}, false, err
 	}
 	for range maxAllocAttempts {
-		h, created, retry, err := s.tryRegister(ctx, actor, reg, seg, pool)
+		h, created, retry, err := s.tryRegister(ctx, actor, reg, seg, pools)
 		if !retry {
 			return h, created, err
 		}
@@ -113,16 +120,29 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 	return fabric.Host{}, false, fabric.Errorf(fabric.EUNAVAILABLE, "no subnet could be allocated after %d attempts under heavy contention; try again", maxAllocAttempts)
 }
 
-func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.Registration, seg fabric.Segment, pool fabric.Pool) (h fabric.Host, created, retry bool, err error) {
-	// The candidate is taken before the transaction, in statements of its own, so that no
+// allocPools are the pools a registration allocates from: its IPv4 pool, and its IPv6 pool
+// when it is dual-stack (v6.Name is "" otherwise).
+type allocPools struct{ v4, v6 fabric.Pool }
+
+func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.Registration, seg fabric.Segment, pools allocPools) (h fabric.Host, created, retry bool, err error) {
+	// The candidates are taken before the transaction, in a statement of their own, so that no
 	// registration holds a connection while it waits for another (a pool of N connections
 	// would otherwise deadlock under N concurrent registrations) and nobody queues behind
 	// the cursor's row lock for a whole transaction. A candidate that goes unused is handed
 	// back; one lost to a crash in between is found again by the gap scan.
-	cand, taken := reg.Subnet, netip.Prefix{}
-	if !cand.IsValid() {
+	cand, cand6 := reg.Subnet, reg.Subnet6
+	var taken, taken6 netip.Prefix
+	defer func() {
+		if !created {
+			s.giveBack(context.WithoutCancel(ctx), pools.v4.Name, taken)
+			s.giveBack(context.WithoutCancel(ctx), pools.v6.Name, taken6)
+		}
+	}()
+	need4, need6 := !cand.IsValid(), reg.Address6.IsValid() && !cand6.IsValid()
+	if need4 || need6 {
 		var exists bool
-		if taken, exists, err = s.candidate(ctx, reg, pool); err != nil {
+		taken, taken6, exists, err = s.candidate(ctx, reg, pools, need4, need6)
+		if err != nil {
 			return h, false, false, err
 		}
 		if exists {
@@ -132,22 +152,25 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 			}
 			return h, false, true, nil // removed in the meantime: start again
 		}
-		cand = taken
-	}
-	defer func() {
-		if taken.IsValid() && !created {
-			s.giveBack(context.WithoutCancel(ctx), pool.Name, taken)
+		if need4 {
+			cand = taken
 		}
-	}()
-	if reg.Subnet.IsValid() {
-		// A requested subnet skipped the candidate step and its check for a retry.
+		if need6 {
+			cand6 = taken6
+		}
+	}
+	if !need4 || (reg.Subnet6.IsValid() && !need6) {
+		// A requested subnet skipped the candidate step, or its check for a retry.
 		if existing, found, err := s.existing(ctx, s.db.Pool, reg); found || err != nil {
 			return existing, false, false, err
 		}
 	}
 	now := s.db.Now()
-	h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pool.Name, Subnet: cand,
+	h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pools.v4.Name, Subnet: cand,
 		State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
+	if reg.Address6.IsValid() {
+		h.Address6, h.Pool6, h.Subnet6 = reg.Address6, pools.v6.Name, cand6
+	}
 	var ops []fabric.ChangeOp
 	auto := false
 	if s.changes != nil {
@@ -182,21 +205,27 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	if err != nil || created {
 		return h, created, false, err
 	}
-	// Someone holds the name, the address or an overlapping subnet. Find out who.
+	// Someone holds the name, an address or an overlapping subnet. Find out who.
 	if existing, found, err := s.existing(ctx, s.db.Pool, reg); found || err != nil {
 		return existing, false, false, err
 	}
 	var holder string
-	err = s.db.Pool.QueryRow(ctx, `SELECT name FROM hosts WHERE state <> 'removed' AND subnet && $1 LIMIT 1`, cand).Scan(&holder)
+	var v4 bool
+	err = s.db.Pool.QueryRow(ctx, `SELECT name, coalesce(subnet && $1, false) FROM hosts
+		WHERE state <> 'removed' AND (subnet && $1 OR subnet6 && $2) ORDER BY 2 DESC LIMIT 1`, cand, h.Subnet6).Scan(&holder, &v4)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		// The conflicting registration rolled back in the meantime: try again.
 	case err != nil:
 		return h, false, false, formatError(err)
-	case reg.Subnet.IsValid():
+	case v4 && reg.Subnet.IsValid():
 		return h, false, false, fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "%s overlaps the subnet of host %s", cand, holder)
-	default:
+	case !v4 && reg.Subnet6.IsValid():
+		return h, false, false, fabric.FieldErrorf(fabric.ECONFLICT, "subnet6", "%s overlaps the IPv6 subnet of host %s", cand6, holder)
+	case v4:
 		taken = netip.Prefix{} // held for good by holder: nothing to hand back
+	default:
+		taken6 = netip.Prefix{}
 	}
 	return h, false, true, nil
 }
@@ -237,14 +266,13 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 	var hostID, changeID *int64
 	err = q.QueryRow(ctx, `
 		WITH h AS (
-			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at)
-			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6) ON CONFLICT DO NOTHING RETURNING id),
+			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, pool6, subnet6)
+			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6, $26, NULLIF($27, ''), $28) ON CONFLICT DO NOTHING RETURNING id),
 		ha AS (
 			INSERT INTO audit (at, actor, action, object, details)
 			SELECT $6, $3, 'host.register', 'host/' || $20, $25::jsonb FROM h),`+fileChangeSQL+`
 		SELECT (SELECT id FROM h), (SELECT id FROM c)`,
-		append(args, h.Name, h.Address, h.Segment, h.Pool, h.Subnet,
-			map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()})...,
+		append(args, h.Name, h.Address, h.Segment, h.Pool, h.Subnet, hostAudit(*h), h.Address6, h.Pool6, h.Subnet6)...,
 	).Scan(&hostID, &changeID)
 	if err != nil {
 		return false, "", formatError(err)
@@ -259,10 +287,20 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 	return true, rule, nil
 }
 
-// existing returns the live host registered under reg's name or address. Same name and
-// address is the idempotent repeat; anything else is a conflict naming the holder.
+// hostAudit is the audit detail of a host's registration.
+func hostAudit(h fabric.Host) map[string]any {
+	d := map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()}
+	if h.Subnet6.IsValid() {
+		d["address6"], d["subnet6"] = h.Address6.String(), h.Subnet6.String()
+	}
+	return d
+}
+
+// existing returns the live host registered under reg's name or one of its addresses. Same
+// name and addresses is the idempotent repeat; anything else is a conflict naming the holder.
 func (s *Hosts) existing(ctx context.Context, tx querier, reg fabric.Registration) (fabric.Host, bool, error) {
-	rows, err := tx.Query(ctx, `SELECT `+hostColumns+` FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2)`, reg.Name, reg.Address)
+	rows, err := tx.Query(ctx, `SELECT `+hostColumns+` FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2 OR address6 = $3)`,
+		reg.Name, reg.Address, reg.Address6)
 	if err != nil {
 		return fabric.Host{}, false, formatError(err)
 	}
@@ -277,34 +315,63 @@ func (s *Hosts) existing(ctx context.Context, tx querier, reg fabric.Registratio
 		if h.Address != reg.Address {
 			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "host %s is already registered with address %s", h.Name, h.Address)
 		}
+		if h.Address6 != reg.Address6 {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "address6", "host %s is already registered with %s; remove it to register it with other addresses", h.Name, describeAddress6(h.Address6))
+		}
 		if reg.Subnet.IsValid() && reg.Subnet != h.Subnet {
 			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "subnet", "host %s already holds subnet %s", h.Name, h.Subnet)
+		}
+		if reg.Subnet6.IsValid() && reg.Subnet6 != h.Subnet6 {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "subnet6", "host %s already holds IPv6 subnet %s", h.Name, h.Subnet6)
 		}
 		if h.State == fabric.HostRemoving {
 			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "name", "host %s is being removed; register it again once it is removed", h.Name)
 		}
 		return h, true, nil
 	}
+	for _, h := range hosts {
+		if h.Address == reg.Address {
+			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "address %s is already registered by host %s", reg.Address, h.Name)
+		}
+	}
 	if len(hosts) > 0 {
-		return hosts[0], true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "address %s is already registered by host %s", reg.Address, hosts[0].Name)
+		return hosts[0], true, fabric.FieldErrorf(fabric.ECONFLICT, "address6", "address6 %s is already registered by host %s", reg.Address6, hosts[0].Name)
 	}
 	return fabric.Host{}, false, nil
 }
 
-// candidate takes a subnet to try, in one statement of its own: a handed-back subnet first,
-// else the next never-used one from the pool's cursor, unless a live host already holds reg's
-// name or address (a retrying bootstrap must not burn a subnet; taken is then invalid and the
-// caller looks the host up). Only once the cursor has passed the pool's end does a second
-// statement look for a gap left by a hand-back that never happened.
+func describeAddress6(a netip.Addr) string {
+	if !a.IsValid() {
+		return "no address6"
+	}
+	return "address6 " + a.String()
+}
+
+// candidate takes the subnets to try, in one statement of its own: of the IPv4 pool when
+// need4 and of the IPv6 pool when need6, for each a handed-back subnet first, else the next
+// never-used one from the pool's cursor, unless a live host already holds reg's name or an
+// address (a retrying bootstrap must not burn a subnet; exists is then true and the caller
+// looks the host up). Only once a cursor has passed its pool's end does a second statement
+// look for a gap left by a hand-back that never happened. When one family finds nothing the
+// other's subnet is returned too, for the caller to hand back.
 //
 // The statement commits asynchronously: a crash may lose the cursor's move, but WAL is written
 // in order, so any host registered with the subnet made durable the move too.
-func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pool fabric.Pool) (taken netip.Prefix, exists bool, err error) {
-	var free *netip.Prefix
-	var idx *int64
+func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pools allocPools, need4, need6 bool) (taken, taken6 netip.Prefix, exists bool, err error) {
+	var free, free6 *netip.Prefix
+	var idx, idx6 *int64
+	pool4, pool6 := "", ""
+	if need4 {
+		pool4 = pools.v4.Name
+	}
+	if need6 {
+		pool6 = pools.v6.Name
+	}
+	// The two families' CTEs touch different rows (their pools' own), so one statement may
+	// take both: a dual-stack registration costs no extra round trip.
 	err = s.db.Pool.QueryRow(ctx, `
 		WITH ex AS (
-			SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2) LIMIT 1),
+			SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2 OR address6 = $5) LIMIT 1),
 		f AS (
 			DELETE FROM free_subnets WHERE NOT EXISTS (SELECT 1 FROM ex) AND (pool, subnet) IN (
 				SELECT pool, subnet FROM free_subnets WHERE pool = $3 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -312,37 +379,116 @@ func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pool fab
 		c AS (
 			UPDATE pools SET next_index = next_index + 1
 			WHERE name = $3 AND next_index < $4 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f)
+			RETURNING next_index - 1 AS idx),
+		f6 AS (
+			DELETE FROM free_subnets WHERE NOT EXISTS (SELECT 1 FROM ex) AND (pool, subnet) IN (
+				SELECT pool, subnet FROM free_subnets WHERE pool = $6 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING subnet),
+		c6 AS (
+			UPDATE pools SET next_index = next_index + 1
+			WHERE name = $6 AND next_index < $7 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f6)
 			RETURNING next_index - 1 AS idx)
-		SELECT EXISTS (SELECT 1 FROM ex), (SELECT subnet FROM f), (SELECT idx FROM c),
+		SELECT EXISTS (SELECT 1 FROM ex), (SELECT subnet FROM f), (SELECT idx FROM c), (SELECT subnet FROM f6), (SELECT idx FROM c6),
 		       set_config('synchronous_commit', 'off', true) IS NOT NULL`,
-		reg.Name, reg.Address, pool.Name, int64(pool.Size())).Scan(&exists, &free, &idx, new(bool))
+		reg.Name, reg.Address, pool4, int64(pools.v4.Size()), reg.Address6, pool6, int64(pools.v6.Size()),
+	).Scan(&exists, &free, &idx, &free6, &idx6, new(bool))
+	if err != nil {
+		return taken, taken6, false, formatError(err)
+	}
+	if exists {
+		return taken, taken6, true, nil
+	}
+	// Both families' subnets are returned even when one failed, for the caller to hand back:
+	// one family failing fails both.
+	if need4 {
+		taken = s.taken(pools.v4, free, idx)
+	}
+	if need6 {
+		taken6 = s.taken(pools.v6, free6, idx6)
+	}
+	if need4 && !taken.IsValid() {
+		taken, err = s.gap(ctx, pools.v4)
+	}
+	if need6 && !taken6.IsValid() && err == nil {
+		taken6, err = s.gap(ctx, pools.v6)
+	}
+	return taken, taken6, false, err
+}
+
+// taken returns the subnet a candidate statement took from pool (free list or cursor), if any.
+func (s *Hosts) taken(pool fabric.Pool, free *netip.Prefix, idx *int64) netip.Prefix {
 	switch {
-	case err != nil:
-		return taken, false, formatError(err)
-	case exists:
-		return taken, true, nil
 	case free != nil:
-		return *free, false, nil
+		return *free
 	case idx != nil:
 		sub, _ := pool.Subnet(uint64(*idx))
-		return sub, false, nil
+		return sub
 	}
-	// This scan is linear in the pool's size, and runs only once the cursor has passed the
-	// pool's end, i.e. when the pool is nearly full.
-	err = s.db.Pool.QueryRow(ctx, `
-		SELECT s FROM (
-			SELECT set_masklen(($1::cidr)::inet + (i << ($3::int - $2::int)), $2::int)::cidr AS s
-			FROM generate_series(0::bigint, $4 - 1) AS i) c
-		WHERE NOT EXISTS (SELECT 1 FROM hosts h WHERE h.state <> 'removed' AND h.subnet && c.s)
-		LIMIT 1`, pool.Prefix, pool.SubnetLength, pool.Prefix.Addr().BitLen(), int64(pool.Size())).Scan(&taken)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return taken, false, fabric.Errorf(fabric.ECONFLICT, "pool %s (%s) is exhausted: all %d /%d subnets are allocated", pool.Name, pool.Prefix, pool.Size(), pool.SubnetLength)
+	return netip.Prefix{}
+}
+
+// gap looks for a subnet of pool that no live host holds, once the pool's cursor has passed
+// its end; the error says the pool is exhausted when there is none.
+func (s *Hosts) gap(ctx context.Context, pool fabric.Pool) (netip.Prefix, error) {
+	var taken netip.Prefix
+	var err error
+	if pool.Prefix.Addr().Is6() {
+		taken, err = s.gap6(ctx, pool)
+	} else {
+		// This scan is linear in the pool's size, and runs only once the cursor has passed the
+		// pool's end, i.e. when the pool is nearly full.
+		err = s.db.Pool.QueryRow(ctx, `
+			SELECT s FROM (
+				SELECT set_masklen(($1::cidr)::inet + (i << ($3::int - $2::int)), $2::int)::cidr AS s
+				FROM generate_series(0::bigint, $4 - 1) AS i) c
+			WHERE NOT EXISTS (SELECT 1 FROM hosts h WHERE h.state <> 'removed' AND h.subnet && c.s)
+			LIMIT 1`, pool.Prefix, pool.SubnetLength, pool.Prefix.Addr().BitLen(), int64(pool.Size())).Scan(&taken)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err, taken = nil, netip.Prefix{}
+		}
 	}
-	return taken, false, formatError(err)
+	if err == nil && !taken.IsValid() {
+		return taken, fabric.Errorf(fabric.ECONFLICT, "pool %s (%s) is exhausted: all %d /%d subnets are allocated", pool.Name, pool.Prefix, pool.Size(), pool.SubnetLength)
+	}
+	return taken, formatError(err)
+}
+
+// gap6 finds the first subnet of IPv6 pool p that no live host holds (invalid when there is
+// none). Postgres's inet arithmetic adds at most a bigint, too little to step through IPv6
+// subnets of /64 and shorter, so the walk runs here over the live subnets in order: like the
+// IPv4 gap scan it runs only once the pool's cursor has passed its end, and is linear in the
+// number of subnets held.
+func (s *Hosts) gap6(ctx context.Context, p fabric.Pool) (netip.Prefix, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT subnet6 FROM hosts WHERE state <> 'removed' AND subnet6 <<= $1 ORDER BY subnet6`, p.Prefix)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[netip.Prefix])
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	i := uint64(0)
+	for _, h := range held {
+		want, ok := p.Subnet(i)
+		if !ok {
+			return netip.Prefix{}, nil
+		}
+		if h.Addr().Compare(want.Addr()) > 0 {
+			return want, nil // a gap before h
+		}
+		if h == want {
+			i++
+		}
+	}
+	want, _ := p.Subnet(i)
+	return want, nil
 }
 
 // giveBack returns an unused subnet from the cursor to the free list.
 func (s *Hosts) giveBack(ctx context.Context, pool string, sub netip.Prefix) {
+	if !sub.IsValid() {
+		return
+	}
 	_, _ = s.db.Pool.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, pool, sub)
 }
 
@@ -480,8 +626,8 @@ func (s *Hosts) releaseIfNothingToRemove(ctx context.Context, tx pgx.Tx, actor f
 	if _, err := tx.Exec(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1`, h.ID, now); err != nil {
 		return false, formatError(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool, h.Subnet); err != nil {
-		return false, formatError(err)
+	if err := releaseSubnetsTx(ctx, tx, *h); err != nil {
+		return false, err
 	}
 	if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
 		return false, err
@@ -492,4 +638,16 @@ func (s *Hosts) releaseIfNothingToRemove(ctx context.Context, tx pgx.Tx, actor f
 	}
 	h.State, h.UpdatedAt = fabric.HostRemoved, now
 	return true, nil
+}
+
+// releaseSubnetsTx puts host h's subnets, of both families, on their pools' free lists.
+func releaseSubnetsTx(ctx context.Context, tx pgx.Tx, h fabric.Host) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool, h.Subnet); err != nil {
+		return formatError(err)
+	}
+	if !h.Subnet6.IsValid() {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool6, h.Subnet6)
+	return formatError(err)
 }

@@ -14,7 +14,44 @@ import (
 type hopJSON struct {
 	Device  string   `json:"device,omitempty"`
 	Devices []string `json:"devices,omitempty"`
-	NextHop string   `json:"next_hop"`
+	NextHop string   `json:"next_hop"` // "host", or the fixed next hop of NextHop.Addr ("" for none)
+	// NextHop6 is the fixed IPv6 next hop of the per-family form, when there is one.
+	NextHop6 string `json:"next_hop6,omitempty"`
+}
+
+// toHopJSON stores a hop's next hop field by field, so that loading it back is exact.
+func toHopJSON(h fabric.Hop) hopJSON {
+	j := hopJSON{Device: h.Device, Devices: h.Devices, NextHop: "host"}
+	if !h.NextHop.Host {
+		j.NextHop = ""
+		if h.NextHop.Addr.IsValid() {
+			j.NextHop = h.NextHop.Addr.String()
+		}
+		if h.NextHop.Addr6.IsValid() {
+			j.NextHop6 = h.NextHop.Addr6.String()
+		}
+	}
+	return j
+}
+
+// fromHopJSON is toHopJSON's inverse.
+func fromHopJSON(j hopJSON) (fabric.Hop, error) {
+	hop := fabric.Hop{Device: j.Device, Devices: j.Devices}
+	var err error
+	switch {
+	case j.NextHop == "host":
+		hop.NextHop.Host = true
+	case j.NextHop != "":
+		if hop.NextHop.Addr, err = netip.ParseAddr(j.NextHop); err != nil {
+			return hop, fmt.Errorf("next hop %q: %w", j.NextHop, err)
+		}
+	}
+	if j.NextHop6 != "" {
+		if hop.NextHop.Addr6, err = netip.ParseAddr(j.NextHop6); err != nil {
+			return hop, fmt.Errorf("next hop %q: %w", j.NextHop6, err)
+		}
+	}
+	return hop, nil
 }
 
 // SyncInventory makes the database's copy of the inventory match inv, in one transaction.
@@ -46,11 +83,11 @@ func syncInventoryTx(ctx context.Context, tx pgx.Tx, inv *fabric.Inventory) erro
 	for _, s := range inv.Segments {
 		hops := make([]hopJSON, 0, len(s.RouteVia))
 		for _, h := range s.RouteVia {
-			hops = append(hops, hopJSON{Device: h.Device, Devices: h.Devices, NextHop: h.NextHop.String()})
+			hops = append(hops, toHopJSON(h))
 		}
 		b, _ := json.Marshal(hops)
-		if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via) VALUES ($1, $2, $3, $4)`,
-			s.Name, s.Hosts, s.Pool, b); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO segments (name, hosts, pool, route_via, hosts6, pool6) VALUES ($1, $2, $3, $4, $5, $6)`,
+			s.Name, s.Hosts, s.Pool, b, s.Hosts6, s.Pool6); err != nil {
 			return formatError(err)
 		}
 	}
@@ -81,13 +118,13 @@ func loadInventoryTx(ctx context.Context, tx pgx.Tx) (*fabric.Inventory, error) 
 	}); err != nil {
 		return nil, formatError(err)
 	}
-	rows, err = tx.Query(ctx, `SELECT name, hosts, pool, route_via FROM segments ORDER BY name`)
+	rows, err = tx.Query(ctx, `SELECT name, hosts, pool, route_via, hosts6, pool6 FROM segments ORDER BY name`)
 	if err != nil {
 		return nil, formatError(err)
 	}
 	var s fabric.Segment
 	var via []byte
-	if _, err := pgx.ForEachRow(rows, []any{&s.Name, &s.Hosts, &s.Pool, &via}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&s.Name, &s.Hosts, &s.Pool, &via, &s.Hosts6, &s.Pool6}, func() error {
 		var hops []hopJSON
 		if err := json.Unmarshal(via, &hops); err != nil {
 			return fmt.Errorf("segment %s: route_via: %w", s.Name, err)
@@ -95,11 +132,9 @@ func loadInventoryTx(ctx context.Context, tx pgx.Tx) (*fabric.Inventory, error) 
 		seg := s
 		seg.RouteVia = nil
 		for _, h := range hops {
-			hop := fabric.Hop{Device: h.Device, Devices: h.Devices}
-			if h.NextHop == "host" {
-				hop.NextHop.Host = true
-			} else if hop.NextHop.Addr, err = netip.ParseAddr(h.NextHop); err != nil {
-				return fmt.Errorf("segment %s: next hop %q: %w", s.Name, h.NextHop, err)
+			hop, err := fromHopJSON(h)
+			if err != nil {
+				return fmt.Errorf("segment %s: %w", s.Name, err)
 			}
 			seg.RouteVia = append(seg.RouteVia, hop)
 		}
@@ -135,7 +170,7 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT p.name, p.prefix, p.subnet_length,
-		       (SELECT count(*) FROM hosts h WHERE h.pool = p.name AND h.state <> 'removed')
+		       (SELECT count(*) FROM hosts h WHERE (h.pool = p.name OR h.pool6 = p.name) AND h.state <> 'removed')
 		FROM pools p`)
 	if err != nil {
 		return formatError(err)
@@ -190,7 +225,11 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 
 // PoolUsage returns the number of live hosts per configured pool.
 func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]fabric.PoolUsage, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT pool, count(*) FROM hosts WHERE state <> 'removed' GROUP BY pool`)
+	rows, err := db.Pool.Query(ctx, `
+		SELECT pool, count(*) FROM (
+			SELECT pool FROM hosts WHERE state <> 'removed'
+			UNION ALL SELECT pool6 FROM hosts WHERE state <> 'removed' AND pool6 IS NOT NULL) p
+		GROUP BY pool`)
 	if err != nil {
 		return nil, formatError(err)
 	}
