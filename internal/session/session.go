@@ -42,6 +42,21 @@ type Devices struct {
 	// Logins, when set, counts every session opened, by device and outcome ("ok" or the
 	// driver's error kind): the login attempts a device sees from this process.
 	Logins *prometheus.CounterVec
+	// IdleTimeouts is how long each device's session is kept open after use for the next
+	// caller (devices[].idle_timeout); a device not listed has its session closed after
+	// each use.
+	IdleTimeouts map[string]time.Duration
+	// Metrics, when set, counts the kept-open sessions.
+	Metrics *Metrics
+	// OnClose, when set, is called after a session of this process was closed (tests).
+	OnClose func(device string)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	gen    uint64 // bumped by SetConfigs: kept sessions opened before are closed at next use
+	poolMu sync.Mutex
+	pool   map[string]*kept // by device name
+	closed bool
 }
 
 // NewLoginCounter returns the counter for Devices.Logins.
@@ -70,11 +85,13 @@ type Lease struct {
 }
 
 // SetConfigs swaps every device's configuration and session budget at once (a reload).
-// Sessions already open keep the configuration they were opened with.
+// Sessions in use keep the configuration they were opened with; kept-open sessions are
+// closed and opened again with the new one at their next use.
 func (d *Devices) SetConfigs(configs map[string]drivers.Config, maxSessions map[string]int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Configs, d.MaxSessions = configs, maxSessions
+	d.gen++
 }
 
 // Lookup returns the device's driver configuration, if it is configured.
