@@ -137,6 +137,11 @@ func (m *Main) Open(ctx context.Context) error {
 		Logins: session.NewLoginCounter(), IdleTimeouts: m.Config.IdleTimeouts(), Metrics: session.NewMetrics()}
 	m.API.Metrics().Registry.MustRegister(m.Devices.Logins)
 	m.API.Metrics().Registry.MustRegister(m.Devices.Metrics.Collectors()...)
+	m.Hub.Handle(postgres.ChannelSessionWant, func(e postgres.Event) {
+		if e.Kind == postgres.Notified {
+			m.Devices.Yield(e.Payload) // another process waits for a slot this one keeps
+		}
+	})
 	// A start syncs the inventory as a reload does: a file edited while the service was down
 	// files its reroutes now rather than leave the fleet on the old paths.
 	synced, err := m.Changes.SyncInventory(ctx, reloadActor, inv, m.preview)

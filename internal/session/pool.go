@@ -2,7 +2,10 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -276,6 +279,36 @@ func (d *Devices) closeIdle(device string, k *kept, uses uint64) {
 	k.turn <- struct{}{}
 }
 
+// Yield answers another process waiting for one of device's session slots (Wanter): the
+// session kept open to it is closed and its slot freed now if idle, else at its Release. It
+// does not block (a Hub handler calls it). A request this process sent itself is ignored: its
+// own waiter holds the session's turn, so the kept session is not what it waits for.
+func (d *Devices) Yield(request string) {
+	from, device, ok := strings.Cut(request, " ")
+	if !ok || from == d.id() {
+		return
+	}
+	d.poolMu.Lock()
+	k, ok := d.pool[device]
+	d.poolMu.Unlock()
+	if !ok {
+		return
+	}
+	go func() {
+		<-k.turn
+		if k.release != nil {
+			if k.idle != nil {
+				k.idle.Stop()
+				k.idle = nil
+			}
+			(&Session{d: d, k: k, device: device}).closeDriver()
+			k.release()
+			k.release = nil
+		}
+		k.turn <- struct{}{}
+	}()
+}
+
 // Close closes every kept session and frees their slots, waiting for sessions in use to be
 // released (until ctx is done). Sessions taken after Close are closed at their Release.
 func (d *Devices) Close(ctx context.Context) error {
@@ -341,3 +374,18 @@ func (d *Devices) now() time.Time {
 	}
 	return time.Now()
 }
+
+// id names this Devices in its requests for a slot (Wanter), so that it ignores its own.
+func (d *Devices) id() string {
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
+	if d.procID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		d.procID = hex.EncodeToString(b)
+	}
+	return d.procID
+}
+
+// WantRequest is the payload of a request for one of device's slots sent by d (Wanter).
+func (d *Devices) WantRequest(device string) string { return d.id() + " " + device }

@@ -28,6 +28,13 @@ type Budget interface {
 	TryDeviceSession(ctx context.Context, device string, max int) (release func(), ok bool, err error)
 }
 
+// Wanter is implemented by a Budget that can tell the processes holding a device's slots that
+// a caller waits for one (postgres.DB: a NOTIFY of request, Devices.WantRequest); each
+// answers with Devices.Yield(request).
+type Wanter interface {
+	WantDeviceSession(ctx context.Context, request string) error
+}
+
 // Devices knows every device's driver configuration and factory.
 type Devices struct {
 	mu sync.RWMutex // guards Configs and MaxSessions once the service runs: a reload swaps them
@@ -57,6 +64,7 @@ type Devices struct {
 	poolMu sync.Mutex
 	pool   map[string]*kept // by device name
 	closed bool
+	procID string
 }
 
 // NewLoginCounter returns the counter for Devices.Logins.
@@ -141,6 +149,7 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 	}
 	max := d.Max(device)
 	wait := 10 * time.Millisecond
+	var wanted time.Time
 	for {
 		release, ok, err := d.Budget.TryDeviceSession(ctx, device, max)
 		if err != nil {
@@ -152,6 +161,12 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 		if ok {
 			l.release = release
 			return l, nil
+		}
+		// A slot may be held by an idle session another process keeps open: ask for it
+		// (again each second, in case the holder was busy when first asked).
+		if w, isW := d.Budget.(Wanter); isW && time.Since(wanted) > time.Second {
+			wanted = time.Now()
+			_ = w.WantDeviceSession(ctx, d.WantRequest(device)) // a lost request leaves the wait to the idle timeout
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {
