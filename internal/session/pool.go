@@ -70,6 +70,7 @@ type Session struct {
 	k      *kept
 	device string
 	reused bool
+	ready  bool // Driver was called in this checkout: the session is checked
 	done   bool
 }
 
@@ -134,7 +135,7 @@ func (s *Session) Reused() bool { return s.reused }
 // its probe is closed and replaced: nothing was sent on it, so that is safe.
 func (s *Session) Driver(ctx context.Context) (drivers.Driver, error) {
 	k := s.k
-	s.reused = false
+	s.reused, s.ready = false, true
 	if k.drv != nil && k.gen != s.d.generation() {
 		s.closeDriver() // the configuration was reloaded
 	}
@@ -166,11 +167,12 @@ func (s *Session) Driver(ctx context.Context) (drivers.Driver, error) {
 	return drv, nil
 }
 
-// Routes reads the device's routes on the session (opening it if Driver was not called). A
+// Routes reads the device's routes on the session (checking or opening it first, as Driver
+// does, unless Driver was called in this checkout). A
 // kept session that breaks on the read is replaced once by a new login and the read repeated:
 // a read changes nothing on the device, so that is safe.
 func (s *Session) Routes(ctx context.Context) ([]fabric.Route, error) {
-	if s.k.drv == nil {
+	if !s.ready || s.k.drv == nil {
 		if _, err := s.Driver(ctx); err != nil {
 			return nil, err
 		}
