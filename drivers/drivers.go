@@ -44,6 +44,23 @@ type Versioner interface {
 	Version(ctx context.Context) (string, error)
 }
 
+// Pinger is implemented by drivers whose session can be probed cheaply (a prompt round trip,
+// a gNMI Capabilities request). A kept-open session that sat idle is pinged before it is used
+// again: a nil error means it still answers; any error means it is to be closed and a new one
+// opened. Ping never changes the device.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Reusable is implemented by drivers that can say whether their session may be used again
+// after an operation failed with err. Without it, a session is reused only after success.
+// Whatever a driver says, a session is never reused after KindUnreachable or
+// KindIndeterminate: its state is unknown, and the engine reads the device again on a new
+// session before deciding anything.
+type Reusable interface {
+	ReusableAfter(err error) bool
+}
+
 // Factory opens sessions to and renders previews for one platform.
 type Factory struct {
 	// Open connects to the device described by cfg.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -20,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/drivers/route"
 	"github.com/returnpath/returnpath/internal/events"
 	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/session"
 )
 
 // Config is returnpath.yaml, typed. Keys not listed here are errors.
@@ -162,6 +164,7 @@ type DeviceConfig struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	Timeout        time.Duration `mapstructure:"timeout"`
 	MaxSessions    int           `mapstructure:"max_sessions"` // concurrent sessions across all processes (default 1)
+	IdleTimeout    time.Duration `mapstructure:"idle_timeout"` // how long the session is kept open unused (default 5m)
 	Linux          struct {
 		Sudo  bool `mapstructure:"sudo"`
 		Proto int  `mapstructure:"proto"`
@@ -206,6 +209,7 @@ type ApplyConfig struct {
 	Concurrency   int           `mapstructure:"concurrency"`
 	RetryDeadline time.Duration `mapstructure:"retry_deadline"`
 	BatchSize     int           `mapstructure:"batch_size"`
+	GatherWindow  time.Duration `mapstructure:"gather_window"` // wait after a device's first ready op (default 10ms)
 }
 
 // DriftConfig is the periodic drift check.
@@ -454,6 +458,16 @@ func (c *Config) MaxSessions() map[string]int {
 	return out
 }
 
+// IdleTimeouts returns how long each device's session is kept open unused
+// (devices[].idle_timeout, default session.DefaultIdleTimeout).
+func (c *Config) IdleTimeouts() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, d := range c.Devices {
+		out[d.Name] = cmp.Or(d.IdleTimeout, session.DefaultIdleTimeout)
+	}
+	return out
+}
+
 // parseAddress accepts "198.18.0.11", "198.18.0.11:22" and "[2001:db8::1]:57400".
 func parseAddress(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
@@ -497,6 +511,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Apply.Concurrency < 0 || c.Apply.RetryDeadline < 0 || c.Apply.BatchSize < 0 {
 		bad("apply: concurrency, retry_deadline and batch_size must not be negative")
+	}
+	if c.Apply.GatherWindow < 0 || c.Apply.GatherWindow > time.Second {
+		bad("apply.gather_window: want 0 (the default, 10ms) up to 1s, got %s", c.Apply.GatherWindow)
 	}
 	if c.Verify.MaxAge < 0 {
 		bad("verify.max_age: must not be negative, got %s", c.Verify.MaxAge)
@@ -654,6 +671,9 @@ func (c *Config) DriverConfigs(inv *fabric.Inventory) (map[string]drivers.Config
 		}
 		if d.MaxSessions < 0 || d.MaxSessions > 64 {
 			return nil, fmt.Errorf("%s.max_sessions: want 1 to 64 concurrent sessions (0: the default, 1), got %d", key, d.MaxSessions)
+		}
+		if d.IdleTimeout != 0 && (d.IdleTimeout < time.Second || d.IdleTimeout > 24*time.Hour) {
+			return nil, fmt.Errorf("%s.idle_timeout: want 1s to 24h (0: the default, %s), got %s", key, session.DefaultIdleTimeout, d.IdleTimeout)
 		}
 		dc.Linux.Sudo, dc.Linux.Proto = d.Linux.Sudo, d.Linux.Proto
 		if dc.Linux.Proto == 0 {

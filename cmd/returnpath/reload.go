@@ -137,6 +137,7 @@ func (m *Main) reload(ctx context.Context, a fabric.Actor) (fabric.ReloadResult,
 // swap puts a synced inventory and its device settings in force in every component.
 func (m *Main) swap(cfg *Config, c *Checked) {
 	m.Devices.SetConfigs(c.Drivers, cfg.MaxSessions())
+	m.Devices.SetIdleTimeouts(cfg.IdleTimeouts())
 	m.Hosts.SetInventory(c.Inventory)
 	m.Changes.SetInventory(c.Inventory)
 	m.API.SetInventory(c.Inventory)

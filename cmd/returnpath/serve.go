@@ -131,9 +131,17 @@ func (m *Main) Open(ctx context.Context) error {
 	m.API.SetReloader(m)
 	m.API.SetHostWatcher(m.Hub)
 	// Apply, verify and the drift check share each device's session budget, across processes.
+	// Each device's session is kept open between uses for devices[].idle_timeout, holding
+	// one of its slots.
 	m.Devices = &session.Devices{Configs: m.Drivers, Factories: m.Factories, MaxSessions: m.Config.MaxSessions(), Budget: m.DB,
-		Logins: session.NewLoginCounter()}
+		Logins: session.NewLoginCounter(), IdleTimeouts: m.Config.IdleTimeouts(), Metrics: session.NewMetrics()}
 	m.API.Metrics().Registry.MustRegister(m.Devices.Logins)
+	m.API.Metrics().Registry.MustRegister(m.Devices.Metrics.Collectors()...)
+	m.Hub.Handle(postgres.ChannelSessionWant, func(e postgres.Event) {
+		if e.Kind == postgres.Notified {
+			m.Devices.Yield(e.Payload) // another process waits for a slot this one keeps
+		}
+	})
 	// A start syncs the inventory as a reload does: a file edited while the service was down
 	// files its reroutes now rather than leave the fleet on the old paths.
 	synced, err := m.Changes.SyncInventory(ctx, reloadActor, inv, m.preview)
@@ -168,6 +176,7 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Monitor.OnDrift = m.onDrift
 	}
 	ac := apply.Config{Concurrency: m.Config.Apply.Concurrency, RetryDeadline: m.Config.Apply.RetryDeadline, BatchSize: m.Config.Apply.BatchSize,
+		GatherWindow: m.Config.Apply.GatherWindow,
 		// A verification right after a change must read the changed device again.
 		AfterSession: m.Verifier.Forget,
 		// The drift check runs as a River periodic job: once per interval across all
@@ -355,6 +364,11 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.Engine != nil && m.server != nil {
 		errs = append(errs, m.Engine.Stop(ctx))
+	}
+	if m.Devices != nil {
+		// Log out of every device session kept open, before the database their slots
+		// live on closes.
+		errs = append(errs, m.Devices.Close(ctx))
 	}
 	if m.Hub != nil {
 		m.Hub.Close()

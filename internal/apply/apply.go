@@ -44,6 +44,11 @@ type Config struct {
 	// session's outcome is unknown: nothing is resent until they agree (default 1s). The gap
 	// is at least the device's op timeout too: see settled.
 	SettleInterval time.Duration
+	// GatherWindow is how long a job woken by a device's first ready op waits before it
+	// reads the ready ops, so that ops approved in the same instant go out in its first
+	// batch (apply.gather_window, default 10ms; negative: none). Ops that become ready
+	// while a batch is pushed go out in the next batch on the same session without waiting.
+	GatherWindow time.Duration
 	// Periodic are tasks run on an interval by one process of the cluster (River's leader),
 	// however many serve processes share the database.
 	Periodic []Periodic
@@ -54,6 +59,9 @@ type Config struct {
 	Register func(*river.Workers) error
 	Queues   map[string]river.QueueConfig
 }
+
+// DefaultGatherWindow is Config.GatherWindow's default.
+const DefaultGatherWindow = 10 * time.Millisecond
 
 // Periodic is a task River runs on an interval, once across all processes.
 type Periodic struct {
@@ -80,6 +88,9 @@ func (c *Config) defaults() {
 	}
 	if c.SettleInterval <= 0 {
 		c.SettleInterval = time.Second
+	}
+	if c.GatherWindow == 0 {
+		c.GatherWindow = DefaultGatherWindow
 	}
 }
 
@@ -259,17 +270,17 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 	}
 	defer unlock()
 	wctx, cancel := context.WithTimeout(ctx, e.cfg.SessionWait)
-	lease, leaseErr := e.devices.Acquire(wctx, dev)
+	sess, sessErr := e.devices.Take(wctx, dev)
 	cancel()
 	switch {
-	case session.IsBusy(leaseErr):
+	case session.IsBusy(sessErr):
 		e.log.Info("device sessions all in use; apply waits", "device", dev)
 		return river.JobSnooze(time.Second + rand.N(time.Second))
-	case leaseErr != nil && !errors.As(leaseErr, new(*drivers.Error)):
-		return leaseErr // the database: River retries the job
+	case sessErr != nil && !errors.As(sessErr, new(*drivers.Error)):
+		return sessErr // the database: River retries the job
 	}
-	if lease != nil {
-		defer lease.Release()
+	if sess != nil {
+		defer sess.Release()
 	}
 	begun, err := e.store.BeginDeviceWork(ctx, dev)
 	if err != nil {
@@ -278,6 +289,21 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 	if begun.Wait > 0 {
 		return river.JobSnooze(begun.Wait) // the device's login backoff
 	}
+	// The job was woken by the first ready op: give the ops approved in the same instant
+	// (a burst of registrations) a moment to commit, so that they go out in this batch.
+	if e.cfg.GatherWindow > 0 && !begun.Unsettled {
+		t := time.NewTimer(e.cfg.GatherWindow)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	// known is the device's routes as the last read-back on this session showed them: the
+	// next batch on the same session starts from it instead of reading the device again (this
+	// job holds the device, so nothing of returnpath's changed it since).
+	var known []fabric.Route
 	unsettled := begun.Unsettled
 	for {
 		ops, err := e.store.ReadyOps(ctx, dev, e.cfg.BatchSize)
@@ -296,10 +322,10 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		}
 		var results []postgres.OpResult
 		var out outcome
-		if lease == nil {
-			results = e.failAll(ops, safe(leaseErr)) // no configuration or driver for the device
+		if sess == nil {
+			results = e.failAll(ops, safe(sessErr)) // no configuration or driver for the device
 		} else {
-			results, out = e.session(ctx, lease, dev, ops, unsettled)
+			results, out, known = e.session(ctx, sess, dev, ops, unsettled, known)
 		}
 		rctx := context.WithoutCancel(ctx)
 		if out.retry != nil {
@@ -321,7 +347,7 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		if err != nil {
 			return err
 		}
-		if e.cfg.AfterSession != nil && lease != nil {
+		if e.cfg.AfterSession != nil && sess != nil {
 			e.cfg.AfterSession(dev)
 		}
 		for _, r := range results {
@@ -364,30 +390,39 @@ type outcome struct {
 	unsettled bool  // lines were sent whose outcome is unknown: the device may still be working through them
 }
 
-// session opens the device once, pushes what differs, reads back, and says what happened to
-// each op. retryIn > 0 asks for another session after that long.
+// session pushes ops to the device on its session (the one kept open from earlier work, or
+// a new login), only what differs from what the device has, reads back, and says what
+// happened to each op. known, when not nil, is the device's routes as this session's last
+// read-back showed them: the session starts from it instead of reading the device again. The
+// routes it returns are this batch's read-back, or nil when the next batch must read.
 //
 // When the device is unsettled (an earlier session sent lines and lost sight of them), the
 // device may still be typing them: a stalled CLI that resumes works through its buffered lines
 // even after the session that sent them is gone. Resending what a reading lacks would then type
 // lines twice, so the session reads the device twice, SettleInterval apart, and sends nothing
 // until two readings agree.
-func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, ops []postgres.ReadyOp, unsettled bool) ([]postgres.OpResult, outcome) {
+func (e *Engine) session(ctx context.Context, sess *session.Session, dev string, ops []postgres.ReadyOp, unsettled bool, known []fabric.Route) ([]postgres.OpResult, outcome, []fabric.Route) {
 	start := time.Now()
 	defer func() { e.sessionSeconds.WithLabelValues(dev).Observe(time.Since(start).Seconds()) }()
-	drv, err := lease.Open(ctx)
+	drv, err := sess.Driver(ctx)
 	if err != nil {
-		return e.notSent(dev, ops, err)
+		rs, out := e.notSent(dev, ops, err) // the login failed
+		return rs, out, nil
 	}
-	defer drv.Close()
-	have, err := drv.Routes(ctx)
-	if err == nil && unsettled {
-		have, err = e.settled(ctx, drv, dev, have, max(e.cfg.SettleInterval, lease.Config.OpTimeout))
-	}
-	if err != nil {
-		rs, out := e.notSent(dev, ops, err)
-		out.reached, out.unsettled = true, unsettled
-		return rs, out
+	reused := sess.Reused()
+	have := known
+	if known == nil || unsettled {
+		have, err = sess.Routes(ctx) // a kept session that broke is replaced: a read changes nothing
+		if err == nil && unsettled {
+			have, err = e.settled(ctx, sess.Current(), dev, have, max(e.cfg.SettleInterval, sess.Config().OpTimeout))
+		}
+		if err != nil {
+			sess.Failed(err)
+			rs, out := e.notSent(dev, ops, err)
+			out.reached, out.unsettled = true, unsettled
+			return rs, out, nil
+		}
+		drv, reused = sess.Current(), reused && sess.Reused()
 	}
 	results := make([]postgres.OpResult, len(ops))
 	var push []fabric.RouteOp
@@ -403,15 +438,22 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 		pushIdx = append(pushIdx, i)
 	}
 	if len(push) == 0 {
-		return results, outcome{reached: true}
+		return results, outcome{reached: true}, have
 	}
 	applyErr := drv.Apply(ctx, push)
 	kind := drivers.KindOf(applyErr)
 	if applyErr != nil {
 		e.sessionErrors.WithLabelValues(dev, kind.String()).Inc()
-		e.log.Warn("apply", "device", dev, "kind", kind.String(), "err", applyErr)
+		e.log.Warn("apply", "device", dev, "kind", kind.String(), "err", applyErr, "kept_session", reused)
 	}
 	if applyErr != nil && kind == drivers.KindUnreachable {
+		if reused && ctx.Err() == nil {
+			// A kept session that broke before anything was sent: log in again and start
+			// over (a new session is never reused, so this happens once).
+			sess.Reopened()
+			return e.session(ctx, sess, dev, ops, unsettled, nil)
+		}
+		sess.Failed(applyErr)
 		// Nothing was sent: retry as a whole.
 		rs, out := e.notSent(dev, ops, applyErr)
 		for i := range results {
@@ -420,8 +462,7 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 			}
 		}
 		out.reached = true
-		out.unsettled = kind == drivers.KindIndeterminate
-		return rs, out
+		return rs, out, nil
 	}
 	rejected := map[int]drivers.Rejection{}
 	var derr *drivers.Error
@@ -430,11 +471,16 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 			rejected[r.Index] = r
 		}
 	}
-	// Read back: an op is applied only when the device shows it.
+	// Read back: an op is applied only when the device shows it. Then the session is
+	// dropped if the push or the read-back broke it (drivers.Reusable): a session that broke
+	// after lines were sent leaves their outcome unknown, and the next session reads the
+	// device (twice, until it settles) before deciding anything.
 	after, rerr := drv.Routes(ctx)
 	if rerr != nil {
 		e.sessionErrors.WithLabelValues(dev, drivers.KindOf(rerr).String()).Inc()
 	}
+	sess.Failed(applyErr)
+	sess.Failed(rerr)
 	now := routeSet(after)
 	out := outcome{reached: true}
 	for j, i := range pushIdx {
@@ -458,7 +504,10 @@ func (e *Engine) session(ctx context.Context, lease *session.Lease, dev string, 
 			r.Status, r.Error = fabric.OpFailed, "accepted, but not on the device when read back"
 		}
 	}
-	return results, out
+	if rerr != nil {
+		after = nil
+	}
+	return results, out, after
 }
 
 // settled reads the device again gap after first and returns the reading if the two agree;

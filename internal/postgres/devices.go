@@ -216,3 +216,11 @@ func (db *DB) TryDeviceSession(ctx context.Context, device string, max int) (rel
 		conn.Release()
 	}, true, nil
 }
+
+// WantDeviceSession tells every process (ChannelSessionWant) that a caller waits for one of a
+// device's session slots, so that a process keeping an idle session to it open lets it go.
+// request names the device and the asking process (session.Devices.WantRequest).
+func (db *DB) WantDeviceSession(ctx context.Context, request string) error {
+	_, err := db.Pool.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelSessionWant, request)
+	return formatError(err)
+}

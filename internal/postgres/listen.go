@@ -10,17 +10,21 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Channels returnpath NOTIFYs on. Every payload is a name.
+// Channels returnpath NOTIFYs on. Every payload is a name (ChannelSessionWant: two).
 const (
 	// ChannelHost carries a host's name when its state changes or its change reaches a final
 	// status (triggers of migration 0005). Registrations do not notify.
 	ChannelHost = "returnpath_host"
 	// ChannelTokens carries a token's name when it is revoked (RevokeToken).
 	ChannelTokens = "returnpath_tokens"
+	// ChannelSessionWant carries "<process> <device>" when a process could not get one of
+	// the device's session slots (WantDeviceSession): a process keeping an idle session to
+	// it open lets it go.
+	ChannelSessionWant = "returnpath_session_want"
 )
 
 // hubChannels are the channels a Hub listens on.
-var hubChannels = []string{ChannelHost, ChannelTokens}
+var hubChannels = []string{ChannelHost, ChannelTokens, ChannelSessionWant}
 
 // EventKind says what a hub event reports.
 type EventKind int

@@ -28,6 +28,13 @@ type Budget interface {
 	TryDeviceSession(ctx context.Context, device string, max int) (release func(), ok bool, err error)
 }
 
+// Wanter is implemented by a Budget that can tell the processes holding a device's slots that
+// a caller waits for one (postgres.DB: a NOTIFY of request, Devices.WantRequest); each
+// answers with Devices.Yield(request).
+type Wanter interface {
+	WantDeviceSession(ctx context.Context, request string) error
+}
+
 // Devices knows every device's driver configuration and factory.
 type Devices struct {
 	mu sync.RWMutex // guards Configs and MaxSessions once the service runs: a reload swaps them
@@ -42,6 +49,22 @@ type Devices struct {
 	// Logins, when set, counts every session opened, by device and outcome ("ok" or the
 	// driver's error kind): the login attempts a device sees from this process.
 	Logins *prometheus.CounterVec
+	// IdleTimeouts is how long each device's session is kept open after use for the next
+	// caller (devices[].idle_timeout); a device not listed has its session closed after
+	// each use.
+	IdleTimeouts map[string]time.Duration
+	// Metrics, when set, counts the kept-open sessions.
+	Metrics *Metrics
+	// OnClose, when set, is called after a session of this process was closed (tests).
+	OnClose func(device string)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	gen    uint64 // bumped by SetConfigs: kept sessions opened before are closed at next use
+	poolMu sync.Mutex
+	pool   map[string]*kept // by device name
+	closed bool
+	procID string
 }
 
 // NewLoginCounter returns the counter for Devices.Logins.
@@ -70,11 +93,13 @@ type Lease struct {
 }
 
 // SetConfigs swaps every device's configuration and session budget at once (a reload).
-// Sessions already open keep the configuration they were opened with.
+// Sessions in use keep the configuration they were opened with; kept-open sessions are
+// closed and opened again with the new one at their next use.
 func (d *Devices) SetConfigs(configs map[string]drivers.Config, maxSessions map[string]int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Configs, d.MaxSessions = configs, maxSessions
+	d.gen++
 }
 
 // Lookup returns the device's driver configuration, if it is configured.
@@ -124,6 +149,7 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 	}
 	max := d.Max(device)
 	wait := 10 * time.Millisecond
+	var wanted time.Time
 	for {
 		release, ok, err := d.Budget.TryDeviceSession(ctx, device, max)
 		if err != nil {
@@ -135,6 +161,12 @@ func (d *Devices) Acquire(ctx context.Context, device string) (*Lease, error) {
 		if ok {
 			l.release = release
 			return l, nil
+		}
+		// A slot may be held by an idle session another process keeps open: ask for it
+		// (again each second, in case the holder was busy when first asked).
+		if w, isW := d.Budget.(Wanter); isW && time.Since(wanted) > time.Second {
+			wanted = time.Now()
+			_ = w.WantDeviceSession(ctx, d.WantRequest(device)) // a lost request leaves the wait to the idle timeout
 		}
 		t := time.NewTimer(wait/2 + rand.N(wait))
 		select {

@@ -368,23 +368,20 @@ func (v *Verifier) now() time.Time {
 	return time.Now().UTC()
 }
 
-// read takes one of d's session slots, opens a session, reads its managed routes and closes
-// the session.
+// read reads d's managed routes on its session, shared with the apply engine and kept open
+// between uses (session.Devices.Take), within d's session budget.
 func (v *Verifier) read(ctx context.Context, d fabric.Device) ([]fabric.Route, error) {
-	lease, err := v.Devices.Acquire(ctx, d.Name)
+	s, err := v.Devices.Take(ctx, d.Name)
 	if err != nil {
 		if session.IsBusy(err) {
 			return nil, drivers.Errorf(drivers.KindUnreachable, d.Name, "connect", "%s", err.Error())
 		}
 		return nil, err
 	}
-	defer lease.Release()
-	drv, err := lease.Open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer drv.Close()
-	return drv.Routes(ctx)
+	defer s.Release()
+	rs, err := s.Routes(ctx)
+	s.Failed(err)
+	return rs, err
 }
 
 // narrow keeps what concerns seg: its hosts' routes, and unexpected routes inside its pool.
