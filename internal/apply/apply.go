@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ func (c *Config) defaults() {
 // Store is what the engine needs of the change store (postgres.Changes implements it).
 type Store interface {
 	ReadyOps(ctx context.Context, device string, limit int) ([]postgres.ReadyOp, error)
-	StartApplying(ctx context.Context, device string, changeIDs []int64) error
+	StartApplying(ctx context.Context, device string, changeIDs []int64) (applying []int64, err error)
 	Record(ctx context.Context, device string, results []postgres.OpResult) ([]fabric.Ended, error)
 	BeginDeviceWork(ctx context.Context, device string) (postgres.DeviceWork, error)
 	DeviceUnreachable(ctx context.Context, device, reason string, unsettled bool) (time.Time, error)
@@ -291,8 +292,15 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		for _, o := range ops {
 			ids = append(ids, o.ChangeID)
 		}
-		if err := e.store.StartApplying(ctx, dev, ids); err != nil {
+		applying, err := e.store.StartApplying(ctx, dev, ids)
+		if err != nil {
 			return err
+		}
+		// A change rejected since ReadyOps (a lease-expiry removal its host's renewal
+		// cancelled) must not reach the device.
+		ops = slices.DeleteFunc(ops, func(o postgres.ReadyOp) bool { return !slices.Contains(applying, o.ChangeID) })
+		if len(ops) == 0 {
+			continue
 		}
 		var results []postgres.OpResult
 		var out outcome
