@@ -61,6 +61,9 @@ type Periodic struct {
 	Name     string
 	Interval time.Duration
 	Run      func(ctx context.Context) error
+	// RunOnStart runs the task when a process becomes River's leader too, not only an
+	// interval later.
+	RunOnStart bool
 }
 
 func (c *Config) defaults() {
@@ -178,7 +181,7 @@ func New(cfg Config, pool *pgxpool.Pool, store Store, locker Locker, devices *se
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
 			func() (river.JobArgs, *river.InsertOpts) {
 				return periodicArgs{Name: name}, &river.InsertOpts{Queue: queue, MaxAttempts: 1}
-			}, nil))
+			}, &river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	if err := river.AddWorkerSafely(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[periodicArgs]) error {
 		t, ok := tasks[j.Args.Name]
