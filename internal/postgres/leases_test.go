@@ -274,7 +274,11 @@ func TestRenewalDoesNotCancelAnApplyingRemoval(t *testing.T) {
 	if err != nil || len(reaped) != 1 {
 		t.Fatalf("Reap = %v, %v", reaped, err)
 	}
-	l.session(t, "fw1", fabric.OpApplied, false) // the removal's first stage is done
+	// The engine's first session of the removal (deletes go outside-in: fw1 first).
+	if applying, err := l.changes.StartApplying(ctx, "fw1", []int64{reaped[0].Change}); err != nil || len(applying) != 1 {
+		t.Fatalf("StartApplying = %v, %v", applying, err)
+	}
+	l.session(t, "fw1", fabric.OpApplied, false)
 	l.change(t, reaped[0].Change, fabric.ChangeApplying)
 	if _, err := l.hosts.Renew(ctx, bob, "d1"); code(err) != fabric.ECONFLICT {
 		t.Fatalf("Renew during the removal = %v, want conflict", err)
