@@ -34,7 +34,7 @@ func BenchmarkReap1000Of100000(b *testing.B) {
 	if _, err := db.Pool.Exec(ctx, `
 		INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at, lease_renewed_at)
 		SELECT 'h' || i, '100.64.0.0'::inet + i, 'rack1', 'docker', set_masklen('10.0.0.0'::inet + i * 16, 28)::cidr, 'active', 'bench',
-		       $1, $1, CASE WHEN i % 100 = 0 THEN $1 - interval '2 days' ELSE $1 END
+		       $1::timestamptz, $1::timestamptz, CASE WHEN i % 100 = 0 THEN $1::timestamptz - interval '2 days' ELSE $1::timestamptz END
 		FROM generate_series(1, 100000) i`, now); err != nil {
 		b.Fatal(err)
 	}
