@@ -32,7 +32,7 @@ func TestConfigLeases(t *testing.T) {
 		{"leases: {ttl: 1h, grace: -1s}\n", "leases.grace: must not be negative"},
 		{"leases: {ttl: 1h, on_expiry: delete}\n", `leases.on_expiry: want propose or remove, got "delete"`},
 		{"leases: {grace: 1h}\n", "leases.ttl:"},
-		{"leases: {tll: 1h}\n", "leases.tll: unknown key; did you mean leases.ttl?"},
+		{"leases: {tll: 1h}\n", "leases.tll: unknown key; did you mean ttl?"},
 	} {
 		cfg, err := readConfig(writeConfig(t, base+tt.leases), nil, true)
 		if err == nil {
