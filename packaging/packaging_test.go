@@ -241,7 +241,7 @@ func TestUnits(t *testing.T) {
 		{unit: "returnpath-renew.service", section: "Service", want: map[string]string{
 			"Type": "oneshot", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "CapabilityBoundingSet": "",
 			// No --daemon-json: a renewal must not change the bip under a running dockerd.
-			"ExecStart": "/usr/bin/returnpath host register --name ${HOST_NAME} --address ${HOST_ADDRESS} --token-file /etc/returnpath/bootstrap.token --wait 120s",
+			"ExecStart": "/usr/bin/returnpath host renew --name ${HOST_NAME} --token-file /etc/returnpath/bootstrap.token",
 		}},
 		{unit: "returnpath-renew.timer", section: "Install", want: map[string]string{"WantedBy": "timers.target"}},
 		// The probe needs dockerd's docker0: after docker.service, never before.

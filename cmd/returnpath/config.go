@@ -43,6 +43,7 @@ type Config struct {
 	Metrics      MetricsConfig   `mapstructure:"metrics"`
 	Events       EventsConfig    `mapstructure:"events"`
 	UI           UIConfig        `mapstructure:"ui"`
+	Leases       LeasesConfig    `mapstructure:"leases"`
 	// Server and Token are what the client commands (host, changes, verify) use to reach a
 	// running service.
 	Server string `mapstructure:"server"`
@@ -231,6 +232,28 @@ type LimitsConfig struct {
 	PendingPerSegment      int `mapstructure:"pending_per_segment"`      // pending registrations per segment; 0 = no cap
 	LongPollsPerToken      int `mapstructure:"long_polls_per_token"`     // concurrent ?wait= requests per token (default 10)
 	LongPolls              int `mapstructure:"long_polls"`               // concurrent ?wait= requests in all (default 1000)
+}
+
+// LeasesConfig is leases: with a ttl, each host's registration or renewal holds for ttl, and
+// an active host not renewed for ttl + grace is removed (on_expiry: remove) or proposed for
+// removal (propose, the default). Without it nothing expires.
+type LeasesConfig struct {
+	TTL      time.Duration `mapstructure:"ttl"`
+	Grace    time.Duration `mapstructure:"grace"`
+	OnExpiry string        `mapstructure:"on_expiry"`
+}
+
+// LeasePolicy returns leases typed; the zero policy (leases off) when the key is absent.
+func (c *Config) LeasePolicy() fabric.LeasePolicy {
+	l := c.Leases
+	if l == (LeasesConfig{}) {
+		return fabric.LeasePolicy{}
+	}
+	p := fabric.LeasePolicy{TTL: l.TTL, Grace: l.Grace, OnExpiry: fabric.LeaseAction(l.OnExpiry)}
+	if p.OnExpiry == "" {
+		p.OnExpiry = fabric.LeasePropose
+	}
+	return p
 }
 
 // MetricsConfig says where /metrics is served.
@@ -535,6 +558,11 @@ func (c *Config) validate() []error {
 		}
 	}
 	errs = append(errs, c.eventProblems()...)
+	if c.Leases != (LeasesConfig{}) {
+		for _, e := range c.LeasePolicy().Validate() {
+			errs = append(errs, e)
+		}
+	}
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
 		bad("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)
 	}

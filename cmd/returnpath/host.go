@@ -32,7 +32,7 @@ Exit codes of register and deregister: 0 done; 2 error (bad flags, server unreac
 refused); 3 the host's change was rejected; 4 it failed or was rolled back; 5 --wait ran out.
 host probe: 0 replies came back; 1 none did; 2 it could not test.`,
 	}
-	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd(), newHostProbeCmd())
+	cmd.AddCommand(newHostRegisterCmd(), newHostDeregisterCmd(), newHostProbeCmd(), newHostRenewCmd(), newHostListCmd())
 	addClientFlags(cmd)
 	return cmd
 }

@@ -45,7 +45,7 @@ func reloadError(err error) error {
 
 // liveKeys are the configuration keys a reload applies; every other key of serve's takes
 // effect at the next start. server and token are the client commands'.
-var liveKeys = []string{"pools", "segments", "devices", "server", "token"}
+var liveKeys = []string{"pools", "segments", "devices", "server", "token", "leases"}
 
 // restartKeys lists the top-level keys whose values differ between running and next, other
 // than those a reload applies.
@@ -139,6 +139,7 @@ func (m *Main) swap(cfg *Config, c *Checked) {
 	m.Devices.SetConfigs(c.Drivers, cfg.MaxSessions())
 	m.Devices.SetIdleTimeouts(cfg.IdleTimeouts())
 	m.Hosts.SetInventory(c.Inventory)
+	m.Hosts.SetLeases(cfg.LeasePolicy())
 	m.Changes.SetInventory(c.Inventory)
 	m.API.SetInventory(c.Inventory)
 	m.Verifier.SetInventory(c.Inventory)

@@ -123,6 +123,7 @@ func (m *Main) Open(ctx context.Context) error {
 	m.Changes = postgres.NewChanges(m.DB, inv, m.preview, policy)
 	m.Hosts.SetChanges(m.Changes)
 	m.Hosts.SetPendingCap(m.Config.Limits.PendingPerSegment)
+	m.Hosts.SetLeases(m.Config.LeasePolicy())
 	m.API = httpapi.New(httpapi.Config{MaxBodyBytes: m.Config.MaxBodyBytes, RegistrationsPerMinute: m.Config.Limits.RegistrationsPerMinute,
 		LongPollsPerToken: m.Config.Limits.LongPollsPerToken, LongPolls: m.Config.Limits.LongPolls,
 		MetricsSeparate: m.Config.Metrics.Listen != "", MetricsRequireToken: m.Config.Metrics.RequireToken,
@@ -184,7 +185,12 @@ func (m *Main) Open(ctx context.Context) error {
 		Periodic: []apply.Periodic{{Name: "drift_check", Interval: m.Config.Drift.Interval, Run: func(ctx context.Context) error {
 			_, err := m.Monitor.Check(ctx)
 			return err
-		}}},
+		}},
+			// The lease reaper runs every minute even with leases off, so that a reload
+			// turning them on needs no restart (it does nothing while they are off). River
+			// runs it on its leader only, but a leadership handover can overlap a run:
+			// Hosts.Reap is safe to run twice at once.
+			{Name: "lease_reaper", Interval: leaseReapInterval, RunOnStart: true, Run: m.reapLeases}},
 		Register: m.Events.Register, Queues: map[string]river.QueueConfig{events.Queue: m.Events.QueueConfig()}}
 	m.Engine, err = apply.New(ac, m.DB.Pool, m.Changes, m.DB, m.Devices, m.Log, m.API.Metrics().Registry)
 	if err != nil {
@@ -198,6 +204,19 @@ func (m *Main) Open(ctx context.Context) error {
 		m.Changes.SetEventSink(m.Events)
 	}
 	return nil
+}
+
+// leaseReapInterval is how often the lease reaper looks for stale hosts: leases.ttl is at
+// least a minute, so a host is reaped at most a minute after its grace ends.
+const leaseReapInterval = time.Minute
+
+// reapLeases files the removal of every active host whose lease is stale, and logs each.
+func (m *Main) reapLeases(ctx context.Context) error {
+	reaped, err := m.Hosts.Reap(ctx)
+	for _, r := range reaped {
+		m.Log.Info("lease expired: filed the host's removal", "host", r.Host, "change", r.Change, "status", r.Status)
+	}
+	return err
 }
 
 // onDrift tells the webhooks of drift the periodic check found, and proposes its remediation

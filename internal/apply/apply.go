@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ type Periodic struct {
 	Name     string
 	Interval time.Duration
 	Run      func(ctx context.Context) error
+	// RunOnStart runs the task when a process becomes River's leader too, not only an
+	// interval later.
+	RunOnStart bool
 }
 
 func (c *Config) defaults() {
@@ -97,7 +101,7 @@ func (c *Config) defaults() {
 // Store is what the engine needs of the change store (postgres.Changes implements it).
 type Store interface {
 	ReadyOps(ctx context.Context, device string, limit int) ([]postgres.ReadyOp, error)
-	StartApplying(ctx context.Context, device string, changeIDs []int64) error
+	StartApplying(ctx context.Context, device string, changeIDs []int64) (applying []int64, err error)
 	Record(ctx context.Context, device string, results []postgres.OpResult) ([]fabric.Ended, error)
 	BeginDeviceWork(ctx context.Context, device string) (postgres.DeviceWork, error)
 	DeviceUnreachable(ctx context.Context, device, reason string, unsettled bool) (time.Time, error)
@@ -188,7 +192,7 @@ func New(cfg Config, pool *pgxpool.Pool, store Store, locker Locker, devices *se
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(p.Interval),
 			func() (river.JobArgs, *river.InsertOpts) {
 				return periodicArgs{Name: name}, &river.InsertOpts{Queue: queue, MaxAttempts: 1}
-			}, nil))
+			}, &river.PeriodicJobOpts{RunOnStart: p.RunOnStart}))
 	}
 	if err := river.AddWorkerSafely(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[periodicArgs]) error {
 		t, ok := tasks[j.Args.Name]
@@ -317,8 +321,15 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		for _, o := range ops {
 			ids = append(ids, o.ChangeID)
 		}
-		if err := e.store.StartApplying(ctx, dev, ids); err != nil {
+		applying, err := e.store.StartApplying(ctx, dev, ids)
+		if err != nil {
 			return err
+		}
+		// A change rejected since ReadyOps (a lease-expiry removal its host's renewal
+		// cancelled) must not reach the device.
+		ops = slices.DeleteFunc(ops, func(o postgres.ReadyOp) bool { return !slices.Contains(applying, o.ChangeID) })
+		if len(ops) == 0 {
+			continue
 		}
 		var results []postgres.OpResult
 		var out outcome

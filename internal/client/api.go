@@ -55,6 +55,7 @@ type Host struct {
 	Change    *ChangeRef   `json:"change"`
 	Note      *string      `json:"note"` // what became of a host whose change ended without doing its work
 	LastProbe *Probe       `json:"last_probe"`
+	Lease     *Lease       `json:"lease,omitempty"` // only when the server has leases on
 	CreatedBy string       `json:"created_by"`
 	CreatedAt time.Time    `json:"created_at"`
 	UpdatedAt time.Time    `json:"updated_at"`
@@ -227,6 +228,41 @@ func (c *Client) Segments(ctx context.Context) ([]Segment, error) {
 func (c *Client) ReportProbe(ctx context.Context, name string, r ProbeReport) (Probe, error) {
 	var p Probe
 	err := c.Do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/probes", r, &p)
+	return p, err
+}
+
+// Lease is a host's lease (leases in the server's configuration).
+type Lease struct {
+	RenewedAt time.Time `json:"renewed_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Stale     bool      `json:"stale"`
+}
+
+// RenewHost renews a host's lease (POST /v1/hosts/{name}/renew).
+func (c *Client) RenewHost(ctx context.Context, name string) (Host, error) {
+	var h Host
+	err := c.Do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(name)+"/renew", nil, &h)
+	return h, err
+}
+
+// HostPage is one page of GET /v1/hosts.
+type HostPage struct {
+	Items []Host  `json:"items"`
+	Next  *string `json:"next"`
+}
+
+// Hosts lists one page of live hosts (GET /v1/hosts): only stale ones when stale is set,
+// after the given name.
+func (c *Client) Hosts(ctx context.Context, stale bool, after string) (HostPage, error) {
+	q := url.Values{}
+	if stale {
+		q.Set("stale", "true")
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	var p HostPage
+	err := c.Do(ctx, http.MethodGet, "/v1/hosts?"+q.Encode(), nil, &p)
 	return p, err
 }
 

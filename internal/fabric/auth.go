@@ -55,15 +55,16 @@ func (r Role) Can(p Permission) bool {
 // may take one (nor be owned by one): an audit entry by "apply" must mean the apply engine,
 // not a token someone named so.
 const (
-	ActorApply      = "apply"       // the apply engine settling changes and releasing subnets
-	ActorDriftCheck = "drift-check" // the periodic drift check proposing remediation
-	ActorCLI        = "cli"         // the returnpath command line talking to the database
-	ActorSystem     = "system"      // the service itself, for anything else
-	ActorReload     = "reload"      // a configuration reload (SIGHUP, or a start with an edited file) filing reroutes
+	ActorApply       = "apply"        // the apply engine settling changes and releasing subnets
+	ActorDriftCheck  = "drift-check"  // the periodic drift check proposing remediation
+	ActorCLI         = "cli"          // the returnpath command line talking to the database
+	ActorSystem      = "system"       // the service itself, for anything else
+	ActorReload      = "reload"       // a configuration reload (SIGHUP, or a start with an edited file) filing reroutes
+	ActorLeaseReaper = "lease-reaper" // the periodic job removing hosts whose lease expired
 )
 
 // reservedNames are the names ValidateToken refuses.
-var reservedNames = []string{ActorApply, ActorDriftCheck, ActorCLI, ActorSystem, ActorReload}
+var reservedNames = []string{ActorApply, ActorDriftCheck, ActorCLI, ActorSystem, ActorReload, ActorLeaseReaper}
 
 // Token is an API token as stored: the secret itself is never kept, only its hash.
 type Token struct {

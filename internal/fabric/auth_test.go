@@ -114,6 +114,10 @@ func TestAutoApproval(t *testing.T) {
 			wantRule: "policy:auto_approve[1]"},
 		{name: "remove of another token's host", req: fabric.ChangeRequest{Kind: fabric.ChangeRemove, Segment: "rack2", Requester: "boot", HostCreatedBy: "other"}},
 		{name: "remediate has no rule", req: fabric.ChangeRequest{Kind: fabric.ChangeRemediate, Requester: fabric.ActorDriftCheck}},
+		{name: "lease expiry with on_expiry remove", req: fabric.ChangeRequest{Kind: fabric.ChangeRemove, Segment: "rack2", Requester: fabric.ActorLeaseReaper,
+			HostCreatedBy: "boot", OnExpiry: fabric.LeaseRemove}, wantRule: "leases.on_expiry"},
+		{name: "lease expiry with on_expiry propose, despite a remove rule", req: fabric.ChangeRequest{Kind: fabric.ChangeRemove, Segment: "rack2",
+			Requester: fabric.ActorLeaseReaper, HostCreatedBy: fabric.ActorLeaseReaper, OnExpiry: fabric.LeasePropose}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

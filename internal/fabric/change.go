@@ -203,13 +203,24 @@ type ChangeRequest struct {
 	Requester string // the requesting actor's name
 	// HostCreatedBy is the token that registered the host; "" for a change of no host.
 	HostCreatedBy string
+	// OnExpiry is set only on a removal the lease reaper files: leases.on_expiry decides its
+	// approval, not the auto_approve rules.
+	OnExpiry LeaseAction
 }
 
 // AutoApproval returns the name of the rule that approves change r without review
 // ("policy:auto_approve[N]"), if one does. Removing a host that another token registered is
 // never approved without review, whatever the rules say: a token scoped to a segment may take
-// other tokens' hosts out of it only with a reviewer's consent.
+// other tokens' hosts out of it only with a reviewer's consent. A removal the lease reaper files
+// is approved by leases.on_expiry alone: remove approves it ("leases.on_expiry"), propose
+// leaves it for review whatever the rules say.
 func (p ApprovalPolicy) AutoApproval(r ChangeRequest) (string, bool) {
+	if r.Kind == ChangeRemove && r.OnExpiry != "" {
+		if r.OnExpiry == LeaseRemove {
+			return "leases.on_expiry", true
+		}
+		return "", false
+	}
 	if r.Kind == ChangeRemove && r.HostCreatedBy != "" && r.HostCreatedBy != r.Requester {
 		return "", false
 	}

@@ -50,6 +50,10 @@ type Host struct {
 	// LastProbe is the newest return-path probe the host reported; nil when it reported none
 	// (or it was not looked up).
 	LastProbe *Probe
+	// LeaseRenewedAt is when the host last registered or renewed; Lease is its lease as of
+	// the lookup, nil when leases are off (or it was not looked up).
+	LeaseRenewedAt time.Time
+	Lease          *Lease
 }
 
 // ChangeRef names a change and where it stands.
@@ -216,6 +220,9 @@ type HostFilter struct {
 	State   HostState // "" means every live state
 	After   string    // keyset cursor: names after this one
 	Limit   int
+	// Stale selects pending and active hosts whose lease is past its expiry and grace (only
+	// with leases on).
+	Stale bool
 }
 
 // PoolUsage is how much of a pool is allocated.

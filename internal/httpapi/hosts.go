@@ -27,6 +27,7 @@ type hostJSON struct {
 	Change    *changeRef `json:"change"`
 	Note      *string    `json:"note"` // fabric.Host.Note, when there is one
 	LastProbe *probeJSON `json:"last_probe"`
+	Lease     *leaseJSON `json:"lease,omitempty"` // only with leases on
 	CreatedBy string     `json:"created_by"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
@@ -54,6 +55,7 @@ func toHostJSON(h fabric.Host) hostJSON {
 		Gateway: h.Gateway().String(), State: string(h.State),
 		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
 		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, LastProbe: toProbeJSON(h.LastProbe),
+		Lease: toLeaseJSON(h.Lease),
 	}
 	if h.Subnet6.IsValid() {
 		v.Address6, v.Subnet6, v.Pool6 = h.Address6.String(), h.Subnet6.String(), h.Pool6
@@ -214,6 +216,10 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Limit = limit
+	if f.Stale, err = queryBool(r, "stale"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if f.State != "" {
 		if err := f.State.Validate(); err != nil {
 			s.writeError(w, r, err)

@@ -110,6 +110,7 @@ var (
 	poolSizeDesc  = prometheus.NewDesc("returnpath_pool_size_subnets", "Subnets a pool holds in all.", []string{"pool"}, nil)
 	poolUtilDesc  = prometheus.NewDesc("returnpath_pool_utilisation_ratio", "Allocated share of each pool, 0 to 1.", []string{"pool"}, nil)
 	probeFailDesc = prometheus.NewDesc("returnpath_hosts_probe_failing", "Active hosts whose last return-path probe got no reply.", nil, nil)
+	staleDesc     = prometheus.NewDesc("returnpath_hosts_stale", "Pending and active hosts whose lease is past its expiry and grace (0 with leases off).", nil, nil)
 )
 
 func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -118,6 +119,7 @@ func (c *registryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolSizeDesc
 	ch <- poolUtilDesc
 	ch <- probeFailDesc
+	ch <- staleDesc
 }
 
 func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -131,6 +133,11 @@ func (c *registryCollector) Collect(ch chan<- prometheus.Metric) {
 	if pc, ok := c.s.store.(ProbeCounter); ok {
 		if n, err := pc.HostsFailingProbe(ctx); err == nil {
 			ch <- prometheus.MustNewConstMetric(probeFailDesc, prometheus.GaugeValue, float64(n))
+		}
+	}
+	if lr, ok := c.s.hosts.(LeaseRegistry); ok {
+		if n, err := lr.CountStale(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, float64(n))
 		}
 	}
 	if usage, err := c.s.store.PoolUsage(ctx, c.s.inv.Load()); err == nil {

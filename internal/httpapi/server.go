@@ -123,6 +123,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermRead)).Get("/hosts/{name}", s.getHost)
 		r.With(s.auth(fabric.PermHosts)).Delete("/hosts/{name}", s.removeHost)
 		r.With(s.auth(fabric.PermHosts)).Post("/hosts/{name}/probes", s.recordProbe)
+		r.With(s.auth(fabric.PermHosts)).Post("/hosts/{name}/renew", s.renewHost)
 		r.With(s.auth(fabric.PermRead)).Get("/pools", s.listPools)
 		r.With(s.auth(fabric.PermRead)).Get("/segments", s.listSegments)
 		r.With(s.auth(fabric.PermRead)).Get("/devices", s.listDevices)

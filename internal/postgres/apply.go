@@ -41,9 +41,13 @@ func (c *Changes) ReadyOps(ctx context.Context, device string, limit int) ([]Rea
 	})
 }
 
-// StartApplying moves approved changes to applying.
-func (c *Changes) StartApplying(ctx context.Context, device string, ids []int64) error {
-	return c.db.inTx(ctx, func(tx pgx.Tx) error {
+// StartApplying moves approved changes to applying, and returns those of ids that are now
+// applying: the engine sends only their ops. A change rejected since ReadyOps read it (a
+// lease-expiry removal its host's renewal cancelled: see Hosts.Renew, which locks the change
+// and refuses once it is applying) is left out, so nothing of it reaches a device.
+func (c *Changes) StartApplying(ctx context.Context, device string, ids []int64) ([]int64, error) {
+	var applying []int64
+	err := c.db.inTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE changes SET status = 'applying', updated_at = $2 WHERE id = ANY($1) AND status = 'approved' RETURNING id`, ids, c.db.Now())
 		if err != nil {
 			return formatError(err)
@@ -57,8 +61,14 @@ func (c *Changes) StartApplying(ctx context.Context, device string, ids []int64)
 				return err
 			}
 		}
-		return nil
+		rows, err = tx.Query(ctx, `SELECT id FROM changes WHERE id = ANY($1) AND status = 'applying'`, ids)
+		if err != nil {
+			return formatError(err)
+		}
+		applying, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		return formatError(err)
 	})
+	return applying, err
 }
 
 // OpResult is what happened to one op in a session.

@@ -109,13 +109,13 @@ const fileChangeSQL = `
 		SELECT $6, $3, 'change.create', 'change/' || c.id, $18::jsonb FROM c)`
 
 // newChange describes a change of kind k about to be filed for host h (or none): its status
-// after the approval policy, and the parameters $1 to $19 of fileChangeSQL.
-func (c *Changes) newChange(actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, ops []fabric.ChangeOp, now time.Time) (fabric.ChangeStatus, string, []any) {
+// after the approval policy judged req, and the parameters $1 to $19 of fileChangeSQL.
+func (c *Changes) newChange(actor fabric.Actor, req fabric.ChangeRequest, k fabric.ChangeKind, ops []fabric.ChangeOp, now time.Time) (fabric.ChangeStatus, string, []any) {
 	status, rule := fabric.ChangePending, ""
 	var approvedBy *string
 	events := []string{"created"}
 	details := []string{fmt.Sprintf("%s change with %s, requested by %s", k, fabric.CountOps(len(ops)), actor.Name)}
-	if r, auto := c.policy.AutoApproval(changeRequest(actor, h, k)); auto {
+	if r, auto := c.policy.AutoApproval(req); auto {
 		status, rule, approvedBy = fabric.ChangeApproved, r, &r
 		events, details = append(events, "approved"), append(details, "auto-approved by "+r)
 	}
@@ -139,12 +139,18 @@ func changeRequest(actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind) fabr
 // queues its first stage when the policy approves it at once. segment is a reroute's segment
 // ("" for other kinds: a host change's segment is its host's).
 func (c *Changes) insertTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, h *fabric.Host, k fabric.ChangeKind, segment string, ops []fabric.ChangeOp) (fabric.Change, error) {
+	return c.insertReqTx(ctx, tx, actor, changeRequest(actor, h, k), h, k, segment, ops)
+}
+
+// insertReqTx is insertTx with the approval policy judging req, which the caller may have
+// added to (the lease reaper's leases.on_expiry).
+func (c *Changes) insertReqTx(ctx context.Context, tx pgx.Tx, actor fabric.Actor, req fabric.ChangeRequest, h *fabric.Host, k fabric.ChangeKind, segment string, ops []fabric.ChangeOp) (fabric.Change, error) {
 	now := c.db.Now()
 	var hostID *int64
 	if h != nil {
 		hostID = &h.ID
 	}
-	status, rule, args := c.newChange(actor, h, k, ops, now)
+	status, rule, args := c.newChange(actor, req, k, ops, now)
 	ch := fabric.Change{Kind: k, Status: status, Host: h, Segment: segment, RequestedBy: actor.Name, RequestedOwner: actor.Principal(), ApprovedBy: rule,
 		PlanHash: fabric.PlanHash(ops), CreatedAt: now, UpdatedAt: now, Ops: ops}
 	if h != nil {

@@ -17,9 +17,10 @@ import (
 // Hosts is the host registry: it allocates docker0 subnets and records hosts.
 type Hosts struct {
 	db         *DB
-	inv        atomic.Pointer[fabric.Inventory] // swapped whole by a reload
-	changes    *Changes                         // files the change for each registration and removal, when set
-	pendingCap int                              // most pending hosts per segment (limits.pending_per_segment); 0: no cap
+	inv        atomic.Pointer[fabric.Inventory]   // swapped whole by a reload
+	changes    *Changes                           // files the change for each registration and removal, when set
+	pendingCap int                                // most pending hosts per segment (limits.pending_per_segment); 0: no cap
+	leases     atomic.Pointer[fabric.LeasePolicy] // leases; the zero policy (off) until SetLeases
 }
 
 // SetChanges makes registrations and removals file changes.
@@ -39,13 +40,14 @@ const pendingRetryAfter = time.Minute
 func NewHosts(db *DB, inv *fabric.Inventory) *Hosts {
 	s := &Hosts{db: db}
 	s.inv.Store(inv)
+	s.leases.Store(&fabric.LeasePolicy{})
 	return s
 }
 
 // SetInventory makes registrations use inv from now on (a reload, once inv is synced).
 func (s *Hosts) SetInventory(inv *fabric.Inventory) { s.inv.Store(inv) }
 
-const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, coalesce(pool6, '') AS pool6, subnet6`
+const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, coalesce(pool6, '') AS pool6, subnet6, lease_renewed_at`
 
 // withChange wraps a query for hostColumns so that each host also carries its newest change
 // and its newest probe (one query for a whole page, rather than two per host when the API
@@ -64,7 +66,7 @@ func scanHostView(row pgx.Row) (fabric.Host, error) {
 	var cid *int64
 	var cstatus *string
 	var pr probeRow
-	err := row.Scan(append([]any{&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6, &cid, &cstatus, &reason},
+	err := row.Scan(append([]any{&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6, &h.LeaseRenewedAt, &cid, &cstatus, &reason},
 		pr.dest()...)...)
 	h.State = fabric.HostState(state)
 	if err == nil && cid != nil {
@@ -79,7 +81,7 @@ func scanHostView(row pgx.Row) (fabric.Host, error) {
 func scanHost(row pgx.Row) (fabric.Host, error) {
 	var h fabric.Host
 	var state string
-	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6)
+	err := row.Scan(&h.ID, &h.Name, &h.Address, &h.Segment, &h.Pool, &h.Subnet, &state, &h.CreatedBy, &h.CreatedAt, &h.UpdatedAt, &h.Address6, &h.Pool6, &h.Subnet6, &h.LeaseRenewedAt)
 	h.State = fabric.HostState(state)
 	return h, err
 }
@@ -113,8 +115,14 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 	}
 	for range maxAllocAttempts {
 		h, created, retry, err := s.tryRegister(ctx, actor, reg, seg, pools)
+		if !retry && !created && repeated(h, reg, err) {
+			// The same host registering again renews its lease (and may cancel its
+			// lease-expiry removal): the renewal timer may run either command.
+			h, err = s.renew(ctx, actor, reg.Name, reg.Address)
+			return h, false, err
+		}
 		if !retry {
-			return h, created, err
+			return s.withLease(h), created, err
 		}
 	}
 	return fabric.Host{}, false, fabric.Errorf(fabric.EUNAVAILABLE, "no subnet could be allocated after %d attempts under heavy contention; try again", maxAllocAttempts)
@@ -167,7 +175,7 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 	}
 	now := s.db.Now()
 	h = fabric.Host{Name: reg.Name, Address: reg.Address, Segment: seg.Name, Pool: pools.v4.Name, Subnet: cand,
-		State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now}
+		State: fabric.HostPending, CreatedBy: actor.Name, CreatedAt: now, UpdatedAt: now, LeaseRenewedAt: now}
 	if reg.Address6.IsValid() {
 		h.Address6, h.Pool6, h.Subnet6 = reg.Address6, pools.v6.Name, cand6
 	}
@@ -262,12 +270,12 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 	if c == nil {
 		c = &Changes{} // with no ops, the statement files no change
 	}
-	status, rule, args := c.newChange(actor, h, fabric.ChangeAdd, ops, h.CreatedAt)
+	status, rule, args := c.newChange(actor, changeRequest(actor, h, fabric.ChangeAdd), fabric.ChangeAdd, ops, h.CreatedAt)
 	var hostID, changeID *int64
 	err = q.QueryRow(ctx, `
 		WITH h AS (
-			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, pool6, subnet6)
-			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6, $26, NULLIF($27, ''), $28) ON CONFLICT DO NOTHING RETURNING id),
+			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, pool6, subnet6, lease_renewed_at)
+			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6, $26, NULLIF($27, ''), $28, $6) ON CONFLICT DO NOTHING RETURNING id),
 		ha AS (
 			INSERT INTO audit (at, actor, action, object, details)
 			SELECT $6, $3, 'host.register', 'host/' || $20, $25::jsonb FROM h),`+fileChangeSQL+`
@@ -498,7 +506,7 @@ func (s *Hosts) Host(ctx context.Context, name string) (fabric.Host, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, fabric.Errorf(fabric.ENOTFOUND, "no host named %q", name)
 	}
-	return h, formatError(err)
+	return s.withLease(h), formatError(err)
 }
 
 // List returns live hosts ordered by name, and the cursor for the next page ("" at the end).
@@ -516,6 +524,14 @@ func (s *Hosts) List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, s
 		args = append(args, string(f.State))
 		q += fmt.Sprintf(" AND state = $%d", len(args))
 	}
+	if f.Stale {
+		p := s.Leases()
+		if !p.Enabled() {
+			return nil, "", fabric.FieldErrorf(fabric.EINVALID, "stale", "leases are off (no leases in the configuration): no host is ever stale")
+		}
+		args = append(args, p.StaleBefore(s.db.Now()))
+		q += fmt.Sprintf(" AND state IN ('pending', 'active') AND lease_renewed_at < $%d", len(args))
+	}
 	args = append(args, f.Limit+1)
 	q += fmt.Sprintf(" ORDER BY name LIMIT $%d", len(args))
 	rows, err := s.db.Pool.Query(ctx, withChange(q), args...)
@@ -530,6 +546,9 @@ func (s *Hosts) List(ctx context.Context, f fabric.HostFilter) ([]fabric.Host, s
 	if len(hosts) > f.Limit {
 		hosts = hosts[:f.Limit]
 		next = hosts[f.Limit-1].Name
+	}
+	for i := range hosts {
+		hosts[i] = s.withLease(hosts[i])
 	}
 	return hosts, next, nil
 }
@@ -599,7 +618,7 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 		}
 		return nil
 	})
-	return h, err
+	return s.withLease(h), err
 }
 
 // releaseIfNothingToRemove removes host h at once, releasing its subnet, when none of its
