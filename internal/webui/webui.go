@@ -156,7 +156,7 @@ func (u *UI) Handler() http.Handler {
 		u.render(w, r, http.StatusMethodNotAllowed, "message", &page{Title: "Not allowed", Message: r.Method + " is not allowed here."})
 	})
 	static, _ := fs.Sub(staticFS, "static")
-	r.Handle("/static/*", http.StripPrefix(Prefix+"/static/", http.FileServerFS(static)))
+	r.Handle("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)))
 	r.Get("/login", u.loginForm)
 	r.Post("/login", u.login)
 	r.Group(func(r chi.Router) {

@@ -212,8 +212,11 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 	e := newEnv(t, webui.Config{})
 	b := e.browser(t)
 	for _, path := range []string{"/ui/login", "/ui/changes", "/ui/static/desk.css", "/ui/nowhere"} {
-		resp, _ := b.get(t, path)
+		resp, body := b.get(t, path)
 		h := resp.Header
+		if path == "/ui/static/desk.css" && (resp.StatusCode != http.StatusOK || !strings.Contains(body, ":focus-visible")) {
+			t.Errorf("%s: %d, want the stylesheet", path, resp.StatusCode)
+		}
 		if got, want := h.Get("Content-Security-Policy"), "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"; got != want {
 			t.Errorf("%s: Content-Security-Policy = %q, want %q", path, got, want)
 		}
