@@ -4,9 +4,10 @@ BIN      ?= bin/returnpath
 PKGS     ?= ./...
 # Debian packages the lab tests and the demo need (PostgreSQL for the throwaway database), and
 # what `make image` and `make deb` need: podman to build the image, the CA bundle and tzdata it
-# ships, systemd-analyze to check the units, adduser for the package's postinst.
+# ships, systemd-analyze to check the units, adduser for the package's postinst; chromium for the
+# review desk's browser tests (with axe-core from npm, scripts/fetch-axe.sh, for tests only).
 DEBS     ?= frr openssh-server nftables iproute2 iputils-ping tcpdump sudo postgresql curl jq \
-            podman ca-certificates tzdata systemd adduser
+            podman ca-certificates tzdata systemd adduser chromium
 
 # What the binary says it is (returnpath version, /healthz, returnpath_build_info). The date is
 # the commit's unless SOURCE_DATE_EPOCH says otherwise, so that one commit builds one binary.
@@ -89,6 +90,7 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@./scripts/fetch-axe.sh
 
 # The main job: the whole story on the namespace lab, narrated. Needs root on Linux.
 demo: deps build

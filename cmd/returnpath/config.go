@@ -22,6 +22,7 @@ import (
 	"github.com/returnpath/returnpath/internal/events"
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/session"
+	"github.com/returnpath/returnpath/internal/webui"
 )
 
 // Config is returnpath.yaml, typed. Keys not listed here are errors.
@@ -307,6 +308,8 @@ func readConfig(path string, flags *pflag.FlagSet, requireFile bool) (*Config, e
 	v.SetDefault("metrics.require_token", false)
 	v.SetDefault("events.retry_deadline", time.Hour)
 	v.SetDefault("ui.base_url", "")
+	v.SetDefault("ui.enabled", true)
+	v.SetDefault("ui.session_ttl", webui.DefaultSessionTTL)
 	v.SetDefault("server", "")
 	v.SetDefault("token", "")
 	v.SetEnvPrefix("RETURNPATH")
@@ -563,6 +566,7 @@ func (c *Config) validate() []error {
 			errs = append(errs, e)
 		}
 	}
+	errs = append(errs, c.uiProblems()...)
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
 		bad("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)
 	}

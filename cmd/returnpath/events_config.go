@@ -36,6 +36,10 @@ type WebhookConfig struct {
 // UIConfig is the web desk.
 type UIConfig struct {
 	BaseURL string `mapstructure:"base_url"` // webhook bodies link to /changes/{id} under it
+	// Enabled serves the review desk at /ui/ (default true); see ui_config.go for the rest.
+	Enabled      bool               `mapstructure:"enabled"`
+	SessionTTL   time.Duration      `mapstructure:"session_ttl"`
+	TrustedProxy TrustedProxyConfig `mapstructure:"trusted_proxy"`
 }
 
 var webhookNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

@@ -143,6 +143,9 @@ func (m *Main) swap(cfg *Config, c *Checked) {
 	m.Changes.SetInventory(c.Inventory)
 	m.API.SetInventory(c.Inventory)
 	m.Verifier.SetInventory(c.Inventory)
+	if m.UI != nil {
+		m.UI.SetInventory(c.Inventory)
+	}
 	m.Inventory, m.Drivers = c.Inventory, c.Drivers
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/session"
 	"github.com/returnpath/returnpath/internal/verify"
+	"github.com/returnpath/returnpath/internal/webui"
 )
 
 // Main is the running service. main() and the end-to-end test start it the same way.
@@ -54,6 +55,7 @@ type Main struct {
 	Verifier  *verify.Verifier
 	Monitor   *verify.Monitor
 	API       *httpapi.Server
+	UI        *webui.UI // the review desk at /ui/; nil when ui.enabled is false
 
 	ln     net.Listener
 	server *http.Server
@@ -157,6 +159,15 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.Verifier = &verify.Verifier{Inv: inv, Devices: m.Devices, Hosts: m.Hosts, MaxAge: m.Config.Verify.MaxAge}
 	m.API.SetVerifier(m.Verifier)
+	if m.Config.UI.Enabled {
+		if m.UI, err = webui.New(m.Config.uiConfig(), inv, m.DB, m.Changes, m.Hosts, m.Verifier, m.Log); err != nil {
+			return err
+		}
+		// Live pages re-read when a host's state changes or a change ends, and after the
+		// listener reconnects (notifications sent meanwhile were lost).
+		m.Hub.Handle(postgres.ChannelHost, func(postgres.Event) { m.UI.Notify() })
+		m.API.Router().Mount(webui.Prefix, m.UI.Handler())
+	}
 	if m.Monitor, err = verify.NewMonitor(m.Verifier, m.Config.Drift.Interval, m.API.Metrics().Registry, m.Log); err != nil {
 		return err
 	}

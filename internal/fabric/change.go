@@ -305,6 +305,8 @@ func CheckPlanHash(ch Change, current, quoted string) error {
 type ChangeFilter struct {
 	Status ChangeStatus
 	Host   string
-	Before int64 // keyset cursor: ids below this one; 0 means the newest
-	Limit  int
+	// Segment selects the changes of one segment (a host's, or a reroute's own); "" means all.
+	Segment string
+	Before  int64 // keyset cursor: ids below this one; 0 means the newest
+	Limit   int
 }

@@ -324,7 +324,8 @@ func (c *Changes) List(ctx context.Context, f fabric.ChangeFilter) ([]fabric.Cha
 	}
 	rows, err := c.db.Pool.Query(ctx, `SELECT `+changeColumns+` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id
 		WHERE c.id < $1 AND ($2 = '' OR c.status = $2) AND ($3 = '' OR h.name = $3)
-		ORDER BY c.id DESC LIMIT $4`, f.Before, string(f.Status), f.Host, f.Limit+1)
+			AND ($5 = '' OR coalesce(c.segment, h.segment, '') = $5)
+		ORDER BY c.id DESC LIMIT $4`, f.Before, string(f.Status), f.Host, f.Limit+1, f.Segment)
 	if err != nil {
 		return nil, 0, formatError(err)
 	}
