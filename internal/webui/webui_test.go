@@ -21,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/internal/fabric"
 	"github.com/returnpath/returnpath/internal/postgres"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+	"github.com/returnpath/returnpath/internal/verify"
 	"github.com/returnpath/returnpath/internal/webui"
 )
 
@@ -50,6 +51,8 @@ type env struct {
 	changes *postgres.Changes
 	tokens  map[string]string // by token name
 	now     time.Time
+	// verifier answers the fabric page and remediation; nil: verification not configured.
+	verifier webui.Verifier
 }
 
 // preview renders like the FRR driver would, without one.
@@ -61,9 +64,15 @@ func preview(version string) fabric.PreviewFunc {
 
 func newEnv(t *testing.T, cfg webui.Config) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith is newEnv with a verifier for the fabric page.
+func newEnvWith(t *testing.T, cfg webui.Config, v webui.Verifier) *env {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	e := &env{db: db, tokens: map[string]string{}, now: time.Now().UTC()}
+	e := &env{db: db, tokens: map[string]string{}, now: time.Now().UTC(), verifier: v}
 	db.Now = func() time.Time { return e.now }
 	inv := inventory()
 	if err := db.SyncInventory(ctx, inv); err != nil {
@@ -91,7 +100,7 @@ func newEnv(t *testing.T, cfg webui.Config) *env {
 // serve mounts a desk on a router, as cmd/returnpath mounts it on the API's.
 func (e *env) serve(t *testing.T, cfg webui.Config, changes webui.Changes) {
 	t.Helper()
-	ui, err := webui.New(cfg, inventory(), e.db, changes, e.hosts, nil, slog.New(slog.DiscardHandler))
+	ui, err := webui.New(cfg, inventory(), e.db, changes, e.hosts, e.verifier, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,5 +584,115 @@ func TestLiveStreamAnnouncesChange(t *testing.T) {
 			t.Fatalf("stream ended before a refresh: %v (%q)", err, got)
 		}
 		got += string(buf[:n])
+	}
+}
+
+// TestRetryInTheDesk: a rolled-back change shows Retry to a reviewer and not to a viewer;
+// the reviewer's retry goes through the change service and approves the change again.
+func TestRetryInTheDesk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, webui.Config{})
+	c := e.register(t, "web-1", "10.10.10.7")
+	bobActor := fabric.Actor{Name: "bob", Role: fabric.RoleReviewer, Owner: "bob"}
+	if _, err := e.changes.Approve(ctx, bobActor, c.ID, c.PlanHash); err != nil {
+		t.Fatal(err)
+	}
+	// As the apply engine leaves a change whose device refused and whose undo worked.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE changes SET status = 'rolled_back' WHERE id = $1`, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	bob, vic := e.browser(t), e.browser(t)
+	e.login(t, bob, "bob")
+	e.login(t, vic, "vic")
+	path := "/ui/changes/" + itoa(c.ID)
+	_, vpage := vic.get(t, path)
+	if strings.Contains(vpage, `id="retry"`) {
+		t.Errorf("a viewer sees the Retry button")
+	}
+	if resp, _ := vic.post(t, path+"/retry", url.Values{"csrf": {hidden(t, vpage, "csrf")}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a viewer's retry: %d, want 403", resp.StatusCode)
+	}
+	_, page := bob.get(t, path)
+	if !strings.Contains(page, `id="retry"`) {
+		t.Fatalf("a reviewer sees no Retry button on a rolled-back change")
+	}
+	resp, _ := bob.post(t, path+"/retry", url.Values{"csrf": {hidden(t, page, "csrf")}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry: %d", resp.StatusCode)
+	}
+	if got, err := e.changes.Change(ctx, c.ID); err != nil || got.Status != fabric.ChangeApproved {
+		t.Fatalf("after retry the change is %s (%v), want approved", got.Status, err)
+	}
+	if _, page = bob.get(t, path); strings.Contains(page, `id="retry"`) {
+		t.Errorf("the Retry button is still shown on the approved change")
+	}
+}
+
+// driftingVerifier reports sw1 holding a route of the pool that no host owns.
+type driftingVerifier struct{ stray verify.Route }
+
+func (v driftingVerifier) Verify(_ context.Context, f verify.Filter) (verify.Report, error) {
+	empty := func(name string) verify.Device {
+		return verify.Device{Device: name, Status: verify.StatusOK, ReadAt: time.Now(), Missing: []verify.Route{},
+			Unexpected: []verify.Route{}, WrongNextHop: []verify.WrongNextHop{}, InFlight: []verify.Route{}}
+	}
+	sw, fw := empty("sw1"), empty("fw1")
+	sw.Status, sw.Unexpected = verify.StatusDrift, []verify.Route{v.stray}
+	rep := verify.Report{CheckedAt: time.Now()}
+	for _, d := range []verify.Device{sw, fw} {
+		if f.Device == "" || f.Device == d.Device {
+			rep.Devices = append(rep.Devices, d)
+		}
+	}
+	return rep, nil
+}
+
+// TestProposeRemediationInTheDesk: the fabric page shows sw1's drift; a reviewer gets a
+// "Propose remediation" button that files a remediate change deleting the stray route (pending
+// review, nothing sent); a viewer gets no button and cannot post one.
+func TestProposeRemediationInTheDesk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	stray := verify.Route{VRF: "default", Prefix: netip.MustParsePrefix("10.210.99.0/24"), NextHop: netip.MustParseAddr("10.10.10.99")}
+	e := newEnvWith(t, webui.Config{}, driftingVerifier{stray: stray})
+	bob, vic := e.browser(t), e.browser(t)
+	e.login(t, bob, "bob")
+	e.login(t, vic, "vic")
+	_, vpage := vic.get(t, "/ui/fabric")
+	if !strings.Contains(vpage, "1 unexpected") || strings.Contains(vpage, "Propose remediation") {
+		t.Errorf("the viewer's fabric page: want sw1's drift shown and no remediation button")
+	}
+	if resp, _ := vic.post(t, "/ui/fabric/remediate", url.Values{"csrf": {hidden(t, vpage, "csrf")}, "device": {"sw1"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a viewer's remediation: %d, want 403", resp.StatusCode)
+	}
+	_, page := bob.get(t, "/ui/fabric")
+	if !strings.Contains(page, "Propose remediation") {
+		t.Fatalf("a reviewer sees no Propose remediation button for sw1's drift")
+	}
+	csrf := hidden(t, page, "csrf")
+	if resp, body := bob.post(t, "/ui/fabric/remediate", url.Values{"csrf": {csrf}, "device": {"sw9"}}); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "sw9") {
+		t.Errorf("remediation of an unknown device: %d, want 422 naming it", resp.StatusCode)
+	}
+	resp, _ := bob.post(t, "/ui/fabric/remediate", url.Values{"csrf": {csrf}, "device": {"sw1"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "done=remediation") {
+		t.Fatalf("remediate: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	list, _, err := e.changes.List(ctx, fabric.ChangeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range list {
+		if c.Kind != fabric.ChangeRemediate {
+			continue
+		}
+		found = true
+		if c.Status != fabric.ChangePending || len(c.Ops) != 1 || c.Ops[0].Device != "sw1" || c.Ops[0].Op.Action != fabric.ActionDelete || c.Ops[0].Op.Route.Prefix != stray.Prefix {
+			t.Errorf("remediation change %+v: want one pending delete of %s on sw1", c, stray.Prefix)
+		}
+	}
+	if !found {
+		t.Fatal("no remediate change filed")
 	}
 }
