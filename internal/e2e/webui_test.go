@@ -289,6 +289,23 @@ func TestReviewDeskInBrowser(t *testing.T) {
 	run(t, bobB, long, chromedp.Navigate(url+changePath), chromedp.WaitVisible(css("#plan-hash")))
 	screenshot(t, bobB, dir, "review-desk-change.png")
 
+	// On a phone (390 CSS pixels wide) every page fits the screen's width: long previews
+	// scroll inside their own boxes, the page itself never sideways.
+	run(t, bobB, long, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)))
+	for _, p := range []struct{ path, ready, shot string }{
+		{"/ui/changes", "main", "phone-changes.png"},
+		{changePath, "#plan-hash", "phone-change.png"},
+		{"/ui/fabric", ".devices-table", "phone-fabric.png"},
+	} {
+		run(t, bobB, long, chromedp.Navigate(url+p.path), chromedp.WaitVisible(css(p.ready)))
+		widths := value(t, bobB, long, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
+		if len(widths) != 2 || widths[0] > widths[1] {
+			t.Errorf("on a phone %s is %v CSS pixels wide for a %v-pixel screen: it scrolls sideways", p.path, widths, widths[1:])
+		}
+		screenshot(t, bobB, dir, p.shot)
+	}
+	run(t, bobB, long, chromedp.EmulateReset())
+
 	// Signing out ends bob's session; revoking vic's token ends hers.
 	run(t, bobB, long, chromedp.Click(css("header form button")), chromedp.WaitVisible(css("#token")),
 		chromedp.Navigate(url+"/ui/changes"), chromedp.WaitVisible(css("#token")))
