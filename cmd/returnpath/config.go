@@ -562,9 +562,7 @@ func (c *Config) validate() []error {
 	}
 	errs = append(errs, c.eventProblems()...)
 	if c.Leases != (LeasesConfig{}) {
-		for _, e := range c.LeasePolicy().Validate() {
-			errs = append(errs, e)
-		}
+		errs = append(errs, c.LeasePolicy().Validate()...)
 	}
 	errs = append(errs, c.uiProblems()...)
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
