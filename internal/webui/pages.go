@@ -542,7 +542,11 @@ func (u *UI) showFabric(w http.ResponseWriter, r *http.Request) {
 
 func hostMatches(h fabric.Host, q string) bool {
 	q = strings.ToLower(q)
-	for _, s := range []string{h.Name, h.Address.String(), h.Subnet.String(), h.Segment, string(h.State)} {
+	fields := []string{h.Name, h.Address.String(), h.Subnet.String(), h.Segment, string(h.State)}
+	if h.Subnet6.IsValid() {
+		fields = append(fields, h.Address6.String(), h.Subnet6.String())
+	}
+	for _, s := range fields {
 		if strings.Contains(strings.ToLower(s), q) {
 			return true
 		}
