@@ -11,7 +11,12 @@ import (
 // dualConfig is testConfig with an IPv6 family on rack1: pool6, hosts6 and fw1's next hop in
 // the per-family form.
 func dualConfig() string {
-	c := strings.Replace(testConfig, `"%DB%"`, `"postgres:///x"`, 1)
+	return strings.Replace(dualConfigText(), `"%DB%"`, `"postgres:///x"`, 1)
+}
+
+// dualConfigText is dualConfig with the database URL left as %DB%.
+func dualConfigText() string {
+	c := testConfig
 	c = strings.Replace(c, "segments:\n", "  - name: docker6\n    prefix: 2001:db8:a00::/48\n    subnet_length: 64\nsegments:\n", 1)
 	c = strings.Replace(c, "    pool: docker\n", "    pool: docker\n    hosts6: 2001:db8:10::/64\n    pool6: docker6\n", 1)
 	return strings.Replace(c, "next_hop: 10.10.20.1", "next_hop: {ipv4: 10.10.20.1, ipv6: \"2001:db8:20::1\"}", 1)
