@@ -188,8 +188,14 @@ func TestMergeDaemonJSONThroughSymlinkAndWarnings(t *testing.T) {
 // and returns its URL, the config path and a token of each role the tests need.
 func startServer(t *testing.T) (url, cfgPath string, tokens map[string]string) {
 	t.Helper()
+	return startServerFor(t, testConfig)
+}
+
+// startServerFor is startServer with configuration cfgText (its database URL is %DB%).
+func startServerFor(t *testing.T, cfgText string) (url, cfgPath string, tokens map[string]string) {
+	t.Helper()
 	t.Setenv("RETURNPATH_TEST_SW1_PASSWORD", "s3cret-value")
-	cfgPath = writeConfig(t, strings.ReplaceAll(testConfig, "%DB%", pgtest.URL(t)))
+	cfgPath = writeConfig(t, strings.ReplaceAll(cfgText, "%DB%", pgtest.URL(t)))
 	cfg, err := loadConfig(cfgPath, nil, true)
 	if err != nil {
 		t.Fatal(err)

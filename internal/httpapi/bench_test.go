@@ -41,6 +41,15 @@ func benchInventory() *fabric.Inventory {
 	}
 }
 
+// benchDualInventory is benchInventory with an IPv6 family: every host also gets a /64 of
+// fd00:200::/40 (16,777,216 subnets), routed via its address6 in fd10::/64.
+func benchDualInventory() *fabric.Inventory {
+	inv := benchInventory()
+	inv.Pools = append(inv.Pools, fabric.Pool{Name: "docker6", Prefix: netip.MustParsePrefix("fd00:200::/40"), SubnetLength: 64})
+	inv.Segments[0].Hosts6, inv.Segments[0].Pool6 = netip.MustParsePrefix("fd10::/64"), "docker6"
+	return inv
+}
+
 // durableCluster starts a PostgreSQL cluster with production durability (fsync on), so that
 // the figures compare with a real server and with pgbench on the same cluster.
 func durableCluster(b *testing.B) *pgcluster.Cluster {
@@ -76,8 +85,10 @@ func createDB(b *testing.B, c *pgcluster.Cluster, name string) *postgres.DB {
 }
 
 // BenchmarkRegisterHosts drives POST /v1/hosts over loopback HTTP from 16 concurrent clients,
-// on an empty registry and on one already holding 50,000 hosts, and reports registrations
-// per second and latency percentiles.
+// on an empty registry, on an empty one with dual-stack registrations (address6 too: two
+// subnets, routes of both families) and on one already holding 50,000 hosts, and reports
+// registrations per second and latency percentiles. The IPv4-only and dual-stack runs on an
+// empty registry come back to back, so that their ratio is taken under the same load.
 //
 //	go test -run '^$' -bench BenchmarkRegisterHosts -benchtime 1x ./internal/httpapi/
 func BenchmarkRegisterHosts(b *testing.B) {
@@ -85,10 +96,14 @@ func BenchmarkRegisterHosts(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		prefill int
-	}{{"empty", 0}, {"prefilled-50000", 50000}} {
+		dual    bool
+	}{{name: "empty"}, {name: "dual-stack-empty", dual: true}, {name: "prefilled-50000", prefill: 50000}} {
 		b.Run(tc.name, func(b *testing.B) {
 			db := createDB(b, c, strings.ReplaceAll("bench_"+tc.name, "-", "_"))
 			inv := benchInventory()
+			if tc.dual {
+				inv = benchDualInventory()
+			}
 			ctx := context.Background()
 			if err := db.SyncInventory(ctx, inv); err != nil {
 				b.Fatal(err)
@@ -112,7 +127,7 @@ func BenchmarkRegisterHosts(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
 			const perRun = 6000
 			for b.Loop() {
-				lat, took := drive(b, client, ts.URL, secret, perRun, tc.prefill)
+				lat, took := driveHosts(b, client, ts.URL, secret, perRun, tc.prefill, tc.dual)
 				slices.Sort(lat)
 				pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 				b.ReportMetric(float64(len(lat))/took.Seconds(), "registrations/s")
@@ -146,7 +161,14 @@ func prefill(b *testing.B, db *postgres.DB, n int) {
 
 var runID atomic.Int64
 
+// drive registers n IPv4-only hosts from benchClients concurrent clients, and returns each
+// registration's latency and the time all of them took.
 func drive(b *testing.B, client *http.Client, url, secret string, n, offset int) ([]time.Duration, time.Duration) {
+	return driveHosts(b, client, url, secret, n, offset, false)
+}
+
+// driveHosts is drive with an address6 in every registration when dual.
+func driveHosts(b *testing.B, client *http.Client, url, secret string, n, offset int, dual bool) ([]time.Duration, time.Duration) {
 	run := runID.Add(1)
 	lat := make([]time.Duration, n)
 	var next atomic.Int64
@@ -163,6 +185,10 @@ func drive(b *testing.B, client *http.Client, url, secret string, n, offset int)
 				k := uint32(0xAC110000) + uint32(offset+int(run)*n+i+1) // from 172.17.0.0
 				a := netip.AddrFrom4([4]byte{byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)})
 				body := fmt.Sprintf(`{"name":"r%d-h%d","address":"%s"}`, run, i, a)
+				if dual {
+					a6 := netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x10, 12: byte(k >> 24), 13: byte(k >> 16), 14: byte(k >> 8), 15: byte(k)})
+					body = fmt.Sprintf(`{"name":"r%d-h%d","address":"%s","address6":"%s"}`, run, i, a, a6)
+				}
 				req, _ := http.NewRequest("POST", url+"/v1/hosts", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+secret)

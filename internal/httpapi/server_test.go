@@ -53,9 +53,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvFor(t, inventory())
+}
+
+// newEnvFor is newEnv serving inventory inv.
+func newEnvFor(t *testing.T, inv *fabric.Inventory) *env {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Open(t)
-	inv := inventory()
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/returnpath/returnpath/internal/fabric"
@@ -90,5 +91,134 @@ func TestRegisterDualStackOneFamilyExhausted(t *testing.T) {
 	h4, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d4", Address: addr("10.10.10.40")})
 	if err != nil || h4.Subnet != pfx("10.210.2.0/24") {
 		t.Errorf("Register(d4) = %v, %v; want 10.210.2.0/24, the candidate d3 handed back", h4.Subnet, err)
+	}
+}
+
+// dualLifecycle is newLifecycle with an IPv6 family on rack1: pool6 of /64s, hosts6, and fw1's
+// next hop per family.
+func dualLifecycle(t *testing.T) *lifecycle {
+	t.Helper()
+	db := pgtest.Open(t)
+	inv := dualTwoHopInventory()
+	if err := db.SyncInventory(context.Background(), inv); err != nil {
+		t.Fatal(err)
+	}
+	l := &lifecycle{db: db, hosts: postgres.NewHosts(db, inv), changes: postgres.NewChanges(db, inv, preview, autoAll)}
+	l.hosts.SetChanges(l.changes)
+	return l
+}
+
+func dualTwoHopInventory() *fabric.Inventory {
+	inv := twoHopInventory("default")
+	inv.Pools = append(inv.Pools, fabric.Pool{Name: "docker6", Prefix: pfx("2001:db8:a00::/48"), SubnetLength: 64})
+	inv.Segments[0].Hosts6, inv.Segments[0].Pool6 = pfx("2001:db8:10::/64"), "docker6"
+	inv.Segments[0].RouteVia[1].NextHop.Addr6 = addr("2001:db8:20::1")
+	return inv
+}
+
+// TestRemoveDualStackFreesBothSubnets: a dual-stack host's add carries the routes of both
+// families; its removal, applied as the engine applies it (outside-in, each device's first
+// session starting the change), deletes both and puts both subnets on their free lists, where
+// the next dual-stack host finds them.
+func TestRemoveDualStackFreesBothSubnets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := dualLifecycle(t)
+	h, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Address6: addr("2001:db8:10::101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := l.change(t, l.newest(t, h), fabric.ChangeApproved)
+	if families := opFamilies(add); families[4] != 2 || families[6] != 2 {
+		t.Fatalf("add change ops by family = %v, want 2 IPv4 and 2 IPv6 (sw1 and fw1 each)", families)
+	}
+	l.session(t, "sw1", fabric.OpApplied, false)
+	l.session(t, "fw1", fabric.OpApplied, false)
+	l.change(t, add.ID, fabric.ChangeApplied)
+
+	if _, err := l.hosts.Remove(ctx, bob, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	rm := l.newest(t, h)
+	if families := opFamilies(l.change(t, rm, fabric.ChangeApproved)); families[4] != 2 || families[6] != 2 {
+		t.Fatalf("remove change ops by family = %v, want 2 of each", families)
+	}
+	for _, dev := range []string{"fw1", "sw1"} { // deletes go outside-in
+		if applying, err := l.changes.StartApplying(ctx, dev, []int64{rm}); err != nil || len(applying) != 1 {
+			t.Fatalf("StartApplying(%s) = %v, %v", dev, applying, err)
+		}
+		l.session(t, dev, fabric.OpApplied, false)
+	}
+	l.change(t, rm, fabric.ChangeApplied)
+	var free4, free6 int
+	err = l.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pool = 'docker' AND subnet = $1),
+		count(*) FILTER (WHERE pool = 'docker6' AND subnet = $2) FROM free_subnets`, h.Subnet, h.Subnet6).Scan(&free4, &free6)
+	if err != nil || free4 != 1 || free6 != 1 {
+		t.Fatalf("free lists hold %s %d times and %s %d times (%v), want once each", h.Subnet, free4, h.Subnet6, free6, err)
+	}
+	h2, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.102"), Address6: addr("2001:db8:10::102")})
+	if err != nil || h2.Subnet != h.Subnet || h2.Subnet6 != h.Subnet6 {
+		t.Errorf("Register(d2) = %v %v, %v; want d1's freed %v %v", h2.Subnet, h2.Subnet6, err, h.Subnet, h.Subnet6)
+	}
+}
+
+// TestRemovePendingDualStackReleasesBoth: a dual-stack host whose add never reached a device
+// goes at once, and both its subnets are released.
+func TestRemovePendingDualStackReleasesBoth(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := dualLifecycle(t)
+	l.changes = postgres.NewChanges(l.db, dualTwoHopInventory(), preview, fabric.ApprovalPolicy{})
+	l.hosts.SetChanges(l.changes)
+	h, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.101"), Address6: addr("2001:db8:10::101")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.hosts.Remove(ctx, bob, "d1"); err != nil || got.State != fabric.HostRemoved {
+		t.Fatalf("Remove(d1) = %s, %v; want removed at once", got.State, err)
+	}
+	var n int
+	if err := l.db.Pool.QueryRow(ctx, `SELECT count(*) FROM free_subnets WHERE subnet IN ($1, $2)`, h.Subnet, h.Subnet6).Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d of %s and %s on the free lists (%v), want both", n, h.Subnet, h.Subnet6, err)
+	}
+}
+
+func opFamilies(ch fabric.Change) map[int]int {
+	n := map[int]int{}
+	for _, o := range ch.Ops {
+		if o.Rollback {
+			continue
+		}
+		if o.Op.Route.Prefix.Addr().Is6() {
+			n[6]++
+		} else {
+			n[4]++
+		}
+	}
+	return n
+}
+
+// TestPool6CursorReachesTheEndWithoutScanning: a /48 pool of /64s holds 65,536 subnets. With
+// the cursor standing at the last one, a registration takes the 65,536th subnet from the
+// cursor, not the first free one a scan would find (no host holds any subnet yet); the next
+// registration finds the cursor at the end and falls back to the gap walk, which hands out the
+// lowest subnet no live host holds, and then the next one past it.
+func TestPool6CursorReachesTheEndWithoutScanning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, hosts := newDualHosts(t, "10.210.0.0/16", "2001:db8:a00::/48")
+	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = 65535 WHERE name = 'docker6'`); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"2001:db8:a00:ffff::/64", "2001:db8:a00::/64", "2001:db8:a00:1::/64"} {
+		reg := fabric.Registration{Name: fmt.Sprintf("d%d", i), Address: addr(fmt.Sprintf("10.10.10.%d", 10+i)), Address6: addr(fmt.Sprintf("2001:db8:10::%d", 10+i))}
+		h, _, err := hosts.Register(ctx, bob, reg)
+		if err != nil || h.Subnet6 != pfx(want) {
+			t.Fatalf("registration %d: subnet6 %v, %v; want %s", i+1, h.Subnet6, err, want)
+		}
+	}
+	var next int64
+	if err := db.Pool.QueryRow(ctx, `SELECT next_index FROM pools WHERE name = 'docker6'`).Scan(&next); err != nil || next != 65536 {
+		t.Errorf("docker6 cursor = %d (%v), want 65536: at the end, not wrapped", next, err)
 	}
 }
