@@ -559,9 +559,7 @@ func (c *Config) validate() []error {
 	}
 	errs = append(errs, c.eventProblems()...)
 	if c.Leases != (LeasesConfig{}) {
-		for _, e := range c.LeasePolicy().Validate() {
-			errs = append(errs, e)
-		}
+		errs = append(errs, c.LeasePolicy().Validate()...)
 	}
 	if c.Metrics.Listen != "" && c.Metrics.Listen == c.Listen {
 		bad("metrics.listen: %q is the API's own listen address; leave it empty to serve /metrics there", c.Metrics.Listen)

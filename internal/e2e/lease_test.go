@@ -139,9 +139,7 @@ func TestLeaseReaper(t *testing.T) {
 	swBoth := []string{"ip route " + keep.Subnet + " 10.10.100.1", "ip route " + gone.Subnet + " 10.10.100.2"}
 	fwBoth := []string{keep.Subnet + " via 10.10.20.1", gone.Subnet + " via 10.10.20.1"}
 	checkDevices(t, l, "after registering both", swBoth, fwBoth)
-	var allocated int
-	allocated = poolAllocated(t, url, viewer)
-	if allocated != 2 {
+	if allocated := poolAllocated(t, url, viewer); allocated != 2 {
 		t.Fatalf("pool docker has %d subnets allocated, want 2", allocated)
 	}
 
