@@ -60,7 +60,7 @@ func newHostListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var hosts []client.Host
+			hosts := []client.Host{} // -o json prints [] for none, not null
 			after := ""
 			for {
 				page, err := c.Hosts(cmd.Context(), stale, after)

@@ -175,16 +175,9 @@ func (s *Hosts) reapBatch(ctx context.Context) (reaped []Reaped, more bool, err 
 	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
 		reaped = reaped[:0]
 		now := s.db.Now()
-		rows, err := tx.Query(ctx, `SELECT `+hostColumns+` FROM hosts h
-			WHERE state = 'active' AND lease_renewed_at < $1
-			  AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.host_id = h.id AND c.status IN ('pending', 'approved', 'applying'))
-			ORDER BY lease_renewed_at LIMIT $2 FOR UPDATE SKIP LOCKED`, p.StaleBefore(now), reapBatch)
+		hosts, err := staleTx(ctx, tx, p.StaleBefore(now), reapBatch)
 		if err != nil {
-			return formatError(err)
-		}
-		hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHost(r) })
-		if err != nil {
-			return formatError(err)
+			return err
 		}
 		more = len(hosts) == reapBatch
 		inv := s.inv.Load()
@@ -219,3 +212,22 @@ func (s *Hosts) reapBatch(ctx context.Context) (reaped []Reaped, more bool, err 
 	})
 	return reaped, more, err
 }
+
+// staleTx locks and returns up to limit active hosts last renewed before staleBefore that have
+// no change in flight, oldest first: the reaper's lookup, which the partial index
+// hosts_lease_renewed answers without a scan of the table. SKIP LOCKED leaves hosts another
+// reaper holds to that reaper.
+func staleTx(ctx context.Context, tx pgx.Tx, staleBefore time.Time, limit int) ([]fabric.Host, error) {
+	rows, err := tx.Query(ctx, staleSQL, staleBefore, limit)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	hosts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Host, error) { return scanHost(r) })
+	return hosts, formatError(err)
+}
+
+// staleSQL is staleTx's statement: $1 the stale-before bound, $2 the limit.
+const staleSQL = `SELECT ` + hostColumns + ` FROM hosts h
+	WHERE state = 'active' AND lease_renewed_at < $1
+	  AND NOT EXISTS (SELECT 1 FROM changes c WHERE c.host_id = h.id AND c.status IN ('pending', 'approved', 'applying'))
+	ORDER BY lease_renewed_at LIMIT $2 FOR UPDATE SKIP LOCKED`

@@ -296,3 +296,56 @@ func TestRenewalDoesNotCancelAnApplyingRemoval(t *testing.T) {
 		t.Errorf("Renew of a host bob is removing = %v, want conflict", err)
 	}
 }
+
+// TestRenewRacesTheReaper renews stale hosts while two reapers run: whichever wins each host,
+// it ends active with no live change, and any removal the reaper filed for it is rejected as
+// renewed. Run with -race.
+func TestRenewRacesTheReaper(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, c := leased(t, hourLease)
+	const hosts = 20
+	for i := range hosts {
+		l.register(t, "r"+strconv.Itoa(i), "10.10.12."+strconv.Itoa(10+i))
+	}
+	for _, dev := range []string{"sw1", "fw1"} {
+		l.session(t, dev, fabric.OpApplied, false)
+	}
+	c.advance(2 * time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, hosts+2)
+	for range 2 {
+		wg.Go(func() {
+			_, err := l.hosts.Reap(ctx)
+			errs <- err
+		})
+	}
+	for i := range hosts {
+		wg.Go(func() {
+			_, err := l.hosts.Renew(ctx, bob, "r"+strconv.Itoa(i))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Reap or Renew racing each other = %v", err)
+		}
+	}
+	for i := range hosts {
+		if h := l.host(t, "r"+strconv.Itoa(i)); h.State != fabric.HostActive || h.Lease == nil || h.Lease.Stale {
+			t.Errorf("host %s after the race: %s, lease %+v; want active, not stale", h.Name, h.State, h.Lease)
+		}
+	}
+	var live, removals, renewed int
+	if err := l.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status IN ('pending', 'approved', 'applying')),
+		count(*) FILTER (WHERE kind = 'remove'), count(*) FILTER (WHERE kind = 'remove' AND status = 'rejected' AND reason = $1)
+		FROM changes`, fabric.RenewedReason).Scan(&live, &removals, &renewed); err != nil {
+		t.Fatal(err)
+	}
+	if live != 0 || renewed != removals {
+		t.Errorf("after the race: %d live changes, %d removals of which %d rejected as renewed; want none live, every removal rejected", live, removals, renewed)
+	}
+	t.Logf("the reapers filed %d removals before the renewals", removals)
+}
