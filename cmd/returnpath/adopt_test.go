@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -61,4 +62,33 @@ func TestCSVLineError(t *testing.T) {
 	if got := csvLineError(other, "hosts.csv", []int{2}); !errors.Is(got, other) {
 		t.Errorf("csvLineError(%v) = %v, want it unchanged", other, got)
 	}
+}
+
+// FuzzReadHostsCSV: whatever the file holds, readHostsCSV never panics, and what it accepts
+// is one line number per host, increasing, with every address an IP address.
+func FuzzReadHostsCSV(f *testing.F) {
+	f.Add("name,address\nweb1,10.10.10.101\n")
+	f.Add("web1,10.10.10.101\n\"web2\",\"10.10.10.102\"\n")
+	f.Add("a,b,c\n")
+	f.Add("\"unclosed,10.0.0.1\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		hosts, lines, err := readHostsCSV(strings.NewReader(in), "f.csv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.csv") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(hosts) == 0 || len(hosts) != len(lines) {
+			t.Fatalf("%d hosts, %d lines", len(hosts), len(lines))
+		}
+		for i, h := range hosts {
+			if _, err := netip.ParseAddr(h.Address); err != nil {
+				t.Errorf("accepted address %q: %v", h.Address, err)
+			}
+			if i > 0 && lines[i] <= lines[i-1] {
+				t.Errorf("lines %v not increasing", lines)
+			}
+		}
+	})
 }

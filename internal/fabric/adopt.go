@@ -97,9 +97,10 @@ func Adopt(in AdoptInput) AdoptReport {
 		}
 	}
 	known := map[netip.Prefix]Host{}
+	knownAt := map[netip.Addr]Host{}
 	for _, h := range in.Known {
 		if h.State != HostRemoved {
-			known[h.Subnet] = h
+			known[h.Subnet], knownAt[h.Address] = h, h
 		}
 	}
 	// One host address per subnet, from the host-facing devices.
@@ -120,8 +121,12 @@ func Adopt(in AdoptInput) AdoptReport {
 			slices.SortFunc(addrs, netip.Addr.Compare)
 			why = "conflicting next hops on the host-facing devices: " + joinAddrs(addrs)
 		}
-		if h, ok := known[subnet]; ok && why == "" && h.Address != addrs[0] {
-			why = fmt.Sprintf("registered to host %s at %s", h.Name, h.Address)
+		if why == "" {
+			if h, ok := known[subnet]; ok && h.Address != addrs[0] {
+				why = fmt.Sprintf("registered to host %s at %s", h.Name, h.Address)
+			} else if h, ok := knownAt[addrs[0]]; ok && h.Subnet != subnet {
+				why = fmt.Sprintf("host %s at %s is registered with subnet %s", h.Name, h.Address, h.Subnet)
+			}
 		}
 		if why != "" {
 			for _, s := range ss {

@@ -117,19 +117,22 @@ func TestAdopt(t *testing.T) {
 			wantAdoptions: []fabric.Adoption{{Subnet: pfx("10.210.1.0/24"), Address: addr("10.10.10.101"), Present: []string{"sw1"}}},
 		},
 		{
-			name: "already registered: same host, or another",
+			name: "already registered: same host, another host, or the host with another subnet",
 			routes: map[string][]fabric.Route{
-				"sw1": {art("10.210.1.0/24", "10.10.10.101"), art("10.210.2.0/24", "10.10.10.102")},
+				"sw1": {art("10.210.1.0/24", "10.10.10.101"), art("10.210.2.0/24", "10.10.10.102"), art("10.210.8.0/24", "10.10.10.108")},
 				"fw1": {art("10.210.1.0/24", fwHop), art("10.210.2.0/24", fwHop)},
 			},
 			known: []fabric.Host{
 				{Name: "web1", Address: addr("10.10.10.101"), Subnet: pfx("10.210.1.0/24"), State: fabric.HostActive},
 				{Name: "db1", Address: addr("10.10.10.50"), Subnet: pfx("10.210.2.0/24"), State: fabric.HostActive},
+				{Name: "app8", Address: addr("10.10.10.108"), Subnet: pfx("10.210.80.0/24"), State: fabric.HostPending},
+				{Name: "old", Address: addr("10.10.10.109"), Subnet: pfx("10.210.9.0/24"), State: fabric.HostRemoved},
 			},
 			wantAdoptions: []fabric.Adoption{{Subnet: pfx("10.210.1.0/24"), Address: addr("10.10.10.101"), Present: []string{"sw1", "fw1"}, Host: "web1"}},
 			wantOrphans: []fabric.Orphan{
 				{Device: "fw1", Prefix: pfx("10.210.2.0/24"), NextHop: addr(fwHop), Reason: "registered to host db1 at 10.10.10.50"},
 				{Device: "sw1", Prefix: pfx("10.210.2.0/24"), NextHop: addr("10.10.10.102"), Reason: "registered to host db1 at 10.10.10.50"},
+				{Device: "sw1", Prefix: pfx("10.210.8.0/24"), NextHop: addr("10.10.10.108"), Reason: "host app8 at 10.10.10.108 is registered with subnet 10.210.80.0/24"},
 			},
 		},
 	}
