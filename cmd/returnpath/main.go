@@ -81,7 +81,7 @@ func newRootCmd() *cobra.Command {
 		return b.String()
 	})
 	root.PersistentFlags().String("config", "", "configuration file (default ./returnpath.yaml, then /etc/returnpath/returnpath.yaml)")
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd(), newDeviceCmd(),
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newTokenCmd(), newConfigCmd(), newLabCmd(), newHostCmd(), newChangesCmd(), newVerifyCmd(), newRemediateCmd(), newEventsCmd(), newDeviceCmd(), newAdoptCmd(),
 		newVersionCmd(), newHealthcheckCmd())
 	return root
 }

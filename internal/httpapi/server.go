@@ -126,6 +126,7 @@ func New(cfg Config, inv *fabric.Inventory, hosts HostRegistry, store Store, log
 		r.With(s.auth(fabric.PermHosts)).Post("/hosts/{name}/renew", s.renewHost)
 		r.With(s.auth(fabric.PermRead)).Get("/pools", s.listPools)
 		r.With(s.auth(fabric.PermRead)).Get("/segments", s.listSegments)
+		r.With(s.auth(fabric.PermReview)).Post("/segments/{name}/adopt", s.adopt)
 		r.With(s.auth(fabric.PermRead)).Get("/devices", s.listDevices)
 		r.With(s.auth(fabric.PermRead)).Get("/audit", s.listAudit)
 		r.With(s.auth(fabric.PermRead)).Get("/changes", s.listChanges)
@@ -267,15 +268,20 @@ func (s *Server) auth(perm fabric.Permission) func(http.Handler) http.Handler {
 // decode reads a JSON request body strictly: the right media type, a size limit, no unknown
 // fields, exactly one value.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	return s.decodeLimited(w, r, v, s.cfg.MaxBodyBytes)
+}
+
+// decodeLimited is decode with a body limit of its own, for the few requests that carry lists.
+func (s *Server) decodeLimited(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return &requestError{status: http.StatusUnsupportedMediaType, field: "Content-Type", msg: "the request body must be application/json"}
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, s.cfg.MaxBodyBytes)
+		return decodeError(err, limit)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("", "the request body must hold exactly one JSON object")
