@@ -243,7 +243,7 @@ func (v *Verifier) devices(inv *fabric.Inventory, f Filter) ([]fabric.Device, *f
 		if !ok {
 			return nil, nil, fabric.FieldErrorf(fabric.EINVALID, "device", "no device named %q", f.Device)
 		}
-		if seg != nil && !slices.ContainsFunc(seg.RouteVia, func(h fabric.Hop) bool { return h.Device == d.Name }) {
+		if seg != nil && !slices.ContainsFunc(seg.RouteVia, func(h fabric.Hop) bool { return slices.Contains(h.Members(), d.Name) }) {
 			return nil, nil, fabric.FieldErrorf(fabric.EINVALID, "device", "device %s is not on the return path of segment %s", d.Name, seg.Name)
 		}
 		return []fabric.Device{d}, seg, nil
@@ -253,8 +253,10 @@ func (v *Verifier) devices(inv *fabric.Inventory, f Filter) ([]fabric.Device, *f
 	}
 	var out []fabric.Device
 	for _, h := range seg.RouteVia {
-		if d, ok := inv.Device(h.Device); ok {
-			out = append(out, d)
+		for _, name := range h.Members() {
+			if d, ok := inv.Device(name); ok {
+				out = append(out, d)
+			}
 		}
 	}
 	return out, seg, nil

@@ -538,3 +538,30 @@ func TestVerifyCancelled(t *testing.T) {
 		t.Error("InSync = true with a device unread")
 	}
 }
+
+// TestVerifySegmentFilterCoversAParallelStage: with rack1 returning via the pair sw1+sw2 in one
+// stage, a verification of the segment reads both members, and either member may be named with
+// the segment.
+func TestVerifySegmentFilterCoversAParallelStage(t *testing.T) {
+	t.Parallel()
+	f := newFleet(host("docker-01", "10.10.10.101", "rack1", "10.210.1.0/24", fabric.HostActive))
+	f.inv.Segments[0].RouteVia = []fabric.Hop{
+		{Devices: []string{"sw1", "sw2"}, NextHop: fabric.NextHop{Host: true}},
+		{Device: "fw1", NextHop: fabric.NextHop{Addr: addr("10.10.20.1")}},
+	}
+	f.converge()
+	r, err := f.v.Verify(t.Context(), verify.Filter{Segment: "rack1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff(devNames(r), []string{"sw1", "sw2", "fw1"}); diff != "" {
+		t.Errorf("devices of rack1 (-got +want):\n%s", diff)
+	}
+	if !r.InSync {
+		t.Errorf("InSync = false after converging: %+v", r.Devices)
+	}
+	r, err = f.v.Verify(t.Context(), verify.Filter{Segment: "rack1", Device: "sw2"})
+	if err != nil || len(r.Devices) != 1 || r.Devices[0].Device != "sw2" || r.Devices[0].Status != verify.StatusOK {
+		t.Errorf("sw2 of rack1: %+v, %v; want sw2 in sync", r.Devices, err)
+	}
+}
