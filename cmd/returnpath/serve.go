@@ -141,8 +141,12 @@ func (m *Main) Open(ctx context.Context) error {
 	m.API.Metrics().Registry.MustRegister(m.Devices.Logins)
 	m.API.Metrics().Registry.MustRegister(m.Devices.Metrics.Collectors()...)
 	m.Hub.Handle(postgres.ChannelSessionWant, func(e postgres.Event) {
-		if e.Kind == postgres.Notified {
+		switch e.Kind {
+		case postgres.Notified:
 			m.Devices.Yield(e.Payload) // another process waits for a slot this one keeps
+		case postgres.Disconnected, postgres.Connected:
+			// The slots kept sessions hold die with their database connections.
+			m.Devices.Suspend(e.Kind == postgres.Disconnected)
 		}
 	})
 	// A start syncs the inventory as a reload does: a file edited while the service was down

@@ -356,6 +356,11 @@ func (e *Engine) work(ctx context.Context, job *river.Job[applyArgs]) error {
 		}
 		ended, err := e.store.Record(rctx, dev, results)
 		if err != nil {
+			if sess != nil {
+				// What the session did is not recorded, and the slot it holds may be gone with
+				// the database: it ends here, and the next one reads the device first.
+				sess.Discard()
+			}
 			return err
 		}
 		if e.cfg.AfterSession != nil && sess != nil {

@@ -247,7 +247,7 @@ func (s *Session) Release() {
 	s.done = true
 	k := s.k
 	idle := s.d.IdleTimeout(s.device)
-	if k.drv == nil || idle <= 0 || s.d.isClosed() {
+	if k.drv == nil || idle <= 0 || s.d.isClosed() || s.d.isSuspended() {
 		s.closeDriver()
 		if k.release != nil {
 			k.release()
@@ -259,6 +259,52 @@ func (s *Session) Release() {
 	k.lastUsed = s.d.now()
 	uses := k.uses
 	k.idle = time.AfterFunc(idle, func() { s.d.closeIdle(s.device, k, uses) })
+	k.turn <- struct{}{}
+}
+
+// Discard closes the session now, keeping the slot for the caller until Release: for a caller
+// that could not record what it did on it (the database is away), so that no session outlives
+// the slot that allowed it.
+func (s *Session) Discard() { s.closeDriver() }
+
+// Suspend tells d whether the database is away (true) or back (false). While it is away, the
+// slots kept sessions hold may have died with their connections (an advisory lock is the
+// connection's), and another process may take them: every idle kept session is closed and its
+// slot let go now, and sessions in use are closed at their Release rather than kept. It does
+// not block (a Hub handler calls it).
+func (d *Devices) Suspend(away bool) {
+	d.poolMu.Lock()
+	d.suspended = away
+	ks := make(map[string]*kept, len(d.pool))
+	if away {
+		for dev, k := range d.pool {
+			ks[dev] = k
+		}
+	}
+	d.poolMu.Unlock()
+	for dev, k := range ks {
+		go d.drop(dev, k)
+	}
+}
+
+func (d *Devices) isSuspended() bool {
+	d.poolMu.Lock()
+	defer d.poolMu.Unlock()
+	return d.suspended
+}
+
+// drop waits for k's turn, then closes its session and frees its slot.
+func (d *Devices) drop(device string, k *kept) {
+	<-k.turn
+	if k.idle != nil {
+		k.idle.Stop()
+		k.idle = nil
+	}
+	(&Session{d: d, k: k, device: device}).closeDriver()
+	if k.release != nil {
+		k.release()
+		k.release = nil
+	}
 	k.turn <- struct{}{}
 }
 
@@ -296,19 +342,7 @@ func (d *Devices) Yield(request string) {
 	if !ok {
 		return
 	}
-	go func() {
-		<-k.turn
-		if k.release != nil {
-			if k.idle != nil {
-				k.idle.Stop()
-				k.idle = nil
-			}
-			(&Session{d: d, k: k, device: device}).closeDriver()
-			k.release()
-			k.release = nil
-		}
-		k.turn <- struct{}{}
-	}()
+	go d.drop(device, k)
 }
 
 // Close closes every kept session and frees their slots, waiting for sessions in use to be

@@ -289,3 +289,61 @@ func TestKeptSessionsStayWithinTheBudget(t *testing.T) {
 		t.Errorf("the device saw %d sessions at once, want at most 1 (max_sessions)", got)
 	}
 }
+
+// TestSuspendDropsKeptSessions: when the database goes away (the Hub's Disconnected), the slot
+// a kept session holds may go with its connection, so the idle session is closed and its slot
+// let go at once; a session in use is closed at its Release instead of kept, until the
+// database is back; a session whose outcome could not be recorded is discarded at once.
+func TestSuspendDropsKeptSessions(t *testing.T) {
+	t.Parallel()
+	ks := keptProcesses(t, 2, 1, time.Hour)
+	a, b := ks[0], ks[1]
+	if err := a.use(t, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.fake.OpenSessions(); got != 1 {
+		t.Fatalf("open sessions after a use = %d, want the kept one", got)
+	}
+	a.devs.Suspend(true)
+	<-a.closed
+	if got := a.fake.OpenSessions(); got != 0 {
+		t.Errorf("open sessions after Suspend = %d, want 0", got)
+	}
+	// The slot was let go: the other process gets it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.use(t, ctx); err != nil {
+		t.Fatalf("the other process after Suspend: %v", err)
+	}
+	if err := b.devs.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While suspended, a use closes its session at Release.
+	if err := a.use(t, ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-a.closed
+	if got := a.fake.OpenSessions(); got != 0 {
+		t.Errorf("open sessions after a use while suspended = %d, want 0", got)
+	}
+	// Back: sessions are kept again, until one is discarded.
+	a.devs.Suspend(false)
+	s, err := a.devs.Take(ctx, "sw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Routes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Discard()
+	if got := a.fake.OpenSessions(); got != 0 {
+		t.Errorf("open sessions after Discard = %d, want 0", got)
+	}
+	s.Release()
+	if err := a.use(t, ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.fake.OpenSessions(); got != 1 {
+		t.Errorf("open sessions after a use with the database back = %d, want the kept one", got)
+	}
+}

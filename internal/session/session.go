@@ -64,7 +64,10 @@ type Devices struct {
 	poolMu sync.Mutex
 	pool   map[string]*kept // by device name
 	closed bool
-	procID string
+	// suspended: the database is away (Suspend), so the slots kept sessions hold may be gone
+	// with their connections; sessions are closed at Release instead of kept.
+	suspended bool
+	procID    string
 }
 
 // NewLoginCounter returns the counter for Devices.Logins.
