@@ -43,7 +43,7 @@ GOTESTSUM ?= $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-
 # (and are listed at the end), unless RETURNPATH_REQUIRE_LAB=1 (set by .ci/run), which turns a
 # skip into a failure.
 test: deps
-	$(GOTESTSUM) -- -race -count=1 -timeout 25m $(PKGS)
+	$(GOTESTSUM) -- -race -count=1 -timeout 35m $(PKGS)
 
 # The pure and database tests only (no lab): quick feedback.
 test-short:
