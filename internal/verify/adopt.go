@@ -1,9 +1,7 @@
 package verify
 
 import (
-	"cmp"
 	"context"
-	"sync"
 
 	"github.com/returnpath/returnpath/internal/fabric"
 )
@@ -57,32 +55,18 @@ func (v *Verifier) Adopt(ctx context.Context, segment string) (AdoptReading, err
 	}
 	out := AdoptReading{Segment: seg, Devices: make([]Device, len(devs))}
 	routes := make([][]fabric.Route, len(devs))
-	sem := make(chan struct{}, cmp.Or(v.Concurrency, DefaultConcurrency))
-	var wg sync.WaitGroup
-	for i, d := range devs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				out.Devices[i] = unreachable(d.Name, 0, ctx.Err())
-				return
-			}
-			// maxAge 0: adoption registers what it sees, so it never answers from an older reading.
-			r := v.readings.get(ctx, d.Name, 0, v.now, func(ctx context.Context) ([]fabric.Route, error) { return v.read(ctx, d) })
-			if r.err != nil {
-				out.Devices[i] = unreachable(d.Name, r.took, r.err)
-				out.Devices[i].ReadAt = r.at
-				return
-			}
-			out.Devices[i] = empty(d.Name)
-			out.Devices[i].Status, out.Devices[i].TookMS, out.Devices[i].ReadAt = StatusOK, ms(r.took), r.at
-			routes[i] = r.routes
-		}()
-	}
-	wg.Wait()
+	v.eachDevice(ctx, devs, func(i int, d fabric.Device) {
+		// maxAge 0: adoption registers what it sees, so it never answers from an older reading.
+		r := v.readings.get(ctx, d.Name, 0, v.now, func(ctx context.Context) ([]fabric.Route, error) { return v.read(ctx, d) })
+		if r.err != nil {
+			out.Devices[i] = unreachable(d.Name, r.took, r.err)
+			out.Devices[i].ReadAt = r.at
+			return
+		}
+		out.Devices[i] = empty(d.Name)
+		out.Devices[i].Status, out.Devices[i].TookMS, out.Devices[i].ReadAt = StatusOK, ms(r.took), r.at
+		routes[i] = r.routes
+	}, func(i int, d fabric.Device) { out.Devices[i] = unreachable(d.Name, 0, ctx.Err()) })
 	read := map[string][]fabric.Route{}
 	for i, d := range devs {
 		if out.Devices[i].Status == StatusOK {

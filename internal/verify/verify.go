@@ -304,24 +304,9 @@ func (v *Verifier) Verify(ctx context.Context, f Filter) (Report, error) {
 	intent, _ := inv.Intent(hosts)
 	managed := inv.ManagedPrefixes()
 	report := Report{CheckedAt: now().UTC(), Devices: make([]Device, len(devs))}
-	limit := cmp.Or(v.Concurrency, DefaultConcurrency)
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i, d := range devs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				report.Devices[i] = unreachable(d.Name, 0, ctx.Err())
-				return
-			}
-			report.Devices[i] = v.check(ctx, inv, d, intent[d.Name], managed, seg, f.Fresh)
-		}()
-	}
-	wg.Wait()
+	v.eachDevice(ctx, devs, func(i int, d fabric.Device) {
+		report.Devices[i] = v.check(ctx, inv, d, intent[d.Name], managed, seg, f.Fresh)
+	}, func(i int, d fabric.Device) { report.Devices[i] = unreachable(d.Name, 0, ctx.Err()) })
 	report.InSync = true
 	for _, d := range report.Devices {
 		if d.Status != StatusOK {
@@ -466,3 +451,26 @@ func intentRoute(w fabric.IntentRoute) Route {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// eachDevice runs do for every device, at most Concurrency at once (each device reads in
+// parallel with the others, within its own session budget); a device whose turn has not come
+// when ctx is done gets skipped instead.
+func (v *Verifier) eachDevice(ctx context.Context, devs []fabric.Device, do, skipped func(i int, d fabric.Device)) {
+	sem := make(chan struct{}, cmp.Or(v.Concurrency, DefaultConcurrency))
+	var wg sync.WaitGroup
+	for i, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				skipped(i, d)
+				return
+			}
+			do(i, d)
+		}()
+	}
+	wg.Wait()
+}
