@@ -32,6 +32,7 @@ type Fake struct {
 	open       int
 	maxOpen    int
 	opsApplied int
+	breaks     int // sessions broken by WithIndeterminateAfter
 	applied    []route.RouteOp
 	perRoute   map[route.Route]int
 }
@@ -244,6 +245,13 @@ func (f *Fake) AllRoutes() []route.Route {
 	return rs
 }
 
+// Breaks returns how many times a session broke mid-batch (WithIndeterminateAfter).
+func (f *Fake) Breaks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.breaks
+}
+
 // Sessions returns how many sessions have been opened.
 func (f *Fake) Sessions() int {
 	f.mu.Lock()
@@ -371,6 +379,7 @@ func (d *FakeDriver) applyOne(op route.RouteOp) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.opts.indeterminate == 0 {
+		f.breaks++
 		return drivers.Errorf(drivers.KindIndeterminate, d.cfg.Name, "apply", "session closed by the device after %d ops", f.opsApplied)
 	}
 	if f.opts.indeterminate > 0 {

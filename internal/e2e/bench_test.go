@@ -155,19 +155,24 @@ func naivePerChange(b *testing.B, l *lab.Lab, k int) time.Duration {
 func cleanDevices(tb testing.TB, l *lab.Lab) {
 	tb.Helper()
 	ctx := context.Background()
-	out, err := l.Vtysh(ctx, "sw1", "show running-config staticd")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var cmds []string
-	for _, line := range splitLines(out) {
-		if len(line) > 13 && line[:13] == "ip route 172." {
-			cmds = append(cmds, "no "+line)
+	for _, sw := range []string{"sw1", "sw2"} {
+		if _, ok := l.Devices[sw]; !ok {
+			continue
 		}
-	}
-	if len(cmds) > 0 {
-		if _, err := l.Vtysh(ctx, "sw1", cmds...); err != nil {
+		out, err := l.Vtysh(ctx, sw, "show running-config staticd")
+		if err != nil {
 			tb.Fatal(err)
+		}
+		var cmds []string
+		for _, line := range splitLines(out) {
+			if len(line) > 13 && line[:13] == "ip route 172." {
+				cmds = append(cmds, "no "+line)
+			}
+		}
+		if len(cmds) > 0 {
+			if _, err := l.Vtysh(ctx, sw, cmds...); err != nil {
+				tb.Fatal(err)
+			}
 		}
 	}
 	if _, err := l.Exec(ctx, "fw1", "ip", "route", "flush", "proto", "202"); err != nil {

@@ -157,6 +157,7 @@ func TestHAStage(t *testing.T) {
 	listen := l.Service.String() + ":8097"
 	url := "http://" + listen
 	cfg := haConfig(t, l, dbURL, listen, l.Devices["sw2"].PasswordFile)
+	defer cleanDevices(t, l) // the last step leaves the first host's routes: the next test starts clean
 	svc := startService(t, cfg, url)
 	defer func() { svc.stop() }()
 	boot, viewer := token(t, cfg, "boot", "bootstrap"), token(t, cfg, "ci", "viewer")

@@ -18,14 +18,21 @@ import (
 const frrRunRoot = "/var/run/frr"
 
 func frrConfig(d Device) string {
+	v6 := ""
+	if hasIPv6(d) {
+		v6 = "ipv6 route ::/0 " + fwInside6.Addr().String() + "\n"
+	}
 	return fmt.Sprintf(`frr defaults traditional
 hostname %s
 !
 ip route 0.0.0.0/0 %s
-ipv6 route ::/0 %s
-!
-`, d.Name, fwInside.Addr(), fwInside6.Addr())
+%s!
+`, d.Name, fwInside.Addr(), v6)
 }
+
+// hasIPv6 reports whether the switch has IPv6 links: sw1 does; sw2, the redundant twin of
+// Options.SecondSwitch, is IPv4 only.
+func hasIPv6(d Device) bool { return d.Name == "sw1" }
 
 // startFRR starts zebra and staticd for device d in its namespace and waits until the default
 // route from its configuration is in the kernel.
@@ -61,11 +68,17 @@ func (l *Lab) startFRR(ctx context.Context, d Device) error {
 			return err
 		}
 	}
-	if !poll(5*time.Second, func() bool {
-		out, err := run(ctx, nil, "ip", "-n", d.Namespace, "route", "show", "default")
-		return err == nil && len(bytes.TrimSpace(out)) > 0
-	}) {
-		return fmt.Errorf("frr %s: default route not installed after 5s", d.Name)
+	families := []string{"-4"}
+	if hasIPv6(d) {
+		families = append(families, "-6") // tests ping over IPv6 right after Up
+	}
+	for _, fam := range families {
+		if !poll(5*time.Second, func() bool {
+			out, err := run(ctx, nil, "ip", fam, "-n", d.Namespace, "route", "show", "default")
+			return err == nil && len(bytes.TrimSpace(out)) > 0
+		}) {
+			return fmt.Errorf("frr %s: default route (ip %s) not installed after 5s", d.Name, fam)
+		}
 	}
 	return nil
 }
