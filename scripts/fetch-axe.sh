@@ -11,6 +11,11 @@ want=$(cat scripts/axe.sha256)
 if [ -f "$dir/axe.min.js" ] && echo "$want  $dir/axe.min.js" | sha256sum -c --status; then
 	exit 0
 fi
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	# A fresh Debian or Ubuntu machine: Debian's npm (only when no npm is on the PATH at all).
+	echo "installing: npm"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 if ! command -v npm >/dev/null 2>&1; then
 	echo "npm is missing: the review desk's accessibility tests will skip" >&2
 	exit 0
