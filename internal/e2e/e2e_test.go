@@ -213,6 +213,12 @@ func countChanges(tb testing.TB, db *pgx.Conn) map[string]int {
 
 func waitApplied(tb testing.TB, db *pgx.Conn, want int, within time.Duration) {
 	tb.Helper()
+	waitAppliedEvery(tb, db, want, within, 20*time.Millisecond)
+}
+
+// waitAppliedEvery is waitApplied with a polling interval suited to the wait's length.
+func waitAppliedEvery(tb testing.TB, db *pgx.Conn, want int, within, every time.Duration) {
+	tb.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		by := countChanges(tb, db)
@@ -222,7 +228,7 @@ func waitApplied(tb testing.TB, db *pgx.Conn, want int, within time.Duration) {
 		if by["failed"]+by["rolled_back"] > 0 || time.Now().After(deadline) {
 			tb.Fatalf("changes: %v, want %d applied", by, want)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 

@@ -212,22 +212,6 @@ func registerN(tb testing.TB, url, tok string, n int, addr func(int) string) {
 	}
 }
 
-// waitAppliedEvery is waitApplied with a polling interval suited to a long wait.
-func waitAppliedEvery(tb testing.TB, db *pgx.Conn, want int, within, every time.Duration) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		by := countChanges(tb, db)
-		if by["applied"] == want {
-			return
-		}
-		if by["failed"]+by["rolled_back"] > 0 || time.Now().After(deadline) {
-			tb.Fatalf("changes: %v, want %d applied", by, want)
-		}
-		time.Sleep(every)
-	}
-}
-
 // lastAppliedPerDevice returns, per device, when its last op was recorded applied, counted from
 // start.
 func lastAppliedPerDevice(tb testing.TB, db *pgx.Conn, start time.Time) map[string]time.Duration {
