@@ -269,14 +269,21 @@ func TestCancelMidBatch(t *testing.T) {
 func quiescentRoutes(t *testing.T, l *lab.Lab, cfg drivers.Config) []route.Route {
 	if cfg.Platform == route.PlatformFRR {
 		ns := l.Devices[cfg.Name].Namespace
-		deadline := time.Now().Add(time.Minute)
+		// The dropped session's vtysh still works through the lines that reached its pipe
+		// (about 2,000 of them), each a round trip to staticd and zebra: about a second on an
+		// idle machine, many times that when make test loads both cores. The bound only
+		// stops a hung test; the contract checked is the state once the device is quiet.
+		const bound = 5 * time.Minute
+		start := time.Now()
 		// pgrep fails when no process matches: the dropped session's vtysh has exited.
 		for _, err := l.Exec(context.Background(), cfg.Name, "pgrep", "-f", "vtysh -N "+ns+" "); err == nil; _, err = l.Exec(context.Background(), cfg.Name, "pgrep", "-f", "vtysh -N "+ns+" ") {
-			if time.Now().After(deadline) {
-				t.Fatal("vtysh of the dropped session still runs after a minute")
+			if time.Since(start) > bound {
+				ps, _ := l.Exec(context.Background(), cfg.Name, "pgrep", "-a", "-f", "vtysh -N "+ns+" ")
+				t.Fatalf("vtysh of the dropped session still runs after %v:\n%s", bound, ps)
 			}
 			time.Sleep(100 * time.Millisecond) // polling the device
 		}
+		t.Logf("the dropped session's vtysh exited %v after the call returned", time.Since(start).Round(time.Millisecond))
 	}
 	d, err := Open(context.Background(), cfg)
 	if err != nil {

@@ -52,6 +52,14 @@ func (l *Lab) addNamespace(ctx context.Context, ns string) error {
 			s.Namespaces = slices.DeleteFunc(s.Namespaces, func(n string) bool { return n == ns })
 		}))
 	}
+	// No duplicate address detection on the lab's links: their link-local addresses would
+	// stay tentative for a second or more after Up, and IPv6 forwarding over a link whose
+	// link-local address is tentative drops packets (TestRecipeIPv6 saw the first pings die).
+	// Set before any link exists, so "default" covers every link created or moved in here.
+	if _, err := run(ctx, nil, "ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+		return fmt.Errorf("namespace %s: %w", ns, err)
+	}
 	return nil
 }
 
