@@ -151,7 +151,7 @@ func prefill(b *testing.B, db *postgres.DB, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = $1`, n); err != nil {
+	if _, err := db.Pool.Exec(ctx, `SELECT setval(format('pool_cursor_%s', id)::regclass, $1, false) FROM pools`, n); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := db.Pool.Exec(ctx, `ANALYZE hosts`); err != nil {

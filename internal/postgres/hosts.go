@@ -21,6 +21,7 @@ type Hosts struct {
 	changes    *Changes                           // files the change for each registration and removal, when set
 	pendingCap int                                // most pending hosts per segment (limits.pending_per_segment); 0: no cap
 	leases     atomic.Pointer[fabric.LeasePolicy] // leases; the zero policy (off) until SetLeases
+	registered atomic.Int64                       // hosts this process registered, for analyzeAfter
 }
 
 // SetChanges makes registrations and removals file changes.
@@ -122,10 +123,28 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 			return h, false, err
 		}
 		if !retry {
+			if created {
+				s.analyzeAfter(ctx, s.registered.Add(1))
+			}
 			return s.withLease(h), created, err
 		}
 	}
 	return fabric.Host{}, false, fabric.Errorf(fabric.EUNAVAILABLE, "no subnet could be allocated after %d attempts under heavy contention; try again", maxAllocAttempts)
+}
+
+// analyzeAfter refreshes the planner's statistics of the tables a registration writes after
+// this process's 64th, 128th, ... 65,536th registration. Statement plans are cached per
+// connection: one made while hosts was nearly empty scans it, and keeps doing so until the
+// table is analyzed, which autovacuum does only once a minute at most. A fresh registry
+// onboarding a fleet (thousands of registrations in that minute) would otherwise scan the whole
+// table for every registration. Past 65,536 the table is large enough that autovacuum's
+// statistics keep the plans right. It runs after the registration committed; a failure only
+// leaves the statistics to autovacuum.
+func (s *Hosts) analyzeAfter(ctx context.Context, n int64) {
+	if n < 64 || n > 1<<16 || n&(n-1) != 0 {
+		return
+	}
+	_, _ = s.db.Pool.Exec(context.WithoutCancel(ctx), `ANALYZE hosts, changes, change_ops`)
 }
 
 // allocPools are the pools a registration allocates from: its IPv4 pool, and its IPv6 pool
@@ -363,8 +382,10 @@ func describeAddress6(a netip.Addr) string {
 // look for a gap left by a hand-back that never happened. When one family finds nothing the
 // other's subnet is returned too, for the caller to hand back.
 //
-// The statement commits asynchronously: a crash may lose the cursor's move, but WAL is written
-// in order, so any host registered with the subnet made durable the move too.
+// The statement commits asynchronously: a crash may lose a free-list hand-out, but WAL is
+// written in order, so any host registered with the subnet made it durable too. The cursor is
+// a sequence (migration 0014), whose moves are never rolled back: a crash between nextval and
+// the host's insert loses that subnet until the gap scan finds it.
 func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pools allocPools, need4, need6 bool) (taken, taken6 netip.Prefix, exists bool, err error) {
 	var free, free6 *netip.Prefix
 	var idx, idx6 *int64
@@ -375,30 +396,30 @@ func (s *Hosts) candidate(ctx context.Context, reg fabric.Registration, pools al
 	if need6 {
 		pool6 = pools.v6.Name
 	}
-	// The two families' CTEs touch different rows (their pools' own), so one statement may
-	// take both: a dual-stack registration costs no extra round trip.
+	// The two families' CTEs touch different rows and sequences (their pools' own), so one
+	// statement may take both: a dual-stack registration costs no extra round trip. A cursor's
+	// nextval takes no lock and may pass its pool's end; taken() then finds no subnet and the
+	// gap scan runs.
 	err = s.db.Pool.QueryRow(ctx, `
 		WITH ex AS (
-			SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2 OR address6 = $5) LIMIT 1),
+			SELECT 1 FROM hosts WHERE state <> 'removed' AND (name = $1 OR address = $2 OR address6 = $4) LIMIT 1),
 		f AS (
 			DELETE FROM free_subnets WHERE NOT EXISTS (SELECT 1 FROM ex) AND (pool, subnet) IN (
 				SELECT pool, subnet FROM free_subnets WHERE pool = $3 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
 			RETURNING subnet),
 		c AS (
-			UPDATE pools SET next_index = next_index + 1
-			WHERE name = $3 AND next_index < $4 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f)
-			RETURNING next_index - 1 AS idx),
+			SELECT nextval(format('pool_cursor_%s', id)::regclass) AS idx FROM pools
+			WHERE name = $3 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f)),
 		f6 AS (
 			DELETE FROM free_subnets WHERE NOT EXISTS (SELECT 1 FROM ex) AND (pool, subnet) IN (
-				SELECT pool, subnet FROM free_subnets WHERE pool = $6 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
+				SELECT pool, subnet FROM free_subnets WHERE pool = $5 ORDER BY subnet LIMIT 1 FOR UPDATE SKIP LOCKED)
 			RETURNING subnet),
 		c6 AS (
-			UPDATE pools SET next_index = next_index + 1
-			WHERE name = $6 AND next_index < $7 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f6)
-			RETURNING next_index - 1 AS idx)
+			SELECT nextval(format('pool_cursor_%s', id)::regclass) AS idx FROM pools
+			WHERE name = $5 AND NOT EXISTS (SELECT 1 FROM ex) AND NOT EXISTS (SELECT 1 FROM f6))
 		SELECT EXISTS (SELECT 1 FROM ex), (SELECT subnet FROM f), (SELECT idx FROM c), (SELECT subnet FROM f6), (SELECT idx FROM c6),
 		       set_config('synchronous_commit', 'off', true) IS NOT NULL`,
-		reg.Name, reg.Address, pool4, int64(pools.v4.Size()), reg.Address6, pool6, int64(pools.v6.Size()),
+		reg.Name, reg.Address, pool4, reg.Address6, pool6,
 	).Scan(&exists, &free, &idx, &free6, &idx6, new(bool))
 	if err != nil {
 		return taken, taken6, false, formatError(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
@@ -135,8 +136,8 @@ func TestPoolExhaustion(t *testing.T) {
 func TestGapScanReclaimsLostSubnets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, hosts := newHosts(t, "10.210.0.0/23")                                       // two /24s
-	if _, err := db.Pool.Exec(ctx, `UPDATE pools SET next_index = 1`); err != nil { // index 0 "lost"
+	db, hosts := newHosts(t, "10.210.0.0/23")                        // two /24s
+	if err := postgres.SetCursor(ctx, db, "docker", 1); err != nil { // index 0 "lost"
 		t.Fatal(err)
 	}
 	a, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "a", Address: addr("10.10.10.1")})
@@ -250,6 +251,94 @@ func TestSyncRefusesToReshapeAPoolInUse(t *testing.T) {
 	}
 	if err := db.SyncInventory(ctx, inventory("10.210.0.0/16")); err != nil {
 		t.Fatalf("SyncInventory(same) = %v", err)
+	}
+}
+
+// TestPoolCursorFollowsTheInventory: a pool's cursor (a sequence, migration 0014) starts at
+// its first subnet, starts again when an unused pool is reshaped, and goes with the pool when
+// the configuration drops it; a pool added again under the same name starts from its start.
+func TestPoolCursorFollowsTheInventory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, hosts := newHosts(t, "10.210.0.0/16")
+	h, _, err := hosts.Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.1")})
+	if err != nil || h.Subnet != pfx("10.210.0.0/24") {
+		t.Fatalf("d1 = %v, %v", h.Subnet, err)
+	}
+	if next, err := postgres.Cursor(ctx, db, "docker"); err != nil || next != 1 {
+		t.Fatalf("cursor after one registration = %d, %v; want 1", next, err)
+	}
+	if _, err := hosts.Remove(ctx, bob, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE hosts SET state = 'removed'`); err != nil { // its removal applied
+		t.Fatal(err)
+	}
+	// Reshaped while no live host holds a subnet of it: the cursor starts again at index 0.
+	reshaped := inventory("172.20.0.0/16")
+	if err := db.SyncInventory(ctx, reshaped); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := postgres.Cursor(ctx, db, "docker"); err != nil || next != 0 {
+		t.Fatalf("cursor after reshaping = %d, %v; want 0", next, err)
+	}
+	h, _, err = postgres.NewHosts(db, reshaped).Register(ctx, bob, fabric.Registration{Name: "d2", Address: addr("10.10.10.2")})
+	if err != nil || h.Subnet != pfx("172.20.0.0/24") {
+		t.Fatalf("d2 = %v, %v; want the reshaped pool's first subnet", h.Subnet, err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE hosts SET state = 'removed'`); err != nil {
+		t.Fatal(err)
+	}
+	// Dropped from the configuration: its sequence goes with it.
+	other := inventory("10.220.0.0/16")
+	other.Pools[0].Name, other.Segments[0].Pool = "other", "other"
+	if err := db.SyncInventory(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	var seqs int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname LIKE 'pool\_cursor\_%'`).Scan(&seqs); err != nil || seqs != 1 {
+		t.Fatalf("%d pool cursors (%v) after dropping docker for other, want 1", seqs, err)
+	}
+	if err := db.SyncInventory(ctx, inventory("172.20.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := postgres.Cursor(ctx, db, "docker"); err != nil || next != 0 {
+		t.Fatalf("cursor of docker added again = %d, %v; want 0", next, err)
+	}
+}
+
+// TestPoolCursorMigration: migration 0014 turns each pool's next_index into its cursor
+// sequence, so that a registry upgraded in place goes on where it stood.
+func TestPoolCursorMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, pgtest.EmptyURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := postgres.MigrateTo(ctx, db, 13); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO pools (name, prefix, subnet_length, next_index)
+		VALUES ('docker', '10.210.0.0/16', 24, 7), ('spare', '10.220.0.0/16', 24, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for pool, want := range map[string]int64{"docker": 7, "spare": 0} {
+		if next, err := postgres.Cursor(ctx, db, pool); err != nil || next != want {
+			t.Errorf("%s cursor after migrating = %d, %v; want %d", pool, next, err, want)
+		}
+	}
+	inv := inventory("10.210.0.0/16")
+	if err := db.SyncInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := postgres.NewHosts(db, inv).Register(ctx, bob, fabric.Registration{Name: "d1", Address: addr("10.10.10.1")})
+	if err != nil || h.Subnet != pfx("10.210.7.0/24") {
+		t.Fatalf("first registration after the upgrade = %v, %v; want index 7, 10.210.7.0/24", h.Subnet, err)
 	}
 }
 

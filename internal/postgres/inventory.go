@@ -193,7 +193,12 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 		old, ok := have[p.Name]
 		switch {
 		case !ok:
-			if _, err := tx.Exec(ctx, `INSERT INTO pools (name, prefix, subnet_length) VALUES ($1, $2, $3)`, p.Name, p.Prefix, p.SubnetLength); err != nil {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO pools (name, prefix, subnet_length) VALUES ($1, $2, $3) RETURNING id`, p.Name, p.Prefix, p.SubnetLength).Scan(&id); err != nil {
+				return formatError(err)
+			}
+			// The pool's allocation cursor (migration 0014): named after the id, never the name.
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE SEQUENCE pool_cursor_%d AS bigint MINVALUE 0 START 0`, id)); err != nil {
 				return formatError(err)
 			}
 		case old.prefix != p.Prefix || old.length != p.SubnetLength:
@@ -201,7 +206,9 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 				return fabric.Errorf(fabric.ECONFLICT, "pool %s: changing it from %s (/%d subnets) to %s (/%d) while %d hosts hold subnets of it is not supported; remove those hosts first",
 					p.Name, old.prefix, old.length, p.Prefix, p.SubnetLength, old.live)
 			}
-			if _, err := tx.Exec(ctx, `UPDATE pools SET prefix = $2, subnet_length = $3, next_index = 0, updated_at = now() WHERE name = $1`, p.Name, p.Prefix, p.SubnetLength); err != nil {
+			if _, err := tx.Exec(ctx, `
+				WITH p AS (UPDATE pools SET prefix = $2, subnet_length = $3, updated_at = now() WHERE name = $1 RETURNING id)
+				SELECT setval(format('pool_cursor_%s', id)::regclass, 0, false) FROM p`, p.Name, p.Prefix, p.SubnetLength); err != nil {
 				return formatError(err)
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM free_subnets WHERE pool = $1`, p.Name); err != nil {
@@ -216,7 +223,11 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 		if old.live > 0 {
 			return fabric.Errorf(fabric.ECONFLICT, "pool %s was removed from the configuration but %d hosts still hold subnets of it; remove those hosts first", name, old.live)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM pools WHERE name = $1`, name); err != nil {
+		var id int64
+		if err := tx.QueryRow(ctx, `DELETE FROM pools WHERE name = $1 RETURNING id`, name).Scan(&id); err != nil {
+			return formatError(err)
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`DROP SEQUENCE IF EXISTS pool_cursor_%d`, id)); err != nil {
 			return formatError(err)
 		}
 	}

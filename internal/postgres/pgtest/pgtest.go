@@ -140,6 +140,19 @@ func URL(tb testing.TB) string {
 	return withDatabase(baseURL, name)
 }
 
+// EmptyURL returns the URL of a new database without any migration, for tb's use alone (for
+// tests of a migration on data written under an older schema).
+func EmptyURL(tb testing.TB) string {
+	tb.Helper()
+	server(tb)
+	name := fmt.Sprintf("rp_e_%d_%d", os.Getpid(), counter.Add(1))
+	adminExec(tb, "CREATE DATABASE "+name)
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		tb.Cleanup(func() { dropDatabase(name) })
+	}
+	return withDatabase(baseURL, name)
+}
+
 // Open returns a *postgres.DB on a new migrated database, closed at cleanup.
 func Open(tb testing.TB) *postgres.DB {
 	tb.Helper()
