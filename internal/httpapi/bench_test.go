@@ -51,10 +51,11 @@ func benchDualInventory() *fabric.Inventory {
 }
 
 // durableCluster starts a PostgreSQL cluster with production durability (fsync on), so that
-// the figures compare with a real server and with pgbench on the same cluster.
+// the figures compare with a real server and with pgbench on the same cluster, and with the
+// statistics of the breakdown (benchSettings).
 func durableCluster(b *testing.B) *pgcluster.Cluster {
 	b.Helper()
-	c, err := pgcluster.Start(context.Background(), "", pgcluster.Options{Durable: true})
+	c, err := pgcluster.Start(context.Background(), "", pgcluster.Options{Durable: true, Settings: benchSettings})
 	if err != nil {
 		b.Skipf("no PostgreSQL to benchmark against: %v", err)
 	}
@@ -127,7 +128,9 @@ func BenchmarkRegisterHosts(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients}}
 			const perRun = 6000
 			for b.Loop() {
+				before := takeUsage(b, c, db)
 				lat, took := driveHosts(b, client, ts.URL, secret, perRun, tc.prefill, tc.dual)
+				reportBreakdown(b, before, takeUsage(b, c, db), len(lat))
 				slices.Sort(lat)
 				pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 				b.ReportMetric(float64(len(lat))/took.Seconds(), "registrations/s")
