@@ -60,11 +60,13 @@ func BenchmarkLab1000Hosts(b *testing.B) {
 		b.ReportMetric(naive.Seconds()*n/50, "naive-1000-est-s")
 		b.ReportMetric(naive.Seconds()*n/50/inSync.Seconds(), "naive/coalesced")
 
-		// One host at a time, auto-approved: POST /v1/hosts to active.
+		// One host at a time, auto-approved: POST /v1/hosts to active, and where the time goes.
 		var lat []time.Duration
+		steps := map[string][]time.Duration{}
 		for i := range 15 {
 			t0 := time.Now()
 			register(b, url, boot, 5000+i, 1)
+			posted := time.Now()
 			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/hosts/h%d?wait=active&timeout=30s", url, 5000+i), nil)
 			req.Header.Set("Authorization", "Bearer "+viewer)
 			resp, err := http.DefaultClient.Do(req)
@@ -72,11 +74,19 @@ func BenchmarkLab1000Hosts(b *testing.B) {
 				b.Fatal(err)
 			}
 			resp.Body.Close()
-			lat = append(lat, time.Since(t0))
+			done := time.Now()
+			lat = append(lat, done.Sub(t0))
+			for k, d := range oneHostSteps(b, db, fmt.Sprintf("h%d", 5000+i), t0, posted, done) {
+				steps[k] = append(steps[k], d)
+			}
 		}
 		slices.Sort(lat)
 		b.ReportMetric(lat[len(lat)/2].Seconds()*1000, "one-host-p50-ms")
 		b.ReportMetric(lat[len(lat)-1].Seconds()*1000, "one-host-max-ms")
+		for k, ds := range steps {
+			slices.Sort(ds)
+			b.ReportMetric(ds[len(ds)/2].Seconds()*1000, "one-host-"+k+"-p50-ms")
+		}
 		b.Logf("1,000 hosts: registered in %s; all applied %s and verified %s after the last registration; naive estimate %.1fs",
 			registered.Sub(start).Round(time.Millisecond), applied.Round(time.Millisecond), inSync.Round(time.Millisecond), naive.Seconds()*n/50)
 		svc.stop()
@@ -178,4 +188,47 @@ func cleanDevices(tb testing.TB, l *lab.Lab) {
 	if _, err := l.Exec(ctx, "fw1", "ip", "route", "flush", "proto", "202"); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// oneHostSteps splits one auto-approved host's way from POST to active into its steps, from
+// the change's own record (its events and its ops' times) and the client's clock (the same
+// machine's): post (the POST's round trip), pickup (change filed to its first device session
+// started: the engine's wake-up, job fetch and session), one step per device in apply order
+// (previous step to the device's op recorded applied: push and read-back, and for later
+// stages the next job's pickup), finish (last op to the change's applied event) and notify
+// (applied to the long-poll's answer at the client).
+func oneHostSteps(b *testing.B, db *pgx.Conn, host string, t0, posted, done time.Time) map[string]time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	var filed, applying, applied time.Time
+	var id int64
+	if err := db.QueryRow(ctx, `
+		SELECT c.id, c.created_at,
+		       (SELECT min(at) FROM change_events WHERE change_id = c.id AND what = 'applying'),
+		       (SELECT max(at) FROM change_events WHERE change_id = c.id AND what = 'applied')
+		FROM changes c JOIN hosts h ON h.id = c.host_id
+		WHERE h.name = $1 AND h.state = 'active' AND c.kind = 'add'`, host).Scan(&id, &filed, &applying, &applied); err != nil {
+		b.Fatalf("%s: its change's record: %v", host, err)
+	}
+	rows, err := db.Query(ctx, `SELECT device, max(updated_at) FROM change_ops
+		WHERE change_id = $1 AND NOT rollback AND status = 'applied' GROUP BY device ORDER BY 2`, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type dev struct {
+		Name string
+		At   time.Time
+	}
+	devs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dev])
+	if err != nil {
+		b.Fatal(err)
+	}
+	steps := map[string]time.Duration{"post": posted.Sub(t0), "pickup": applying.Sub(filed), "notify": done.Sub(applied)}
+	prev := applying
+	for _, d := range devs {
+		steps[d.Name] = d.At.Sub(prev)
+		prev = d.At
+	}
+	steps["finish"] = applied.Sub(prev)
+	return steps
 }
