@@ -62,6 +62,27 @@ type Host struct {
 	UpdatedAt time.Time    `json:"updated_at"`
 }
 
+// Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
+func (h Host) Uplink() netip.Addr {
+	if h.Address.IsValid() {
+		return h.Address
+	}
+	return h.Address6
+}
+
+// Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
+func (h Host) Subnets() string { return subnetsText(h.Subnet, h.Subnet6) }
+
+func subnetsText(s, s6 netip.Prefix) string {
+	switch {
+	case s.IsValid() && s6.IsValid():
+		return s.String() + " and " + s6.String()
+	case s6.IsValid():
+		return s6.String()
+	}
+	return s.String()
+}
+
 // Docker is what the host's /etc/docker/daemon.json must say.
 type Docker struct {
 	// Bip is docker0's address with the subnet's length, e.g. 10.210.10.1/24; invalid for a
@@ -106,6 +127,17 @@ type ChangeHost struct {
 	Address6 netip.Addr   `json:"address6,omitzero"`
 	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 }
+
+// Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
+func (h ChangeHost) Uplink() netip.Addr {
+	if h.Address.IsValid() {
+		return h.Address
+	}
+	return h.Address6
+}
+
+// Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
+func (h ChangeHost) Subnets() string { return subnetsText(h.Subnet, h.Subnet6) }
 
 // ChangeOp is one route operation on one device, in apply order.
 type ChangeOp struct {
