@@ -146,3 +146,19 @@ func TestBadV6OnlyInput(t *testing.T) {
 		t.Errorf("rows after bad input = %d, %v; want none", n, err)
 	}
 }
+
+// TestAdoptRefusesAnIPv6OnlySegment: adopt matches IPv4 routes only, so it refuses an
+// IPv6-only segment naming it, before any device is read, and registers nothing.
+func TestAdoptRefusesAnIPv6OnlySegment(t *testing.T) {
+	t.Parallel()
+	e := newAdoptEnvFor(t, v6OnlyInventory())
+	for _, body := range []string{`{"dry_run":true}`, `{"from_devices":true}`} {
+		resp, out := e.do(t, "POST", "/v1/segments/rack6/adopt", fabric.RoleReviewer, body)
+		if resp.StatusCode != http.StatusUnprocessableEntity || out["field"] != "name" {
+			t.Errorf("adopt rack6 %s = %d %v, want 422 naming name", body, resp.StatusCode, out)
+		}
+	}
+	if n := hostCount(t, e); n != 0 {
+		t.Errorf("%d hosts registered, want 0", n)
+	}
+}
