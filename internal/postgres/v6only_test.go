@@ -213,9 +213,10 @@ func TestV6OnlyPoolExhausted(t *testing.T) {
 			t.Errorf("pool %s allocated %d, want %d", u.Pool.Name, u.Allocated, want[u.Pool.Name])
 		}
 	}
-	var next int64
-	if err := l.db.Pool.QueryRow(ctx, `SELECT next_index FROM pools WHERE name = 'docker'`).Scan(&next); err != nil || next != 0 {
-		t.Errorf("docker's cursor at %d (%v), want 0: IPv6-only hosts take no IPv4 subnet", next, err)
+	// IPv6-only hosts took no IPv4 subnet (nor moved the IPv4 cursor): the first IPv4 host
+	// gets the pool's first subnet.
+	if h, _, err := l.hosts.Register(ctx, bob, fabric.Registration{Name: "v4", Address: addr("10.10.10.4")}); err != nil || h.Subnet != pfx("10.210.0.0/24") {
+		t.Errorf("Register(v4) = %v, %v; want 10.210.0.0/24", h.Subnet, err)
 	}
 }
 
