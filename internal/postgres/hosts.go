@@ -102,7 +102,7 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 	if err != nil {
 		return fabric.Host{}, false, err
 	}
-	pools := allocPools{v4: pool} // the zero Pool in an IPv6-only segment
+	pools := allocPools{v4: pool} // v4 is the zero Pool in an IPv6-only segment; v6 as below
 	if reg.Address6.IsValid() {
 		pools.v6, _ = inv.Pool(seg.Pool6) // Place checked it exists
 	}
@@ -132,8 +132,8 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 	return fabric.Host{}, false, fabric.Errorf(fabric.EUNAVAILABLE, "no subnet could be allocated after %d attempts under heavy contention; try again", maxAllocAttempts)
 }
 
-// allocPools are the pools a registration allocates from: its IPv4 pool (v4.Name is "" in an
-// IPv6-only segment), and its IPv6 pool when it has address6 (v6.Name is "" otherwise).
+// allocPools are the pools a registration allocates from: its IPv4 pool, and its IPv6 pool
+// when it is dual-stack (v6.Name is "" otherwise).
 type allocPools struct{ v4, v6 fabric.Pool }
 
 func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.Registration, seg fabric.Segment, pools allocPools) (h fabric.Host, created, retry bool, err error) {
