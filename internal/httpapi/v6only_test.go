@@ -3,8 +3,10 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +93,19 @@ func TestV6OnlyHostOverHTTP(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusOK || fmt.Sprint(allocated) != "map[docker:2 docker6:1 only6:1]" {
 		t.Errorf("GET /v1/pools = %d, allocated %v; want docker 2, docker6 1, only6 1", resp.StatusCode, allocated)
+	}
+
+	// The pool gauges count the IPv6-only host in its pool6 alone.
+	mresp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, line := range []string{`returnpath_pool_allocated_subnets{pool="only6"} 1`, `returnpath_pool_allocated_subnets{pool="docker"} 2`} {
+		if !strings.Contains(string(metrics), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 
 	advance(71 * time.Minute)
