@@ -2,6 +2,7 @@ package fabric_test
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -128,4 +129,37 @@ func TestReturnPathV6Only(t *testing.T) {
 	if h.Bip().IsValid() || h.Gateway() != addr("2001:db8:b00:7::1") || h.Subnets() != "2001:db8:b00:7::/64" {
 		t.Errorf("Bip %v, Gateway %v, Subnets %q: want no bip, the IPv6 gateway and the IPv6 subnet", h.Bip(), h.Gateway(), h.Subnets())
 	}
+}
+
+// FuzzPlaceV6Only: whatever addresses a registration brings, Place never panics, and what it
+// accepts is consistent: an IPv4 address lies in its segment's hosts and comes with its IPv4
+// pool; address6 alone lies in an IPv6-only segment's hosts6 and comes with no IPv4 pool.
+func FuzzPlaceV6Only(f *testing.F) {
+	for _, s := range [][2]string{{"", "2001:db8:60::5"}, {"10.10.10.5", "2001:db8:10::5"}, {"10.60.0.5", "2001:db8:60::5"},
+		{"", "2001:db8:10::5"}, {"", ""}, {"10.10.10.5", ""}, {"", "10.10.10.6"}, {"", "fe80::1%eth0"}, {"", "::ffff:10.10.10.5"}} {
+		f.Add(s[0], s[1])
+	}
+	inv := v6OnlyInventory()
+	f.Fuzz(func(t *testing.T, a4, a6 string) {
+		var reg fabric.Registration
+		reg.Name = "h1"
+		reg.Address, _ = netip.ParseAddr(a4)
+		reg.Address6, _ = netip.ParseAddr(a6)
+		_, seg, pool, err := inv.Place(reg)
+		if err != nil {
+			var fe *fabric.Error
+			if !errors.As(err, &fe) || fe.Code != fabric.EINVALID || fe.Field == "" {
+				t.Fatalf("Place(%q, %q) = %v, want EINVALID naming a field", a4, a6, err)
+			}
+			return
+		}
+		switch {
+		case reg.Address.IsValid() && (!seg.Hosts.Contains(reg.Address) || pool.Name != seg.Pool):
+			t.Fatalf("Place(%q, %q) placed in %s (hosts %v) with pool %q", a4, a6, seg.Name, seg.Hosts, pool.Name)
+		case !reg.Address.IsValid() && (seg.Hosts.IsValid() || pool.Name != "" || !seg.Hosts6.Contains(reg.Address6)):
+			t.Fatalf("Place(%q, %q) without address placed in %s (hosts %v, hosts6 %v) with pool %q", a4, a6, seg.Name, seg.Hosts, seg.Hosts6, pool.Name)
+		case reg.Address6.IsValid() && !seg.Hosts6.Contains(reg.Address6):
+			t.Fatalf("Place(%q, %q): address6 outside %s's hosts6 %v", a4, a6, seg.Name, seg.Hosts6)
+		}
+	})
 }
