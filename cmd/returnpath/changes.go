@@ -87,7 +87,7 @@ func printChangeList(out io.Writer, items []client.Change) error {
 		host, subnet := "-", "-"
 		switch {
 		case ch.Host != nil:
-			host, subnet = ch.Host.Name, ch.Host.Subnet.String()
+			host, subnet = ch.Host.Name, ch.Host.Subnets()
 		case ch.Segment != nil:
 			host = "segment " + *ch.Segment // a reroute moves every host of a segment
 		}
@@ -169,7 +169,7 @@ func printChange(out io.Writer, ch client.Change, colour bool) error {
 		tprintf(w, "segment\t%s (every live host whose return path changed)\n", *ch.Segment)
 	}
 	if ch.Host != nil {
-		tprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Address, ch.Host.Subnet)
+		tprintf(w, "host\t%s %s, subnet %s\n", ch.Host.Name, ch.Host.Uplink(), ch.Host.Subnets())
 	}
 	tprintf(w, "requested by\t%s at %s\n", ch.RequestedBy, ch.CreatedAt.UTC().Format(time.RFC3339))
 	switch {

@@ -72,7 +72,7 @@ type SegmentConfig struct {
 	Name     string      `mapstructure:"name"`
 	Hosts    string      `mapstructure:"hosts"`
 	Pool     string      `mapstructure:"pool"`
-	Hosts6   string      `mapstructure:"hosts6"` // the hosts' IPv6 network (dual stack; IPv6-only segments are refused)
+	Hosts6   string      `mapstructure:"hosts6"` // the hosts' IPv6 network (dual stack, or alone: an IPv6-only segment)
 	Pool6    string      `mapstructure:"pool6"`  // the IPv6 pool of their fixed-cidr-v6 subnets
 	RouteVia []HopConfig `mapstructure:"route_via"`
 	// Probes overrides the global probes for this segment's hosts: targets when set, max_age

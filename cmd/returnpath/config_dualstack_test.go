@@ -79,7 +79,7 @@ func TestConfigDualStackErrorsNameTheKey(t *testing.T) {
 		{name: "pool6 without hosts6", from: "    hosts6: 2001:db8:10::/64\n", to: "", want: "segments[0].hosts6"},
 		{name: "IPv6 subnet_length out of range", from: "subnet_length: 64", to: "subnet_length: 48", want: "pools[1].subnet_length"},
 		{name: "IPv6 pool with host bits", from: "prefix: 2001:db8:a00::/48", to: "prefix: 2001:db8:a00::1/48", want: "pools[1].prefix"},
-		{name: "IPv6-only segment", from: "    hosts: 10.10.10.0/24\n    pool: docker\n", to: "", want: "segments[0].hosts: IPv6-only segments (hosts6 and pool6 without hosts and pool) are not supported yet"},
+		{name: "IPv6-only segment with an ipv4 next hop", from: "    hosts: 10.10.10.0/24\n    pool: docker\n", to: "", want: fw1},
 		{name: "IPv6 pools overlapping", from: "segments:\n", to: "  - name: other6\n    prefix: 2001:db8:a00::/56\n    subnet_length: 64\nsegments:\n", want: "pools[2].prefix"},
 	}
 	for _, tt := range tests {

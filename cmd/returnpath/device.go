@@ -326,7 +326,11 @@ func exampleRoute(inv *fabric.Inventory, dev fabric.Device) (fabric.Route, bool)
 			if !slices.Contains(hop.Members(), dev.Name) {
 				continue
 			}
-			pool, ok := inv.Pool(seg.Pool)
+			poolName, hosts := seg.Pool, seg.Hosts
+			if poolName == "" { // an IPv6-only segment
+				poolName, hosts = seg.Pool6, seg.Hosts6
+			}
+			pool, ok := inv.Pool(poolName)
 			if !ok {
 				return fabric.Route{}, false
 			}
@@ -338,7 +342,7 @@ func exampleRoute(inv *fabric.Inventory, dev fabric.Device) (fabric.Route, bool)
 			if vrf == "" {
 				vrf = fabric.DefaultVRF
 			}
-			return fabric.Route{VRF: vrf, Prefix: subnet, NextHop: hop.NextHop.Resolve(seg.Hosts.Addr().Next())}, true
+			return fabric.Route{VRF: vrf, Prefix: subnet, NextHop: hop.NextHop.Resolve(hosts.Addr().Next())}, true
 		}
 	}
 	return fabric.Route{}, false

@@ -43,7 +43,7 @@ func newHostRegisterCmd() *cobra.Command {
 	var wait time.Duration
 	var po probeOptions
 	cmd := &cobra.Command{
-		Use:   "register --name N --address A [--subnet S] [--daemon-json PATH] [--wait 60s [--probe TARGET]]",
+		Use:   "register --name N (--address A [--address6 A6] | --address6 A6) [--subnet S] [--daemon-json PATH] [--wait 60s [--probe TARGET]]",
 		Short: "Register the host, write its bip into daemon.json, and optionally wait until its routes are in place",
 		Long: `Registers the host (POST /v1/hosts), which allocates its docker0 subnet; repeating the
 same name and address gives the same subnet. With --daemon-json, sets "bip" and "ip-masq": false
@@ -51,7 +51,10 @@ in that file, keeping every other key (created if missing, replaced atomically, 
 With --wait, waits until the host is active: its return routes were approved and applied.
 With --wait and --probe TARGET (for hosts where dockerd already runs), then probes TARGET from
 the docker0 gateway address as host probe does, again until a probe gets replies or --wait
-runs out (exit 5): the host is done only once it has proved its return path itself.`,
+runs out (exit 5): the host is done only once it has proved its return path itself.
+A host of an IPv6-only segment (hosts6 and pool6 only) registers with --address6 alone: it
+gets an IPv6 subnet only, and daemon.json gets "ipv6", "fixed-cidr-v6" and "ip-masq" but no
+"bip".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := outputJSON(cmd)
@@ -59,8 +62,13 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 				return err
 			}
 			reg := client.Registration{Name: name}
-			if reg.Address, err = netip.ParseAddr(address); err != nil {
-				return fmt.Errorf("--address: %q is not an IP address", address)
+			if address == "" && address6 == "" {
+				return errors.New("--address: required (or, for a host of an IPv6-only segment, --address6 alone)")
+			}
+			if address != "" {
+				if reg.Address, err = netip.ParseAddr(address); err != nil {
+					return fmt.Errorf("--address: %q is not an IP address", address)
+				}
 			}
 			if subnet != "" {
 				if reg.Subnet, err = netip.ParsePrefix(subnet); err != nil {
@@ -114,15 +122,14 @@ runs out (exit 5): the host is done only once it has proved its return path itse
 	po.flags(cmd, "probe-")
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "the host's name, a DNS name (required)")
-	f.StringVar(&address, "address", "", "the host's uplink IPv4 address (required)")
+	f.StringVar(&address, "address", "", "the host's uplink IPv4 address (required unless the host's segment is IPv6-only)")
 	f.StringVar(&subnet, "subnet", "", "ask for this subnet of the pool instead of the next free one")
-	f.StringVar(&address6, "address6", "", "the host's uplink IPv6 address: also allocate an IPv6 subnet (dual stack; daemon.json gets ipv6 and fixed-cidr-v6)")
+	f.StringVar(&address6, "address6", "", "the host's uplink IPv6 address: also allocate an IPv6 subnet (dual stack; daemon.json gets ipv6 and fixed-cidr-v6); alone, for a host of an IPv6-only segment")
 	f.StringVar(&subnet6, "subnet6", "", "with --address6: ask for this IPv6 subnet of the segment's pool6")
 	f.BoolVar(&allowDirectRouting, "allow-direct-routing", false, "also set \"allow-direct-routing\": true in daemon.json (Docker 28+: accept connections routed to containers from outside; see docs/bootstrap.md)")
 	f.StringVar(&daemonJSON, "daemon-json", "", "Docker's daemon.json to set bip and ip-masq in (e.g. /etc/docker/daemon.json)")
 	f.DurationVar(&wait, "wait", 0, "wait up to this long for the host to become active (0: do not wait)")
 	_ = cmd.MarkFlagRequired("name")
-	_ = cmd.MarkFlagRequired("address")
 	return cmd
 }
 
@@ -159,7 +166,11 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 	if !created {
 		verb = "already registered"
 	}
-	say("%s %s (%s) in segment %s: subnet %s, gateway %s, state %s%s", verb, h.Name, h.Address, h.Segment, h.Subnet, h.Gateway, h.State, changeNote(h.Change))
+	if h.Subnet.IsValid() {
+		say("%s %s (%s) in segment %s: subnet %s, gateway %s, state %s%s", verb, h.Name, h.Address, h.Segment, h.Subnet, h.Gateway, h.State, changeNote(h.Change))
+	} else {
+		say("%s %s (%s) in IPv6-only segment %s: subnet6 %s, gateway %s, state %s%s", verb, h.Name, h.Address6, h.Segment, h.Subnet6, h.Gateway, h.State, changeNote(h.Change))
+	}
 	if h.Note != nil && *h.Note != "" {
 		// Plainly, before anything is written: the host is registered, but will get no routes.
 		say("%s", *h.Note)
@@ -171,6 +182,10 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 		}
 		res.DaemonJSON = &dj
 		switch {
+		case dj.Bip == "" && dj.Changed:
+			say("wrote %s: ip-masq false (no bip: the host's segment is IPv6-only); other keys kept", dj.Path)
+		case dj.Bip == "":
+			say("%s already has ip-masq false and the IPv6 keys; not rewritten", dj.Path)
 		case dj.Created:
 			say("created %s: bip %s, ip-masq false", dj.Path, dj.Bip)
 		case dj.Changed && dj.OldBip != "" && dj.OldBip != dj.Bip:
@@ -190,7 +205,11 @@ func hostRegister(ctx context.Context, c *client.Client, out io.Writer, asJSON b
 			say("warning: %s: %s", dj.Path, w)
 		}
 	} else {
-		say("docker0 settings for daemon.json: \"bip\": %q, \"ip-masq\": false", h.Docker.Bip.String())
+		if h.Docker.Bip.IsValid() {
+			say("docker0 settings for daemon.json: \"bip\": %q, \"ip-masq\": false", h.Docker.Bip.String())
+		} else {
+			say("docker0 settings for daemon.json: \"ip-masq\": false (no bip: the host's segment is IPv6-only)")
+		}
 		if h.Docker.FixedCIDRv6.IsValid() {
 			say("and for IPv6: \"ipv6\": true, \"fixed-cidr-v6\": %q", h.Docker.FixedCIDRv6.String())
 		}
@@ -324,12 +343,12 @@ func hostDeregister(ctx context.Context, c *client.Client, out io.Writer, asJSON
 		// Nothing of it was on any device: the server released the subnet at once.
 		res.Removed = true
 		if !asJSON {
-			tprintf(out, "removed %s (%s) at once: none of its routes was on any device%s; subnet %s is released\n", h.Name, h.Address, changeNote(h.Change), h.Subnet)
+			tprintf(out, "removed %s (%s) at once: none of its routes was on any device%s; subnet %s is released\n", h.Name, h.Uplink(), changeNote(h.Change), h.Subnets())
 		}
 		return emitJSON(out, asJSON, res, nil)
 	}
 	if !asJSON {
-		tprintf(out, "removing %s (%s, subnet %s): state %s%s\n", h.Name, h.Address, h.Subnet, h.State, changeNote(h.Change))
+		tprintf(out, "removing %s (%s, subnet %s): state %s%s\n", h.Name, h.Uplink(), h.Subnets(), h.State, changeNote(h.Change))
 	}
 	if wait == 0 {
 		return emitJSON(out, asJSON, res, nil)
@@ -342,7 +361,7 @@ func hostDeregister(ctx context.Context, c *client.Client, out io.Writer, asJSON
 	if err == nil {
 		res.Removed = true
 		if !asJSON {
-			tprintf(out, "%s is removed: its routes are gone and subnet %s is released\n", name, h.Subnet)
+			tprintf(out, "%s is removed: its routes are gone and subnet %s is released\n", name, h.Subnets())
 		}
 	}
 	return emitJSON(out, asJSON, res, err)
@@ -459,7 +478,7 @@ func changeFailure(ctx context.Context, c *client.Client, h client.Host, want st
 		}
 	}
 	if ch.Status == client.ChangeRejected && want == client.HostActive {
-		msg += fmt.Sprintf("; its routes will not be installed: 'returnpath host deregister --name %s' releases subnet %s at once", h.Name, h.Subnet)
+		msg += fmt.Sprintf("; its routes will not be installed: 'returnpath host deregister --name %s' releases subnet %s at once", h.Name, h.Subnets())
 	}
 	return &ch, exitCode{code: code, err: errors.New(msg)}
 }
@@ -470,7 +489,7 @@ type daemonJSONResult struct {
 	Created bool   `json:"created"`
 	Changed bool   `json:"changed"`
 	OldBip  string `json:"old_bip,omitempty"`
-	Bip     string `json:"bip"`
+	Bip     string `json:"bip,omitempty"` // none for a host of an IPv6-only segment
 	// FixedCIDRv6 is set when "ipv6": true and "fixed-cidr-v6" were written (a dual-stack host).
 	FixedCIDRv6        string   `json:"fixed_cidr_v6,omitempty"`
 	AllowDirectRouting bool     `json:"allow_direct_routing,omitempty"`
@@ -503,15 +522,20 @@ func mergeDaemonJSON(path string, bip netip.Prefix) (daemonJSONResult, error) {
 
 // mergeDaemonSettings is mergeDaemonJSON for every key of ds: besides bip and ip-masq, "ipv6":
 // true and "fixed-cidr-v6" when ds has an IPv6 subnet, and "allow-direct-routing": true when
-// asked. Keys it is not asked to set are left as they are.
+// asked. Keys it is not asked to set are left as they are. A host of an IPv6-only segment has
+// no bip: its file gets ip-masq, ipv6 and fixed-cidr-v6, and any bip in it is left alone
+// (docs/bootstrap.md says why dockerd still gives docker0 an IPv4 subnet).
 func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, error) {
 	bip := ds.bip
-	res := daemonJSONResult{Path: path, Bip: bip.String(), AllowDirectRouting: ds.allowDirectRouting}
+	res := daemonJSONResult{Path: path, AllowDirectRouting: ds.allowDirectRouting}
+	if bip.IsValid() {
+		res.Bip = bip.String()
+	}
 	if ds.fixedCIDRv6.IsValid() {
 		res.FixedCIDRv6 = ds.fixedCIDRv6.String()
 	}
-	if !bip.IsValid() {
-		return res, errors.New("daemon.json: no bip to write")
+	if !bip.IsValid() && !ds.fixedCIDRv6.IsValid() {
+		return res, errors.New("daemon.json: no bip or fixed-cidr-v6 to write")
 	}
 	// Write through a symlink to its target, as an editor would; renaming over the link
 	// would replace it with a plain file.
@@ -540,7 +564,7 @@ func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, erro
 	if err != nil {
 		return res, fmt.Errorf("daemon.json %s: %w (file left untouched)", path, err)
 	}
-	var sameBip, sameMasq bool
+	sameBip, sameMasq := !bip.IsValid(), false
 	sameV6, sameCIDRv6, sameDirect := !ds.fixedCIDRv6.IsValid(), !ds.fixedCIDRv6.IsValid(), !ds.allowDirectRouting
 	for _, kv := range kvs {
 		switch kv.key {
@@ -556,7 +580,7 @@ func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, erro
 		case "bip":
 			var s string
 			_ = json.Unmarshal(kv.val, &s)
-			res.OldBip, sameBip = s, s == bip.String()
+			res.OldBip, sameBip = s, sameBip || s == bip.String()
 		case "ip-masq":
 			var b bool
 			sameMasq = json.Unmarshal(kv.val, &b) == nil && !b
@@ -567,7 +591,7 @@ func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, erro
 			}
 		case "fixed-cidr":
 			var s string
-			if json.Unmarshal(kv.val, &s) == nil {
+			if json.Unmarshal(kv.val, &s) == nil && bip.IsValid() {
 				if p, err := netip.ParsePrefix(s); err != nil || !bip.Masked().Contains(p.Addr()) || p.Bits() < bip.Bits() {
 					res.Warnings = append(res.Warnings, fmt.Sprintf("\"fixed-cidr\" %q is not inside %s; dockerd will refuse to start until it is fixed or removed", s, bip.Masked()))
 				}
@@ -577,7 +601,9 @@ func mergeDaemonSettings(path string, ds daemonSettings) (daemonJSONResult, erro
 	if sameBip && sameMasq && sameV6 && sameCIDRv6 && sameDirect && !res.Created {
 		return res, nil
 	}
-	kvs = setDaemonKey(kvs, "bip", json.RawMessage(fmt.Sprintf("%q", bip.String())))
+	if bip.IsValid() {
+		kvs = setDaemonKey(kvs, "bip", json.RawMessage(fmt.Sprintf("%q", bip.String())))
+	}
 	kvs = setDaemonKey(kvs, "ip-masq", json.RawMessage("false"))
 	if ds.fixedCIDRv6.IsValid() {
 		kvs = setDaemonKey(kvs, "ipv6", json.RawMessage("true"))

@@ -86,7 +86,7 @@ func newHostListCmd() *cobra.Command {
 						exp += " (stale)"
 					}
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", term(h.Name), h.Address, h.Subnet, term(h.State), exp)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", term(h.Name), h.Uplink(), h.Subnets(), term(h.State), exp)
 			}
 			return w.Flush()
 		},

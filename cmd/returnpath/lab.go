@@ -155,18 +155,22 @@ func newLabCmd() *cobra.Command {
 			if err := json.Unmarshal(b, &dj); err != nil {
 				return fmt.Errorf("%s: %w", daemonJSON, err)
 			}
-			bip, err := netip.ParsePrefix(dj.Bip)
-			if err != nil {
-				return fmt.Errorf("%s: bip %q: %w", daemonJSON, dj.Bip, err)
-			}
 			if dj.IPMasq == nil || *dj.IPMasq {
 				return fmt.Errorf("%s: ip-masq is not false: this lab host never masquerades, set \"ip-masq\": false", daemonJSON)
 			}
-			ctr, err := l.SetDockerBridge(cmd.Context(), host, bip)
-			if err != nil {
-				return err
+			// A host of an IPv6-only segment has no bip: dockerd would pick docker0's IPv4 subnet
+			// itself, which returnpath does not route, so the lab gives it none.
+			if dj.Bip != "" || !dj.IPv6 {
+				bip, err := netip.ParsePrefix(dj.Bip)
+				if err != nil {
+					return fmt.Errorf("%s: bip %q: %w", daemonJSON, dj.Bip, err)
+				}
+				ctr, err := l.SetDockerBridge(cmd.Context(), host, bip)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: docker0 %s, container %s\n", host, bip, ctr)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: docker0 %s, container %s\n", host, bip, ctr)
 			if !dj.IPv6 || dj.FixedCIDRv6 == "" {
 				return nil
 			}

@@ -200,6 +200,10 @@ func probeTarget(ctx context.Context, c *client.Client, h client.Host, iface str
 	if o.Target.Port() != 0 {
 		out.Method = "tcp"
 	}
+	if !h.Subnet.IsValid() {
+		out.Error = fmt.Sprintf("host %s has no IPv4 subnet (its segment is IPv6-only), and probes test IPv4 return paths only", name)
+		return out
+	}
 	var err error
 	if o.Source, err = probing.Source(iface, h.Subnet); err != nil {
 		out.Error = err.Error()

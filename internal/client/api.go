@@ -32,8 +32,9 @@ const (
 
 // Registration is the body of POST /v1/hosts.
 type Registration struct {
-	Name    string       `json:"name"`
-	Address netip.Addr   `json:"address"`
+	Name string `json:"name"`
+	// Address is left out for a host of an IPv6-only segment, which registers by Address6.
+	Address netip.Addr   `json:"address,omitzero"`
 	Subnet  netip.Prefix `json:"subnet,omitzero"`
 	// Address6 asks for an IPv6 subnet too (dual stack); Subnet6 names a specific one.
 	Address6 netip.Addr   `json:"address6,omitzero"`
@@ -43,9 +44,9 @@ type Registration struct {
 // Host is a registered Docker host and its docker0 allocation.
 type Host struct {
 	Name      string       `json:"name"`
-	Address   netip.Addr   `json:"address"`
+	Address   netip.Addr   `json:"address,omitzero"` // invalid in an IPv6-only segment
 	Segment   string       `json:"segment"`
-	Subnet    netip.Prefix `json:"subnet"`
+	Subnet    netip.Prefix `json:"subnet,omitzero"` // invalid in an IPv6-only segment
 	Gateway   netip.Addr   `json:"gateway"`
 	Address6  netip.Addr   `json:"address6,omitzero"`
 	Subnet6   netip.Prefix `json:"subnet6,omitzero"`
@@ -61,10 +62,32 @@ type Host struct {
 	UpdatedAt time.Time    `json:"updated_at"`
 }
 
+// Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
+func (h Host) Uplink() netip.Addr {
+	if h.Address.IsValid() {
+		return h.Address
+	}
+	return h.Address6
+}
+
+// Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
+func (h Host) Subnets() string { return subnetsText(h.Subnet, h.Subnet6) }
+
+func subnetsText(s, s6 netip.Prefix) string {
+	switch {
+	case s.IsValid() && s6.IsValid():
+		return s.String() + " and " + s6.String()
+	case s6.IsValid():
+		return s6.String()
+	}
+	return s.String()
+}
+
 // Docker is what the host's /etc/docker/daemon.json must say.
 type Docker struct {
-	// Bip is docker0's address with the subnet's length, e.g. 10.210.10.1/24.
-	Bip    netip.Prefix `json:"bip"`
+	// Bip is docker0's address with the subnet's length, e.g. 10.210.10.1/24; invalid for a
+	// host of an IPv6-only segment.
+	Bip    netip.Prefix `json:"bip,omitzero"`
 	IPMasq bool         `json:"ip-masq"`
 	// IPv6 and FixedCIDRv6 are set for a dual-stack host: docker0's IPv6 subnet.
 	IPv6        bool         `json:"ipv6,omitempty"`
@@ -98,10 +121,23 @@ type Change struct {
 
 // ChangeHost is the host a change is for.
 type ChangeHost struct {
-	Name    string       `json:"name"`
-	Address netip.Addr   `json:"address"`
-	Subnet  netip.Prefix `json:"subnet"`
+	Name     string       `json:"name"`
+	Address  netip.Addr   `json:"address,omitzero"` // invalid in an IPv6-only segment
+	Subnet   netip.Prefix `json:"subnet,omitzero"`
+	Address6 netip.Addr   `json:"address6,omitzero"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
 }
+
+// Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
+func (h ChangeHost) Uplink() netip.Addr {
+	if h.Address.IsValid() {
+		return h.Address
+	}
+	return h.Address6
+}
+
+// Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
+func (h ChangeHost) Subnets() string { return subnetsText(h.Subnet, h.Subnet6) }
 
 // ChangeOp is one route operation on one device, in apply order.
 type ChangeOp struct {
@@ -146,8 +182,8 @@ type ChangePage struct {
 // RegisterHost registers a host (POST /v1/hosts). created is false when the same name and
 // address were registered before (the server answers 200 with the same allocation).
 func (c *Client) RegisterHost(ctx context.Context, reg Registration) (h Host, created bool, err error) {
-	if !reg.Address.IsValid() {
-		return Host{}, false, errors.New("registration: address is required")
+	if !reg.Address.IsValid() && !reg.Address6.IsValid() {
+		return Host{}, false, errors.New("registration: address (or, in an IPv6-only segment, address6) is required")
 	}
 	status, err := c.do(ctx, http.MethodPost, "/v1/hosts", reg, &h, c.timeout)
 	return h, status == http.StatusCreated, err

@@ -43,10 +43,6 @@ func TestInventoryValidateDualStack(t *testing.T) {
 		wantField string // "" means valid
 	}{
 		{name: "valid", mutate: func(*fabric.Inventory) {}},
-		{name: "ipv6 only segment: not supported yet", mutate: func(inv *fabric.Inventory) {
-			inv.Segments[0].Hosts, inv.Segments[0].Pool = fabric.Segment{}.Hosts, ""
-			inv.Segments[0].RouteVia[1].NextHop = fabric.NextHop{Addr: addr("2001:db8:20::1")}
-		}, wantField: "segments[0].hosts"},
 		{name: "pool6 host bits", mutate: func(inv *fabric.Inventory) { inv.Pools[1].Prefix = pfx("2001:db8:a00::1/48") }, wantField: "pools[1].prefix"},
 		{name: "v6 subnet /129", mutate: func(inv *fabric.Inventory) { inv.Pools[1].SubnetLength = 129 }, wantField: "pools[1].subnet_length"},
 		{name: "v6 subnet /121", mutate: func(inv *fabric.Inventory) { inv.Pools[1].SubnetLength = 121 }, wantField: "pools[1].subnet_length"},

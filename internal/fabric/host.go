@@ -63,11 +63,39 @@ type ChangeRef struct {
 	Reason string
 }
 
-// Gateway is the docker0 bridge's own address: the subnet's first usable address.
-func (h Host) Gateway() netip.Addr { return h.Subnet.Addr().Next() }
+// Gateway is the docker0 bridge's own address: the subnet's first usable address. A host of an
+// IPv6-only segment has no IPv4 subnet; its gateway is then that of its IPv6 subnet (Docker's
+// default-gateway-v6 default: the first address of fixed-cidr-v6).
+func (h Host) Gateway() netip.Addr {
+	if !h.Subnet.IsValid() {
+		if !h.Subnet6.IsValid() {
+			return netip.Addr{}
+		}
+		return h.Subnet6.Addr().Next()
+	}
+	return h.Subnet.Addr().Next()
+}
 
-// Bip is the value of dockerd's --bip for this host, e.g. 10.210.10.1/24.
-func (h Host) Bip() netip.Prefix { return netip.PrefixFrom(h.Gateway(), h.Subnet.Bits()) }
+// Bip is the value of dockerd's --bip for this host, e.g. 10.210.10.1/24; invalid for a host
+// of an IPv6-only segment, which returnpath gives no IPv4 subnet.
+func (h Host) Bip() netip.Prefix {
+	if !h.Subnet.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(h.Gateway(), h.Subnet.Bits())
+}
+
+// Subnets names the host's subnets for people: "10.210.10.0/24", "2001:db8:a00::/64" or both
+// joined by " and ".
+func (h Host) Subnets() string {
+	switch {
+	case h.Subnet.IsValid() && h.Subnet6.IsValid():
+		return h.Subnet.String() + " and " + h.Subnet6.String()
+	case h.Subnet6.IsValid():
+		return h.Subnet6.String()
+	}
+	return h.Subnet.String()
+}
 
 // Registration is a request to register a host.
 type Registration struct {
@@ -114,12 +142,14 @@ func hostLabelOK(l string) bool {
 	return true
 }
 
-// Place validates r against the inventory and returns the host's segment and pool. It checks
-// everything that does not need the registry: the name, the address (IPv4, inside a segment,
-// not its network or broadcast address), a requested subnet (inside the pool, of its length)
-// and, for a dual-stack host, the same of address6 and subnet6 against the segment's hosts6
-// and pool6 (the IPv6 pool is inv.Pool(seg.Pool6)). Every host has an IPv4 address: Docker's
-// default bridge always has an IPv4 subnet, and returnpath routes it.
+// Place validates r against the inventory and returns the host's segment and its IPv4 pool
+// (the zero Pool for a host of an IPv6-only segment). It checks everything that does not need
+// the registry: the name, the address (IPv4, inside a segment, not its network or broadcast
+// address), a requested subnet (inside the pool, of its length) and, for a host with an IPv6
+// family, the same of address6 and subnet6 against the segment's hosts6 and pool6 (the IPv6
+// pool is inv.Pool(seg.Pool6)). A host registers with the address of each family its segment
+// has: address in a segment with hosts and pool, address6 in one with hosts6 and pool6. A
+// registration with address6 alone is placed by it, into an IPv6-only segment.
 func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error) {
 	name, err := NormalizeHostName(r.Name)
 	if err != nil {
@@ -127,7 +157,8 @@ func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error)
 	}
 	r.Name = name
 	if !r.Address.IsValid() {
-		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "is required")
+		seg, err := inv.placeV6Only(r)
+		return r, seg, Pool{}, err
 	}
 	if r.Address.Is6() && !r.Address.Is4In6() && r.Address.Zone() == "" {
 		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is IPv6: give the host's IPv4 address here and this one as address6", r.Address)
@@ -137,6 +168,9 @@ func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error)
 	}
 	seg, ok := inv.SegmentFor(r.Address)
 	if !ok {
+		if seg6, ok6 := inv.SegmentFor(r.Address6); ok6 && !seg6.Hosts.IsValid() {
+			return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "segment %s (of address6 %s) is IPv6-only: register without address", seg6.Name, r.Address6)
+		}
 		return r, Segment{}, Pool{}, FieldErrorf(EINVALID, "address", "%s is in no configured segment", r.Address)
 	}
 	if r.Address == seg.Hosts.Addr() && seg.Hosts.Bits() < 31 {
@@ -156,6 +190,29 @@ func (inv *Inventory) Place(r Registration) (Registration, Segment, Pool, error)
 		return r, Segment{}, Pool{}, err
 	}
 	return r, seg, pool, nil
+}
+
+// placeV6Only places registration r, which has no IPv4 address, by its address6: into an
+// IPv6-only segment. A segment with IPv4 hosts needs the IPv4 address (its docker0 subnet is
+// routed via it), so address is then the field at fault.
+func (inv *Inventory) placeV6Only(r Registration) (Segment, error) {
+	if !r.Address6.IsValid() {
+		return Segment{}, FieldErrorf(EINVALID, "address", "is required (or, in an IPv6-only segment, address6)")
+	}
+	if r.Subnet.IsValid() {
+		return Segment{}, FieldErrorf(EINVALID, "subnet", "needs address: the IPv4 subnet is routed via the host's IPv4 address")
+	}
+	if !r.Address6.Is6() || r.Address6.Is4In6() {
+		return Segment{}, FieldErrorf(EINVALID, "address6", "%s is not an IPv6 address", r.Address6)
+	}
+	seg, ok := inv.SegmentFor(r.Address6)
+	if !ok {
+		return Segment{}, FieldErrorf(EINVALID, "address6", "%s is in no configured segment", r.Address6)
+	}
+	if seg.Hosts.IsValid() {
+		return Segment{}, FieldErrorf(EINVALID, "address", "is required: segment %s (of address6 %s) has IPv4 hosts (%s); give the host's IPv4 address too", seg.Name, r.Address6, seg.Hosts)
+	}
+	return seg, inv.place6(r, seg)
 }
 
 // place6 checks the IPv6 half of registration r in segment seg.
@@ -293,16 +350,16 @@ func (h Host) Note() string {
 	switch {
 	case h.State == HostPending && c.Status == ChangeRejected:
 		return fmt.Sprintf("change %d adding this host's return routes was rejected%s; they will not be installed. Remove the host to release subnet %s at once (nothing was sent to any device), then register it again if it should have routes",
-			c.ID, why, h.Subnet)
+			c.ID, why, h.Subnets())
 	case h.State == HostPending && c.Status == ChangeRolledBack:
 		return fmt.Sprintf("change %d adding this host's return routes was rolled back%s; no route of it is on any device. Retry the change once the cause is fixed, or remove the host to release subnet %s at once",
-			c.ID, why, h.Subnet)
+			c.ID, why, h.Subnets())
 	case h.State == HostPending:
 		return fmt.Sprintf("change %d adding this host's return routes %s%s; devices may hold part of it. Retry the change, or remove the host (a remove change takes away what is left)",
 			c.ID, c.Status, why)
 	case h.State == HostRemoving:
 		return fmt.Sprintf("change %d removing this host's return routes was %s%s; the host keeps subnet %s. Remove it again to file a new remove change",
-			c.ID, c.Status, why, h.Subnet)
+			c.ID, c.Status, why, h.Subnets())
 	}
 	return ""
 }

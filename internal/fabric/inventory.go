@@ -337,20 +337,15 @@ func (inv *Inventory) Validate() (warnings []string, err error) {
 }
 
 // validateSegment checks segment s (at index i, under key) against the pools and devices.
-// A segment has an IPv4 family (hosts and pool) and optionally an IPv6 family (hosts6 and
-// pool6): IPv6-only segments are refused for now. Each family it names must be complete, and
-// each hop needs a next hop for each family.
+// A segment has an IPv4 family (hosts and pool), an IPv6 family (hosts6 and pool6), or both.
+// Each family it names must be complete, and each hop needs a next hop for each family (in an
+// IPv6-only segment, "host" or an IPv6 address).
 func (inv *Inventory) validateSegment(key string, i int, s Segment, pools map[string]Pool, badPool, devices map[string]bool) []*Error {
 	var errs []*Error
 	has4 := s.Hosts.IsValid() || s.Pool != ""
 	has6 := s.Hosts6.IsValid() || s.Pool6 != ""
 	if !has4 && !has6 {
 		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "want hosts and pool (IPv4), hosts6 and pool6 (IPv6), or both"))
-	}
-	// Registration, the hosts table and Docker's answer (bip) all assume an IPv4 family; until
-	// they do not, a segment without one would take no host at all.
-	if !has4 && has6 {
-		errs = append(errs, FieldErrorf(EINVALID, key+".hosts", "IPv6-only segments (hosts6 and pool6 without hosts and pool) are not supported yet: every host registers with an IPv4 address; give the segment hosts and pool too"))
 	}
 	// ok4 and ok6: the family is complete and valid, so its next hops can be checked.
 	ok4, ok6 := !has4, !has6

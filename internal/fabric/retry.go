@@ -42,10 +42,10 @@ func Retry(ch Change, st RetryState) (RetryPlan, error) {
 		switch {
 		case st.Overlap != "":
 			return RetryPlan{}, Errorf(ECONFLICT, "change %d cannot be retried: subnet %s of host %s was released and now belongs to host %s",
-				ch.ID, h.Subnet, h.Name, st.Overlap)
+				ch.ID, h.Subnets(), h.Name, st.Overlap)
 		case h.State == HostRemoved:
 			return RetryPlan{}, Errorf(ECONFLICT, "change %d cannot be retried: host %s was removed and its subnet %s released; register the host again",
-				ch.ID, h.Name, h.Subnet)
+				ch.ID, h.Name, h.Subnets())
 		case st.NewestChange != ch.ID:
 			return RetryPlan{}, Errorf(ECONFLICT, "change %d cannot be retried: host %s has a newer change %d", ch.ID, h.Name, st.NewestChange)
 		case ch.Kind == ChangeAdd && h.State != HostPending:

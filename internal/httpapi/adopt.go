@@ -103,6 +103,11 @@ func (s *Server) adopt(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fabric.FieldErrorf(fabric.ENOTFOUND, "name", "no segment named %q", chi.URLParam(r, "name")))
 		return
 	}
+	if seg.Pool == "" {
+		// fabric.Adopt matches IPv4 routes to IPv4 host addresses; the devices are not read.
+		s.writeError(w, r, fabric.FieldErrorf(fabric.EINVALID, "name", "segment %s is IPv6-only, and adopt brings IPv4 routes under management only; register its hosts with address6", seg.Name))
+		return
+	}
 	var req adoptRequest
 	if err := s.decodeLimited(w, r, &req, maxAdoptBody); err != nil {
 		s.writeError(w, r, err)

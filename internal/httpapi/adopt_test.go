@@ -22,8 +22,13 @@ import (
 // verifier over in-memory devices: what POST /v1/segments/{name}/adopt needs.
 func newAdoptEnv(t *testing.T) *verifyEnv {
 	t.Helper()
+	return newAdoptEnvFor(t, inventory())
+}
+
+// newAdoptEnvFor is newAdoptEnv serving inventory inv.
+func newAdoptEnvFor(t *testing.T, inv *fabric.Inventory) *verifyEnv {
+	t.Helper()
 	ctx := context.Background()
-	inv := inventory()
 	db := pgtest.Open(t)
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)

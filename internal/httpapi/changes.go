@@ -27,9 +27,11 @@ type ChangeService interface {
 func (s *Server) SetChanges(c ChangeService) { s.changes = c }
 
 type changeHostJSON struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Subnet  string `json:"subnet"`
+	Name     string `json:"name"`
+	Address  string `json:"address,omitempty"` // none in an IPv6-only segment
+	Subnet   string `json:"subnet,omitempty"`
+	Address6 string `json:"address6,omitempty"`
+	Subnet6  string `json:"subnet6,omitempty"`
 }
 
 type changeOpJSON struct {
@@ -91,7 +93,13 @@ func toChangeJSON(c fabric.Change) changeJSON {
 		ApprovedBy: strOrNil(c.ApprovedBy), Reason: strOrNil(c.Reason), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		PlanHash: c.PlanHash, Ops: []changeOpJSON{}, Events: []changeEventJSON{}}
 	if c.Host != nil {
-		out.Host = &changeHostJSON{Name: c.Host.Name, Address: c.Host.Address.String(), Subnet: c.Host.Subnet.String()}
+		out.Host = &changeHostJSON{Name: c.Host.Name}
+		if c.Host.Subnet.IsValid() {
+			out.Host.Address, out.Host.Subnet = c.Host.Address.String(), c.Host.Subnet.String()
+		}
+		if c.Host.Subnet6.IsValid() {
+			out.Host.Address6, out.Host.Subnet6 = c.Host.Address6.String(), c.Host.Subnet6.String()
+		}
 	}
 	for _, o := range c.Ops {
 		out.Ops = append(out.Ops, changeOpJSON{Device: o.Device, Stage: o.Stage, Action: string(o.Op.Action), Prefix: o.Op.Route.Prefix.String(),

@@ -15,9 +15,9 @@ import (
 // hostJSON is a host as the API shows it.
 type hostJSON struct {
 	Name      string     `json:"name"`
-	Address   string     `json:"address"`
+	Address   string     `json:"address,omitempty"` // none in an IPv6-only segment
 	Segment   string     `json:"segment"`
-	Subnet    string     `json:"subnet"`
+	Subnet    string     `json:"subnet,omitempty"` // none in an IPv6-only segment
 	Gateway   string     `json:"gateway"`
 	Address6  string     `json:"address6,omitempty"`
 	Subnet6   string     `json:"subnet6,omitempty"`
@@ -35,9 +35,11 @@ type hostJSON struct {
 
 // dockerJSON is what the host's dockerd needs in daemon.json.
 type dockerJSON struct {
-	Bip    string `json:"bip"`
+	// Bip is docker0's IPv4 address and subnet; none for a host of an IPv6-only segment, whose
+	// dockerd keeps its own choice (see docs/bootstrap.md).
+	Bip    string `json:"bip,omitempty"`
 	IPMasq bool   `json:"ip-masq"`
-	// IPv6 and FixedCIDRv6 give a dual-stack host's default bridge its IPv6 subnet.
+	// IPv6 and FixedCIDRv6 give the default bridge of a host with an IPv6 family its IPv6 subnet.
 	IPv6        bool   `json:"ipv6,omitempty"`
 	FixedCIDRv6 string `json:"fixed-cidr-v6,omitempty"`
 }
@@ -51,11 +53,13 @@ type changeRef struct {
 
 func toHostJSON(h fabric.Host) hostJSON {
 	v := hostJSON{
-		Name: h.Name, Address: h.Address.String(), Segment: h.Segment, Subnet: h.Subnet.String(),
-		Gateway: h.Gateway().String(), State: string(h.State),
-		Docker:    dockerJSON{Bip: h.Bip().String(), IPMasq: false},
+		Name: h.Name, Segment: h.Segment, Gateway: h.Gateway().String(), State: string(h.State),
+		Docker:    dockerJSON{IPMasq: false},
 		CreatedBy: h.CreatedBy, CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt, LastProbe: toProbeJSON(h.LastProbe),
 		Lease: toLeaseJSON(h.Lease),
+	}
+	if h.Subnet.IsValid() {
+		v.Address, v.Subnet, v.Docker.Bip = h.Address.String(), h.Subnet.String(), h.Bip().String()
 	}
 	if h.Subnet6.IsValid() {
 		v.Address6, v.Subnet6, v.Pool6 = h.Address6.String(), h.Subnet6.String(), h.Pool6
@@ -103,14 +107,15 @@ func (req registerRequest) registration() (fabric.Registration, error) {
 		return reg, fabric.FieldErrorf(fabric.EINVALID, "name", "is required")
 	}
 	reg.Name = *req.Name
-	if req.Address == nil || *req.Address == "" {
-		return reg, fabric.FieldErrorf(fabric.EINVALID, "address", "is required")
+	// address may be left out only for a segment without IPv4 hosts: fabric.Inventory.Place
+	// decides, by address6, and names address when it was needed after all.
+	if req.Address != nil && *req.Address != "" {
+		a, err := netip.ParseAddr(*req.Address)
+		if err != nil {
+			return reg, fabric.FieldErrorf(fabric.EINVALID, "address", "%q is not an IP address", *req.Address)
+		}
+		reg.Address = a
 	}
-	a, err := netip.ParseAddr(*req.Address)
-	if err != nil {
-		return reg, fabric.FieldErrorf(fabric.EINVALID, "address", "%q is not an IP address", *req.Address)
-	}
-	reg.Address = a
 	if req.Subnet != nil {
 		p, err := netip.ParsePrefix(*req.Subnet)
 		if err != nil {

@@ -21,13 +21,18 @@ import (
 // moves.
 func leaseEnv(t *testing.T) (*env, *atomic.Pointer[time.Time]) {
 	t.Helper()
+	return leaseEnvFor(t, inventory())
+}
+
+// leaseEnvFor is leaseEnv serving inventory inv.
+func leaseEnvFor(t *testing.T, inv *fabric.Inventory) (*env, *atomic.Pointer[time.Time]) {
+	t.Helper()
 	ctx := context.Background()
 	db := pgtest.Open(t)
 	var now atomic.Pointer[time.Time]
 	start := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	now.Store(&start)
 	db.Now = func() time.Time { return *now.Load() }
-	inv := inventory()
 	if err := db.SyncInventory(ctx, inv); err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func (c *Changes) moveHostTx(ctx context.Context, tx pgx.Tx, h *fabric.Host, sta
 		return formatError(err)
 	case fabric.HostRemoved:
 		rel := *h
-		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING pool, subnet, coalesce(pool6, ''), subnet6`,
+		err := tx.QueryRow(ctx, `UPDATE hosts SET state = 'removed', updated_at = $2 WHERE id = $1 AND state = 'removing' RETURNING coalesce(pool, ''), subnet, coalesce(pool6, ''), subnet6`,
 			h.ID, now).Scan(&rel.Pool, &rel.Subnet, &rel.Pool6, &rel.Subnet6)
 		if err != nil {
 			return formatError(err)
@@ -216,7 +216,7 @@ func (c *Changes) moveHostTx(ctx context.Context, tx pgx.Tx, h *fabric.Host, sta
 		if err := releaseSubnetsTx(ctx, tx, rel); err != nil {
 			return err
 		}
-		details := map[string]any{"subnet": rel.Subnet.String(), "released": true}
+		details := subnetDetails(rel, map[string]any{"released": true})
 		if rel.Subnet6.IsValid() {
 			details["subnet6"] = rel.Subnet6.String()
 		}

@@ -229,8 +229,8 @@ func scanChange(row pgx.Row) (fabric.Change, error) {
 	var kind, status string
 	var hid *int64
 	var hname, hseg, hstate *string
-	var haddr *netip.Addr
-	var hsub *netip.Prefix
+	var haddr netip.Addr // NULL (no host, or one of an IPv6-only segment) scans as invalid
+	var hsub netip.Prefix
 	var haddr6 netip.Addr // NULL (no host, or an IPv4-only one) scans as invalid
 	var hsub6 netip.Prefix
 	var hpool6 string
@@ -238,7 +238,7 @@ func scanChange(row pgx.Row) (fabric.Change, error) {
 		&hid, &hname, &haddr, &hsub, &hseg, &hstate, &ch.Segment, &haddr6, &hsub6, &hpool6)
 	ch.Kind, ch.Status = fabric.ChangeKind(kind), fabric.ChangeStatus(status)
 	if err == nil && hid != nil {
-		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: *haddr, Subnet: *hsub, Segment: *hseg, State: fabric.HostState(*hstate),
+		ch.Host = &fabric.Host{ID: *hid, Name: *hname, Address: haddr, Subnet: hsub, Segment: *hseg, State: fabric.HostState(*hstate),
 			Address6: haddr6, Subnet6: hsub6, Pool6: hpool6}
 	}
 	return ch, err

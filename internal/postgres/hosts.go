@@ -48,7 +48,7 @@ func NewHosts(db *DB, inv *fabric.Inventory) *Hosts {
 // SetInventory makes registrations use inv from now on (a reload, once inv is synced).
 func (s *Hosts) SetInventory(inv *fabric.Inventory) { s.inv.Store(inv) }
 
-const hostColumns = `id, name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, coalesce(pool6, '') AS pool6, subnet6, lease_renewed_at`
+const hostColumns = `id, name, address, segment, coalesce(pool, '') AS pool, subnet, state, created_by, created_at, updated_at, address6, coalesce(pool6, '') AS pool6, subnet6, lease_renewed_at`
 
 // withChange wraps a query for hostColumns so that each host also carries its newest change
 // and its newest probe (one query for a whole page, rather than two per host when the API
@@ -103,13 +103,17 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 	if err != nil {
 		return fabric.Host{}, false, err
 	}
-	pools := allocPools{v4: pool}
+	pools := allocPools{v4: pool} // v4 is the zero Pool in an IPv6-only segment; v6 as below
 	if reg.Address6.IsValid() {
 		pools.v6, _ = inv.Pool(seg.Pool6) // Place checked it exists
 	}
 	if !actor.MaySegment(seg.Name) {
-		return fabric.Host{}, false, fabric.FieldErrorf(fabric.EFORBIDDEN, "address",
-			"address %s is in segment %s, and token %s may register hosts only in %s", reg.Address, seg.Name, actor.Name, strings.Join(actor.Segments, ", "))
+		field, addr := "address", reg.Address
+		if !addr.IsValid() {
+			field, addr = "address6", reg.Address6
+		}
+		return fabric.Host{}, false, fabric.FieldErrorf(fabric.EFORBIDDEN, field,
+			"%s %s is in segment %s, and token %s may register hosts only in %s", field, addr, seg.Name, actor.Name, strings.Join(actor.Segments, ", "))
 	}
 	if err := s.checkPendingCap(ctx, reg, seg.Name); err != nil {
 		return fabric.Host{}, false, err
@@ -165,7 +169,7 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 			s.giveBack(context.WithoutCancel(ctx), pools.v6.Name, taken6)
 		}
 	}()
-	need4, need6 := !cand.IsValid(), reg.Address6.IsValid() && !cand6.IsValid()
+	need4, need6 := pools.v4.Name != "" && !cand.IsValid(), reg.Address6.IsValid() && !cand6.IsValid()
 	if need4 || need6 {
 		var exists bool
 		taken, taken6, exists, err = s.candidate(ctx, reg, pools, need4, need6)
@@ -186,7 +190,7 @@ func (s *Hosts) tryRegister(ctx context.Context, actor fabric.Actor, reg fabric.
 			cand6 = taken6
 		}
 	}
-	if !need4 || (reg.Subnet6.IsValid() && !need6) {
+	if reg.Subnet.IsValid() || (reg.Subnet6.IsValid() && !need6) {
 		// A requested subnet skipped the candidate step, or its check for a retry.
 		if existing, found, err := s.existing(ctx, s.db.Pool, reg); found || err != nil {
 			return existing, false, false, err
@@ -294,7 +298,7 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 	err = q.QueryRow(ctx, `
 		WITH h AS (
 			INSERT INTO hosts (name, address, segment, pool, subnet, state, created_by, created_at, updated_at, address6, pool6, subnet6, lease_renewed_at)
-			VALUES ($20, $21, $22, $23, $24, 'pending', $3, $6, $6, $26, NULLIF($27, ''), $28, $6) ON CONFLICT DO NOTHING RETURNING id),
+			VALUES ($20, $21, $22, NULLIF($23, ''), $24, 'pending', $3, $6, $6, $26, NULLIF($27, ''), $28, $6) ON CONFLICT DO NOTHING RETURNING id),
 		ha AS (
 			INSERT INTO audit (at, actor, action, object, details)
 			SELECT $6, $3, 'host.register', 'host/' || $20, $25::jsonb FROM h),`+fileChangeSQL+`
@@ -316,7 +320,10 @@ func (s *Hosts) insertHost(ctx context.Context, q querier, actor fabric.Actor, h
 
 // hostAudit is the audit detail of a host's registration.
 func hostAudit(h fabric.Host) map[string]any {
-	d := map[string]any{"address": h.Address.String(), "segment": h.Segment, "subnet": h.Subnet.String()}
+	d := map[string]any{"segment": h.Segment}
+	if h.Subnet.IsValid() {
+		d["address"], d["subnet"] = h.Address.String(), h.Subnet.String()
+	}
 	if h.Subnet6.IsValid() {
 		d["address6"], d["subnet6"] = h.Address6.String(), h.Subnet6.String()
 	}
@@ -357,7 +364,7 @@ func (s *Hosts) existing(ctx context.Context, tx querier, reg fabric.Registratio
 		return h, true, nil
 	}
 	for _, h := range hosts {
-		if h.Address == reg.Address {
+		if reg.Address.IsValid() && h.Address == reg.Address {
 			return h, true, fabric.FieldErrorf(fabric.ECONFLICT, "address", "address %s is already registered by host %s", reg.Address, h.Name)
 		}
 	}
@@ -629,7 +636,7 @@ func (s *Hosts) Remove(ctx context.Context, actor fabric.Actor, name string) (fa
 			}
 			h.State, h.UpdatedAt = fabric.HostRemoving, now
 		}
-		if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
+		if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+name, subnetDetails(h, nil)); err != nil {
 			return err
 		}
 		if s.changes != nil {
@@ -669,21 +676,38 @@ func (s *Hosts) releaseIfNothingToRemove(ctx context.Context, tx pgx.Tx, actor f
 	if err := releaseSubnetsTx(ctx, tx, *h); err != nil {
 		return false, err
 	}
-	if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String()}); err != nil {
+	if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, subnetDetails(*h, nil)); err != nil {
 		return false, err
 	}
-	if err := insertAudit(ctx, tx, now, actor.Name, "host.removed", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String(), "released": true,
-		"nothing_to_remove": why}); err != nil {
+	if err := insertAudit(ctx, tx, now, actor.Name, "host.removed", "host/"+h.Name, subnetDetails(*h, map[string]any{"released": true,
+		"nothing_to_remove": why})); err != nil {
 		return false, err
 	}
 	h.State, h.UpdatedAt = fabric.HostRemoved, now
 	return true, nil
 }
 
-// releaseSubnetsTx puts host h's subnets, of both families, on their pools' free lists.
+// subnetDetails adds to d (a new map when nil) the audit detail naming host h's subnet: its
+// IPv4 subnet as "subnet", as ever, or for a host of an IPv6-only segment its IPv6 subnet as
+// "subnet6".
+func subnetDetails(h fabric.Host, d map[string]any) map[string]any {
+	if d == nil {
+		d = map[string]any{}
+	}
+	if h.Subnet.IsValid() || !h.Subnet6.IsValid() {
+		d["subnet"] = h.Subnet.String()
+	} else {
+		d["subnet6"] = h.Subnet6.String()
+	}
+	return d
+}
+
+// releaseSubnetsTx puts host h's subnets, of each family it has, on their pools' free lists.
 func releaseSubnetsTx(ctx context.Context, tx pgx.Tx, h fabric.Host) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool, h.Subnet); err != nil {
-		return formatError(err)
+	if h.Subnet.IsValid() {
+		if _, err := tx.Exec(ctx, `INSERT INTO free_subnets (pool, subnet) VALUES ($1, $2) ON CONFLICT DO NOTHING`, h.Pool, h.Subnet); err != nil {
+			return formatError(err)
+		}
 	}
 	if !h.Subnet6.IsValid() {
 		return nil

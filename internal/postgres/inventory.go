@@ -238,7 +238,7 @@ func syncPools(ctx context.Context, tx pgx.Tx, pools []fabric.Pool) error {
 func (db *DB) PoolUsage(ctx context.Context, inv *fabric.Inventory) ([]fabric.PoolUsage, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT pool, count(*) FROM (
-			SELECT pool FROM hosts WHERE state <> 'removed'
+			SELECT pool FROM hosts WHERE state <> 'removed' AND pool IS NOT NULL
 			UNION ALL SELECT pool6 FROM hosts WHERE state <> 'removed' AND pool6 IS NOT NULL) p
 		GROUP BY pool`)
 	if err != nil {

@@ -194,7 +194,7 @@ func (s *Hosts) reapBatch(ctx context.Context) (reaped []Reaped, more bool, err 
 				return formatError(err)
 			}
 			h.State, h.UpdatedAt = fabric.HostRemoving, now
-			if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, map[string]any{"subnet": h.Subnet.String(), "reason": reason}); err != nil {
+			if err := insertAudit(ctx, tx, now, actor.Name, "host.remove", "host/"+h.Name, subnetDetails(h, map[string]any{"reason": reason})); err != nil {
 				return err
 			}
 			req := changeRequest(actor, &h, fabric.ChangeRemove)

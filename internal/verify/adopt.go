@@ -37,6 +37,10 @@ func (v *Verifier) Adopt(ctx context.Context, segment string) (AdoptReading, err
 	if !ok {
 		return AdoptReading{}, fabric.FieldErrorf(fabric.ENOTFOUND, "segment", "no segment named %q", segment)
 	}
+	if seg.Pool == "" {
+		// Adoption matches IPv4 routes to IPv4 host addresses (fabric.Adopt).
+		return AdoptReading{}, fabric.FieldErrorf(fabric.EINVALID, "segment", "segment %s is IPv6-only, and adopt brings IPv4 routes under management only; register its hosts with address6", seg.Name)
+	}
 	pool, ok := inv.Pool(seg.Pool)
 	if !ok {
 		return AdoptReading{}, fabric.Errorf(fabric.EINTERNAL, "segment %s names unknown pool %s", seg.Name, seg.Pool)

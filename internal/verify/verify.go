@@ -371,7 +371,8 @@ func (v *Verifier) read(ctx context.Context, d fabric.Device) ([]fabric.Route, e
 	return rs, err
 }
 
-// narrow keeps what concerns seg: its hosts' routes, and unexpected routes inside its pool.
+// narrow keeps what concerns seg: its hosts' routes, and unexpected routes inside its pool
+// (its pool6 for an IPv6-only segment).
 func narrow(inv *fabric.Inventory, d fabric.Drift, seg fabric.Segment) fabric.Drift {
 	var out fabric.Drift
 	for _, w := range d.Missing {
@@ -390,6 +391,9 @@ func narrow(inv *fabric.Inventory, d fabric.Drift, seg fabric.Segment) fabric.Dr
 		}
 	}
 	pool, _ := inv.Pool(seg.Pool)
+	if seg.Pool == "" { // an IPv6-only segment
+		pool, _ = inv.Pool(seg.Pool6)
+	}
 	for _, r := range d.Unexpected {
 		if fabric.Managed(r.Prefix, []netip.Prefix{pool.Prefix}) {
 			out.Unexpected = append(out.Unexpected, r)

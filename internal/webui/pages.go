@@ -542,7 +542,10 @@ func (u *UI) showFabric(w http.ResponseWriter, r *http.Request) {
 
 func hostMatches(h fabric.Host, q string) bool {
 	q = strings.ToLower(q)
-	fields := []string{h.Name, h.Address.String(), h.Subnet.String(), h.Segment, string(h.State)}
+	fields := []string{h.Name, h.Segment, string(h.State)}
+	if h.Subnet.IsValid() {
+		fields = append(fields, h.Address.String(), h.Subnet.String())
+	}
 	if h.Subnet6.IsValid() {
 		fields = append(fields, h.Address6.String(), h.Subnet6.String())
 	}

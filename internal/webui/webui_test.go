@@ -29,12 +29,19 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func inventory() *fabric.Inventory {
 	return &fabric.Inventory{
-		Pools: []fabric.Pool{{Name: "docker", Prefix: netip.MustParsePrefix("10.210.0.0/16"), SubnetLength: 24}},
+		Pools: []fabric.Pool{{Name: "docker", Prefix: netip.MustParsePrefix("10.210.0.0/16"), SubnetLength: 24},
+			{Name: "only6", Prefix: netip.MustParsePrefix("2001:db8:b00::/48"), SubnetLength: 64}},
 		Segments: []fabric.Segment{{Name: "rack1", Hosts: netip.MustParsePrefix("10.10.10.0/24"), Pool: "docker",
 			RouteVia: []fabric.Hop{
 				{Device: "sw1", NextHop: fabric.NextHop{Host: true}},
 				{Device: "fw1", NextHop: fabric.NextHop{Addr: netip.MustParseAddr("10.10.20.1")}},
-			}}},
+			}},
+			// rack6 is IPv6-only (v6only_test.go).
+			{Name: "rack6", Hosts6: netip.MustParsePrefix("2001:db8:60::/64"), Pool6: "only6",
+				RouteVia: []fabric.Hop{
+					{Device: "sw1", NextHop: fabric.NextHop{Host: true}},
+					{Device: "fw1", NextHop: fabric.NextHop{Addr: netip.MustParseAddr("2001:db8:20::1")}},
+				}}},
 		Devices: []fabric.Device{
 			{Name: "sw1", Platform: fabric.PlatformFRR, Transport: fabric.TransportSSH, Address: netip.MustParseAddrPort("198.18.0.11:22"), VRF: "default"},
 			{Name: "fw1", Platform: fabric.PlatformLinux, Transport: fabric.TransportSSH, Address: netip.MustParseAddrPort("198.18.0.12:22"), VRF: "default"},
