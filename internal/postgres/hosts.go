@@ -142,13 +142,18 @@ func (s *Hosts) Register(ctx context.Context, actor fabric.Actor, reg fabric.Reg
 // table is analyzed, which autovacuum does only once a minute at most. A fresh registry
 // onboarding a fleet (thousands of registrations in that minute) would otherwise scan the whole
 // table for every registration. Past 65,536 the table is large enough that autovacuum's
-// statistics keep the plans right. It runs after the registration committed; a failure only
-// leaves the statistics to autovacuum.
+// statistics keep the plans right. It runs in the background once the registration committed
+// (on a large table ANALYZE takes a while, and the registration must not wait for it); a
+// failure only leaves the statistics to autovacuum.
 func (s *Hosts) analyzeAfter(ctx context.Context, n int64) {
 	if n < 64 || n > 1<<16 || n&(n-1) != 0 {
 		return
 	}
-	_, _ = s.db.Pool.Exec(context.WithoutCancel(ctx), `ANALYZE hosts, changes, change_ops`)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_, _ = s.db.Pool.Exec(ctx, `ANALYZE hosts, changes, change_ops`)
+	}()
 }
 
 // allocPools are the pools a registration allocates from: its IPv4 pool, and its IPv6 pool
