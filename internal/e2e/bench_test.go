@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -63,6 +66,8 @@ func BenchmarkLab1000Hosts(b *testing.B) {
 		// One host at a time, auto-approved: POST /v1/hosts to active, and where the time goes.
 		var lat []time.Duration
 		steps := map[string][]time.Duration{}
+		sessionsBefore := sessionSeconds(b, url)
+
 		for i := range 15 {
 			t0 := time.Now()
 			register(b, url, boot, 5000+i, 1)
@@ -78,6 +83,14 @@ func BenchmarkLab1000Hosts(b *testing.B) {
 			lat = append(lat, done.Sub(t0))
 			for k, d := range oneHostSteps(b, db, fmt.Sprintf("h%d", 5000+i), t0, posted, done) {
 				steps[k] = append(steps[k], d)
+			}
+		}
+		// A device's step is mostly its apply session (read, push, read back on the kept
+		// session): its mean over the one-host runs, from the service's own histogram.
+		for dev, after := range sessionSeconds(b, url) {
+			before := sessionsBefore[dev]
+			if n := after.count - before.count; n > 0 {
+				b.ReportMetric((after.sum-before.sum)/n*1000, "one-host-"+dev+"-session-ms")
 			}
 		}
 		slices.Sort(lat)
@@ -231,4 +244,37 @@ func oneHostSteps(b *testing.B, db *pgx.Conn, host string, t0, posted, done time
 	}
 	steps["finish"] = applied.Sub(prev)
 	return steps
+}
+
+// sessionTotals is one device's returnpath_apply_session_seconds histogram: sum and count.
+type sessionTotals struct{ sum, count float64 }
+
+// sessionSeconds reads the service's apply-session histogram per device from /metrics.
+func sessionSeconds(b *testing.B, url string) map[string]sessionTotals {
+	b.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	line := regexp.MustCompile(`(?m)^returnpath_apply_session_seconds_(sum|count)\{device="([^"]+)"\} (\S+)$`)
+	out := map[string]sessionTotals{}
+	for _, m := range line.FindAllStringSubmatch(string(body), -1) {
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := out[m[2]]
+		if m[1] == "sum" {
+			t.sum = v
+		} else {
+			t.count = v
+		}
+		out[m[2]] = t
+	}
+	return out
 }
