@@ -76,7 +76,30 @@ func BenchmarkFleet(b *testing.B) {
 		registerN(b, url, boot, fleetHosts, fleetHostAddr)
 		registered := time.Since(start)
 		progress("registered %d hosts in %.1f s", fleetHosts, registered.Seconds())
+		// Say how far the apply is every 30 s, so that a run stopped early still shows its pace.
+		done := make(chan struct{})
+		go func() {
+			// A connection of its own: a pgx.Conn serves one goroutine.
+			conn, err := pgx.Connect(context.Background(), dbURL)
+			if err != nil {
+				return
+			}
+			defer conn.Close(context.Background())
+			tick := time.NewTicker(30 * time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					var n int
+					_ = conn.QueryRow(context.Background(), `SELECT count(*) FROM changes WHERE status = 'applied'`).Scan(&n)
+					progress("%.0f s after the start: %d of %d changes applied", time.Since(start).Seconds(), n, fleetHosts)
+				}
+			}
+		}()
 		waitAppliedEvery(b, db, fleetHosts, 20*time.Minute, 100*time.Millisecond)
+		close(done)
 		applied := time.Since(start)
 		perDevice := lastAppliedPerDevice(b, db, start)
 		applyLogins := deviceLogins(b, url)
@@ -93,9 +116,8 @@ func BenchmarkFleet(b *testing.B) {
 		progress("fresh verify %.2f s (in sync %v); peak RSS %d kB", verifyTook.Seconds(), r.InSync, rss)
 
 		// What the devices themselves hold, counted outside returnpath.
-		sw := switchRoutes(b, l, fleetPool)
-		if sw != fleetHosts {
-			b.Fatalf("sw1 holds %d routes of the pool, want %d", sw, fleetHosts)
+		if lines := switchRouteLines(b, l, fleetPool); len(lines) != fleetHosts {
+			b.Fatalf("sw1 holds %d routes of the pool, want %d; %s", len(lines), fleetHosts, explainExtra(b, db, lines))
 		}
 		for _, d := range fleet.Devices {
 			if n := linuxRoutes(b, l, d.Namespace); n != fleetHosts {
@@ -313,28 +335,59 @@ func peakRSS(tb testing.TB, pid int) int {
 	return 0
 }
 
-// switchRoutes counts sw1's static routes inside pool, from FRR's running configuration.
-func switchRoutes(tb testing.TB, l *lab.Lab, pool netip.Prefix) int {
+func switchPrefixes(tb testing.TB, l *lab.Lab, pool netip.Prefix) []netip.Prefix {
 	tb.Helper()
-	return len(switchPrefixes(tb, l, pool))
+	var ps []netip.Prefix
+	for _, line := range switchRouteLines(tb, l, pool) {
+		ps = append(ps, netip.MustParsePrefix(strings.Fields(line)[2]))
+	}
+	return ps
 }
 
-func switchPrefixes(tb testing.TB, l *lab.Lab, pool netip.Prefix) []netip.Prefix {
+// switchRouteLines returns sw1's static route lines whose prefix lies in pool.
+func switchRouteLines(tb testing.TB, l *lab.Lab, pool netip.Prefix) []string {
 	tb.Helper()
 	out, err := l.Vtysh(context.Background(), "sw1", "show running-config staticd")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var ps []netip.Prefix
+	var lines []string
 	for _, line := range strings.Split(out, "\n") {
+		// A route line is "ip route PREFIX NEXTHOP": vtysh's answer to a 20,000-line
+		// show, through a pipe, once held the start of a line ("ip route 10.142.75.128/26 10.")
+		// before the whole line, so a line counts only with a next hop that parses.
 		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "ip" && f[1] == "route" {
-			if p, err := netip.ParsePrefix(f[2]); err == nil && inPool(pool, p) {
-				ps = append(ps, p)
+		if len(f) >= 4 && f[0] == "ip" && f[1] == "route" {
+			p, err := netip.ParsePrefix(f[2])
+			if _, nerr := netip.ParseAddr(f[3]); err == nil && nerr == nil && inPool(pool, p) {
+				lines = append(lines, strings.TrimSpace(line))
 			}
 		}
 	}
-	return ps
+	return lines
+}
+
+// explainExtra says which of sw1's route lines are not one host's route: prefixes held twice,
+// and prefixes no live host holds, with what the registry says of them.
+func explainExtra(tb testing.TB, db *pgx.Conn, lines []string) string {
+	tb.Helper()
+	byPrefix := map[string][]string{}
+	for _, line := range lines {
+		p := strings.Fields(line)[2]
+		byPrefix[p] = append(byPrefix[p], line)
+	}
+	var out []string
+	for p, ls := range byPrefix {
+		var hosts []string
+		rows, err := db.Query(context.Background(), `SELECT name || ' ' || address || ' ' || state FROM hosts WHERE subnet = $1::cidr`, p)
+		if err == nil {
+			hosts, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if len(ls) > 1 || len(hosts) != 1 {
+			out = append(out, fmt.Sprintf("%q: hosts %q", ls, hosts))
+		}
+	}
+	return fmt.Sprintf("%d prefixes; not one line for one host: %s", len(byPrefix), strings.Join(out, "; "))
 }
 
 // linuxRoutes counts the routes returnpath manages (proto 202) in a Linux device's namespace.

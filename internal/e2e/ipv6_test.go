@@ -22,7 +22,6 @@ import (
 // Adds are reviewed by hand, removals auto-approved.
 func dualStackConfig(tb testing.TB, l *lab.Lab, dbURL, listen string) string {
 	tb.Helper()
-	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
 	cfg := fmt.Sprintf(`listen: %q
 database_url: %q
 log_level: warn
@@ -38,20 +37,8 @@ segments:
     route_via:
       - {device: sw1, next_hop: host}
       - {device: fw1, next_hop: {ipv4: 10.10.20.1, ipv6: "fd00:10:10:20::1"}}
-devices:
-  - {name: sw1, platform: frr, transport: ssh, address: %q, username: %s, password_file: %q, known_hosts: %q, connect_timeout: 5s}
-  - {name: fw1, platform: linux, transport: ssh, address: %q, username: %s, private_key_file: %q, known_hosts: %q, connect_timeout: 5s, linux: {sudo: true, proto: 202}}
-approval:
-  four_eyes: true
-  auto_approve: [{action: remove}]
-verify:
-  max_age: 0s
-`, listen, dbURL, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
-	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return p
+`, listen, dbURL) + reviewedLabTail(l)
+	return writeConfig(tb, cfg)
 }
 
 // TestIPv6ReturnPath is the dual-stack story on the lab: host register --address6 on the
@@ -204,4 +191,29 @@ func TestIPv6ReturnPath(t *testing.T) {
 	if err := l.Ping(ctx, "inet", ctr6); err == nil {
 		t.Errorf("ping %s from the internet host worked after the host was removed", ctr6)
 	}
+}
+
+// reviewedLabTail is the devices, approval and verify part of a lab configuration: sw1 and fw1
+// as the lab has them, adds reviewed by hand, removals auto-approved, verify always fresh.
+func reviewedLabTail(l *lab.Lab) string {
+	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
+	return fmt.Sprintf(`devices:
+  - {name: sw1, platform: frr, transport: ssh, address: %q, username: %s, password_file: %q, known_hosts: %q, connect_timeout: 5s}
+  - {name: fw1, platform: linux, transport: ssh, address: %q, username: %s, private_key_file: %q, known_hosts: %q, connect_timeout: 5s, linux: {sudo: true, proto: 202}}
+approval:
+  four_eyes: true
+  auto_approve: [{action: remove}]
+verify:
+  max_age: 0s
+`, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
+}
+
+// writeConfig writes a configuration file for tb and returns its path.
+func writeConfig(tb testing.TB, cfg string) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }

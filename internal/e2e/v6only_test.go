@@ -21,7 +21,6 @@ import (
 // plain next_hop form, IPv6 here). Adds are reviewed by hand, removals auto-approved.
 func v6OnlyConfig(tb testing.TB, l *lab.Lab, dbURL, listen string) string {
 	tb.Helper()
-	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
 	cfg := fmt.Sprintf(`listen: %q
 database_url: %q
 log_level: warn
@@ -34,20 +33,8 @@ segments:
     route_via:
       - {device: sw1, next_hop: host}
       - {device: fw1, next_hop: "fd00:10:10:20::1"}
-devices:
-  - {name: sw1, platform: frr, transport: ssh, address: %q, username: %s, password_file: %q, known_hosts: %q, connect_timeout: 5s}
-  - {name: fw1, platform: linux, transport: ssh, address: %q, username: %s, private_key_file: %q, known_hosts: %q, connect_timeout: 5s, linux: {sudo: true, proto: 202}}
-approval:
-  four_eyes: true
-  auto_approve: [{action: remove}]
-verify:
-  max_age: 0s
-`, listen, dbURL, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts)
-	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return p
+`, listen, dbURL) + reviewedLabTail(l)
+	return writeConfig(tb, cfg)
 }
 
 // TestV6OnlyReturnPath is the IPv6-only story on the lab: host register --address6 alone on
