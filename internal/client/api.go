@@ -63,11 +63,13 @@ type Host struct {
 }
 
 // Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
-func (h Host) Uplink() netip.Addr {
-	if h.Address.IsValid() {
-		return h.Address
+func (h Host) Uplink() netip.Addr { return uplink(h.Address, h.Address6) }
+
+func uplink(a, a6 netip.Addr) netip.Addr {
+	if a.IsValid() {
+		return a
 	}
-	return h.Address6
+	return a6
 }
 
 // Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
@@ -129,12 +131,7 @@ type ChangeHost struct {
 }
 
 // Uplink returns the host's IPv4 address, or its IPv6 one in an IPv6-only segment.
-func (h ChangeHost) Uplink() netip.Addr {
-	if h.Address.IsValid() {
-		return h.Address
-	}
-	return h.Address6
-}
+func (h ChangeHost) Uplink() netip.Addr { return uplink(h.Address, h.Address6) }
 
 // Subnets names the host's docker0 subnets for people: the IPv4 one, the IPv6 one, or both.
 func (h ChangeHost) Subnets() string { return subnetsText(h.Subnet, h.Subnet6) }

@@ -85,30 +85,10 @@ func TestIPv6ReturnPath(t *testing.T) {
 	if daemon["ipv6"] != true || daemon["fixed-cidr-v6"] != subnet6.String() || daemon["ip-masq"] != false {
 		t.Fatalf("daemon.json = %v, want ipv6 true, fixed-cidr-v6 %s, ip-masq false", daemon, subnet6)
 	}
-	t.Cleanup(func() { // the lab's host1 starts with docker0 and the container unaddressed
-		_, _ = l.Exec(context.Background(), "host1", "ip", "addr", "flush", "dev", "docker0", "scope", "global")
-		_, _ = l.Exec(context.Background(), "ctr1", "ip", "addr", "flush", "dev", "eth0", "scope", "global")
-	})
-	if out, err := runBinary(t, "lab", "dockerd", "--dir", l.Dir, "--host", "host1", "--daemon-json", dj); err != nil {
-		t.Fatalf("lab dockerd: %v\n%s", err, out)
-	}
-	ctr6 := subnet6.Addr().Next().Next() // dockerd: the bridge takes the first address, the container the next
-
-	// Before approval: the reply from the container dies at the firewall.
-	if err := l.Ping(ctx, "inet", ctr6); err == nil {
-		t.Fatalf("ping %s from the internet host before approval worked; want no way back", ctr6)
-	}
+	ctr6 := dockerdWithIPv6(t, l, dj, subnet6)
 
 	// The change holds both families on both devices, IPv6 in FRR's and Linux's own syntax.
-	var c struct {
-		PlanHash string `json:"plan_hash"`
-		Ops      []struct {
-			Device  string `json:"device"`
-			Action  string `json:"action"`
-			Prefix  string `json:"prefix"`
-			NextHop string `json:"next_hop"`
-		} `json:"ops"`
-	}
+	var c changeOps
 	get(t, fmt.Sprintf("%s/v1/changes/%d", url, reg.Host.Change.ID), viewer, &c)
 	want6 := map[string]string{"sw1": host.Uplink6.String(), "fw1": "fd00:10:10:20::1"}
 	seen := map[string]int{}
@@ -216,4 +196,35 @@ func writeConfig(tb testing.TB, cfg string) string {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// dockerdWithIPv6 does on host1 what dockerd does at start with daemon.json dj (the lab's
+// docker0 and container are cleaned after the test), and returns the container's IPv6 address
+// in subnet6 once it has checked that the internet host cannot reach it yet: before approval,
+// the container's reply dies at the firewall.
+func dockerdWithIPv6(t *testing.T, l *lab.Lab, dj string, subnet6 netip.Prefix) netip.Addr {
+	t.Helper()
+	t.Cleanup(func() { // the lab's host1 starts with docker0 and the container unaddressed
+		_, _ = l.Exec(context.Background(), "host1", "ip", "addr", "flush", "dev", "docker0", "scope", "global")
+		_, _ = l.Exec(context.Background(), "ctr1", "ip", "addr", "flush", "dev", "eth0", "scope", "global")
+	})
+	if out, err := runBinary(t, "lab", "dockerd", "--dir", l.Dir, "--host", "host1", "--daemon-json", dj); err != nil {
+		t.Fatalf("lab dockerd: %v\n%s", err, out)
+	}
+	ctr6 := subnet6.Addr().Next().Next() // dockerd: the bridge takes the first address, the container the next
+	if err := l.Ping(context.Background(), "inet", ctr6); err == nil {
+		t.Fatalf("ping %s from the internet host before approval worked; want no way back", ctr6)
+	}
+	return ctr6
+}
+
+// changeOps is the part of GET /v1/changes/{id} the IPv6 tests read.
+type changeOps struct {
+	PlanHash string `json:"plan_hash"`
+	Ops      []struct {
+		Device  string `json:"device"`
+		Action  string `json:"action"`
+		Prefix  string `json:"prefix"`
+		NextHop string `json:"next_hop"`
+	} `json:"ops"`
 }

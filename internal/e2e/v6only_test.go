@@ -80,29 +80,9 @@ func TestV6OnlyReturnPath(t *testing.T) {
 	if _, has := daemon["bip"]; has || daemon["ipv6"] != true || daemon["fixed-cidr-v6"] != subnet6.String() || daemon["ip-masq"] != false {
 		t.Fatalf("daemon.json = %v, want no bip, ipv6 true, fixed-cidr-v6 %s, ip-masq false", daemon, subnet6)
 	}
-	t.Cleanup(func() { // the lab's host1 starts with docker0 and the container unaddressed
-		_, _ = l.Exec(context.Background(), "host1", "ip", "addr", "flush", "dev", "docker0", "scope", "global")
-		_, _ = l.Exec(context.Background(), "ctr1", "ip", "addr", "flush", "dev", "eth0", "scope", "global")
-	})
-	if out, err := runBinary(t, "lab", "dockerd", "--dir", l.Dir, "--host", "host1", "--daemon-json", dj); err != nil {
-		t.Fatalf("lab dockerd: %v\n%s", err, out)
-	}
-	ctr6 := subnet6.Addr().Next().Next() // dockerd: the bridge takes the first address, the container the next
+	ctr6 := dockerdWithIPv6(t, l, dj, subnet6)
 
-	// Before approval: the reply from the container dies at the firewall.
-	if err := l.Ping(ctx, "inet", ctr6); err == nil {
-		t.Fatalf("ping %s from the internet host before approval worked; want no way back", ctr6)
-	}
-
-	var c struct {
-		PlanHash string `json:"plan_hash"`
-		Ops      []struct {
-			Device  string `json:"device"`
-			Action  string `json:"action"`
-			Prefix  string `json:"prefix"`
-			NextHop string `json:"next_hop"`
-		} `json:"ops"`
-	}
+	var c changeOps
 	get(t, fmt.Sprintf("%s/v1/changes/%d", url, reg.Host.Change.ID), viewer, &c)
 	want := map[string]string{"sw1": host.Uplink6.String(), "fw1": "fd00:10:10:20::1"}
 	for _, op := range c.Ops {
