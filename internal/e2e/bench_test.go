@@ -3,13 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
-	"regexp"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -252,29 +249,11 @@ type sessionTotals struct{ sum, count float64 }
 // sessionSeconds reads the service's apply-session histogram per device from /metrics.
 func sessionSeconds(b *testing.B, url string) map[string]sessionTotals {
 	b.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	line := regexp.MustCompile(`(?m)^returnpath_apply_session_seconds_(sum|count)\{device="([^"]+)"\} (\S+)$`)
+	sums := deviceMetric(b, url, "returnpath_apply_session_seconds_sum", "")
+	counts := deviceMetric(b, url, "returnpath_apply_session_seconds_count", "")
 	out := map[string]sessionTotals{}
-	for _, m := range line.FindAllStringSubmatch(string(body), -1) {
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		t := out[m[2]]
-		if m[1] == "sum" {
-			t.sum = v
-		} else {
-			t.count = v
-		}
-		out[m[2]] = t
+	for dev, sum := range sums {
+		out[dev] = sessionTotals{sum: sum, count: counts[dev]}
 	}
 	return out
 }

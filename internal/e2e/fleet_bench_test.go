@@ -254,16 +254,27 @@ func lastAppliedPerDevice(tb testing.TB, db *pgx.Conn, start time.Time) map[stri
 // deviceLogins reads returnpath_device_logins_total{outcome="ok"} per device from /metrics.
 func deviceLogins(tb testing.TB, url string) map[string]int {
 	tb.Helper()
+	out := map[string]int{}
+	for dev, v := range deviceMetric(tb, url, "returnpath_device_logins_total", `outcome="ok"`) {
+		out[dev] = int(v)
+	}
+	return out
+}
+
+// deviceMetric reads one metric of the service's /metrics per device: the lines of name whose
+// labels contain with (any, when ""), by their device label.
+func deviceMetric(tb testing.TB, url, name, with string) map[string]float64 {
+	tb.Helper()
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
-	out := map[string]int{}
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "returnpath_device_logins_total{") || !strings.Contains(line, `outcome="ok"`) {
+		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, with) {
 			continue
 		}
 		_, rest, _ := strings.Cut(line, `device="`)
@@ -273,7 +284,7 @@ func deviceLogins(tb testing.TB, url string) map[string]int {
 		if err != nil {
 			tb.Fatalf("metrics line %q: %v", line, err)
 		}
-		out[dev] = int(v)
+		out[dev] = v
 	}
 	if err := sc.Err(); err != nil {
 		tb.Fatal(err)

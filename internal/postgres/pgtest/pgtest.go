@@ -127,13 +127,23 @@ func ensureTemplate(tb testing.TB) string {
 // cleanup when the server is shared.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	tpl := ensureTemplate(tb)
-	name := fmt.Sprintf("rp_t_%d_%d", os.Getpid(), counter.Add(1))
-	// CREATE DATABASE ... TEMPLATE fails while another copy of the same template is being
-	// made; serialise the copies.
-	tplMu.Lock()
-	adminExec(tb, "CREATE DATABASE "+name+" TEMPLATE "+tpl)
-	tplMu.Unlock()
+	return newDatabase(tb, "t", ensureTemplate(tb))
+}
+
+// newDatabase creates a database for tb alone, a copy of template when one is given (else
+// empty), dropped at cleanup when the server is shared, and returns its URL.
+func newDatabase(tb testing.TB, kind, template string) string {
+	tb.Helper()
+	name := fmt.Sprintf("rp_%s_%d_%d", kind, os.Getpid(), counter.Add(1))
+	if template == "" {
+		adminExec(tb, "CREATE DATABASE "+name)
+	} else {
+		// CREATE DATABASE ... TEMPLATE fails while another copy of the same template is
+		// being made; serialise the copies.
+		tplMu.Lock()
+		adminExec(tb, "CREATE DATABASE "+name+" TEMPLATE "+template)
+		tplMu.Unlock()
+	}
 	if os.Getenv("TEST_DATABASE_URL") != "" {
 		tb.Cleanup(func() { dropDatabase(name) })
 	}
@@ -145,12 +155,7 @@ func URL(tb testing.TB) string {
 func EmptyURL(tb testing.TB) string {
 	tb.Helper()
 	server(tb)
-	name := fmt.Sprintf("rp_e_%d_%d", os.Getpid(), counter.Add(1))
-	adminExec(tb, "CREATE DATABASE "+name)
-	if os.Getenv("TEST_DATABASE_URL") != "" {
-		tb.Cleanup(func() { dropDatabase(name) })
-	}
-	return withDatabase(baseURL, name)
+	return newDatabase(tb, "e", "")
 }
 
 // Open returns a *postgres.DB on a new migrated database, closed at cleanup.
