@@ -119,6 +119,19 @@ func startService(tb testing.TB, cfg, url string) *service {
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	// A failed test shows the service's errors (a 500 names only its request_id). Cleanups
+	// run after the test's deferred stop; stopping again is harmless.
+	tb.Cleanup(func() {
+		if !tb.Failed() {
+			return
+		}
+		s.stop()
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				tb.Log("service: " + line)
+			}
+		}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(url + "/readyz")
