@@ -21,6 +21,7 @@ import (
 	"github.com/returnpath/returnpath/internal/lab"
 	"github.com/returnpath/returnpath/internal/lab/labtest"
 	"github.com/returnpath/returnpath/internal/postgres/pgtest"
+	"github.com/returnpath/returnpath/internal/session"
 )
 
 // The fleet benchmark's shape (issue 14): 10 Linux devices plus the FRR switch, 10 segments,
@@ -102,8 +103,8 @@ func BenchmarkFleet(b *testing.B) {
 		close(done)
 		applied := time.Since(start)
 		perDevice := lastAppliedPerDevice(b, db, start)
-		applyLogins := deviceLogins(b, url)
-		progress("all applied %.1f s after the start; per device %v; logins %v", applied.Seconds(), perDevice, applyLogins)
+		applyLogins, closes := deviceLogins(b, url), sessionCloses(b, url)
+		progress("all applied %.1f s after the start; per device %v; logins %v; sessions closed %v", applied.Seconds(), perDevice, applyLogins, closes)
 
 		t0 := time.Now()
 		r := verifyFresh(b, url, admin)
@@ -137,14 +138,14 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(float64(most), "max-apply-logins/device")
 		var lines []string
 		for _, d := range r.Devices {
-			lines = append(lines, fmt.Sprintf("| %s | %.1f s | %d | %d | %.0f ms |", d.Device,
-				perDevice[d.Device].Seconds(), applyLogins[d.Device], allLogins[d.Device], d.TookMS))
+			lines = append(lines, fmt.Sprintf("| %s | %.1f s | %d | %s | %d | %.0f ms |", d.Device,
+				perDevice[d.Device].Seconds(), applyLogins[d.Device], closes[d.Device], allLogins[d.Device], d.TookMS))
 		}
 		b.Logf("%d hosts on %d devices: registered in %.1f s, all applied %.1f s after the first registration, "+
 			"fresh verify %.2f s (service's own took_ms %.0f), peak RSS %.0f MB",
 			fleetHosts, fleetDevices+1, registered.Seconds(), applied.Seconds(), verifyTook.Seconds(), r.TookMS, float64(rss)/1024)
 		// On standard output: a benchmark's log is cut to ten lines without -v.
-		fmt.Printf("| device | last op applied (from start) | logins while applying | logins incl. verify | verify read+compare |\n|---|---|---|---|---|\n%s\n",
+		fmt.Printf("| device | last op applied (from start) | logins while applying | sessions closed while applying, why | logins incl. verify | verify read+compare |\n|---|---|---|---|---|---|\n%s\n",
 			strings.Join(lines, "\n"))
 
 		svc.stop()
@@ -257,6 +258,32 @@ func deviceLogins(tb testing.TB, url string) map[string]int {
 	out := map[string]int{}
 	for dev, v := range deviceMetric(tb, url, "returnpath_device_logins_total", `outcome="ok"`) {
 		out[dev] = int(v)
+	}
+	return out
+}
+
+// sessionCloses says per device why the service closed its sessions so far
+// (returnpath_device_session_closes_total by cause), e.g. "error 1, idle 1"; "none" when it
+// closed none. A login beyond a device's first follows one of these closes.
+func sessionCloses(tb testing.TB, url string) map[string]string {
+	tb.Helper()
+	out := map[string]string{}
+	for _, cause := range []string{session.CloseIdle, session.CloseNotKept, session.CloseBroken, session.CloseError, session.CloseReload,
+		session.CloseSuspended, session.CloseYield, session.CloseDiscard, session.CloseShutdown} {
+		for dev, n := range deviceMetric(tb, url, "returnpath_device_session_closes_total", `cause="`+cause+`"`) {
+			if n == 0 {
+				continue
+			}
+			if out[dev] != "" {
+				out[dev] += ", "
+			}
+			out[dev] += fmt.Sprintf("%s %.0f", cause, n)
+		}
+	}
+	for dev := range deviceMetric(tb, url, "returnpath_device_logins_total", `outcome="ok"`) {
+		if out[dev] == "" {
+			out[dev] = "none"
+		}
 	}
 	return out
 }

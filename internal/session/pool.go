@@ -28,7 +28,22 @@ type Metrics struct {
 	Open    *prometheus.GaugeVec   // returnpath_device_sessions_open
 	Reuses  *prometheus.CounterVec // returnpath_device_session_reuses_total
 	Reopens *prometheus.CounterVec // returnpath_device_session_reopens_total
+	Closes  *prometheus.CounterVec // returnpath_device_session_closes_total, by cause
 }
+
+// Why a session was closed (the cause label of returnpath_device_session_closes_total): an
+// operator, or a benchmark, counting logins learns from it what ended each session.
+const (
+	CloseIdle      = "idle"      // unused for devices[].idle_timeout
+	CloseNotKept   = "not_kept"  // released by a process that keeps no sessions (idle timeout 0)
+	CloseBroken    = "broken"    // a kept session failed its probe or a read, and was replaced
+	CloseError     = "error"     // an operation on it failed in a way that leaves it unusable
+	CloseReload    = "reload"    // the configuration was reloaded
+	CloseSuspended = "suspended" // the database was away: its session slot may be gone
+	CloseYield     = "yield"     // another process waited for the device's session slot
+	CloseDiscard   = "discard"   // its work could not be recorded
+	CloseShutdown  = "shutdown"  // the process is stopping
+)
 
 // NewMetrics returns the kept-open session metrics, by device.
 func NewMetrics() *Metrics {
@@ -39,12 +54,14 @@ func NewMetrics() *Metrics {
 			Help: "Times this process used a device session it had kept open instead of logging in again."}, []string{"device"}),
 		Reopens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "returnpath_device_session_reopens_total",
 			Help: "Kept-open device sessions found broken (failed probe or read) and replaced by a new login."}, []string{"device"}),
+		Closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "returnpath_device_session_closes_total",
+			Help: "Device sessions this process closed, by cause (idle, not_kept, broken, error, reload, suspended, yield, discard, shutdown)."}, []string{"device", "cause"}),
 	}
 }
 
 // Collectors returns the metrics for registration.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Open, m.Reuses, m.Reopens}
+	return []prometheus.Collector{m.Open, m.Reuses, m.Reopens, m.Closes}
 }
 
 // kept is one device's session in this process: at most one, used by one caller at a time.
@@ -137,7 +154,7 @@ func (s *Session) Driver(ctx context.Context) (drivers.Driver, error) {
 	k := s.k
 	s.reused, s.ready = false, true
 	if k.drv != nil && k.gen != s.d.generation() {
-		s.closeDriver() // the configuration was reloaded
+		s.closeDriver(CloseReload)
 	}
 	if k.drv != nil {
 		p, ok := k.drv.(drivers.Pinger)
@@ -199,7 +216,7 @@ func (s *Session) Reopened() {
 	if s.k.drv == nil {
 		return
 	}
-	s.closeDriver()
+	s.closeDriver(CloseBroken)
 	if m := s.d.Metrics; m != nil {
 		m.Reopens.WithLabelValues(s.device).Inc()
 	}
@@ -218,11 +235,12 @@ func (s *Session) Failed(err error) {
 			return
 		}
 	}
-	s.closeDriver()
+	s.closeDriver(CloseError)
 }
 
-// closeDriver ends the kept session; the slot stays held for the caller.
-func (s *Session) closeDriver() {
+// closeDriver ends the kept session for cause (one of the Close constants); the slot stays
+// held for the caller.
+func (s *Session) closeDriver(cause string) {
 	k := s.k
 	if k.drv == nil {
 		return
@@ -231,6 +249,7 @@ func (s *Session) closeDriver() {
 	k.drv = nil
 	if m := s.d.Metrics; m != nil {
 		m.Open.WithLabelValues(s.device).Dec()
+		m.Closes.WithLabelValues(s.device, cause).Inc()
 	}
 	if s.d.OnClose != nil {
 		s.d.OnClose(s.device)
@@ -248,7 +267,14 @@ func (s *Session) Release() {
 	k := s.k
 	idle := s.d.IdleTimeout(s.device)
 	if k.drv == nil || idle <= 0 || s.d.isClosed() || s.d.isSuspended() {
-		s.closeDriver()
+		cause := CloseNotKept
+		switch {
+		case s.d.isClosed():
+			cause = CloseShutdown
+		case s.d.isSuspended():
+			cause = CloseSuspended
+		}
+		s.closeDriver(cause)
 		if k.release != nil {
 			k.release()
 			k.release = nil
@@ -265,7 +291,7 @@ func (s *Session) Release() {
 // Discard closes the session now, keeping the slot for the caller until Release: for a caller
 // that could not record what it did on it (the database is away), so that no session outlives
 // the slot that allowed it.
-func (s *Session) Discard() { s.closeDriver() }
+func (s *Session) Discard() { s.closeDriver(CloseDiscard) }
 
 // Suspend tells d whether the database is away (true) or back (false). While it is away, the
 // slots kept sessions hold may have died with their connections (an advisory lock is the
@@ -283,7 +309,7 @@ func (d *Devices) Suspend(away bool) {
 	}
 	d.poolMu.Unlock()
 	for dev, k := range ks {
-		go d.drop(dev, k)
+		go d.drop(dev, k, CloseSuspended)
 	}
 }
 
@@ -293,14 +319,14 @@ func (d *Devices) isSuspended() bool {
 	return d.suspended
 }
 
-// drop waits for k's turn, then closes its session and frees its slot.
-func (d *Devices) drop(device string, k *kept) {
+// drop waits for k's turn, then closes its session (for cause) and frees its slot.
+func (d *Devices) drop(device string, k *kept, cause string) {
 	<-k.turn
 	if k.idle != nil {
 		k.idle.Stop()
 		k.idle = nil
 	}
-	(&Session{d: d, k: k, device: device}).closeDriver()
+	(&Session{d: d, k: k, device: device}).closeDriver(cause)
 	if k.release != nil {
 		k.release()
 		k.release = nil
@@ -317,7 +343,7 @@ func (d *Devices) closeIdle(device string, k *kept, uses uint64) {
 		return // in use: its Release arms a new idle close
 	}
 	if k.uses == uses {
-		(&Session{d: d, k: k, device: device}).closeDriver()
+		(&Session{d: d, k: k, device: device}).closeDriver(CloseIdle)
 		if k.release != nil {
 			k.release()
 			k.release = nil
@@ -342,7 +368,7 @@ func (d *Devices) Yield(request string) {
 	if !ok {
 		return
 	}
-	go d.drop(device, k)
+	go d.drop(device, k, CloseYield)
 }
 
 // Close closes every kept session and frees their slots, waiting for sessions in use to be
@@ -367,7 +393,7 @@ func (d *Devices) Close(ctx context.Context) error {
 			k.idle.Stop()
 			k.idle = nil
 		}
-		(&Session{d: d, k: k, device: dev}).closeDriver()
+		(&Session{d: d, k: k, device: dev}).closeDriver(CloseShutdown)
 		if k.release != nil {
 			k.release()
 			k.release = nil

@@ -163,6 +163,7 @@ func TestIdleCloseFreesTheSlot(t *testing.T) {
 	if got := a.fake.OpenSessions(); got != 0 {
 		t.Errorf("fake sees %d open sessions after the idle close, want 0", got)
 	}
+	wantCloses(t, a.metrics, map[string]float64{session.CloseIdle: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.use(t, ctx); err != nil {
@@ -206,6 +207,19 @@ func TestBrokenKeptSessionIsReplaced(t *testing.T) {
 	if got := testutil.ToFloat64(a.metrics.Reopens.WithLabelValues("sw1")); got != 2 {
 		t.Errorf("reopens = %v, want 2", got)
 	}
+	wantCloses(t, a.metrics, map[string]float64{session.CloseBroken: 2})
+}
+
+// wantCloses checks sw1's returnpath_device_session_closes_total by cause: want's counts, and
+// none of any other cause.
+func wantCloses(t *testing.T, m *session.Metrics, want map[string]float64) {
+	t.Helper()
+	for _, cause := range []string{session.CloseIdle, session.CloseNotKept, session.CloseBroken, session.CloseError, session.CloseReload,
+		session.CloseSuspended, session.CloseYield, session.CloseDiscard, session.CloseShutdown} {
+		if got := testutil.ToFloat64(m.Closes.WithLabelValues("sw1", cause)); got != want[cause] {
+			t.Errorf("sessions closed for %s = %v, want %v", cause, got, want[cause])
+		}
+	}
 }
 
 // TestFailedDropsUnlessReusable: after an indeterminate or unreachable error the session is
@@ -234,6 +248,7 @@ func TestFailedDropsUnlessReusable(t *testing.T) {
 		}
 		s.Release()
 	}
+	wantCloses(t, a.metrics, map[string]float64{session.CloseError: 2})
 }
 
 // TestKeptSessionsStayWithinTheBudget: callers in two processes that keep sessions open
@@ -346,4 +361,6 @@ func TestSuspendDropsKeptSessions(t *testing.T) {
 	if got := a.fake.OpenSessions(); got != 1 {
 		t.Errorf("open sessions after a use with the database back = %d, want the kept one", got)
 	}
+	wantCloses(t, a.metrics, map[string]float64{session.CloseSuspended: 2, session.CloseDiscard: 1})
+	wantCloses(t, b.metrics, map[string]float64{session.CloseShutdown: 1})
 }
