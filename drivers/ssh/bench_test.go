@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -222,5 +223,100 @@ func BenchmarkFRRVtyshLocal5000(b *testing.B) {
 		b.StopTimer()
 		vtysh(del)
 		b.StartTimer()
+	}
+}
+
+// fleetPool is the fleet benchmark's pool (internal/e2e BenchmarkFleet): room for 20,000
+// routes of /26s, where labPool holds 8,192 /29s.
+var fleetPool = netip.MustParsePrefix("10.128.0.0/9")
+
+// fleetOps returns the adds (or deletes) of the /26s first..first+n-1 of fleetPool via nh.
+func fleetOps(first, n int, action route.Action, nh netip.Addr) []route.RouteOp {
+	base := fleetPool.Addr().As4()
+	ops := make([]route.RouteOp, n)
+	for i := range ops {
+		a := base
+		v := uint32(first+i) << 6
+		a[1] += byte(v >> 16)
+		a[2] += byte(v >> 8)
+		a[3] += byte(v)
+		ops[i] = route.RouteOp{Action: action, Route: route.Route{
+			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 26), NextHop: nh}}
+	}
+	return ops
+}
+
+// BenchmarkFRRAdd5000At is the switch's share of BenchmarkFleet, step by step: one session
+// adds 5,000 routes to an FRR configuration that already holds 0, 5,000, 10,000 or 15,000
+// (the fleet's batches), and reads them all back, as the apply engine's session does. Each
+// size reports the driver's push and read-back beside the same lines fed to vtysh inside the
+// switch's namespace without SSH (vtysh-ms: what FRR itself costs at that size). The
+// routes are removed after the run.
+//
+//	RETURNPATH_REQUIRE_LAB=1 go test ./drivers/ssh -run '^$' -bench BenchmarkFRRAdd5000At -benchtime 1x -timeout 30m
+func BenchmarkFRRAdd5000At(b *testing.B) {
+	l := labtest.Require(b)
+	cfg := frrConfig(l)
+	cfg.Managed = append(cfg.Managed, fleetPool)
+	d := benchOpen(b, FRRFactory().Open, cfg)
+	dev := l.Devices["sw1"]
+	vtysh := func(ops []route.RouteOp) time.Duration {
+		var in strings.Builder
+		in.WriteString("configure terminal\n")
+		for _, c := range frrBatch(ops) {
+			in.WriteString(c + "\n")
+		}
+		path := filepath.Join(b.TempDir(), "batch")
+		if err := os.WriteFile(path, []byte(in.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := l.Exec(b.Context(), "sw1", "sh", "-c", "vtysh -N "+dev.Namespace+" --config_dir /var/run/frr < "+path); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	const batch = 5000
+	present := 0 // the pool's routes the switch holds: fleetOps(0, present)
+	b.Cleanup(func() {
+		if present > 0 {
+			vtysh(fleetOps(0, present, route.ActionDelete, frrNH))
+		}
+	})
+	for _, held := range []int{0, batch, 2 * batch, 3 * batch} {
+		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+			// The configuration holds exactly held routes of the pool before each push.
+			if present > held {
+				vtysh(fleetOps(held, present-held, route.ActionDelete, frrNH))
+			} else if present < held {
+				vtysh(fleetOps(present, held-present, route.ActionAdd, frrNH))
+			}
+			adds, dels := fleetOps(held, batch, route.ActionAdd, frrNH), fleetOps(held, batch, route.ActionDelete, frrNH)
+			var push, read, local time.Duration
+			for i := range b.N {
+				start := time.Now()
+				mustApply(b, d, adds)
+				push += time.Since(start)
+				start = time.Now()
+				rs, err := d.Routes(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				read += time.Since(start)
+				if len(rs) != held+batch {
+					b.Fatalf("read %d routes, want %d", len(rs), held+batch)
+				}
+				vtysh(dels)
+				local += vtysh(adds)
+				if i < b.N-1 {
+					vtysh(dels)
+				}
+			}
+			present = held + batch
+			n := float64(b.N)
+			b.ReportMetric(float64(push.Milliseconds())/n, "push-ms")
+			b.ReportMetric(float64(read.Milliseconds())/n, "read-ms")
+			b.ReportMetric(float64(local.Milliseconds())/n, "vtysh-ms")
+		})
 	}
 }
