@@ -119,17 +119,26 @@ func startService(tb testing.TB, cfg, url string) *service {
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	// A failed test shows the service's errors (a 500 names only its request_id). Cleanups
+	// A failed test shows the service's errors (a 500 names only its request_id) and its last
+	// warnings. Cleanups
 	// run after the test's deferred stop; stopping again is harmless.
 	tb.Cleanup(func() {
 		if !tb.Failed() {
 			return
 		}
 		s.stop()
+		// Its errors, and its last warnings (a flapping device warns at every session).
+		var warns []string
 		for _, line := range strings.Split(s.logs.String(), "\n") {
-			if strings.Contains(line, `"level":"ERROR"`) {
+			switch {
+			case strings.Contains(line, `"level":"ERROR"`):
 				tb.Log("service: " + line)
+			case strings.Contains(line, `"level":"WARN"`):
+				warns = append(warns, line)
 			}
+		}
+		for _, line := range warns[max(0, len(warns)-20):] {
+			tb.Log("service: " + line)
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)

@@ -11,7 +11,7 @@ import (
 )
 
 // wakeTx makes sure an apply job will run for each device after tx commits, inserting one only
-// where none is queued yet (returnpath_wake in migrations/0004): a device never has more than
+// where none is queued yet (returnpath_wake in migrations/0004 and 0015): a device never has more than
 // one apply job waiting, however many changes and processes want it.
 func (c *Changes) wakeTx(ctx context.Context, tx pgx.Tx, devices []string) error {
 	if c.enq == nil || len(devices) == 0 {

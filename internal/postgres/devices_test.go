@@ -2,13 +2,17 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/returnpath/returnpath/internal/fabric"
+	"github.com/returnpath/returnpath/internal/postgres"
+	"github.com/returnpath/returnpath/internal/postgres/pgtest"
 )
 
 // recordingEnqueuer records the devices it is asked to queue a job for.
@@ -107,5 +111,60 @@ func TestWakeRepairsALostJob(t *testing.T) {
 	// Both flags are set and no River job exists for either (the recorder queues none).
 	if got := enq.take(); !slices.Equal(got, []string{"fw1", "sw1"}) {
 		t.Errorf("woken once nobody holds sw1: %v, want [fw1 sw1]", got)
+	}
+}
+
+// TestWakeNeverDeadlocks: registrations that wake a device while its job keeps beginning its
+// work (clearing the flag) never deadlock. A registration that found the flag set share-locks
+// the device's row; when the job cleared the flag in between, the lock it took on the newer
+// row was kept though the row did not match, and two such registrations then both waited to
+// update the row they both share-locked (PostgreSQL's deadlock detector failed one of them:
+// a 500 to the host). Now such a lock is given back before the flag is set.
+func TestWakeNeverDeadlocks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	inv := twoHopInventory("default")
+	inv.Pools[0].Prefix = pfx("10.0.0.0/8")
+	if err := db.SyncInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	hosts, changes := postgres.NewHosts(db, inv), postgres.NewChanges(db, inv, preview, autoAll)
+	hosts.SetChanges(changes)
+	changes.SetEnqueuer(&recordingEnqueuer{})
+	stop := make(chan struct{})
+	var job sync.WaitGroup
+	job.Go(func() { // the device's job, beginning its work again and again
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := changes.BeginDeviceWork(ctx, "sw1"); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	const n = 1500
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var failed atomic.Int64
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			reg := fabric.Registration{Name: fmt.Sprintf("h%04d", i), Address: addr(fmt.Sprintf("10.10.%d.%d", 1+i/250, 1+i%250))}
+			if _, _, err := hosts.Register(ctx, bob, reg); err != nil && failed.Add(1) <= 5 {
+				t.Errorf("%s: %v", reg.Name, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	job.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Errorf("%d of %d registrations failed", f, n)
 	}
 }
