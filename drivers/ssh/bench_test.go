@@ -25,16 +25,20 @@ const benchRoutes = 5000
 
 // benchOps returns n adds (or deletes) of /29s of the lab pool via nh.
 func benchOps(n int, action route.Action, nh netip.Addr) []route.RouteOp {
-	base := labPool.Addr().As4()
+	return subnetOps(labPool, 29, 0, n, action, nh)
+}
+
+// subnetOps returns the adds (or deletes) of the /bits subnets first..first+n-1 of the IPv4
+// pool via nh.
+func subnetOps(pool netip.Prefix, bits, first, n int, action route.Action, nh netip.Addr) []route.RouteOp {
+	base := pool.Addr().As4()
+	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	ops := make([]route.RouteOp, n)
 	for i := range ops {
-		a := base
-		v := uint32(i) << 3
-		a[1] += byte(v >> 16)
-		a[2] += byte(v >> 8)
-		a[3] += byte(v)
+		v := start + uint32(first+i)<<(32-bits)
+		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 		ops[i] = route.RouteOp{Action: action, Route: route.Route{
-			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 29), NextHop: nh}}
+			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(a, bits), NextHop: nh}}
 	}
 	return ops
 }
@@ -232,18 +236,7 @@ var fleetPool = netip.MustParsePrefix("10.128.0.0/9")
 
 // fleetOps returns the adds (or deletes) of the /26s first..first+n-1 of fleetPool via nh.
 func fleetOps(first, n int, action route.Action, nh netip.Addr) []route.RouteOp {
-	base := fleetPool.Addr().As4()
-	ops := make([]route.RouteOp, n)
-	for i := range ops {
-		a := base
-		v := uint32(first+i) << 6
-		a[1] += byte(v >> 16)
-		a[2] += byte(v >> 8)
-		a[3] += byte(v)
-		ops[i] = route.RouteOp{Action: action, Route: route.Route{
-			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(netip.AddrFrom4(a), 26), NextHop: nh}}
-	}
-	return ops
+	return subnetOps(fleetPool, 26, first, n, action, nh)
 }
 
 // BenchmarkFRRAdd5000At is the switch's share of BenchmarkFleet, step by step: one session
