@@ -113,16 +113,23 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 			return formatError(err)
 		}
 		// Sessions of the devices of one stage record at the same time: locking their changes
-		// in one order keeps two of them from waiting on each other.
+		// in one order keeps two of them from waiting on each other. The changes are read, and
+		// the ended ones read back, in one query each (with their ops and events in two more),
+		// not per change: a 5,000-op batch touches 5,000 changes.
 		slices.Sort(changed)
+		list, err := c.changesQ(ctx, tx, changed, true)
+		if err != nil {
+			return err
+		}
 		var next []string
-		for _, id := range changed {
-			devs, end, err := c.settleTx(ctx, tx, id, now)
+		var finals []int64
+		for _, ch := range list {
+			devs, final, err := c.storeSettlementTx(ctx, tx, ch, now)
 			if err != nil {
 				return err
 			}
-			if end != nil {
-				ended = append(ended, *end)
+			if final {
+				finals = append(finals, ch.ID)
 			}
 			for _, d := range devs {
 				if !slices.Contains(next, d) {
@@ -130,31 +137,20 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 				}
 			}
 		}
+		// Read back what the settlement stored (ops skipped or rolled back, the final reason).
+		done, err := c.changesQ(ctx, tx, finals, false)
+		if err != nil {
+			return err
+		}
+		for _, ch := range done {
+			ended = append(ended, fabric.Summarize(ch, now))
+		}
 		return c.enqueueTx(ctx, tx, next)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return ended, nil
-}
-
-// settleTx settles change id after a session (see fabric.Settle), stores the decision and
-// returns the devices that now have work for it, or, when the change ended, what became of it.
-func (c *Changes) settleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) ([]string, *fabric.Ended, error) {
-	ch, err := c.changeQ(ctx, tx, id, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	ready, final, err := c.storeSettlementTx(ctx, tx, ch, now)
-	if err != nil || !final {
-		return ready, nil, err
-	}
-	// Read back what the settlement stored (ops skipped or rolled back, the final reason).
-	if ch, err = c.changeQ(ctx, tx, id, false); err != nil {
-		return nil, nil, err
-	}
-	end := fabric.Summarize(ch, now)
-	return nil, &end, nil
 }
 
 // storeSettlementTx stores what fabric.Settle decides for ch and returns the devices that now

@@ -268,6 +268,33 @@ func (c *Changes) changeQ(ctx context.Context, q querier, id int64, lock bool) (
 	return list[0], nil
 }
 
+// changesQ returns the changes ids, in id order, with their ops and events; with lock, their
+// rows are locked in that order. A missing one is ENOTFOUND.
+func (c *Changes) changesQ(ctx context.Context, q querier, ids []int64, lock bool) ([]fabric.Change, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	sql := `SELECT ` + changeColumns + ` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.id = ANY($1) ORDER BY c.id`
+	if lock {
+		sql += ` FOR UPDATE OF c`
+	}
+	rows, err := q.Query(ctx, sql, ids)
+	if err != nil {
+		return nil, formatError(err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fabric.Change, error) { return scanChange(r) })
+	if err != nil {
+		return nil, formatError(err)
+	}
+	if len(list) != len(ids) {
+		return nil, fabric.Errorf(fabric.ENOTFOUND, "%d of %d changes not found", len(ids)-len(list), len(ids))
+	}
+	if err := loadDetails(ctx, q, list, c.retryDeadline); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
 // loadDetails fills in the ops and events of the given changes with two queries. deadline is
 // the apply engine's retry deadline, for each pending op's GivesUpAt (0: not shown).
 func loadDetails(ctx context.Context, q querier, list []fabric.Change, deadline time.Duration) error {
