@@ -25,12 +25,12 @@ const benchRoutes = 5000
 
 // benchOps returns n adds (or deletes) of /29s of the lab pool via nh.
 func benchOps(n int, action route.Action, nh netip.Addr) []route.RouteOp {
-	return subnetOps(labPool, 29, 0, n, action, nh)
+	return subnetOps(labPool, 29, 0, n, action, func(int) netip.Addr { return nh })
 }
 
 // subnetOps returns the adds (or deletes) of the /bits subnets first..first+n-1 of the IPv4
-// pool via nh.
-func subnetOps(pool netip.Prefix, bits, first, n int, action route.Action, nh netip.Addr) []route.RouteOp {
+// pool, subnet i via nh(i).
+func subnetOps(pool netip.Prefix, bits, first, n int, action route.Action, nh func(int) netip.Addr) []route.RouteOp {
 	base := pool.Addr().As4()
 	start := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
 	ops := make([]route.RouteOp, n)
@@ -38,7 +38,7 @@ func subnetOps(pool netip.Prefix, bits, first, n int, action route.Action, nh ne
 		v := start + uint32(first+i)<<(32-bits)
 		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 		ops[i] = route.RouteOp{Action: action, Route: route.Route{
-			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(a, bits), NextHop: nh}}
+			VRF: route.DefaultVRF, Prefix: netip.PrefixFrom(a, bits), NextHop: nh(first + i)}}
 	}
 	return ops
 }
@@ -234,15 +234,24 @@ func BenchmarkFRRVtyshLocal5000(b *testing.B) {
 // routes of /26s, where labPool holds 8,192 /29s.
 var fleetPool = netip.MustParsePrefix("10.128.0.0/9")
 
-// fleetOps returns the adds (or deletes) of the /26s first..first+n-1 of fleetPool via nh.
-func fleetOps(first, n int, action route.Action, nh netip.Addr) []route.RouteOp {
-	return subnetOps(fleetPool, 26, first, n, action, nh)
+// fleetOps returns the adds (or deletes) of the /26s first..first+n-1 of fleetPool: via
+// frrNH, or with each, each via its own host as in the fleet (subnet i via host i's address,
+// 10.(11+i%10).x.y: internal/e2e fleetHostAddr).
+func fleetOps(first, n int, action route.Action, each bool) []route.RouteOp {
+	return subnetOps(fleetPool, 26, first, n, action, func(i int) netip.Addr {
+		if !each {
+			return frrNH
+		}
+		j := i / 10
+		return netip.AddrFrom4([4]byte{10, byte(11 + i%10), byte(j / 250), byte(1 + j%250)})
+	})
 }
 
 // BenchmarkFRRAdd5000At is the switch's share of BenchmarkFleet, step by step: one session
 // adds 5,000 routes to an FRR configuration that already holds 0, 5,000, 10,000 or 15,000
-// (the fleet's batches), and reads them all back, as the apply engine's session does. Each
-// size reports the driver's push and read-back beside the same lines fed to vtysh inside the
+// (the fleet's batches), and reads them all back, as the apply engine's session does: every
+// route via one next hop (nexthop=one), then each via its own host as in the fleet
+// (nexthop=each: staticd tracks every next hop with zebra). Each size reports the driver's push and read-back beside the same lines fed to vtysh inside the
 // switch's namespace without SSH (vtysh-ms: what FRR itself costs at that size). The
 // routes are removed after the run.
 //
@@ -271,46 +280,53 @@ func BenchmarkFRRAdd5000At(b *testing.B) {
 		return time.Since(start)
 	}
 	const batch = 5000
-	present := 0 // the pool's routes the switch holds: fleetOps(0, present)
+	present, each := 0, false // the pool's routes the switch holds: fleetOps(0, present, each)
 	b.Cleanup(func() {
 		if present > 0 {
-			vtysh(fleetOps(0, present, route.ActionDelete, frrNH))
+			vtysh(fleetOps(0, present, route.ActionDelete, each))
 		}
 	})
-	for _, held := range []int{0, batch, 2 * batch, 3 * batch} {
-		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
-			// The configuration holds exactly held routes of the pool before each push.
-			if present > held {
-				vtysh(fleetOps(held, present-held, route.ActionDelete, frrNH))
-			} else if present < held {
-				vtysh(fleetOps(present, held-present, route.ActionAdd, frrNH))
-			}
-			adds, dels := fleetOps(held, batch, route.ActionAdd, frrNH), fleetOps(held, batch, route.ActionDelete, frrNH)
-			var push, read, local time.Duration
-			for i := range b.N {
-				start := time.Now()
-				mustApply(b, d, adds)
-				push += time.Since(start)
-				start = time.Now()
-				rs, err := d.Routes(b.Context())
-				if err != nil {
-					b.Fatal(err)
+	for _, variant := range []string{"one", "each"} {
+		if present > 0 {
+			vtysh(fleetOps(0, present, route.ActionDelete, each))
+			present = 0
+		}
+		each = variant == "each"
+		for _, held := range []int{0, batch, 2 * batch, 3 * batch} {
+			b.Run(fmt.Sprintf("nexthop=%s/held=%d", variant, held), func(b *testing.B) {
+				// The configuration holds exactly held routes of the pool before each push.
+				if present > held {
+					vtysh(fleetOps(held, present-held, route.ActionDelete, each))
+				} else if present < held {
+					vtysh(fleetOps(present, held-present, route.ActionAdd, each))
 				}
-				read += time.Since(start)
-				if len(rs) != held+batch {
-					b.Fatalf("read %d routes, want %d", len(rs), held+batch)
-				}
-				vtysh(dels)
-				local += vtysh(adds)
-				if i < b.N-1 {
+				adds, dels := fleetOps(held, batch, route.ActionAdd, each), fleetOps(held, batch, route.ActionDelete, each)
+				var push, read, local time.Duration
+				for i := range b.N {
+					start := time.Now()
+					mustApply(b, d, adds)
+					push += time.Since(start)
+					start = time.Now()
+					rs, err := d.Routes(b.Context())
+					if err != nil {
+						b.Fatal(err)
+					}
+					read += time.Since(start)
+					if len(rs) != held+batch {
+						b.Fatalf("read %d routes, want %d", len(rs), held+batch)
+					}
 					vtysh(dels)
+					local += vtysh(adds)
+					if i < b.N-1 {
+						vtysh(dels)
+					}
 				}
-			}
-			present = held + batch
-			n := float64(b.N)
-			b.ReportMetric(float64(push.Milliseconds())/n, "push-ms")
-			b.ReportMetric(float64(read.Milliseconds())/n, "read-ms")
-			b.ReportMetric(float64(local.Milliseconds())/n, "vtysh-ms")
-		})
+				present = held + batch
+				n := float64(b.N)
+				b.ReportMetric(float64(push.Milliseconds())/n, "push-ms")
+				b.ReportMetric(float64(read.Milliseconds())/n, "read-ms")
+				b.ReportMetric(float64(local.Milliseconds())/n, "vtysh-ms")
+			})
+		}
 	}
 }

@@ -41,7 +41,16 @@ func (c *cliSession) lock(op string) error {
 // begin starts one operation on the session: it bounds ctx by the device's op timeout and
 // takes the session for it. The caller defers done.
 func (c *cliSession) begin(ctx context.Context, op string) (_ context.Context, done func(), _ error) {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(c.cfg))
+	return c.beginFor(ctx, op, opTimeout(c.cfg))
+}
+
+// beginApply starts the push of a batch of n ops, bounded by applyTimeout.
+func (c *cliSession) beginApply(ctx context.Context, n int) (_ context.Context, done func(), _ error) {
+	return c.beginFor(ctx, "apply", applyTimeout(c.cfg, n))
+}
+
+func (c *cliSession) beginFor(ctx context.Context, op string, timeout time.Duration) (_ context.Context, done func(), _ error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	if err := c.lock(op); err != nil {
 		cancel()
 		return nil, nil, err

@@ -114,7 +114,7 @@ func (d *EOSDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, done, err := d.begin(ctx, "apply")
+	ctx, done, err := d.beginApply(ctx, len(ops))
 	if err != nil {
 		return err
 	}

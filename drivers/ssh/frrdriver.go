@@ -162,7 +162,7 @@ func (d *FRRDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout(d.cfg, len(ops)))
 	defer cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()

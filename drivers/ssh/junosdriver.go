@@ -99,7 +99,7 @@ func (d *JunosDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, done, err := d.begin(ctx, "apply")
+	ctx, done, err := d.beginApply(ctx, len(ops))
 	if err != nil {
 		return err
 	}

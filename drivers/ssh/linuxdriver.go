@@ -186,7 +186,7 @@ func (d *LinuxDriver) Apply(ctx context.Context, ops []route.RouteOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout(d.cfg))
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout(d.cfg, len(ops)))
 	defer cancel()
 	batch, alone, err := d.splitByVRF(ctx, ops)
 	if err != nil {
