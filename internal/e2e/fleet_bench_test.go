@@ -149,6 +149,18 @@ func BenchmarkFleet(b *testing.B) {
 			strings.Join(lines, "\n"))
 
 		svc.stop()
+		// What ended a session early, in the service's words (a login beyond a device's first
+		// follows one): its warnings, the first 20.
+		var warns []string
+		for _, line := range strings.Split(svc.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) && !strings.Contains(line, "plain HTTP") {
+				warns = append(warns, line)
+			}
+		}
+		fmt.Printf("%d warnings from the service\n", len(warns))
+		for _, w := range warns[:min(len(warns), 20)] {
+			fmt.Println(w)
+		}
 		db.Close(ctx)
 		// sw1 is the lab's own: leave it as it was. The fleet goes whole.
 		if err := clearSwitch(ctx, l, fleetPool); err != nil {
