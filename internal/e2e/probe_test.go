@@ -25,7 +25,6 @@ import (
 // the devices on every call.
 func probeConfig(tb testing.TB, l *lab.Lab, dbURL, listen string) string {
 	tb.Helper()
-	sw, fw := l.Devices["sw1"], l.Devices["fw1"]
 	cfg := fmt.Sprintf(`listen: %q
 database_url: %q
 log_level: warn
@@ -44,18 +43,10 @@ segments:
     route_via:
       - {device: sw1, next_hop: host}
       - {device: fw1, next_hop: 10.10.20.1}
-devices:
-  - {name: sw1, platform: frr, transport: ssh, address: %q, username: %s, password_file: %q, known_hosts: %q, connect_timeout: 5s}
-  - {name: fw1, platform: linux, transport: ssh, address: %q, username: %s, private_key_file: %q, known_hosts: %q, connect_timeout: 5s, linux: {sudo: true, proto: 202}}
-approval:
-  four_eyes: true
-  auto_approve: [{action: remove}]
-verify:
-  max_age: 0s
-probes:
+`, listen, dbURL) + reviewedLabTail(l) + fmt.Sprintf(`probes:
   targets: [%s]
   max_age: 15m
-`, listen, dbURL, sw.Mgmt.String(), sw.Username, sw.PasswordFile, l.KnownHosts, fw.Mgmt.String(), fw.Username, fw.KeyFile, l.KnownHosts, l.Internet)
+`, l.Internet)
 	p := filepath.Join(tb.TempDir(), "returnpath.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		tb.Fatal(err)
