@@ -97,6 +97,7 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 		now := c.db.Now()
 		batch := &pgx.Batch{}
 		var changed []int64
+		seen := make(map[int64]bool, len(results))
 		for _, r := range results {
 			attempts := 0
 			if r.Attempted {
@@ -105,7 +106,8 @@ func (c *Changes) Record(ctx context.Context, device string, results []OpResult)
 			batch.Queue(`UPDATE change_ops SET status = $2, attempts = attempts + $3, error = nullif($4, ''), output = nullif($5, ''),
 				first_error_at = CASE WHEN $6 THEN coalesce(first_error_at, $7) ELSE first_error_at END, updated_at = $7
 				WHERE id = $1`, r.OpID, string(r.Status), attempts, r.Error, r.Output, r.Unreachable, now)
-			if !slices.Contains(changed, r.ChangeID) {
+			if !seen[r.ChangeID] {
+				seen[r.ChangeID] = true
 				changed = append(changed, r.ChangeID)
 			}
 		}
