@@ -120,24 +120,15 @@ func startService(tb testing.TB, cfg, url string) *service {
 		tb.Fatal(err)
 	}
 	// A failed test shows the service's errors (a 500 names only its request_id) and its last
-	// warnings. Cleanups
-	// run after the test's deferred stop; stopping again is harmless.
+	// 20 warnings (a flapping device warns at every session). Cleanups run after the test's
+	// deferred stop; stopping again is harmless.
 	tb.Cleanup(func() {
 		if !tb.Failed() {
 			return
 		}
 		s.stop()
-		// Its errors, and its last warnings (a flapping device warns at every session).
-		var warns []string
-		for _, line := range strings.Split(s.logs.String(), "\n") {
-			switch {
-			case strings.Contains(line, `"level":"ERROR"`):
-				tb.Log("service: " + line)
-			case strings.Contains(line, `"level":"WARN"`):
-				warns = append(warns, line)
-			}
-		}
-		for _, line := range warns[max(0, len(warns)-20):] {
+		warns := s.lines("WARN")
+		for _, line := range append(s.lines("ERROR"), warns[max(0, len(warns)-20):]...) {
 			tb.Log("service: " + line)
 		}
 	})
@@ -156,6 +147,19 @@ func startService(tb testing.TB, cfg, url string) *service {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lines returns the service's log lines of level ("ERROR", "WARN"), leaving out the warning
+// every lab service gives for serving plain HTTP. Call it once the service has stopped: its
+// log buffer is written by exec's goroutine while it runs.
+func (s *service) lines(level string) []string {
+	var out []string
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(line, `"level":"`+level+`"`) && !strings.Contains(line, "plain HTTP") {
+			out = append(out, line)
+		}
+	}
+	return out
 }
 
 // kill sends SIGKILL: no shutdown, no cleanup, as a crash would.

@@ -151,12 +151,7 @@ func BenchmarkFleet(b *testing.B) {
 		svc.stop()
 		// What ended a session early, in the service's words (a login beyond a device's first
 		// follows one): its warnings, the first 20.
-		var warns []string
-		for _, line := range strings.Split(svc.logs.String(), "\n") {
-			if strings.Contains(line, `"level":"WARN"`) && !strings.Contains(line, "plain HTTP") {
-				warns = append(warns, line)
-			}
-		}
+		warns := svc.lines("WARN")
 		fmt.Printf("%d warnings from the service\n", len(warns))
 		for _, w := range warns[:min(len(warns), 20)] {
 			fmt.Println(w)
@@ -280,8 +275,7 @@ func deviceLogins(tb testing.TB, url string) map[string]int {
 func sessionCloses(tb testing.TB, url string) map[string]string {
 	tb.Helper()
 	out := map[string]string{}
-	for _, cause := range []string{session.CloseIdle, session.CloseNotKept, session.CloseBroken, session.CloseError, session.CloseReload,
-		session.CloseSuspended, session.CloseYield, session.CloseDiscard, session.CloseShutdown} {
+	for _, cause := range session.CloseCauses {
 		for dev, n := range deviceMetric(tb, url, "returnpath_device_session_closes_total", `cause="`+cause+`"`) {
 			if n == 0 {
 				continue

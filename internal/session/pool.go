@@ -45,6 +45,9 @@ const (
 	CloseShutdown  = "shutdown"  // the process is stopping
 )
 
+// CloseCauses lists every cause, in the order the metric's help gives them.
+var CloseCauses = []string{CloseIdle, CloseNotKept, CloseBroken, CloseError, CloseReload, CloseSuspended, CloseYield, CloseDiscard, CloseShutdown}
+
 // NewMetrics returns the kept-open session metrics, by device.
 func NewMetrics() *Metrics {
 	return &Metrics{
@@ -265,13 +268,13 @@ func (s *Session) Release() {
 	}
 	s.done = true
 	k := s.k
-	idle := s.d.IdleTimeout(s.device)
-	if k.drv == nil || idle <= 0 || s.d.isClosed() || s.d.isSuspended() {
+	idle, closed, suspended := s.d.IdleTimeout(s.device), s.d.isClosed(), s.d.isSuspended()
+	if k.drv == nil || idle <= 0 || closed || suspended {
 		cause := CloseNotKept
 		switch {
-		case s.d.isClosed():
+		case closed:
 			cause = CloseShutdown
-		case s.d.isSuspended():
+		case suspended:
 			cause = CloseSuspended
 		}
 		s.closeDriver(cause)

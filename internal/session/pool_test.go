@@ -214,8 +214,7 @@ func TestBrokenKeptSessionIsReplaced(t *testing.T) {
 // none of any other cause.
 func wantCloses(t *testing.T, m *session.Metrics, want map[string]float64) {
 	t.Helper()
-	for _, cause := range []string{session.CloseIdle, session.CloseNotKept, session.CloseBroken, session.CloseError, session.CloseReload,
-		session.CloseSuspended, session.CloseYield, session.CloseDiscard, session.CloseShutdown} {
+	for _, cause := range session.CloseCauses {
 		if got := testutil.ToFloat64(m.Closes.WithLabelValues("sw1", cause)); got != want[cause] {
 			t.Errorf("sessions closed for %s = %v, want %v", cause, got, want[cause])
 		}
