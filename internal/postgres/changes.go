@@ -250,20 +250,12 @@ func (c *Changes) Change(ctx context.Context, id int64) (fabric.Change, error) {
 }
 
 func (c *Changes) changeQ(ctx context.Context, q querier, id int64, lock bool) (fabric.Change, error) {
-	sql := `SELECT ` + changeColumns + ` FROM changes c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.id = $1`
-	if lock {
-		sql += ` FOR UPDATE OF c`
-	}
-	ch, err := scanChange(q.QueryRow(ctx, sql, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ch, fabric.Errorf(fabric.ENOTFOUND, "no change %d", id)
+	list, err := c.changesQ(ctx, q, []int64{id}, lock)
+	if fabric.ErrorCode(err) == fabric.ENOTFOUND {
+		return fabric.Change{}, fabric.Errorf(fabric.ENOTFOUND, "no change %d", id)
 	}
 	if err != nil {
-		return ch, formatError(err)
-	}
-	list := []fabric.Change{ch}
-	if err := loadDetails(ctx, q, list, c.retryDeadline); err != nil {
-		return ch, err
+		return fabric.Change{}, err
 	}
 	return list[0], nil
 }
